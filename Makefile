@@ -1,0 +1,189 @@
+# snapd: live-snapshot daemon.
+#
+#   make                  build snapd, snapctl, libsnapclient (shared and static)
+#   make check            install missing Debian packages, build, run every test
+#   make demo             snapshot a live 1 GiB demo workload and verify it
+#   make bench / soak / fuzz   the long runs, not part of check
+#   make install          PREFIX=/usr/local DESTDIR=
+#   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers.
+#
+# Sources are found by directory: every daemon/*.c goes into snapd, every
+# client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
+# proto/*.c into both sides.  A new file needs no Makefile change.
+
+VERSION		= 0.1.0
+SOVERSION	= 0
+PREFIX		?= /usr/local
+DESTDIR		?=
+BINDIR		?= $(PREFIX)/bin
+SBINDIR		?= $(PREFIX)/sbin
+LIBDIR		?= $(PREFIX)/lib
+INCLUDEDIR	?= $(PREFIX)/include
+MANDIR		?= $(PREFIX)/share/man
+SYSCONFDIR	?= /etc
+UNITDIR		?= /lib/systemd/system
+UDEVDIR		?= /lib/udev/rules.d
+PKGCONFIGDIR	?= $(LIBDIR)/pkgconfig
+
+CC		?= cc
+B		:= build
+SANITIZE	?=
+
+PKGS		= libevent_pthreads libevent_core libzstd libsystemd jansson
+PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ZSTD_LIBS	:= $(shell pkg-config --libs libzstd jansson 2>/dev/null)
+
+WARN		= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+		  -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS		?= -O2 -g
+ALL_CFLAGS	= -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -pthread \
+		  -DSNAPD_VERSION=\"$(VERSION)\" -Iproto -Idaemon -Iclient/lib \
+		  $(PKG_CFLAGS)
+LDFLAGS		?=
+ifneq ($(SANITIZE),)
+ALL_CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS		+= -fsanitize=$(SANITIZE)
+endif
+
+PROTO_SRC	= $(wildcard proto/*.c)
+DAEMON_SRC	= $(wildcard daemon/*.c)
+LIB_SRC		= $(wildcard client/lib/*.c)
+SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)
+WORKLOAD_SRC	= $(wildcard tests/workload/*.c)
+UNIT_SRC	= $(wildcard tests/unit/*.c)
+
+PROTO_OBJ	= $(PROTO_SRC:%.c=$(B)/%.o)
+DAEMON_OBJ	= $(DAEMON_SRC:%.c=$(B)/%.o)
+LIB_OBJ		= $(LIB_SRC:%.c=$(B)/pic/%.o) $(PROTO_SRC:%.c=$(B)/pic/%.o)
+LIB_SOBJ	= $(LIB_SRC:%.c=$(B)/%.o) $(PROTO_OBJ)
+SNAPCTL_OBJ	= $(SNAPCTL_SRC:%.c=$(B)/%.o)
+UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+WORKLOAD_BIN	= $(WORKLOAD_SRC:tests/workload/%.c=$(B)/tests/%)
+# Unit tests link every daemon object except the one holding main().
+DAEMON_LIBOBJ	= $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ))
+
+SONAME		= libsnapclient.so.$(SOVERSION)
+LIBSO		= $(B)/libsnapclient.so.$(VERSION)
+LIBA		= $(B)/libsnapclient.a
+
+all: $(B)/snapd $(B)/snapctl $(LIBSO) $(LIBA) $(B)/libsnapclient.pc
+tests: all $(UNIT_BIN) $(WORKLOAD_BIN)
+
+$(B)/snapd: $(DAEMON_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS)
+
+$(B)/snapctl: $(SNAPCTL_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(ZSTD_LIBS) -lm
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-soname,$(SONAME) \
+	    -Wl,--version-script=client/lib/libsnapclient.map -o $@ $^ $(ZSTD_LIBS)
+	ln -sf libsnapclient.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libsnapclient.so
+
+$(LIBA): $(LIB_SOBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/libsnapclient.pc: client/lib/libsnapclient.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(B)/tests/%: tests/unit/%.c $(DAEMON_LIBOBJ) $(PROTO_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/tests/%: tests/workload/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ZSTD_LIBS) -lm
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---- Debian packages -------------------------------------------------------
+# Everything the build, the tests and the demo need, installed when missing.
+DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
+		  libsystemd-dev libjansson-dev zstd socat mandoc \
+		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
+		  procps util-linux
+
+deps:
+	@missing=$$(for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $$missing; \
+	fi
+
+# ---- tests -----------------------------------------------------------------
+check: deps
+	$(MAKE) tests
+	B=$(B) SANITIZE=$(SANITIZE) tests/run.sh
+
+demo: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/demo.sh
+
+bench: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/bench.sh $(BENCHFLAGS)
+
+soak: deps
+	$(MAKE) tests
+	B=$(B) tests/soak.sh
+
+fuzz: deps
+	B=$(B) FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
+
+# ---- installation ----------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSCONFDIR)/snapd $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR)
+	install -m 0755 $(B)/snapd $(DESTDIR)$(SBINDIR)/snapd
+	install -m 0755 $(B)/snapctl $(DESTDIR)$(BINDIR)/snapctl
+	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libsnapclient.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so
+	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 client/lib/snapclient.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(B)/libsnapclient.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 0644 man/snapctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/libsnapclient.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 man/snapd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/snapd.8 $(DESTDIR)$(MANDIR)/man8/
+	test -e $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf || \
+	    install -m 0644 conf/snapd.conf $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf
+	install -m 0644 systemd/snapd.service systemd/snapd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/60-snapd-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/snapd $(DESTDIR)$(BINDIR)/snapctl \
+	    $(DESTDIR)$(LIBDIR)/libsnapclient.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so \
+	    $(DESTDIR)$(LIBDIR)/libsnapclient.a \
+	    $(DESTDIR)$(INCLUDEDIR)/snapclient.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/libsnapclient.pc \
+	    $(DESTDIR)$(MANDIR)/man1/snapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
+	    $(DESTDIR)$(MANDIR)/man5/snapd.conf.5 $(DESTDIR)$(MANDIR)/man8/snapd.8 \
+	    $(DESTDIR)$(UNITDIR)/snapd.service $(DESTDIR)$(UNITDIR)/snapd.socket \
+	    $(DESTDIR)$(UDEVDIR)/60-snapd-userfaultfd.rules
+	@echo "left $(SYSCONFDIR)/snapd/snapd.conf in place (configuration is yours)"
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all tests deps check demo bench soak fuzz install uninstall clean

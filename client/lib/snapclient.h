@@ -1,0 +1,156 @@
+/*
+ * libsnapclient: hand a process's memory to snapd for a live snapshot, and
+ * read snapshots back.
+ *
+ * A process links this library to snapshot its own memory while it keeps
+ * running:
+ *
+ *	struct snap_client *c = snap_connect(NULL);	// $SNAPD_SOCKET or default
+ *	struct snap_region r = { .start = base, .length = len, .name = "heap" };
+ *	uint64_t id;
+ *	// ... stop writing to the regions (the application's own barrier) ...
+ *	snap_start(c, &r, 1, NULL, &id);	// returns once armed
+ *	// ... resume: from here on writes are trapped and copied first ...
+ *	struct snap_result res;
+ *	snap_wait(c, id, &res, -1);
+ *	snap_close(c);
+ *
+ * The library creates the userfaultfd itself (userfaultfd(2), or
+ * /dev/userfaultfd when the syscall is refused), hands it to snapd and keeps
+ * no copy of it, so if snapd dies the kernel drops every protection and the
+ * process is never left blocked.
+ *
+ * Every function returns 0 (or a valid pointer) on success and -1 (or NULL)
+ * on failure with errno set; snap_strerror() then gives a message saying
+ * what failed and why.  The library never exits or prints.  A snap_client is
+ * not thread-safe: use one per thread, or lock around it.
+ */
+#ifndef SNAPCLIENT_H
+#define SNAPCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SNAP_NAME_MAX	64
+
+struct snap_client;
+
+struct snap_region {
+	uint64_t	 start;		/* page-aligned address in this process */
+	uint64_t	 length;	/* multiple of the page size */
+	const char	*name;		/* [A-Za-z0-9._-], or NULL for "rN" */
+};
+
+struct snap_options {
+	const char	*name;		/* snapshot name, NULL for the default */
+	const char	*format;	/* "zsnap" or "raw", NULL for the default */
+	int		 level;		/* zstd level, 0 for the default */
+	uint64_t	 buffer_size;	/* bytes, 0 for the default */
+};
+
+struct snap_result {
+	uint64_t	id;
+	int		completed;	/* 1 completed, 0 failed or cancelled */
+	char		name[SNAP_NAME_MAX];
+	char		file[4096];	/* path of the finished snapshot */
+	char		error[512];	/* why, when not completed */
+	uint64_t	size;		/* bytes on disk */
+	uint64_t	pages;
+	uint64_t	pages_faulted;	/* copied on the fault path */
+	uint64_t	pages_zero;
+	uint64_t	pages_lost;
+	uint64_t	buffer_full_waits;
+	uint64_t	buffer_peak;	/* bytes */
+	uint64_t	stall_max_us;
+	uint64_t	arm_us;		/* the pause to arm */
+	uint64_t	duration_us;
+};
+
+/* Connect and negotiate; path NULL means $SNAPD_SOCKET or the default. */
+struct snap_client *snap_connect(const char *path);
+void		 snap_close(struct snap_client *c);
+
+/* Message for the last failure on c (or the last snap_connect/file call
+ * of this thread when c is NULL). */
+const char	*snap_strerror(struct snap_client *c);
+
+/*
+ * Snapshot regions of this process.  Returns once snapd has armed them: that
+ * instant is the snapshot's point in time.  The caller must make sure no
+ * thread writes the regions between calling snap_start() and its return.
+ */
+int		 snap_start(struct snap_client *c, const struct snap_region *regions,
+		    size_t nregions, const struct snap_options *opts, uint64_t *id);
+
+/* Wait up to timeout_ms (-1: forever) for snapshot id to finish.  Returns 0
+ * when it finished (res->completed says how), -1 with errno ETIMEDOUT if
+ * it is still running, -1 on other errors. */
+int		 snap_wait(struct snap_client *c, uint64_t id, struct snap_result *res,
+		    int timeout_ms);
+
+int		 snap_cancel(struct snap_client *c, uint64_t id);
+
+/*
+ * Send one raw command (a JSON object as text) and return the reply line
+ * (malloc'ed, caller frees), skipping and discarding events.  For snapctl.
+ */
+char		*snap_command(struct snap_client *c, const char *json);
+/* Next event line (malloc'ed) or NULL on timeout (errno ETIMEDOUT) / error. */
+char		*snap_next_event(struct snap_client *c, int timeout_ms);
+int		 snap_fd(const struct snap_client *c);
+
+/* ---- reading snapshots (zsnap files or raw directories) ---------------- */
+
+struct snap_file;
+
+struct snap_file_region {
+	uint64_t	start;
+	uint64_t	length;
+	char		name[SNAP_NAME_MAX];
+};
+
+struct snap_file_info {
+	int		format;		/* 0 zsnap, 1 raw */
+	unsigned	version_major, version_minor;
+	char		name[SNAP_NAME_MAX];
+	uint32_t	pid, uid;
+	char		comm[16];
+	uint64_t	armed_realtime_ns;
+	uint32_t	region_count;
+	uint64_t	chunk_count;
+	uint64_t	pages_total, pages_data, pages_zero, pages_lost;
+	uint64_t	file_size;
+};
+
+struct snap_file *snap_file_open(const char *path);
+void		 snap_file_close(struct snap_file *f);
+int		 snap_file_info(struct snap_file *f, struct snap_file_info *info);
+int		 snap_file_region(struct snap_file *f, uint32_t index,
+		    struct snap_file_region *region);
+
+/* Check every checksum and that every page is covered exactly once.
+ * Returns 0 if good; -1 with a message in snap_strerror(NULL) saying what
+ * is wrong and where. */
+int		 snap_file_verify(struct snap_file *f);
+
+/* Write the snapshot as a raw directory (one sparse file per region). */
+int		 snap_file_export_raw(struct snap_file *f, const char *dir);
+
+/* Copy region `index` of the snapshot into memory at addr (len bytes, at
+ * least the region's length); LOST pages are left untouched and counted. */
+int		 snap_file_restore(struct snap_file *f, uint32_t index, void *addr,
+		    size_t len, uint64_t *pages_lost);
+
+/* Convenience: open path, restore the region named region_name into addr. */
+int		 snap_restore(const char *path, const char *region_name, void *addr,
+		    size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SNAPCLIENT_H */

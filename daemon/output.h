@@ -1,0 +1,91 @@
+/*
+ * Snapshot output: the one interface the writer thread saves pages through,
+ * whatever the format (zsnap or raw) and wherever the bytes go.
+ *
+ * Only the snapshot's writer thread calls these functions, so an output
+ * needs no lock.  Every function returns 0 on success, or -1 with errno set
+ * and a message naming what failed in output_error() ("write
+ * /var/lib/snapd/snapshots/x.zsnap.tmp: No space left on device").
+ *
+ * Atomicity: output_open() creates a temporary name (".NAME.zsnap.tmp-PID"
+ * style, openat + O_EXCL + O_NOFOLLOW, mode 0600 by default) inside dirfd;
+ * only output_finish() writes index and footer, fsyncs file and directory
+ * and renames the result to its final name, refusing to replace an
+ * existing one.  output_close() frees the output and, unless
+ * output_finish() succeeded, removes the temporary file(s): it is called
+ * exactly once for every output, on every path.
+ */
+#ifndef SNAPD_OUTPUT_H
+#define SNAPD_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "zsnap.h"
+
+enum output_format {
+	OUTPUT_ZSNAP = 0,
+	OUTPUT_RAW,
+};
+
+struct output_region {
+	uint64_t	start;
+	uint64_t	length;			/* multiple of ZSNAP_PAGE_SIZE */
+	char		name[ZSNAP_NAME_MAX];	/* NUL-terminated */
+};
+
+struct output_params {
+	int			 dirfd;		/* directory the file is created in */
+	const char		*name;		/* final name without suffix; checked by the caller */
+	enum output_format	 format;
+	int			 level;		/* zstd level, 1..19 */
+	int			 threads;	/* zstd worker threads, 0 = none */
+	uid_t			 owner_uid;	/* chown the file to this uid/gid ... */
+	gid_t			 owner_gid;	/* ... (both -1: leave as created) */
+	mode_t			 mode;		/* file mode, e.g. 0600 */
+	const struct output_region *regions;
+	uint32_t		 region_count;
+	pid_t			 pid;
+	uid_t			 uid;
+	const char		*comm;
+	uint64_t		 armed_realtime_ns;
+};
+
+struct output_result {
+	uint64_t	bytes;			/* size of the file(s) on disk */
+	uint64_t	pages_total;
+	uint64_t	pages_data;
+	uint64_t	pages_zero;
+	uint64_t	pages_lost;
+	char		path[4096];		/* final path, relative to dirfd */
+};
+
+struct output;
+
+struct output	*output_open(const struct output_params *params);
+/* On failure output_open() returns NULL; this tells why. */
+const char	*output_open_error(void);
+
+/*
+ * Save npages contiguous pages of one region starting at page index first,
+ * from data (npages * ZSNAP_PAGE_SIZE bytes, read only during the call).
+ * Zero pages are detected here and stored as ZERO extents.  Pages may come
+ * in any order; each page must be given exactly once (the caller's page
+ * states guarantee it).
+ */
+int		 output_pages(struct output *out, uint32_t region, uint64_t first,
+		    uint32_t npages, const void *data);
+
+/* Record npages pages the process discarded before they could be saved. */
+int		 output_lost(struct output *out, uint32_t region, uint64_t first,
+		    uint64_t npages);
+
+/* Bytes written to the file so far (for progress figures). */
+uint64_t	 output_bytes(const struct output *out);
+
+int		 output_finish(struct output *out, struct output_result *result);
+void		 output_close(struct output *out);
+const char	*output_error(const struct output *out);
+
+#endif /* SNAPD_OUTPUT_H */

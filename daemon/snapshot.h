@@ -1,0 +1,117 @@
+/*
+ * The snapshot engine: one live snapshot of one process, from the handed-over
+ * userfaultfd to a complete file.
+ *
+ * The control side (main thread, libevent) calls snapshot_start() and gets
+ * its callback, always on the main thread, when the snapshot is armed, when
+ * its buffer fills (rate-limited), and once when it is done (completed,
+ * failed or cancelled).  Everything between runs on the snapshot's own two
+ * threads, the fault thread and the writer thread (snapshot.c says which
+ * function runs where).  snapshot_stats() may be called from any thread at
+ * any time: its figures are atomics.
+ *
+ * The caller must have called evthread_use_pthreads() before creating the
+ * event base.
+ */
+#ifndef SNAPD_SNAPSHOT_H
+#define SNAPD_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "output.h"
+
+struct event_base;
+struct snapshot;
+
+/* What to do when the process discards pages that were not yet saved. */
+enum discard_policy {
+	DISCARD_RECORD = 0,	/* save them as LOST extents; the snapshot says so */
+	DISCARD_FAIL,		/* fail the snapshot */
+};
+
+struct snapshot_request {
+	uint64_t		 id;		/* for log lines and events */
+	int			 uffd;		/* taken over by snapshot_start(), even on failure */
+	pid_t			 pid;		/* the process whose mm the uffd belongs to */
+	uid_t			 uid;		/* the peer that asked */
+	const struct output_region *regions;	/* copied */
+	uint32_t		 region_count;
+	int			 dirfd;		/* borrowed: the engine dups it */
+	const char		*name;		/* checked name, without suffix */
+	enum output_format	 format;
+	int			 level;
+	int			 threads;
+	size_t			 buffer_size;	/* bytes of page buffer, >= one page */
+	mode_t			 mode;
+	uid_t			 owner_uid;	/* file owner, -1 to leave as created */
+	gid_t			 owner_gid;
+	enum discard_policy	 on_discard;
+};
+
+enum snapshot_state {
+	SNAPSHOT_ARMING = 0,
+	SNAPSHOT_RUNNING,	/* armed; pages are being saved */
+	SNAPSHOT_FINISHING,	/* every page saved; index, fsync, rename */
+	SNAPSHOT_COMPLETED,
+	SNAPSHOT_FAILED,
+	SNAPSHOT_CANCELLED,
+};
+
+enum snapshot_event {
+	SNAPSHOT_EV_ARMED,
+	SNAPSHOT_EV_BUFFER_FULL,
+	SNAPSHOT_EV_DONE,	/* state is COMPLETED, FAILED or CANCELLED */
+};
+
+struct snapshot_stats {
+	enum snapshot_state state;
+	uint64_t	pages_total;
+	uint64_t	pages_saved;		/* by either path */
+	uint64_t	pages_faulted;		/* copied on the fault path */
+	uint64_t	pages_zero;
+	uint64_t	pages_lost;
+	uint64_t	buffer_size;		/* bytes */
+	uint64_t	buffer_used;		/* bytes now */
+	uint64_t	buffer_peak;		/* bytes, highest seen */
+	uint64_t	buffer_full_waits;	/* faults that waited for a free slot */
+	uint64_t	stall_max_ns;		/* longest a fault was held by us */
+	uint64_t	bytes_written;
+	uint64_t	arm_ns;			/* the application's pause to arm */
+	uint64_t	duration_ns;		/* armed to done */
+	uint64_t	armed_realtime_ns;
+	uint64_t	file_size;		/* when completed */
+	char		path[4096];		/* final path (relative to dirfd) when completed */
+	char		error[512];		/* why, when failed or cancelled */
+};
+
+typedef void snapshot_cb(struct snapshot *snap, enum snapshot_event ev,
+    void *arg);
+
+/*
+ * Start a snapshot.  Returns at once; arming happens on the snapshot's
+ * thread and is reported by SNAPSHOT_EV_ARMED, or by SNAPSHOT_EV_DONE with
+ * state FAILED if it could not arm (then nothing stays write-protected).
+ * Returns NULL with errno set only if the snapshot could not even be set up
+ * (no threads); req->uffd is closed then.
+ */
+struct snapshot	*snapshot_start(struct event_base *base,
+		    const struct snapshot_request *req, snapshot_cb *cb, void *arg);
+
+/* Ask a running snapshot to stop; SNAPSHOT_EV_DONE (CANCELLED) follows. */
+void		 snapshot_cancel(struct snapshot *snap, const char *why);
+
+void		 snapshot_stats(struct snapshot *snap, struct snapshot_stats *st);
+uint64_t	 snapshot_id(const struct snapshot *snap);
+
+/* Free a snapshot after its SNAPSHOT_EV_DONE callback (may be called from it). */
+void		 snapshot_free(struct snapshot *snap);
+
+/* The userfaultfd features snapd will ask for, probed once at start-up. */
+int		 snapshot_probe_kernel(char *why, size_t whylen);
+uint64_t	 snapshot_kernel_features(void);
+
+const char	*snapshot_state_name(enum snapshot_state state);
+
+#endif /* SNAPD_SNAPSHOT_H */

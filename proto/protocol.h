@@ -1,0 +1,53 @@
+/*
+ * snapd control protocol constants, shared by the daemon and libsnapclient.
+ *
+ * The protocol itself (every command, event and error) is described in
+ * proto/PROTOCOL.md and, machine-readably, in proto/schema.json.
+ *
+ * Bump SNAPD_PROTOCOL_VERSION if any of these, or any message's shape,
+ * change incompatibly.
+ *
+ * History:
+ *   1	first version.
+ */
+#ifndef SNAPD_PROTOCOL_H
+#define SNAPD_PROTOCOL_H
+
+#define SNAPD_PROTOCOL_VERSION		1
+
+/* Default paths (the configuration may change them). */
+#define SNAPD_DEFAULT_SOCKET		"/run/snapd/snapd.sock"
+#define SNAPD_DEFAULT_SNAPSHOT_DIR	"/var/lib/snapd/snapshots"
+#define SNAPD_DEFAULT_CONFIG		"/etc/snapd/snapd.conf"
+#define SNAPD_SOCKET_ENV		"SNAPD_SOCKET"	/* clients honour it */
+
+/* Messages are newline-terminated JSON objects of at most this many bytes. */
+#define SNAPD_MESSAGE_MAX_DEFAULT	65536
+/* File descriptors accepted with one message (SCM_RIGHTS). */
+#define SNAPD_FDS_PER_MESSAGE_MAX	4
+/* Named fds held by one connection (getfd). */
+#define SNAPD_FDS_PER_CONNECTION_MAX	16
+/* Regions in one snapshot-start. */
+#define SNAPD_REGIONS_MAX		256
+
+/* Snapshot and region names: [A-Za-z0-9._-], not starting with '.', 1..63. */
+#define SNAPD_NAME_MAX			63
+
+/* Error classes (QMP's, plus our own). */
+#define SNAPD_ERR_GENERIC		"GenericError"
+#define SNAPD_ERR_COMMAND_NOT_FOUND	"CommandNotFound"
+#define SNAPD_ERR_INVALID		"InvalidParameter"
+#define SNAPD_ERR_PERMISSION		"PermissionDenied"
+#define SNAPD_ERR_NOT_FOUND		"NotFound"
+#define SNAPD_ERR_BUSY			"Busy"
+#define SNAPD_ERR_PARSE			"ParseError"
+#define SNAPD_ERR_TOO_LARGE		"MessageTooLarge"
+
+/* Events. */
+#define SNAPD_EV_ARMED			"SNAPSHOT_ARMED"
+#define SNAPD_EV_PROGRESS		"SNAPSHOT_PROGRESS"
+#define SNAPD_EV_COMPLETED		"SNAPSHOT_COMPLETED"
+#define SNAPD_EV_FAILED			"SNAPSHOT_FAILED"
+#define SNAPD_EV_BUFFER_FULL		"SNAPSHOT_BUFFER_FULL"
+
+#endif /* SNAPD_PROTOCOL_H */
