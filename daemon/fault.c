@@ -1,0 +1,252 @@
+/*
+ * The fault thread: serves the process's first write to every protected page.
+ *
+ * It reads userfaultfd messages in batches.  For a write-protect fault on a
+ * page nobody has claimed, it claims the page, copies it into a free slot of
+ * the bounded buffer (waiting for the writer to free one only when the buffer
+ * is full: the one case where the process waits longer than a copy), hands
+ * the slot to the writer and drops the protection, which wakes the faulting
+ * task.  A fault on a page the writer has claimed needs nothing: the writer
+ * un-protects the page as soon as it has read it, and that wakes the task.
+ * A fault on a page already done is un-protected again (it can only be a
+ * late duplicate message, or a page the kernel re-protected after a
+ * discard), so no task ever sleeps on a page nobody will release.
+ *
+ * Discard events (MADV_DONTNEED/REMOVE, munmap, mremap) are handled under
+ * event_lock: the kernel discards the pages only after we have read the
+ * message, so pages not yet saved by then are lost, and recorded as such;
+ * pages the writer is reading at that moment are marked suspect so that it
+ * records them as lost too, instead of saving what may be zeros.
+ *
+ * Runs only on the fault thread of its snapshot.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snapshot-internal.h"
+#include "uffd.h"
+
+#define FAULT_BATCH	64
+
+/* Mark [start, start+len) of the process as discarded. */
+static void
+fault_discard(struct snapshot *s, uint64_t start, uint64_t len)
+{
+	uint64_t addr = start & ~(PAGE_4K - 1), end = start + len;
+
+	while (addr < end) {
+		struct region	*r = snapshot_region_at(s, addr);
+		uint64_t	 page, last, run_first = 0, run_len = 0;
+
+		if (r == NULL) {
+			addr += PAGE_4K;
+			continue;
+		}
+		page = (addr - r->start) >> PAGE_SHIFT_4K;
+		last = end - r->start >= r->length ? r->npages :
+		    (end - r->start + PAGE_4K - 1) >> PAGE_SHIFT_4K;
+		for (; page < last; page++) {
+			if (pagestate_claim(&r->ps, page)) {
+				if (run_len > 0 && run_first + run_len == page)
+					run_len++;
+				else {
+					if (run_len > 0)
+						snapshot_lost_push(s, r->index,
+						    run_first, run_len);
+					run_first = page;
+					run_len = 1;
+				}
+				pagestate_set_done(&r->ps, page);
+			} else if (!pagestate_is_done(&r->ps, page))
+				pagestate_set_suspect(&r->ps, page);
+		}
+		if (run_len > 0)
+			snapshot_lost_push(s, r->index, run_first, run_len);
+		addr = r->start + r->length;
+	}
+	/* Nothing of the range is saved later: let the process write it. */
+	if (uffd_unprotect(s->uffd, start & ~(PAGE_4K - 1),
+	    ((end + PAGE_4K - 1) & ~(PAGE_4K - 1)) - (start & ~(PAGE_4K - 1)),
+	    1) == -1 && errno != ENOENT && errno != EINVAL)
+		log_debug("snapshot %llu: un-protect discarded range: %s",
+		    (unsigned long long)s->id, strerror(errno));
+}
+
+static void
+fault_event(struct snapshot *s, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_REMOVE:
+		log_debug("snapshot %llu: process discarded 0x%llx-0x%llx",
+		    (unsigned long long)s->id,
+		    (unsigned long long)m->arg.remove.start,
+		    (unsigned long long)m->arg.remove.end);
+		fault_discard(s, m->arg.remove.start,
+		    m->arg.remove.end - m->arg.remove.start);
+		break;
+	case UFFD_EVENT_UNMAP:
+		log_debug("snapshot %llu: process unmapped 0x%llx-0x%llx",
+		    (unsigned long long)s->id,
+		    (unsigned long long)m->arg.remove.start,
+		    (unsigned long long)m->arg.remove.end);
+		fault_discard(s, m->arg.remove.start,
+		    m->arg.remove.end - m->arg.remove.start);
+		break;
+	case UFFD_EVENT_REMAP:
+		/*
+		 * The pages moved to another address, where the writer does
+		 * not look for them: what was not saved yet is lost, and the
+		 * snapshot says so.
+		 */
+		log_info("snapshot %llu: process moved 0x%llx+%llu to 0x%llx; "
+		    "unsaved pages of the old range are recorded as lost",
+		    (unsigned long long)s->id,
+		    (unsigned long long)m->arg.remap.from,
+		    (unsigned long long)m->arg.remap.len,
+		    (unsigned long long)m->arg.remap.to);
+		fault_discard(s, m->arg.remap.from, m->arg.remap.len);
+		break;
+	default:
+		log_debug("snapshot %llu: ignoring uffd event %u",
+		    (unsigned long long)s->id, m->event);
+		break;
+	}
+}
+
+/* Serve one write-protect fault at addr. */
+static void
+fault_serve(struct snapshot *s, uint64_t addr)
+{
+	struct region	*r;
+	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0;
+	uint32_t	 slot;
+	int		 waited, n;
+	struct iovec	 local, remote;
+
+	r = snapshot_region_at(s, page_addr);
+	if (r == NULL) {
+		/* Not ours (cannot happen for registered ranges): never leave
+		 * a task asleep. */
+		uffd_wake(s->uffd, page_addr, PAGE_4K);
+		return;
+	}
+	page = (page_addr - r->start) >> PAGE_SHIFT_4K;
+	if (!pagestate_claim(&r->ps, page)) {
+		if (pagestate_is_done(&r->ps, page))
+			uffd_unprotect(s->uffd, page_addr, PAGE_4K, 1);
+		return;
+	}
+
+	t0 = now_ns();
+	if (pagebuf_get(&s->buf, &slot, &waited) == -1) {
+		/* Cancelled: closing the uffd will release the task. */
+		return;
+	}
+	if (waited) {
+		uint64_t last = atomic_load(&s->last_full_notify_ns);
+
+		if (t0 - last >= 1000000000ULL &&
+		    atomic_compare_exchange_strong(&s->last_full_notify_ns,
+		    &last, t0))
+			snapshot_notify(s, NOTIFY_BUFFER_FULL);
+	}
+
+	/* Still write-protected: the content is the armed instant's. */
+	local.iov_base = pagebuf_mem(&s->buf, slot);
+	local.iov_len = PAGE_4K;
+	remote.iov_base = (void *)(uintptr_t)page_addr;
+	remote.iov_len = PAGE_4K;
+	n = snapshot_read_pages(s, &local, &remote, 1, PAGE_4K);
+	if (n == (int)PAGE_4K)
+		pagebuf_publish(&s->buf, slot, r->index, page);
+	else {
+		pagebuf_release(&s->buf, &slot, 1);
+		if (n == -1 && errno == ESRCH)
+			atomic_store(&s->fault_error, ESRCH);
+		snapshot_lost_push(s, r->index, page, 1);
+	}
+	if (uffd_unprotect(s->uffd, page_addr, PAGE_4K, 1) == -1 &&
+	    errno != ENOENT)
+		log_warn("snapshot %llu: un-protect 0x%llx",
+		    (unsigned long long)s->id, (unsigned long long)page_addr);
+	pagestate_set_done(&r->ps, page);
+	atomic_fetch_add(&s->pages_faulted, 1);
+	{
+		uint64_t stall = now_ns() - t0, max;
+
+		max = atomic_load(&s->stall_max_ns);
+		while (stall > max &&
+		    !atomic_compare_exchange_weak(&s->stall_max_ns, &max, stall))
+			;
+	}
+}
+
+void *
+fault_thread_main(void *arg)
+{
+	struct snapshot	*s = arg;
+	struct uffd_msg	 msgs[FAULT_BATCH];
+	struct pollfd	 pfd[2] = {
+		{ .fd = s->uffd, .events = POLLIN },
+		{ .fd = s->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		ssize_t	n;
+		int	count;
+
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			atomic_store(&s->fault_error, errno);
+			snapshot_set_error(s, "poll on the userfaultfd: %s",
+			    strerror(errno));
+			break;
+		}
+		if (pfd[1].revents & POLLIN)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			atomic_store(&s->fault_error, EPIPE);
+			snapshot_set_error(s, "the userfaultfd reported an error");
+			break;
+		}
+
+		pthread_mutex_lock(&s->event_lock);
+		n = read(s->uffd, msgs, sizeof(msgs));
+		if (n > 0) {
+			count = (int)(n / (ssize_t)sizeof(msgs[0]));
+			for (int i = 0; i < count; i++)
+				if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+					fault_event(s, &msgs[i]);
+		}
+		pthread_mutex_unlock(&s->event_lock);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			atomic_store(&s->fault_error, errno);
+			snapshot_set_error(s, "read from the userfaultfd: %s",
+			    strerror(errno));
+			break;
+		}
+		count = (int)(n / (ssize_t)sizeof(msgs[0]));
+		for (int i = 0; i < count; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			if (!(msgs[i].arg.pagefault.flags &
+			    UFFD_PAGEFAULT_FLAG_WP)) {
+				/* Only WP is registered; be safe anyway. */
+				uffd_wake(s->uffd,
+				    msgs[i].arg.pagefault.address & ~(PAGE_4K - 1),
+				    PAGE_4K);
+				continue;
+			}
+			fault_serve(s, msgs[i].arg.pagefault.address);
+		}
+	}
+	return NULL;
+}

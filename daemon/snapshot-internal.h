@@ -1,0 +1,129 @@
+/*
+ * The inside of one snapshot, shared by snapshot.c (life cycle, arming,
+ * notifications), fault.c (the fault thread) and writer.c (the writer
+ * thread).  Nothing outside those three files includes this.
+ *
+ * Threads and what guards what:
+ *   - main thread: snapshot_start(), snapshot_cancel(), the notify callback,
+ *     snapshot_free().  It touches only `pending`, `cancel`, stats atomics.
+ *   - writer thread (writer.c): arms, sweeps, owns `out`, tears down.
+ *   - fault thread (fault.c): reads the uffd and serves faults.
+ *   - region table, pid, uffd: written before the threads start, then only
+ *     read (uffd is closed by the writer after the fault thread is joined).
+ *   - pagestate bitmaps: atomics (pagestate.h).
+ *   - event_lock: held by the fault thread around each read() of the uffd
+ *     and the handling of discard events in it, and by the writer while it
+ *     checks the suspect bits of a run it has just read.  That makes "a
+ *     discard event was read before my check" imply "its pages are marked".
+ *   - lost queue: lost_lock.
+ *   - stats: atomics.
+ */
+#ifndef SNAPD_SNAPSHOT_INTERNAL_H
+#define SNAPD_SNAPSHOT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "output.h"
+#include "pagebuf.h"
+#include "pagestate.h"
+#include "snapshot.h"
+
+#define PAGE_SHIFT_4K	12
+#define PAGE_4K		4096ULL
+
+struct event;
+
+struct region {
+	uint64_t		start;
+	uint64_t		length;
+	uint64_t		npages;
+	uint32_t		index;		/* in the request and the file */
+	struct pagestate	ps;
+};
+
+struct lost_range {
+	uint32_t	region;
+	uint64_t	first;
+	uint64_t	count;
+};
+
+/* Bits of `pending`: what the main thread has yet to report. */
+#define NOTIFY_ARMED		0x1
+#define NOTIFY_BUFFER_FULL	0x2
+#define NOTIFY_DONE		0x4
+
+struct snapshot {
+	uint64_t		 id;
+	struct snapshot_request	 req;		/* regions/name pointers not kept */
+	char			 name[ZSNAP_NAME_MAX];
+	char			 comm[16];
+	int			 uffd;
+	int			 pidfd;
+	int			 dirfd;
+	int			 stop_fd;	/* eventfd that wakes the fault thread */
+	uint64_t		 features;	/* granted by UFFDIO_API */
+
+	struct region		*regions;	/* in request order */
+	struct region		**by_addr;	/* sorted by start */
+	uint32_t		 nregions;
+	uint64_t		 pages_total;
+
+	struct pagebuf		 buf;
+	struct output		*out;
+
+	pthread_mutex_t		 event_lock;
+	pthread_mutex_t		 lost_lock;
+	struct lost_range	*lost;		/* guarded by lost_lock */
+	size_t			 nlost, lost_cap;
+
+	pthread_t		 writer;
+	pthread_t		 fault;
+	int			 fault_started;
+
+	struct event		*notify_ev;
+	snapshot_cb		*cb;
+	void			*cb_arg;
+	_Atomic unsigned	 pending;
+	_Atomic int		 cancel;	/* asked to stop */
+	_Atomic int		 fault_error;	/* fault thread gave up: errno */
+	_Atomic uint64_t	 last_full_notify_ns;
+
+	/* Figures (snapshot_stats()). */
+	_Atomic int		 state;
+	_Atomic uint64_t	 pages_saved;
+	_Atomic uint64_t	 pages_faulted;
+	_Atomic uint64_t	 pages_zero;
+	_Atomic uint64_t	 pages_lost;
+	_Atomic uint64_t	 stall_max_ns;
+	_Atomic uint64_t	 bytes_written;
+	uint64_t		 arm_ns;
+	uint64_t		 armed_mono_ns;
+	uint64_t		 armed_realtime_ns;
+	_Atomic uint64_t	 duration_ns;
+	uint64_t		 file_size;
+	char			 path[4096];
+	pthread_mutex_t		 error_lock;
+	char			 error[512];	/* guarded by error_lock */
+};
+
+/* snapshot.c */
+uint64_t	 now_ns(void);
+void		 snapshot_notify(struct snapshot *s, unsigned what);
+void		 snapshot_set_error(struct snapshot *s, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+struct region	*snapshot_region_at(struct snapshot *s, uint64_t addr);
+void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
+		    uint64_t first, uint64_t count);
+int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
+		    const struct iovec *remote, unsigned n, size_t total);
+
+/* fault.c */
+void		*fault_thread_main(void *arg);
+
+/* writer.c */
+void		*writer_thread_main(void *arg);
+
+#endif /* SNAPD_SNAPSHOT_INTERNAL_H */

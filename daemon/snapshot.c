@@ -1,0 +1,354 @@
+/*
+ * The life cycle of one snapshot: set-up, notifications to the main thread,
+ * figures, cancel and free.  The work itself is done by two threads per
+ * snapshot: the writer thread (writer.c: arms, sweeps every page in address
+ * order, finishes the file) and the fault thread (fault.c: copies each page
+ * the process is about to write into the bounded buffer and un-protects it).
+ * snapshot-internal.h says which thread touches what.
+ *
+ * Threads here: snapshot_start(), snapshot_cancel(), snapshot_free() and
+ * notify_cb() run on the main thread; snapshot_notify(),
+ * snapshot_set_error(), snapshot_region_at(), snapshot_lost_push() and
+ * snapshot_read_pages() are called from the snapshot's own threads;
+ * snapshot_stats() from any.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "snapshot-internal.h"
+#include "uffd.h"
+
+static uint64_t	kernel_features;
+
+uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int
+snapshot_probe_kernel(char *why, size_t whylen)
+{
+	if (uffd_probe(&kernel_features) == -1) {
+		snprintf(why, whylen, "cannot create a userfaultfd: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (!(kernel_features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		snprintf(why, whylen, "the kernel's userfaultfd lacks "
+		    "write-protect faults (UFFD_FEATURE_PAGEFAULT_FLAG_WP)");
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t
+snapshot_kernel_features(void)
+{
+	return kernel_features;
+}
+
+const char *
+snapshot_state_name(enum snapshot_state state)
+{
+	static const char *const names[] = {
+		[SNAPSHOT_ARMING] = "arming",
+		[SNAPSHOT_RUNNING] = "running",
+		[SNAPSHOT_FINISHING] = "finishing",
+		[SNAPSHOT_COMPLETED] = "completed",
+		[SNAPSHOT_FAILED] = "failed",
+		[SNAPSHOT_CANCELLED] = "cancelled",
+	};
+
+	if ((unsigned)state >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[state];
+}
+
+/* Main thread: report what the snapshot's threads flagged, in order. */
+static void
+notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct snapshot	*s = arg;
+	unsigned	 pending = atomic_exchange(&s->pending, 0);
+
+	if (pending & NOTIFY_ARMED)
+		s->cb(s, SNAPSHOT_EV_ARMED, s->cb_arg);
+	if (pending & NOTIFY_BUFFER_FULL)
+		s->cb(s, SNAPSHOT_EV_BUFFER_FULL, s->cb_arg);
+	/* Last: the callback may free the snapshot. */
+	if (pending & NOTIFY_DONE)
+		s->cb(s, SNAPSHOT_EV_DONE, s->cb_arg);
+}
+
+void
+snapshot_notify(struct snapshot *s, unsigned what)
+{
+	atomic_fetch_or(&s->pending, what);
+	event_active(s->notify_ev, EV_READ, 0);
+}
+
+void
+snapshot_set_error(struct snapshot *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->error_lock);
+	if (s->error[0] == '\0') {	/* the first cause is the one to tell */
+		va_start(ap, fmt);
+		vsnprintf(s->error, sizeof(s->error), fmt, ap);
+		va_end(ap);
+		log_warnx("snapshot %llu (pid %d): %s",
+		    (unsigned long long)s->id, (int)s->req.pid, s->error);
+	}
+	pthread_mutex_unlock(&s->error_lock);
+}
+
+struct region *
+snapshot_region_at(struct snapshot *s, uint64_t addr)
+{
+	uint32_t lo = 0, hi = s->nregions;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		struct region *r = s->by_addr[mid];
+
+		if (addr < r->start)
+			hi = mid;
+		else if (addr - r->start >= r->length)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+void
+snapshot_lost_push(struct snapshot *s, uint32_t region, uint64_t first,
+    uint64_t count)
+{
+	pthread_mutex_lock(&s->lost_lock);
+	if (s->nlost > 0) {
+		struct lost_range *l = &s->lost[s->nlost - 1];
+
+		if (l->region == region && l->first + l->count == first) {
+			l->count += count;
+			pthread_mutex_unlock(&s->lost_lock);
+			return;
+		}
+	}
+	if (s->nlost == s->lost_cap) {
+		s->lost_cap = s->lost_cap ? s->lost_cap * 2 : 64;
+		s->lost = realloc(s->lost, s->lost_cap * sizeof(*s->lost));
+		if (s->lost == NULL)
+			fatal("snapshot %llu: lost-page list",
+			    (unsigned long long)s->id);
+	}
+	s->lost[s->nlost++] = (struct lost_range){ region, first, count };
+	pthread_mutex_unlock(&s->lost_lock);
+}
+
+/*
+ * Read pages of the process.  The caller holds them claimed and still
+ * write-protected, so their content cannot change under the read.  Returns
+ * the bytes read (short if part of the range is gone), or -1 with errno.
+ * If the process has exited its pid may name another process by now:
+ * nothing read after that is trusted, so exit is checked after the read.
+ */
+int
+snapshot_read_pages(struct snapshot *s, const struct iovec *local,
+    const struct iovec *remote, unsigned n, size_t total)
+{
+	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
+	ssize_t		got;
+
+	got = process_vm_readv(s->req.pid, local, n, remote, n, 0);
+	if (poll(&pfd, 1, 0) == 1) {
+		errno = ESRCH;
+		return -1;
+	}
+	if (got < 0)
+		return -1;
+	return (int)((size_t)got == total ? (ssize_t)total : got);
+}
+
+static int
+region_cmp(const void *a, const void *b)
+{
+	const struct region *ra = *(const struct region *const *)a;
+	const struct region *rb = *(const struct region *const *)b;
+
+	return ra->start < rb->start ? -1 : ra->start > rb->start;
+}
+
+static void
+snapshot_destroy(struct snapshot *s)
+{
+	if (s->notify_ev != NULL)
+		event_free(s->notify_ev);
+	for (uint32_t i = 0; i < s->nregions; i++)
+		pagestate_destroy(&s->regions[i].ps);
+	free(s->regions);
+	free(s->by_addr);
+	free(s->lost);
+	pagebuf_destroy(&s->buf);
+	if (s->uffd >= 0)
+		close(s->uffd);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
+	pthread_mutex_destroy(&s->event_lock);
+	pthread_mutex_destroy(&s->lost_lock);
+	pthread_mutex_destroy(&s->error_lock);
+	free(s);
+}
+
+struct snapshot *
+snapshot_start(struct event_base *base, const struct snapshot_request *req,
+    snapshot_cb *cb, void *arg)
+{
+	struct snapshot	*s;
+	int		 err;
+
+	s = xcalloc(1, sizeof(*s));
+	s->id = req->id;
+	s->req = *req;
+	s->req.regions = NULL;
+	s->req.name = NULL;
+	snprintf(s->name, sizeof(s->name), "%s", req->name);
+	s->uffd = req->uffd;
+	s->pidfd = s->dirfd = s->stop_fd = -1;
+	s->cb = cb;
+	s->cb_arg = arg;
+	pthread_mutex_init(&s->event_lock, NULL);
+	pthread_mutex_init(&s->lost_lock, NULL);
+	pthread_mutex_init(&s->error_lock, NULL);
+	atomic_init(&s->state, SNAPSHOT_ARMING);
+
+	s->nregions = req->region_count;
+	s->regions = xcalloc(s->nregions, sizeof(*s->regions));
+	s->by_addr = xcalloc(s->nregions, sizeof(*s->by_addr));
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region *r = &s->regions[i];
+
+		r->start = req->regions[i].start;
+		r->length = req->regions[i].length;
+		r->npages = r->length >> PAGE_SHIFT_4K;
+		r->index = i;
+		if (pagestate_init(&r->ps, r->npages) == -1)
+			fatal("snapshot %llu: page state for %llu pages",
+			    (unsigned long long)s->id,
+			    (unsigned long long)r->npages);
+		s->by_addr[i] = r;
+		s->pages_total += r->npages;
+	}
+	qsort(s->by_addr, s->nregions, sizeof(*s->by_addr), region_cmp);
+
+	/* Copies the caller's region table for the output's header. */
+	{
+		struct output_region *copy;
+
+		copy = xcalloc(s->nregions, sizeof(*copy));
+		memcpy(copy, req->regions, s->nregions * sizeof(*copy));
+		s->req.regions = copy;
+	}
+
+	if ((s->dirfd = fcntl(req->dirfd, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	    (s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
+	    pagebuf_init(&s->buf, req->buffer_size) == -1)
+		goto fail;
+	s->notify_ev = event_new(base, -1, 0, notify_cb, s);
+	if (s->notify_ev == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	if ((err = pthread_create(&s->writer, NULL, writer_thread_main, s))) {
+		errno = err;
+		goto fail;
+	}
+	return s;
+
+fail:
+	err = errno;
+	free((void *)s->req.regions);
+	snapshot_destroy(s);
+	errno = err;
+	return NULL;
+}
+
+void
+snapshot_cancel(struct snapshot *s, const char *why)
+{
+	snapshot_set_error(s, "cancelled: %s", why);
+	atomic_store(&s->cancel, 1);
+	pagebuf_cancel(&s->buf);
+}
+
+uint64_t
+snapshot_id(const struct snapshot *s)
+{
+	return s->id;
+}
+
+void
+snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
+{
+	enum snapshot_state state = atomic_load(&s->state);
+
+	memset(st, 0, sizeof(*st));
+	st->state = state;
+	st->pages_total = s->pages_total;
+	st->pages_saved = atomic_load(&s->pages_saved);
+	st->pages_faulted = atomic_load(&s->pages_faulted);
+	st->pages_zero = atomic_load(&s->pages_zero);
+	st->pages_lost = atomic_load(&s->pages_lost);
+	st->buffer_size = (uint64_t)s->buf.nslots * PAGE_4K;
+	pthread_mutex_lock(&s->buf.lock);
+	st->buffer_used = (uint64_t)(s->buf.nslots - s->buf.nfree) * PAGE_4K;
+	st->buffer_peak = (uint64_t)s->buf.peak * PAGE_4K;
+	st->buffer_full_waits = s->buf.full_waits;
+	pthread_mutex_unlock(&s->buf.lock);
+	st->stall_max_ns = atomic_load(&s->stall_max_ns);
+	st->bytes_written = atomic_load(&s->bytes_written);
+	if (state != SNAPSHOT_ARMING) {
+		st->arm_ns = s->arm_ns;
+		st->armed_realtime_ns = s->armed_realtime_ns;
+		st->duration_ns = atomic_load(&s->duration_ns);
+		if (st->duration_ns == 0)
+			st->duration_ns = now_ns() - s->armed_mono_ns;
+	}
+	if (state == SNAPSHOT_COMPLETED) {
+		st->file_size = s->file_size;
+		snprintf(st->path, sizeof(st->path), "%s", s->path);
+	}
+	pthread_mutex_lock(&s->error_lock);
+	snprintf(st->error, sizeof(st->error), "%s", s->error);
+	pthread_mutex_unlock(&s->error_lock);
+}
+
+void
+snapshot_free(struct snapshot *s)
+{
+	pthread_join(s->writer, NULL);
+	free((void *)s->req.regions);
+	snapshot_destroy(s);
+}

@@ -1,0 +1,517 @@
+/*
+ * The writer thread: arms the snapshot, saves every page exactly once, and
+ * finishes (or tears down) the snapshot.
+ *
+ * 1. Arming: UFFDIO_API, register every region for write-protect faults,
+ *    write-protect all of it, check that the protection landed in the
+ *    process we were told about; then tell the main thread ARMED.  That
+ *    instant is the snapshot's point in time.
+ * 2. Sweep: regions in address order, runs of up to WRITER_RUN pages.  Before
+ *    each run it drains the page buffer (pages the fault thread copied), so
+ *    a faulting task waits for a free slot no longer than one run takes.  It
+ *    claims the run's unclaimed pages, reads them in one process_vm_readv
+ *    while they are still protected, un-protects them (waking any task that
+ *    faulted on them meanwhile), then hands them to the output.
+ * 3. Drain until every page is accounted for, close the uffd (which drops
+ *    every remaining protection), finish the output: index, footer, fsync,
+ *    rename into place.
+ * On any failure or cancel: stop the fault thread, close the uffd (the
+ * process runs on, unprotected), remove the partial file.
+ *
+ * Everything here runs on the snapshot's writer thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snapshot-internal.h"
+#include "uffd.h"
+
+#define WRITER_RUN	64		/* pages per sweep read: 256 KiB */
+#define DRAIN_BATCH	256
+
+#define PM_UFFD_WP	(1ULL << 57)	/* /proc/pid/pagemap: pte is uffd-wp */
+
+struct writer {
+	struct snapshot	*s;
+	uint8_t		*readbuf;	/* WRITER_RUN pages */
+	uint64_t	 pages_out;	/* pages given to the output (any kind) */
+	uint32_t	 slots[DRAIN_BATCH];
+};
+
+static int
+writer_output(struct writer *w, uint32_t region, uint64_t first, uint32_t n,
+    const void *data)
+{
+	struct snapshot *s = w->s;
+
+	if (output_pages(s->out, region, first, n, data) == -1) {
+		snapshot_set_error(s, "%s", output_error(s->out));
+		return -1;
+	}
+	w->pages_out += n;
+	atomic_fetch_add(&s->pages_saved, n);
+	atomic_store(&s->bytes_written, output_bytes(s->out));
+	return 0;
+}
+
+static int
+writer_output_lost(struct writer *w, uint32_t region, uint64_t first,
+    uint64_t n)
+{
+	struct snapshot *s = w->s;
+
+	if (s->req.on_discard == DISCARD_FAIL) {
+		snapshot_set_error(s, "region %u: %llu pages from page %llu "
+		    "were discarded by the process before they were saved "
+		    "(on_discard fail)", region, (unsigned long long)n,
+		    (unsigned long long)first);
+		return -1;
+	}
+	if (output_lost(s->out, region, first, n) == -1) {
+		snapshot_set_error(s, "%s", output_error(s->out));
+		return -1;
+	}
+	w->pages_out += n;
+	atomic_fetch_add(&s->pages_lost, n);
+	return 0;
+}
+
+/* Save what the fault thread left in the buffer, and lost ranges. */
+static int
+writer_drain(struct writer *w)
+{
+	struct snapshot	*s = w->s;
+	uint32_t	 n;
+
+	while ((n = pagebuf_take(&s->buf, w->slots, DRAIN_BATCH)) > 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct pagebuf_slot *d = &s->buf.desc[w->slots[i]];
+
+			if (writer_output(w, d->region, d->page, 1,
+			    pagebuf_mem(&s->buf, w->slots[i])) == -1) {
+				pagebuf_release(&s->buf, w->slots, n);
+				return -1;
+			}
+		}
+		pagebuf_release(&s->buf, w->slots, n);
+	}
+	for (;;) {
+		struct lost_range l;
+
+		pthread_mutex_lock(&s->lost_lock);
+		if (s->nlost == 0) {
+			pthread_mutex_unlock(&s->lost_lock);
+			break;
+		}
+		l = s->lost[--s->nlost];
+		pthread_mutex_unlock(&s->lost_lock);
+		if (writer_output_lost(w, l.region, l.first, l.count) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Save one run of a region: pages [first, first + n).  Pages someone else
+ * claimed are skipped; the rest are read in one call.
+ */
+static int
+writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
+{
+	struct snapshot	*s = w->s;
+	struct iovec	 local[WRITER_RUN], remote[WRITER_RUN];
+	uint64_t	 run_first[WRITER_RUN];
+	uint32_t	 run_len[WRITER_RUN], nruns = 0, pages = 0;
+	uint64_t	 p = first, end = first + n;
+	int		 got;
+
+	/* Claim, a bitmap word at a time, and collect contiguous sub-runs. */
+	while (p < end) {
+		uint64_t word = p >> 6, lo = p & 63;
+		uint64_t hi = end - (word << 6) < 64 ? end - (word << 6) : 64;
+		uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) &
+		    ~((1ULL << lo) - 1);
+		uint64_t won = pagestate_claim_mask(&r->ps, word, mask);
+
+		for (uint64_t b = lo; b < hi; b++) {
+			uint64_t page = (word << 6) + b;
+
+			if (!(won >> b & 1))
+				continue;
+			if (nruns > 0 && run_first[nruns - 1] +
+			    run_len[nruns - 1] == page)
+				run_len[nruns - 1]++;
+			else {
+				run_first[nruns] = page;
+				run_len[nruns] = 1;
+				nruns++;
+			}
+			pages++;
+		}
+		p = (word << 6) + hi;
+	}
+	if (pages == 0)
+		return 0;
+
+	{
+		uint8_t *dst = w->readbuf;
+
+		for (uint32_t i = 0; i < nruns; i++) {
+			local[i].iov_base = dst;
+			local[i].iov_len = run_len[i] * PAGE_4K;
+			remote[i].iov_base = (void *)(uintptr_t)(r->start +
+			    run_first[i] * PAGE_4K);
+			remote[i].iov_len = run_len[i] * PAGE_4K;
+			dst += local[i].iov_len;
+		}
+	}
+	got = snapshot_read_pages(s, local, remote, nruns, pages * PAGE_4K);
+	if (got == -1 && errno == ESRCH) {
+		snapshot_set_error(s, "the process exited");
+		return -1;
+	}
+	if (got != (int)(pages * PAGE_4K)) {
+		/* Part of the range is gone (munmap): read page by page. */
+		uint8_t *dst = w->readbuf;
+
+		for (uint32_t i = 0; i < nruns; i++)
+			for (uint32_t j = 0; j < run_len[i]; j++) {
+				struct iovec l1 = { dst, PAGE_4K };
+				struct iovec r1 = { (void *)(uintptr_t)(r->start +
+				    (run_first[i] + j) * PAGE_4K), PAGE_4K };
+
+				if (snapshot_read_pages(s, &l1, &r1, 1,
+				    PAGE_4K) != (int)PAGE_4K) {
+					if (errno == ESRCH) {
+						snapshot_set_error(s,
+						    "the process exited");
+						return -1;
+					}
+					/* Unreadable: recorded as lost below. */
+					pagestate_set_suspect(&r->ps,
+					    run_first[i] + j);
+				}
+				dst += PAGE_4K;
+			}
+	}
+
+	/* Discards read by the fault thread before now have marked the pages. */
+	pthread_mutex_lock(&s->event_lock);
+	pthread_mutex_unlock(&s->event_lock);
+
+	/* Release the process first, then do the slow part. */
+	for (uint32_t i = 0; i < nruns; i++) {
+		if (uffd_unprotect(s->uffd, r->start + run_first[i] * PAGE_4K,
+		    run_len[i] * PAGE_4K, 1) == -1 && errno != ENOENT)
+			log_warn("snapshot %llu: un-protect 0x%llx+%u pages",
+			    (unsigned long long)s->id,
+			    (unsigned long long)(r->start + run_first[i] * PAGE_4K),
+			    run_len[i]);
+		for (uint32_t j = 0; j < run_len[i]; j++)
+			pagestate_set_done(&r->ps, run_first[i] + j);
+	}
+
+	{
+		const uint8_t *src = w->readbuf;
+
+		for (uint32_t i = 0; i < nruns; i++) {
+			uint64_t page = run_first[i], stop = page + run_len[i];
+
+			/* Split the sub-run where pages turned out lost. */
+			while (page < stop) {
+				uint64_t q = page;
+				int lost = pagestate_is_suspect(&r->ps, page);
+
+				while (q < stop &&
+				    pagestate_is_suspect(&r->ps, q) == lost)
+					q++;
+				if (lost) {
+					if (writer_output_lost(w, r->index, page,
+					    q - page) == -1)
+						return -1;
+				} else if (writer_output(w, r->index, page,
+				    (uint32_t)(q - page), src) == -1)
+					return -1;
+				src += (q - page) * PAGE_4K;
+				page = q;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Check that region r is write-protected in the page tables of our pid. */
+static int
+writer_check_owner(struct snapshot *s, int pagemap, struct region *r)
+{
+	uint64_t entry;
+
+	if (pread(pagemap, &entry, sizeof(entry),
+	    (off_t)(r->start / PAGE_4K * sizeof(entry))) != sizeof(entry)) {
+		snapshot_set_error(s, "read /proc/%d/pagemap: %s",
+		    (int)s->req.pid, strerror(errno));
+		return -1;
+	}
+	if (!(entry & PM_UFFD_WP)) {
+		snapshot_set_error(s, "the userfaultfd does not belong to "
+		    "process %d: region %u (0x%llx) is not write-protected in "
+		    "its page tables", (int)s->req.pid, r->index,
+		    (unsigned long long)r->start);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+writer_arm(struct snapshot *s)
+{
+	const struct snapshot_request *req = &s->req;
+	uint64_t		 t0, features;
+	char			 path[64];
+	int			 pagemap, flags, rc = -1;
+	struct timespec		 rt;
+
+	s->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
+	if (s->pidfd == -1) {
+		snapshot_set_error(s, "pidfd_open %d: %s", (int)req->pid,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)req->pid);
+	{
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, s->comm, sizeof(s->comm) - 1) : -1;
+
+		if (n > 0 && s->comm[n - 1] == '\n')
+			s->comm[n - 1] = '\0';
+		if (fd >= 0)
+			close(fd);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)req->pid);
+	pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	if (pagemap == -1) {
+		snapshot_set_error(s, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	flags = fcntl(s->uffd, F_GETFL);
+	if (flags == -1 || fcntl(s->uffd, F_SETFL, flags | O_NONBLOCK) == -1) {
+		snapshot_set_error(s, "userfaultfd: fcntl: %s", strerror(errno));
+		goto out;
+	}
+
+	t0 = now_ns();
+	features = UFFD_WANTED_FEATURES & snapshot_kernel_features();
+	if (uffd_api(s->uffd, &features) == -1) {
+		snapshot_set_error(s, "UFFDIO_API on the handed-over userfaultfd: "
+		    "%s%s", strerror(errno), errno == EINVAL ?
+		    " (was UFFDIO_API already called on it?)" : "");
+		goto out;
+	}
+	s->features = features;
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region *r = &s->regions[i];
+
+		if (uffd_register_wp(s->uffd, r->start, r->length) == -1) {
+			snapshot_set_error(s, "register region %u (%s, "
+			    "0x%llx+%llu) for write-protect: %s%s", i,
+			    req->regions[i].name, (unsigned long long)r->start,
+			    (unsigned long long)r->length, strerror(errno),
+			    errno == EINVAL ? " (not mapped in the process, or "
+			    "memory uffd-wp cannot track)" : "");
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region *r = &s->regions[i];
+
+		if (uffd_protect(s->uffd, r->start, r->length) == -1) {
+			snapshot_set_error(s, "write-protect region %u "
+			    "(0x%llx+%llu): %s", i, (unsigned long long)r->start,
+			    (unsigned long long)r->length, strerror(errno));
+			goto out;
+		}
+	}
+	s->armed_mono_ns = now_ns();
+	s->arm_ns = s->armed_mono_ns - t0;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	s->armed_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ULL +
+	    (uint64_t)rt.tv_nsec;
+	for (uint32_t i = 0; i < s->nregions; i++)
+		if (writer_check_owner(s, pagemap, &s->regions[i]) == -1)
+			goto out;
+	rc = 0;
+out:
+	close(pagemap);
+	return rc;
+}
+
+static int
+writer_open_output(struct snapshot *s)
+{
+	struct output_params p = {
+		.dirfd = s->dirfd,
+		.name = s->name,
+		.format = s->req.format,
+		.level = s->req.level,
+		.threads = s->req.threads,
+		.owner_uid = s->req.owner_uid,
+		.owner_gid = s->req.owner_gid,
+		.mode = s->req.mode,
+		.regions = s->req.regions,
+		.region_count = s->nregions,
+		.pid = s->req.pid,
+		.uid = s->req.uid,
+		.comm = s->comm,
+		.armed_realtime_ns = s->armed_realtime_ns,
+	};
+
+	s->out = output_open(&p);
+	if (s->out == NULL) {
+		snapshot_set_error(s, "%s", output_open_error());
+		return -1;
+	}
+	return 0;
+}
+
+static void
+writer_stop_fault_thread(struct snapshot *s)
+{
+	uint64_t one = 1;
+
+	if (!s->fault_started)
+		return;
+	pagebuf_cancel(&s->buf);
+	(void)!write(s->stop_fd, &one, sizeof(one));
+	pthread_join(s->fault, NULL);
+	s->fault_started = 0;
+}
+
+/* Drop every protection at once: the process runs on whatever happens. */
+static void
+writer_release_process(struct snapshot *s)
+{
+	writer_stop_fault_thread(s);
+	if (s->uffd >= 0) {
+		close(s->uffd);
+		s->uffd = -1;
+	}
+}
+
+static int
+writer_sweep(struct writer *w)
+{
+	struct snapshot *s = w->s;
+
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region *r = s->by_addr[i];
+
+		for (uint64_t page = 0; page < r->npages; page += WRITER_RUN) {
+			uint64_t left = r->npages - page;
+
+			if (atomic_load(&s->cancel) ||
+			    atomic_load(&s->fault_error))
+				return -1;
+			if (writer_drain(w) == -1)
+				return -1;
+			if (writer_run(w, r, page, left < WRITER_RUN ?
+			    (uint32_t)left : WRITER_RUN) == -1)
+				return -1;
+		}
+	}
+	/* Every page is claimed; wait for the fault path's last copies. */
+	while (w->pages_out < s->pages_total) {
+		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error))
+			return -1;
+		if (writer_drain(w) == -1)
+			return -1;
+		if (w->pages_out < s->pages_total)
+			pagebuf_wait_ready(&s->buf, 10);
+	}
+	return 0;
+}
+
+void *
+writer_thread_main(void *arg)
+{
+	struct snapshot		*s = arg;
+	struct writer		 w = { .s = s };
+	struct output_result	 res;
+	enum snapshot_state	 final = SNAPSHOT_FAILED;
+	int			 err;
+
+	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
+	if (w.readbuf == NULL) {
+		snapshot_set_error(s, "read buffer: %s", strerror(errno));
+		goto fail;
+	}
+	if (writer_arm(s) == -1)
+		goto fail;
+	if ((err = pthread_create(&s->fault, NULL, fault_thread_main, s))) {
+		snapshot_set_error(s, "cannot start the fault thread: %s",
+		    strerror(err));
+		goto fail;
+	}
+	s->fault_started = 1;
+	atomic_store(&s->state, SNAPSHOT_RUNNING);
+	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us",
+	    (unsigned long long)s->id, (int)s->req.pid, s->comm,
+	    (unsigned long long)s->pages_total,
+	    (unsigned long long)(s->arm_ns / 1000));
+	snapshot_notify(s, NOTIFY_ARMED);
+
+	if (writer_open_output(s) == -1)
+		goto fail;
+	if (writer_sweep(&w) == -1) {
+		if (atomic_load(&s->fault_error) == ESRCH)
+			snapshot_set_error(s, "the process exited");
+		goto fail;
+	}
+	/* Every page is saved and un-protected. */
+	writer_release_process(s);
+	atomic_store(&s->state, SNAPSHOT_FINISHING);
+	if (output_finish(s->out, &res) == -1) {
+		snapshot_set_error(s, "%s", output_error(s->out));
+		goto fail;
+	}
+	output_close(s->out);
+	s->out = NULL;
+	s->file_size = res.bytes;
+	snprintf(s->path, sizeof(s->path), "%s", res.path);
+	atomic_store(&s->pages_zero, res.pages_zero);
+	atomic_store(&s->bytes_written, res.bytes);
+	atomic_store(&s->duration_ns, now_ns() - s->armed_mono_ns);
+	final = SNAPSHOT_COMPLETED;
+	log_info("snapshot %llu (pid %d): completed %s, %llu pages "
+	    "(%llu on the fault path, %llu zero, %llu lost), %llu bytes, "
+	    "%llu ms", (unsigned long long)s->id, (int)s->req.pid, res.path,
+	    (unsigned long long)s->pages_total,
+	    (unsigned long long)atomic_load(&s->pages_faulted),
+	    (unsigned long long)res.pages_zero,
+	    (unsigned long long)res.pages_lost,
+	    (unsigned long long)res.bytes,
+	    (unsigned long long)(atomic_load(&s->duration_ns) / 1000000));
+	goto done;
+
+fail:
+	writer_release_process(s);
+	if (s->out != NULL) {
+		output_close(s->out);	/* removes the partial file */
+		s->out = NULL;
+	}
+	if (s->armed_mono_ns != 0)
+		atomic_store(&s->duration_ns, now_ns() - s->armed_mono_ns);
+	final = atomic_load(&s->cancel) ? SNAPSHOT_CANCELLED : SNAPSHOT_FAILED;
+done:
+	free(w.readbuf);
+	atomic_store(&s->state, final);
+	snapshot_notify(s, NOTIFY_DONE);
+	return NULL;
+}
