@@ -1,0 +1,445 @@
+/*
+ * Engine test: the snapshot engine (daemon/snapshot.c, fault.c, writer.c)
+ * driven directly, without the control socket, on this process's own
+ * memory, with real userfaultfds and real writer threads.  This is the test
+ * the ThreadSanitizer build runs.
+ *
+ * Proves:
+ *   - point in time: 4 threads rewrite pages (random and sequential) from
+ *     the armed instant on, with a buffer small enough to fill; every page
+ *     of the file equals what it held when armed, and buffer-full waits
+ *     happened;
+ *   - never-touched and zero pages, two regions, a huge-page region;
+ *   - cancel drops every protection: the writers keep running, no file;
+ *   - a uffd on which UFFDIO_API was already called is refused cleanly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "compat.h"
+#include "log.h"
+#include "snapclient.h"
+#include "snapshot.h"
+
+#define PAGE		4096u
+#define NTHREADS	4
+
+static int failures;
+
+#define CHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
+		fprintf(stderr, __VA_ARGS__);				\
+		fputc('\n', stderr);					\
+		failures++;						\
+	}								\
+} while (0)
+
+struct area {
+	uint8_t		*mem;
+	uint64_t	 npages;
+	uint32_t	*version;	/* live version of each page */
+	uint32_t	*at_arm;	/* version at the armed instant */
+};
+
+static struct area	areas[2];
+static _Atomic int	pause_req, paused, stop_writers;
+static _Atomic uint64_t	writes_after_arm;
+static _Atomic uint64_t	last_progress_ns[NTHREADS];
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void
+fill_page(uint8_t *p, uint64_t index, uint32_t v)
+{
+	uint64_t *w = (uint64_t *)(void *)p;
+
+	if (v == 0) {
+		memset(p, 0, PAGE);
+		return;
+	}
+	for (unsigned k = 0; k < PAGE / 8; k++)
+		w[k] = (index << 32 | v) * 0x9E3779B97F4A7C15ULL + k;
+}
+
+static int
+page_matches(const uint8_t *p, uint64_t index, uint32_t v)
+{
+	uint8_t expect[PAGE];
+
+	fill_page(expect, index, v);
+	return memcmp(p, expect, PAGE) == 0;
+}
+
+struct writer_arg {
+	unsigned	id;
+	int		sequential;
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer_arg *wa = arg;
+	uint64_t seed = 0x1234567 + wa->id, cursor = 0;
+
+	while (!atomic_load(&stop_writers)) {
+		struct area *a = &areas[0];
+		uint64_t i;
+
+		if (atomic_load(&pause_req)) {
+			atomic_fetch_add(&paused, 1);
+			while (atomic_load(&pause_req) &&
+			    !atomic_load(&stop_writers))
+				sched_yield();
+			atomic_fetch_sub(&paused, 1);
+			continue;
+		}
+		if (wa->sequential)
+			i = cursor++ % a->npages;
+		else {
+			seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+			i = seed % a->npages;
+		}
+		/* Thread t owns pages i % NTHREADS == t. */
+		i = i - i % NTHREADS + wa->id;
+		if (i >= a->npages)
+			continue;
+		a->version[i]++;
+		fill_page(a->mem + i * PAGE, i, a->version[i]);
+		atomic_fetch_add(&writes_after_arm, 1);
+		atomic_store(&last_progress_ns[wa->id], mono_ns());
+	}
+	return NULL;
+}
+
+static void
+pause_writers(void)
+{
+	atomic_store(&pause_req, 1);
+	while (atomic_load(&paused) != NTHREADS)
+		sched_yield();
+}
+
+static void
+resume_writers(void)
+{
+	atomic_store(&pause_req, 0);
+}
+
+struct run {
+	struct event_base	*base;
+	int			 armed;
+	int			 done;
+	int			 cancel_on_arm;
+	struct snapshot_stats	 st;
+};
+
+static void
+on_event(struct snapshot *snap, enum snapshot_event ev, void *arg)
+{
+	struct run *run = arg;
+
+	switch (ev) {
+	case SNAPSHOT_EV_ARMED:
+		run->armed = 1;
+		for (int k = 0; k < 2; k++)
+			if (areas[k].mem != NULL)
+				memcpy(areas[k].at_arm, areas[k].version,
+				    areas[k].npages * sizeof(uint32_t));
+		resume_writers();
+		if (run->cancel_on_arm)
+			snapshot_cancel(snap, "test cancels");
+		break;
+	case SNAPSHOT_EV_BUFFER_FULL:
+		break;
+	case SNAPSHOT_EV_DONE:
+		resume_writers();	/* if it never armed */
+		snapshot_stats(snap, &run->st);
+		run->done = 1;
+		snapshot_free(snap);
+		event_base_loopbreak(run->base);
+		break;
+	}
+}
+
+static int
+make_uffd(void)
+{
+	return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+}
+
+static void
+area_init(struct area *a, uint64_t bytes, int thp, unsigned untouched_pct,
+    unsigned zero_pct)
+{
+	size_t align = 2u << 20;
+	uint8_t *raw = mmap(NULL, bytes + align, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (raw == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	a->mem = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(align - 1));
+	if (thp)
+		madvise(a->mem, bytes, MADV_HUGEPAGE);
+	a->npages = bytes / PAGE;
+	a->version = calloc(a->npages, sizeof(uint32_t));
+	a->at_arm = calloc(a->npages, sizeof(uint32_t));
+	for (uint64_t i = 0; i < a->npages; i++) {
+		unsigned r = (unsigned)((i * 2654435761u) % 100);
+
+		if (r < untouched_pct)
+			continue;		/* never touched */
+		if (r < untouched_pct + zero_pct) {
+			memset(a->mem + i * PAGE, 0, PAGE);
+			continue;		/* populated, all zero */
+		}
+		a->version[i] = 1;
+		fill_page(a->mem + i * PAGE, i, 1);
+	}
+}
+
+static struct snapshot *
+start(struct run *run, int dirfd, const char *name, uint64_t buffer,
+    struct output_region *regs, uint32_t nregs, int uffd)
+{
+	struct snapshot_request req = {
+		.id = 1,
+		.uffd = uffd,
+		.pid = getpid(),
+		.uid = getuid(),
+		.regions = regs,
+		.region_count = nregs,
+		.dirfd = dirfd,
+		.name = name,
+		.format = OUTPUT_ZSNAP,
+		.level = 1,
+		.buffer_size = buffer,
+		.mode = 0600,
+		.owner_uid = (uid_t)-1,
+		.owner_gid = (gid_t)-1,
+	};
+
+	return snapshot_start(run->base, &req, on_event, run);
+}
+
+static void
+test_point_in_time(int dirfd, const char *dir)
+{
+	struct run		 run = { 0 };
+	struct output_region	 regs[2];
+	pthread_t		 th[NTHREADS];
+	struct writer_arg	 wa[NTHREADS];
+	char			 path[4096];
+	struct snap_file	*f;
+	uint64_t		 wrong = 0;
+
+	area_init(&areas[0], 64u << 20, 0, 10, 5);
+	area_init(&areas[1], 8u << 20, 1, 30, 10);
+	memset(regs, 0, sizeof(regs));
+	regs[0].start = (uintptr_t)areas[0].mem;
+	regs[0].length = areas[0].npages * PAGE;
+	snprintf(regs[0].name, sizeof(regs[0].name), "main");
+	regs[1].start = (uintptr_t)areas[1].mem;
+	regs[1].length = areas[1].npages * PAGE;
+	snprintf(regs[1].name, sizeof(regs[1].name), "thp");
+
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		wa[t] = (struct writer_arg){ t, t % 2 };
+		pthread_create(&th[t], NULL, writer_main, &wa[t]);
+	}
+	usleep(20000);
+	pause_writers();
+	run.base = event_base_new();
+	if (start(&run, dirfd, "pit", 1u << 20, regs, 2, make_uffd()) == NULL) {
+		CHECK(0, "snapshot_start: %s", strerror(errno));
+		return;
+	}
+	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	atomic_store(&stop_writers, 1);
+	for (unsigned t = 0; t < NTHREADS; t++)
+		pthread_join(th[t], NULL);
+	CHECK(run.armed, "never armed");
+	CHECK(run.st.state == SNAPSHOT_COMPLETED, "state %s: %s",
+	    snapshot_state_name(run.st.state), run.st.error);
+	CHECK(run.st.buffer_full_waits > 0, "no buffer-full waits happened "
+	    "(faulted %llu)", (unsigned long long)run.st.pages_faulted);
+	CHECK(run.st.buffer_peak <= (1u << 20), "buffer peak %llu over bound",
+	    (unsigned long long)run.st.buffer_peak);
+	fprintf(stderr, "point in time: %llu pages, %llu faulted, %llu "
+	    "buffer-full waits, %llu writes during the snapshot, arm %llu us\n",
+	    (unsigned long long)run.st.pages_total,
+	    (unsigned long long)run.st.pages_faulted,
+	    (unsigned long long)run.st.buffer_full_waits,
+	    (unsigned long long)atomic_load(&writes_after_arm),
+	    (unsigned long long)(run.st.arm_ns / 1000));
+	event_base_free(run.base);
+
+	snprintf(path, sizeof(path), "%s/pit.zsnap", dir);
+	f = snap_file_open(path);
+	CHECK(f != NULL, "open %s: %s", path, snap_strerror(NULL));
+	if (f == NULL)
+		return;
+	CHECK(snap_file_verify(f) == 0, "verify: %s", snap_strerror(NULL));
+	for (int k = 0; k < 2; k++) {
+		struct area *a = &areas[k];
+		uint8_t *copy = malloc(a->npages * PAGE);
+		uint64_t lost = 0;
+
+		CHECK(snap_file_restore(f, (uint32_t)k, copy, a->npages * PAGE,
+		    &lost) == 0, "restore %d: %s", k, snap_strerror(NULL));
+		CHECK(lost == 0, "region %d: %llu lost pages", k,
+		    (unsigned long long)lost);
+		for (uint64_t i = 0; i < a->npages; i++)
+			if (!page_matches(copy + i * PAGE, i, a->at_arm[i])) {
+				if (wrong < 5)
+					fprintf(stderr, "region %d page %llu "
+					    "differs from version %u\n", k,
+					    (unsigned long long)i, a->at_arm[i]);
+				wrong++;
+			}
+		free(copy);
+	}
+	CHECK(wrong == 0, "%llu wrong pages", (unsigned long long)wrong);
+	snap_file_close(f);
+}
+
+static void
+test_cancel(int dirfd, const char *dir)
+{
+	struct run		 run = { .cancel_on_arm = 1 };
+	struct output_region	 reg = { 0 };
+	pthread_t		 th[NTHREADS];
+	struct writer_arg	 wa[NTHREADS];
+	char			 path[4096];
+	uint64_t		 t_end, stalled = 0;
+
+	atomic_store(&stop_writers, 0);
+	reg.start = (uintptr_t)areas[0].mem;
+	reg.length = areas[0].npages * PAGE;
+	snprintf(reg.name, sizeof(reg.name), "main");
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		wa[t] = (struct writer_arg){ t, 0 };
+		pthread_create(&th[t], NULL, writer_main, &wa[t]);
+	}
+	usleep(10000);
+	pause_writers();
+	run.base = event_base_new();
+	if (start(&run, dirfd, "cancelled", 64 * PAGE, &reg, 1,
+	    make_uffd()) == NULL) {
+		CHECK(0, "snapshot_start: %s", strerror(errno));
+		return;
+	}
+	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	CHECK(run.st.state == SNAPSHOT_CANCELLED, "state %s",
+	    snapshot_state_name(run.st.state));
+	/* Writers must go on: none may stay blocked on a protected page. */
+	t_end = mono_ns() + 1200000000ULL;
+	while (mono_ns() < t_end)
+		usleep(10000);
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		uint64_t ago = mono_ns() - atomic_load(&last_progress_ns[t]);
+
+		if (ago > 1000000000ULL) {
+			fprintf(stderr, "writer %u: no progress for %llu ms\n",
+			    t, (unsigned long long)(ago / 1000000));
+			stalled++;
+		}
+	}
+	CHECK(stalled == 0, "%llu writer threads blocked after cancel",
+	    (unsigned long long)stalled);
+	atomic_store(&stop_writers, 1);
+	for (unsigned t = 0; t < NTHREADS; t++)
+		pthread_join(th[t], NULL);
+	for (uint64_t i = 0; i < areas[0].npages; i++)
+		if (!page_matches(areas[0].mem + i * PAGE, i,
+		    areas[0].version[i])) {
+			CHECK(0, "live page %llu corrupted after cancel",
+			    (unsigned long long)i);
+			break;
+		}
+	snprintf(path, sizeof(path), "%s/cancelled.zsnap", dir);
+	CHECK(access(path, F_OK) == -1, "%s exists after cancel", path);
+	event_base_free(run.base);
+}
+
+static void
+test_api_twice(int dirfd)
+{
+	struct run		 run = { 0 };
+	struct output_region	 reg = { 0 };
+	struct uffdio_api	 api = { .api = UFFD_API };
+	int			 fd = make_uffd();
+
+	ioctl(fd, UFFDIO_API, &api);
+	reg.start = (uintptr_t)areas[0].mem;
+	reg.length = PAGE * 16;
+	snprintf(reg.name, sizeof(reg.name), "x");
+	run.base = event_base_new();
+	if (start(&run, dirfd, "twice", 64 * PAGE, &reg, 1, fd) == NULL) {
+		CHECK(0, "snapshot_start: %s", strerror(errno));
+		return;
+	}
+	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	CHECK(!run.armed, "armed a uffd that had UFFDIO_API already");
+	CHECK(run.st.state == SNAPSHOT_FAILED &&
+	    strstr(run.st.error, "UFFDIO_API") != NULL,
+	    "expected a UFFDIO_API failure, got %s: %s",
+	    snapshot_state_name(run.st.state), run.st.error);
+	event_base_free(run.base);
+}
+
+int
+main(void)
+{
+	char	dir[] = "/tmp/snapd-engine.XXXXXX";
+	char	why[256];
+	int	dirfd;
+
+	if (snapshot_probe_kernel(why, sizeof(why)) == -1) {
+		printf("skip: %s\n", why);
+		return 77;
+	}
+	log_init(LOG_LEVEL_WARNING, 0);
+	evthread_use_pthreads();
+	if (mkdtemp(dir) == NULL || (dirfd = open(dir, O_DIRECTORY)) == -1) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_point_in_time(dirfd, dir);
+	test_cancel(dirfd, dir);
+	test_api_twice(dirfd);
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void)!system(cmd);
+	}
+	if (failures)
+		fprintf(stderr, "%d checks failed\n", failures);
+	return failures ? 1 : 0;
+}
