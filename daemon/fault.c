@@ -118,15 +118,47 @@ fault_event(struct snapshot *s, const struct uffd_msg *m)
 	}
 }
 
-/* Serve one write-protect fault at addr. */
+/* How many pages to copy for a fault at page; picks the stream it extends. */
+static uint32_t
+fault_width(struct region *r, uint64_t page, unsigned *stream)
+{
+	for (unsigned k = 0; k < FAULT_STREAMS; k++) {
+		if (r->stream_width[k] != 0 && page >= r->stream_next[k] &&
+		    page - r->stream_next[k] < FAULT_STREAM_SLACK) {
+			*stream = k;
+			return r->stream_width[k] * 2 > FAULT_AROUND_MAX ?
+			    FAULT_AROUND_MAX : r->stream_width[k] * 2;
+		}
+	}
+	*stream = r->stream_victim;
+	r->stream_victim = (r->stream_victim + 1) % FAULT_STREAMS;
+	return 1;
+}
+
+static void
+fault_note_stall(struct snapshot *s, uint64_t t0)
+{
+	uint64_t stall = now_ns() - t0, max = atomic_load(&s->stall_max_ns);
+
+	while (stall > max &&
+	    !atomic_compare_exchange_weak(&s->stall_max_ns, &max, stall))
+		;
+}
+
+/*
+ * Serve one write-protect fault at addr: copy the page (and, when the
+ * writes are sequential, the unclaimed pages after it) into buffer slots,
+ * then un-protect the run with one ioctl, which wakes the faulting task.
+ */
 static void
 fault_serve(struct snapshot *s, uint64_t addr)
 {
 	struct region	*r;
 	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0;
-	uint32_t	 slot;
-	int		 waited, n;
-	struct iovec	 local, remote;
+	uint32_t	 slots[FAULT_AROUND_MAX], width, n = 0;
+	unsigned	 stream;
+	int		 waited, got;
+	struct iovec	 local[FAULT_AROUND_MAX], remote;
 
 	r = snapshot_region_at(s, page_addr);
 	if (r == NULL) {
@@ -143,7 +175,7 @@ fault_serve(struct snapshot *s, uint64_t addr)
 	}
 
 	t0 = now_ns();
-	if (pagebuf_get(&s->buf, &slot, &waited) == -1) {
+	if (pagebuf_get(&s->buf, &slots[0], &waited) == -1) {
 		/* Cancelled: closing the uffd will release the task. */
 		return;
 	}
@@ -155,35 +187,48 @@ fault_serve(struct snapshot *s, uint64_t addr)
 		    &last, t0))
 			snapshot_notify(s, NOTIFY_BUFFER_FULL);
 	}
+	n = 1;
+	width = fault_width(r, page, &stream);
+	/* Extend only with slots free now and pages nobody else has. */
+	while (n < width && page + n < r->npages) {
+		if (pagebuf_try_get(&s->buf, &slots[n]) == -1)
+			break;
+		if (!pagestate_claim(&r->ps, page + n)) {
+			pagebuf_release(&s->buf, &slots[n], 1);
+			break;
+		}
+		n++;
+	}
+	r->stream_next[stream] = page + n;
+	r->stream_width[stream] = width;
 
 	/* Still write-protected: the content is the armed instant's. */
-	local.iov_base = pagebuf_mem(&s->buf, slot);
-	local.iov_len = PAGE_4K;
+	for (uint32_t i = 0; i < n; i++) {
+		local[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
+		local[i].iov_len = PAGE_4K;
+	}
 	remote.iov_base = (void *)(uintptr_t)page_addr;
-	remote.iov_len = PAGE_4K;
-	n = snapshot_read_pages(s, &local, &remote, 1, PAGE_4K);
-	if (n == (int)PAGE_4K)
-		pagebuf_publish(&s->buf, slot, r->index, page);
-	else {
-		pagebuf_release(&s->buf, &slot, 1);
-		if (n == -1 && errno == ESRCH)
-			atomic_store(&s->fault_error, ESRCH);
-		snapshot_lost_push(s, r->index, page, 1);
+	remote.iov_len = n * PAGE_4K;
+	got = snapshot_read_pages(s, local, &remote, n, n * PAGE_4K);
+	if (got == -1 && errno == ESRCH)
+		atomic_store(&s->fault_error, ESRCH);
+	for (uint32_t i = 0; i < n; i++) {
+		if (got >= 0 && (uint64_t)got >= (i + 1) * PAGE_4K)
+			pagebuf_publish(&s->buf, slots[i], r->index, page + i);
+		else {
+			/* Gone from the process (munmap): recorded as lost. */
+			pagebuf_release(&s->buf, &slots[i], 1);
+			snapshot_lost_push(s, r->index, page + i, 1);
+		}
 	}
-	if (uffd_unprotect(s->uffd, page_addr, PAGE_4K, 1) == -1 &&
+	if (uffd_unprotect(s->uffd, page_addr, n * PAGE_4K, 1) == -1 &&
 	    errno != ENOENT)
-		log_warn("snapshot %llu: un-protect 0x%llx",
-		    (unsigned long long)s->id, (unsigned long long)page_addr);
-	pagestate_set_done(&r->ps, page);
-	atomic_fetch_add(&s->pages_faulted, 1);
-	{
-		uint64_t stall = now_ns() - t0, max;
-
-		max = atomic_load(&s->stall_max_ns);
-		while (stall > max &&
-		    !atomic_compare_exchange_weak(&s->stall_max_ns, &max, stall))
-			;
-	}
+		log_warn("snapshot %llu: un-protect 0x%llx+%u pages",
+		    (unsigned long long)s->id, (unsigned long long)page_addr, n);
+	for (uint32_t i = 0; i < n; i++)
+		pagestate_set_done(&r->ps, page + i);
+	atomic_fetch_add(&s->pages_faulted, n);
+	fault_note_stall(s, t0);
 }
 
 void *

@@ -98,6 +98,25 @@ pagebuf_get(struct pagebuf *pb, uint32_t *slot, int *waited)
 	return rc;
 }
 
+int
+pagebuf_try_get(struct pagebuf *pb, uint32_t *slot)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&pb->lock);
+	if (pb->nfree > 0 && !pb->cancelled) {
+		uint32_t used;
+
+		*slot = pb->free_stack[--pb->nfree];
+		used = pb->nslots - pb->nfree;
+		if (used > pb->peak)
+			pb->peak = used;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&pb->lock);
+	return rc;
+}
+
 void
 pagebuf_publish(struct pagebuf *pb, uint32_t slot, uint32_t region,
     uint64_t page)

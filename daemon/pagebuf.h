@@ -47,6 +47,8 @@ pagebuf_mem(struct pagebuf *pb, uint32_t slot)
 /* A free slot, waiting while there is none.  *waited is set to 1 if it had
  * to wait.  Returns -1 once cancelled. */
 int	 pagebuf_get(struct pagebuf *pb, uint32_t *slot, int *waited);
+/* A free slot if there is one now, without waiting: 0, or -1. */
+int	 pagebuf_try_get(struct pagebuf *pb, uint32_t *slot);
 /* Give a filled slot to the writer. */
 void	 pagebuf_publish(struct pagebuf *pb, uint32_t slot, uint32_t region,
 	    uint64_t page);

@@ -36,12 +36,27 @@
 
 struct event;
 
+/*
+ * Fault-around: a write stream is a run of faults each landing just past
+ * the pages the previous one copied.  While a stream continues, each fault
+ * copies and un-protects twice as many pages as the last (up to
+ * FAULT_AROUND_MAX), so a sequential writer takes one round trip per run,
+ * not per page; a fault that continues no stream copies one page.  The
+ * stream table is touched only by the fault thread.
+ */
+#define FAULT_STREAMS		8
+#define FAULT_STREAM_SLACK	8	/* pages a stream may skip and go on */
+#define FAULT_AROUND_MAX	16
+
 struct region {
 	uint64_t		start;
 	uint64_t		length;
 	uint64_t		npages;
 	uint32_t		index;		/* in the request and the file */
 	struct pagestate	ps;
+	uint64_t		stream_next[FAULT_STREAMS];
+	uint32_t		stream_width[FAULT_STREAMS];
+	uint32_t		stream_victim;
 };
 
 struct lost_range {

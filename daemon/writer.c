@@ -94,14 +94,22 @@ writer_drain(struct writer *w)
 	while ((n = pagebuf_take(&s->buf, w->slots, DRAIN_BATCH)) > 0) {
 		for (uint32_t i = 0; i < n; i++) {
 			struct pagebuf_slot *d = &s->buf.desc[w->slots[i]];
+			int rc;
 
-			if (writer_output(w, d->region, d->page, 1,
-			    pagebuf_mem(&s->buf, w->slots[i])) == -1) {
-				pagebuf_release(&s->buf, w->slots, n);
+			rc = writer_output(w, d->region, d->page, 1,
+			    pagebuf_mem(&s->buf, w->slots[i]));
+			/*
+			 * The output has copied the page: free the slot now,
+			 * not after the batch, so a fault waiting for one
+			 * does not also wait for the chunk's compression.
+			 */
+			pagebuf_release(&s->buf, &w->slots[i], 1);
+			if (rc == -1) {
+				pagebuf_release(&s->buf, w->slots + i + 1,
+				    n - i - 1);
 				return -1;
 			}
 		}
-		pagebuf_release(&s->buf, w->slots, n);
 	}
 	for (;;) {
 		struct lost_range l;

@@ -1,0 +1,39 @@
+/*
+ * snapctl cancel ID: stop a running snapshot (snapshot-cancel).  snapd
+ * drops the protection and removes the partial file; the snapshot then
+ * ends as cancelled.  Prints nothing on success (the reply with -j).
+ */
+#include <stdio.h>
+
+#include "snapctl.h"
+
+static int	cmd_cancel_exec(struct ctl *, int, char **);
+
+const struct cmd_entry cmd_cancel_entry = {
+	.name = "cancel",
+	.args = "ID",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_DAEMON,
+	.help = "stop a running snapshot",
+	.exec = cmd_cancel_exec,
+};
+
+static int
+cmd_cancel_exec(struct ctl *ctl, int argc, char **argv)
+{
+	json_t		*ret;
+	uint64_t	 id;
+	int		 status;
+
+	if (ctl_parse_id(argv[0], &id) == -1)
+		usage_error("cancel: not a snapshot id: %s", argv[0]);
+	ret = ctl_execute(ctl, "snapshot-cancel",
+	    json_pack("{s:I}", "id", (json_int_t)id), &status);
+	if (ret == NULL)
+		return status;
+	if (ctl->json)
+		ctl_print_json(ret);
+	json_decref(ret);
+	return EXIT_OK;
+}

@@ -1,0 +1,54 @@
+/*
+ * snapshot-delete: remove a finished snapshot (NAME.zsnap, or the NAME.raw
+ * directory) from the peer's own snapshot directory; root's is the top
+ * directory.  The peer names a snapshot, never a path.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "log.h"
+#include "config.h"
+#include "control.h"
+#include "paths.h"
+#include "snapshots.h"
+#include "cmd.h"
+
+const struct cmd_arg cmd_snapshot_delete_args[] = {
+	{ "name", CMD_ARG_STRING, 1 },
+	{ NULL, 0, 0 }
+};
+
+enum cmd_retval
+cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
+{
+	const char	*name;
+	char		 dir[PATH_MAX], err[512];
+	int		 dirfd, rv, saved;
+
+	name = json_string_value(json_object_get(ctx->args, "name"));
+	if (!paths_name_valid(name))
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-delete: "
+		    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
+		    "starting with '.')", SNAPD_NAME_MAX);
+	dirfd = paths_peer_dir(config_get()->snapshot_dir, ctx->conn->uid,
+	    ctx->conn->gid, dir, sizeof(dir), err, sizeof(err));
+	if (dirfd == -1)
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-delete: %s",
+		    err);
+	if (snapshots_find_running(dir, name) != NULL) {
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-delete: "
+		    "snapshot '%s' is still running; cancel it first", name);
+	}
+	rv = paths_delete(dirfd, name, err, sizeof(err));
+	saved = errno;
+	close(dirfd);
+	if (rv == -1)
+		return cmd_error(ctx, saved == ENOENT ? SNAPD_ERR_NOT_FOUND :
+		    SNAPD_ERR_GENERIC, "snapshot-delete: %s: %s", dir, err);
+	log_info("snapshot '%s' in %s deleted by uid %u", name, dir,
+	    (unsigned)ctx->conn->uid);
+	return CMD_RETURN;
+}

@@ -1,0 +1,278 @@
+/*
+ * snapshot-start: check everything a peer asks for, then hand the
+ * userfaultfd and regions to the engine.  The reply is deferred: it goes
+ * out from snapshots.c once the engine reports the regions armed (the
+ * snapshot's point in time), or as an error if arming failed.
+ *
+ * What a peer may ask: its own process only (the pid argument is for root),
+ * a buffer no larger than the configured buffer_size (root may ask more),
+ * a name from the strict alphabet, in its own directory (paths.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "log.h"
+#include "config.h"
+#include "control.h"
+#include "paths.h"
+#include "snapshots.h"
+#include "cmd.h"
+
+/* The most buffer anyone may ask for: the configuration's upper bound. */
+#define START_BUFFER_MAX	(64ULL << 30)
+
+const struct cmd_arg cmd_snapshot_start_args[] = {
+	{ "uffd", CMD_ARG_STRING, 1 },
+	{ "regions", CMD_ARG_ARRAY, 1 },
+	{ "name", CMD_ARG_STRING, 0 },
+	{ "format", CMD_ARG_STRING, 0 },
+	{ "level", CMD_ARG_INT, 0 },
+	{ "buffer-size", CMD_ARG_INT, 0 },
+	{ "pid", CMD_ARG_INT, 0 },
+	{ NULL, 0, 0 }
+};
+
+static int
+start_is_userfaultfd(int fd)
+{
+	char	link[64], target[64];
+	ssize_t	n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n == -1)
+		return 0;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
+}
+
+static int
+start_region_cmp(const void *a, const void *b)
+{
+	const struct output_region *ra = a, *rb = b;
+
+	return ra->start < rb->start ? -1 : ra->start > rb->start;
+}
+
+/*
+ * Check the regions array and fill out[] (SNAPD_REGIONS_MAX entries).
+ * Returns the count, or -1 with ctx's error set.
+ */
+static int
+start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
+{
+	struct output_region	 sorted[SNAPD_REGIONS_MAX];
+	uint64_t		 page = (uint64_t)sysconf(_SC_PAGESIZE);
+	size_t			 n = json_array_size(regions), i;
+	const char		*key;
+	json_t			*r, *v;
+
+	if (n < 1 || n > SNAPD_REGIONS_MAX) {
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: 'regions' "
+		    "must hold 1 to %d regions, not %zu", SNAPD_REGIONS_MAX, n);
+		return -1;
+	}
+	json_array_foreach(regions, i, r) {
+		json_t		*start, *length, *name;
+		json_int_t	 s, l;
+
+		if (!json_is_object(r)) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu is not an object", i);
+			return -1;
+		}
+		json_object_foreach(r, key, v) {
+			if (strcmp(key, "start") != 0 &&
+			    strcmp(key, "length") != 0 &&
+			    strcmp(key, "name") != 0) {
+				cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+				    "region %zu: unknown member '%.64s'", i, key);
+				return -1;
+			}
+		}
+		start = json_object_get(r, "start");
+		length = json_object_get(r, "length");
+		name = json_object_get(r, "name");
+		if (!json_is_integer(start) || !json_is_integer(length)) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu: 'start' and 'length' must be integers",
+			    i);
+			return -1;
+		}
+		s = json_integer_value(start);
+		l = json_integer_value(length);
+		if (s < 0 || l <= 0) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu: start must be >= 0 and length > 0", i);
+			return -1;
+		}
+		if ((uint64_t)s % page != 0 || (uint64_t)l % page != 0) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu: start and length must be multiples of "
+			    "the page size (%llu)", i, (unsigned long long)page);
+			return -1;
+		}
+		if ((uint64_t)s > (uint64_t)INT64_MAX - (uint64_t)l) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu wraps around the address space", i);
+			return -1;
+		}
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].start = (uint64_t)s;
+		out[i].length = (uint64_t)l;
+		if (name == NULL)
+			snprintf(out[i].name, sizeof(out[i].name), "r%zu", i);
+		else if (!json_is_string(name) ||
+		    !paths_name_valid(json_string_value(name))) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "region %zu: name must be 1 to %d of A-Z a-z 0-9 . _ "
+			    "-, not starting with '.'", i, SNAPD_NAME_MAX);
+			return -1;
+		} else
+			snprintf(out[i].name, sizeof(out[i].name), "%s",
+			    json_string_value(name));
+	}
+	memcpy(sorted, out, n * sizeof(*out));
+	qsort(sorted, n, sizeof(*sorted), start_region_cmp);
+	for (i = 1; i < n; i++) {
+		if (sorted[i - 1].start + sorted[i - 1].length >
+		    sorted[i].start) {
+			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "regions '%s' and '%s' overlap", sorted[i - 1].name,
+			    sorted[i].name);
+			return -1;
+		}
+	}
+	return (int)n;
+}
+
+enum cmd_retval
+cmd_snapshot_start_exec(struct cmd_ctx *ctx)
+{
+	const struct config	*conf = config_get();
+	struct output_region	 regions[SNAPD_REGIONS_MAX];
+	struct snapshot_request	 req;
+	struct snapshots_counters n;
+	struct conn		*c = ctx->conn;
+	const char		*uffd_name;
+	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
+	char			 err[512];
+	json_t			*v;
+	int			 nregions, uffd, dirfd;
+
+	memset(&req, 0, sizeof(req));
+	req.id = snapshots_next_id();
+	req.uid = c->uid;
+	req.pid = c->pid;
+	req.format = conf->format;
+	req.level = conf->compression_level;
+	req.threads = conf->compression_threads;
+	req.buffer_size = conf->buffer_size;
+	req.on_discard = conf->on_discard;
+	req.mode = 0600;
+	req.owner_uid = c->uid;
+	req.owner_gid = c->gid;
+
+	uffd_name = json_string_value(json_object_get(ctx->args, "uffd"));
+	if ((uffd = control_fd_peek(c, uffd_name)) == -1)
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: no "
+		    "descriptor named '%.64s' on this connection (send it "
+		    "with getfd first)", uffd_name);
+	if (!start_is_userfaultfd(uffd))
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+		    "descriptor '%.64s' is not a userfaultfd", uffd_name);
+
+	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
+	    regions);
+	if (nregions == -1)
+		return CMD_ERROR;
+	req.regions = regions;
+	req.region_count = (uint32_t)nregions;
+
+	if ((v = json_object_get(ctx->args, "name")) != NULL) {
+		if (!paths_name_valid(json_string_value(v)))
+			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
+			    "starting with '.')", SNAPD_NAME_MAX);
+		snprintf(name, sizeof(name), "%s", json_string_value(v));
+	} else
+		snprintf(name, sizeof(name), "snap-%llu",
+		    (unsigned long long)req.id);
+	req.name = name;
+
+	if ((v = json_object_get(ctx->args, "format")) != NULL) {
+		if (strcmp(json_string_value(v), "zsnap") == 0)
+			req.format = OUTPUT_ZSNAP;
+		else if (strcmp(json_string_value(v), "raw") == 0)
+			req.format = OUTPUT_RAW;
+		else
+			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "format must be \"zsnap\" or \"raw\"");
+	}
+	if ((v = json_object_get(ctx->args, "level")) != NULL) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 19)
+			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "level must be 1..19");
+		req.level = (int)json_integer_value(v);
+	}
+	if ((v = json_object_get(ctx->args, "buffer-size")) != NULL) {
+		json_int_t size = json_integer_value(v);
+
+		if (size < 4096 || (uint64_t)size > START_BUFFER_MAX)
+			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "buffer-size must be 4096..%llu bytes",
+			    (unsigned long long)START_BUFFER_MAX);
+		req.buffer_size = (size_t)size;
+		/* Non-root peers may ask for less, never more. */
+		if (c->uid != 0 && req.buffer_size > conf->buffer_size)
+			req.buffer_size = conf->buffer_size;
+	}
+	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
+		if (c->uid != 0)
+			return cmd_error(ctx, SNAPD_ERR_PERMISSION, "snapshot-start: "
+			    "only root may snapshot another process (pid)");
+		if (json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX)
+			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			    "pid must be a positive process id");
+		req.pid = (pid_t)json_integer_value(v);
+	}
+
+	snapshots_counters(&n);
+	if (n.active >= (unsigned)conf->max_snapshots)
+		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u "
+		    "snapshots are running (max_snapshots %d)", n.active,
+		    conf->max_snapshots);
+
+	dirfd = paths_peer_dir(conf->snapshot_dir, c->uid, c->gid, dir,
+	    sizeof(dir), err, sizeof(err));
+	if (dirfd == -1)
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s",
+		    err);
+	if (snapshots_find_running(dir, name) != NULL) {
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: a "
+		    "snapshot named '%s' is already running", name);
+	}
+	if (paths_snapshot_exists(dirfd, name)) {
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
+		    "snapshot '%s' already exists in %s: %s", name, dir,
+		    strerror(EEXIST));
+	}
+	req.dirfd = dirfd;
+
+	/* From here the engine owns the uffd, whatever happens. */
+	req.uffd = control_fd_take(c, uffd_name);
+	if (snapshots_start(&req, dir, c->id, ctx->id, err,
+	    sizeof(err)) == NULL) {
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
+	}
+	close(dirfd);
+	return CMD_DEFER;
+}

@@ -1,0 +1,123 @@
+/*
+ * The command table and the argument-shape check the dispatcher (control.c)
+ * runs before any command.  A new command is a new cmd-<name>.c and one line
+ * here.  Main thread only.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol.h"
+#include "cmd.h"
+
+const struct cmd_arg cmd_no_args[] = {
+	{ NULL, 0, 0 }
+};
+
+const struct cmd_entry cmd_table[] = {
+	{ "qmp_capabilities", CMD_BEFORE_NEGOTIATION, cmd_no_args,
+	    cmd_capabilities_exec },
+	{ "query-version", 0, cmd_no_args, cmd_query_version_exec },
+	{ "query-status", 0, cmd_no_args, cmd_query_status_exec },
+	{ "query-config", 0, cmd_no_args, cmd_query_config_exec },
+	{ "getfd", 0, cmd_getfd_args, cmd_getfd_exec },
+	{ "closefd", 0, cmd_getfd_args, cmd_closefd_exec },
+	{ "snapshot-start", 0, cmd_snapshot_start_args,
+	    cmd_snapshot_start_exec },
+	{ "snapshot-cancel", 0, cmd_snapshot_cancel_args,
+	    cmd_snapshot_cancel_exec },
+	{ "query-snapshots", 0, cmd_no_args, cmd_query_snapshots_exec },
+	{ "snapshot-delete", 0, cmd_snapshot_delete_args,
+	    cmd_snapshot_delete_exec },
+	{ NULL, 0, NULL, NULL }
+};
+
+const struct cmd_entry *
+cmd_find(const char *name)
+{
+	for (const struct cmd_entry *e = cmd_table; e->name != NULL; e++)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static const char *
+cmd_arg_type_name(enum cmd_arg_type type)
+{
+	switch (type) {
+	case CMD_ARG_STRING:
+		return "a string";
+	case CMD_ARG_INT:
+		return "an integer";
+	case CMD_ARG_BOOL:
+		return "a boolean";
+	case CMD_ARG_ARRAY:
+		return "an array";
+	case CMD_ARG_OBJECT:
+		return "an object";
+	}
+	return "?";
+}
+
+static int
+cmd_arg_type_ok(enum cmd_arg_type type, json_t *v)
+{
+	switch (type) {
+	case CMD_ARG_STRING:
+		return json_is_string(v);
+	case CMD_ARG_INT:
+		return json_is_integer(v);
+	case CMD_ARG_BOOL:
+		return json_is_boolean(v);
+	case CMD_ARG_ARRAY:
+		return json_is_array(v);
+	case CMD_ARG_OBJECT:
+		return json_is_object(v);
+	}
+	return 0;
+}
+
+int
+cmd_check_args(const struct cmd_entry *entry, json_t *args, char *err,
+    size_t errlen)
+{
+	const struct cmd_arg	*a;
+	const char		*key;
+	json_t			*v;
+
+	json_object_foreach(args, key, v) {
+		for (a = entry->args; a->name != NULL; a++)
+			if (strcmp(a->name, key) == 0)
+				break;
+		if (a->name == NULL) {
+			snprintf(err, errlen, "%s: unknown parameter '%.64s'",
+			    entry->name, key);
+			return -1;
+		}
+		if (!cmd_arg_type_ok(a->type, v)) {
+			snprintf(err, errlen, "%s: parameter '%s' must be %s",
+			    entry->name, a->name, cmd_arg_type_name(a->type));
+			return -1;
+		}
+	}
+	for (a = entry->args; a->name != NULL; a++) {
+		if (a->required && json_object_get(args, a->name) == NULL) {
+			snprintf(err, errlen, "%s: parameter '%s' is missing",
+			    entry->name, a->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum cmd_retval
+cmd_error(struct cmd_ctx *ctx, const char *class, const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->err_class = class;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err_desc, sizeof(ctx->err_desc), fmt, ap);
+	va_end(ap);
+	return CMD_ERROR;
+}

@@ -1,0 +1,57 @@
+/*
+ * Between output.c and the format encoders (output-zsnap.c, output-raw.c);
+ * not for the rest of the daemon, which sees only output.h.
+ *
+ * output.c checks every argument (region index, page range), counts pages
+ * and keeps the error text; an encoder only encodes.  Like the rest of the
+ * output, all of it runs on the snapshot's writer thread.
+ */
+#ifndef SNAPD_OUTPUT_IMPL_H
+#define SNAPD_OUTPUT_IMPL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "output.h"
+
+#define OUTPUT_ERROR_MAX	512
+
+struct output_format_ops {
+	/* Create the temporary file(s), write what goes first. */
+	int	(*open)(struct output *);
+	/* npages pages, already known to be inside the region. */
+	int	(*pages)(struct output *, uint32_t, uint64_t, uint32_t,
+		    const void *);
+	int	(*lost)(struct output *, uint32_t, uint64_t, uint64_t);
+	uint64_t (*bytes)(const struct output *);
+	/* Write the rest, make it durable, rename; fill result->bytes, path. */
+	int	(*finish)(struct output *, struct output_result *);
+	/* Free the encoder; remove the temporary file(s) unless finished. */
+	void	(*close)(struct output *);
+};
+
+struct output {
+	const struct output_format_ops *ops;
+	struct output_params	 params;	/* regions and strings copied */
+	struct output_region	*regions;
+	char			*name;
+	char			*comm;
+	uint64_t		 pages_total;
+	uint64_t		 pages_data;
+	uint64_t		 pages_zero;
+	uint64_t		 pages_lost;
+	int			 finished;
+	int			 failed;	/* an operation failed: only close */
+	char			 error[OUTPUT_ERROR_MAX];
+	void			*priv;		/* the encoder's state */
+};
+
+extern const struct output_format_ops output_zsnap_ops;
+extern const struct output_format_ops output_raw_ops;
+
+void	output_set_error(struct output *out, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Is this page (ZSNAP_PAGE_SIZE bytes, any alignment) all zero bytes? */
+int	output_page_is_zero(const void *page);
+
+#endif /* SNAPD_OUTPUT_IMPL_H */

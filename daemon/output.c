@@ -1,0 +1,273 @@
+/*
+ * Snapshot output, the format-independent part: see output.h.
+ *
+ * output_open() copies the parameters and hands over to the encoder of the
+ * chosen format (output-zsnap.c, output-raw.c, both behind struct
+ * output_format_ops).  Every page that arrives is checked here against its
+ * region, so an engine bug becomes a failed snapshot with a clear message,
+ * never a file that lies; the counts kept here are what output_finish()
+ * compares against the region sizes before anything is committed.
+ *
+ * Only the snapshot's writer thread calls into an output (no lock);
+ * output_open_error() is thread-local because there is no output to hold
+ * the message yet.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "output-impl.h"
+
+static _Thread_local char	open_error[OUTPUT_ERROR_MAX];
+
+void
+output_set_error(struct output *out, const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+int
+output_page_is_zero(const void *page)
+{
+	const unsigned char	*p = page;
+	uint64_t		 w[8];
+
+	/*
+	 * 64 bytes per step with an early exit: data pages usually differ
+	 * from zero in their first line, zero pages are read once.  memcpy
+	 * keeps it legal for unaligned buffers and compiles to plain loads.
+	 */
+	for (size_t off = 0; off < ZSNAP_PAGE_SIZE; off += sizeof(w)) {
+		memcpy(w, p + off, sizeof(w));
+		if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+output_free(struct output *out)
+{
+	free(out->regions);
+	free(out->name);
+	free(out->comm);
+	free(out);
+}
+
+struct output *
+output_open(const struct output_params *params)
+{
+	struct output	*out;
+	uint64_t	 total = 0;
+
+	if (params->region_count == 0) {
+		snprintf(open_error, sizeof(open_error),
+		    "snapshot %s: no regions", params->name);
+		errno = EINVAL;
+		return NULL;
+	}
+	for (uint32_t i = 0; i < params->region_count; i++) {
+		const struct output_region *r = &params->regions[i];
+
+		if (r->length == 0 || r->length % ZSNAP_PAGE_SIZE != 0 ||
+		    r->start % ZSNAP_PAGE_SIZE != 0 ||
+		    memchr(r->name, '\0', sizeof(r->name)) == NULL) {
+			snprintf(open_error, sizeof(open_error),
+			    "snapshot %s: region %u (start %#llx, length %llu): "
+			    "not page-aligned, empty or badly named",
+			    params->name, i, (unsigned long long)r->start,
+			    (unsigned long long)r->length);
+			errno = EINVAL;
+			return NULL;
+		}
+		total += r->length / ZSNAP_PAGE_SIZE;
+	}
+	if (params->level < 1 || params->level > 19) {
+		snprintf(open_error, sizeof(open_error),
+		    "snapshot %s: compression level %d is not in 1..19",
+		    params->name, params->level);
+		errno = EINVAL;
+		return NULL;
+	}
+
+	out = xcalloc(1, sizeof(*out));
+	out->params = *params;
+	out->regions = xcalloc(params->region_count, sizeof(*out->regions));
+	memcpy(out->regions, params->regions,
+	    params->region_count * sizeof(*out->regions));
+	out->params.regions = out->regions;
+	out->name = xstrdup(params->name);
+	out->params.name = out->name;
+	out->comm = xstrdup(params->comm != NULL ? params->comm : "");
+	out->params.comm = out->comm;
+	out->pages_total = total;
+	if (out->params.mode == 0)
+		out->params.mode = 0600;
+
+	switch (params->format) {
+	case OUTPUT_ZSNAP:
+		out->ops = &output_zsnap_ops;
+		break;
+	case OUTPUT_RAW:
+		out->ops = &output_raw_ops;
+		break;
+	default:
+		snprintf(open_error, sizeof(open_error),
+		    "snapshot %s: unknown output format %d", params->name,
+		    (int)params->format);
+		output_free(out);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (out->ops->open(out) == -1) {
+		int saved = errno;
+
+		snprintf(open_error, sizeof(open_error), "%s", out->error);
+		out->ops->close(out);
+		output_free(out);
+		errno = saved;
+		return NULL;
+	}
+	return out;
+}
+
+const char *
+output_open_error(void)
+{
+	return open_error;
+}
+
+/* Is [first, first + npages) inside region? Sets the error if not. */
+static int
+output_check_range(struct output *out, const char *what, uint32_t region,
+    uint64_t first, uint64_t npages)
+{
+	uint64_t	 pages;
+
+	if (out->failed) {
+		/* Keep the first failure's message: it says what went wrong. */
+		errno = EIO;
+		return -1;
+	}
+	if (out->finished) {
+		output_set_error(out, "snapshot %s: %s after the output was "
+		    "finished", out->name, what);
+		errno = EINVAL;
+		return -1;
+	}
+	if (region >= out->params.region_count) {
+		output_set_error(out, "snapshot %s: %s for region %u, but there "
+		    "are %u regions", out->name, what, region,
+		    out->params.region_count);
+		errno = EINVAL;
+		return -1;
+	}
+	pages = out->regions[region].length / ZSNAP_PAGE_SIZE;
+	if (npages == 0 || first >= pages || npages > pages - first) {
+		output_set_error(out, "snapshot %s: %s %llu..%llu outside region "
+		    "%u (%llu pages)", out->name, what,
+		    (unsigned long long)first,
+		    (unsigned long long)(first + npages),
+		    region, (unsigned long long)pages);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+output_pages(struct output *out, uint32_t region, uint64_t first,
+    uint32_t npages, const void *data)
+{
+	if (output_check_range(out, "pages", region, first, npages) == -1)
+		return -1;
+	if (out->ops->pages(out, region, first, npages, data) == -1) {
+		out->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int
+output_lost(struct output *out, uint32_t region, uint64_t first,
+    uint64_t npages)
+{
+	if (output_check_range(out, "lost pages", region, first, npages) == -1)
+		return -1;
+	if (out->ops->lost(out, region, first, npages) == -1) {
+		out->failed = 1;
+		return -1;
+	}
+	out->pages_lost += npages;
+	return 0;
+}
+
+uint64_t
+output_bytes(const struct output *out)
+{
+	return out->ops->bytes(out);
+}
+
+int
+output_finish(struct output *out, struct output_result *result)
+{
+	uint64_t	saved;
+
+	if (out->failed) {
+		errno = EIO;
+		return -1;
+	}
+	if (out->finished) {
+		output_set_error(out, "snapshot %s: finished twice", out->name);
+		errno = EINVAL;
+		return -1;
+	}
+	/*
+	 * No half snapshot looks whole: if the engine gave fewer pages than
+	 * the regions hold, refuse to write an index that would claim them.
+	 */
+	saved = out->pages_data + out->pages_zero + out->pages_lost;
+	if (saved != out->pages_total) {
+		output_set_error(out, "snapshot %s: incomplete: %llu of %llu "
+		    "pages saved", out->name, (unsigned long long)saved,
+		    (unsigned long long)out->pages_total);
+		out->failed = 1;
+		errno = EIO;
+		return -1;
+	}
+	memset(result, 0, sizeof(*result));
+	if (out->ops->finish(out, result) == -1) {
+		out->failed = 1;
+		return -1;
+	}
+	out->finished = 1;
+	result->pages_total = out->pages_total;
+	result->pages_data = out->pages_data;
+	result->pages_zero = out->pages_zero;
+	result->pages_lost = out->pages_lost;
+	return 0;
+}
+
+void
+output_close(struct output *out)
+{
+	if (out == NULL)
+		return;
+	out->ops->close(out);
+	output_free(out);
+}
+
+const char *
+output_error(const struct output *out)
+{
+	return out->error;
+}

@@ -1,0 +1,220 @@
+/*
+ * Snapshot names and per-peer snapshot directories (see paths.h).
+ *
+ * The peer's directory is opened with openat(O_DIRECTORY | O_NOFOLLOW) and
+ * checked with fstat on the open fd, so a symlink or a directory swapped in
+ * by someone else is refused rather than followed; deletion works inside
+ * that fd with unlinkat and never follows a symlink either.
+ *
+ * Main thread only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "zsnap.h"
+#include "paths.h"
+
+int
+paths_name_valid(const char *name)
+{
+	size_t len;
+
+	if (name == NULL || name[0] == '\0' || name[0] == '.')
+		return 0;
+	for (len = 0; name[len] != '\0'; len++) {
+		char c = name[len];
+
+		if (len >= SNAPD_NAME_MAX)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+paths_peer_dir(const char *top, uid_t uid, gid_t gid, char *path,
+    size_t pathlen, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		 sub[32];
+	int		 topfd, fd, created = 0, saved;
+
+	topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (topfd == -1) {
+		saved = errno;
+		snprintf(err, errlen, "open %s: %s", top, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (uid == 0) {
+		snprintf(path, pathlen, "%s", top);
+		return topfd;
+	}
+	snprintf(sub, sizeof(sub), "uid-%u", (unsigned)uid);
+	snprintf(path, pathlen, "%s/%s", top, sub);
+	if (mkdirat(topfd, sub, 0700) == 0)
+		created = 1;
+	else if (errno != EEXIST) {
+		saved = errno;
+		snprintf(err, errlen, "mkdir %s: %s", path, strerror(saved));
+		close(topfd);
+		errno = saved;
+		return -1;
+	}
+	fd = openat(topfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	saved = errno;
+	close(topfd);
+	if (fd == -1) {
+		snprintf(err, errlen, "open %s: %s", path, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (created && (fchown(fd, uid, gid) == -1 || fchmod(fd, 0700) == -1)) {
+		saved = errno;
+		snprintf(err, errlen, "chown %s to uid %u: %s", path,
+		    (unsigned)uid, strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "stat %s: %s", path, strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != uid) {
+		snprintf(err, errlen, "%s: not a directory owned by uid %u "
+		    "(owner %u); refusing to use it", path, (unsigned)uid,
+		    (unsigned)st.st_uid);
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+int
+paths_snapshot_exists(int dirfd, const char *name)
+{
+	struct stat	st;
+	char		file[SNAPD_NAME_MAX + 16];
+
+	snprintf(file, sizeof(file), "%s%s", name, ZSNAP_SUFFIX);
+	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	snprintf(file, sizeof(file), "%s%s", name, ZSNAP_RAW_SUFFIX);
+	return fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Remove the raw directory file (its regular files, then itself). */
+static int
+paths_delete_raw(int dirfd, const char *file, char *err, size_t errlen)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 fd, saved;
+
+	fd = openat(dirfd, file, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		snprintf(err, errlen, "open %s: %s", file, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		snprintf(err, errlen, "read %s: %s", file, strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    unlinkat(fd, de->d_name,
+		    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == -1) {
+			saved = errno;
+			snprintf(err, errlen, "remove %s/%s: %s", file,
+			    de->d_name, strerror(saved));
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	saved = errno;
+	closedir(d);
+	if (saved != 0) {
+		snprintf(err, errlen, "read %s: %s", file, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (unlinkat(dirfd, file, AT_REMOVEDIR) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "rmdir %s: %s", file, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int
+paths_delete(int dirfd, const char *name, char *err, size_t errlen)
+{
+	struct stat	st;
+	char		file[SNAPD_NAME_MAX + 16];
+	int		saved, found = 0;
+
+	if (!paths_name_valid(name)) {
+		snprintf(err, errlen, "invalid snapshot name");
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s%s", name, ZSNAP_SUFFIX);
+	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		found = 1;
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a regular file; not "
+			    "removing it", file);
+			errno = EPERM;
+			return -1;
+		}
+		if (unlinkat(dirfd, file, 0) == -1) {
+			saved = errno;
+			snprintf(err, errlen, "unlink %s: %s", file,
+			    strerror(saved));
+			errno = saved;
+			return -1;
+		}
+	}
+	snprintf(file, sizeof(file), "%s%s", name, ZSNAP_RAW_SUFFIX);
+	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		found = 1;
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a directory; not "
+			    "removing it", file);
+			errno = EPERM;
+			return -1;
+		}
+		if (paths_delete_raw(dirfd, file, err, errlen) == -1)
+			return -1;
+	}
+	if (!found) {
+		snprintf(err, errlen, "no snapshot named '%s'", name);
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}

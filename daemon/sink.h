@@ -1,0 +1,75 @@
+/*
+ * The byte-stream output every snapshot encoder writes through, in the
+ * manner of redis's rio: an encoder calls sink_write() and never knows
+ * whether the bytes go to a file, a pipe or (later) a remote peer.
+ *
+ * A sink keeps a running count of the bytes written.  Its operations:
+ *
+ *	write	all of the bytes or fail (short writes and EINTR handled)
+ *	sync	make what was written durable
+ *	finish	commit: the output becomes visible under its final name
+ *	abort	drop everything written (the temporary file is removed)
+ *
+ * sink_free() aborts unless finish succeeded, so a caller can free a sink
+ * on every path.  Functions return 0, or -1 with errno set and a message in
+ * sink_error() naming what failed ("write .x.zsnap.tmp-42: No space left on
+ * device").  A sink is used by one thread at a time (the writer thread).
+ */
+#ifndef SNAPD_SINK_H
+#define SNAPD_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SINK_ERROR_MAX	512
+
+struct sink;
+
+struct sink_ops {
+	int	(*write)(struct sink *, const void *, size_t);
+	int	(*sync)(struct sink *);
+	int	(*finish)(struct sink *);
+	void	(*abort)(struct sink *);
+	void	(*free)(struct sink *);
+};
+
+struct sink {
+	const struct sink_ops	*ops;
+	uint64_t		 bytes;		/* written so far */
+	int			 finished;	/* finish succeeded */
+	int			 aborted;
+	char			 error[SINK_ERROR_MAX];
+};
+
+/*
+ * A file sink: creates ".NAME.SUFFIX.tmp-PID" in dirfd with openat(O_EXCL |
+ * O_NOFOLLOW | O_CLOEXEC) and mode, chowns it to uid/gid unless both are -1;
+ * finish fsyncs it, renames it to "NAME.SUFFIX" without replacing an
+ * existing file (renameat2 RENAME_NOREPLACE) and fsyncs the directory.
+ * dirfd is duplicated, the caller keeps its own.  On failure returns NULL
+ * with errno set and a message in err.
+ */
+struct sink	*sink_file_open(int dirfd, const char *name, const char *suffix,
+		    mode_t mode, uid_t uid, gid_t gid, char *err, size_t errlen);
+/* The final name ("NAME.SUFFIX") of a file sink, relative to its dirfd. */
+const char	*sink_file_name(const struct sink *s);
+
+/*
+ * A sink on an open descriptor (a pipe or socket): finish and sync only
+ * flush nothing and succeed, abort just stops.  The fd is borrowed.
+ */
+struct sink	*sink_fd_open(int fd, const char *label);
+
+int		 sink_write(struct sink *s, const void *buf, size_t len);
+int		 sink_sync(struct sink *s);
+int		 sink_finish(struct sink *s);
+void		 sink_abort(struct sink *s);
+void		 sink_free(struct sink *s);
+uint64_t	 sink_bytes(const struct sink *s);
+const char	*sink_error(const struct sink *s);
+
+/* write(2) all of buf to fd, retrying short writes and EINTR. */
+int		 sink_write_all(int fd, const void *buf, size_t len);
+
+#endif /* SNAPD_SINK_H */

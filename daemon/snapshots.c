@@ -1,0 +1,495 @@
+/*
+ * The daemon's list of snapshots and their events (see snapshots.h).
+ *
+ * Entries are kept in start order on one TAILQ.  A running entry holds the
+ * engine's struct snapshot; when the engine reports SNAPSHOT_EV_DONE the
+ * entry copies the final figures, frees the engine's snapshot and stays on
+ * the list, finished, until 64 newer ones have finished.
+ *
+ * The engine calls snapshots_engine_cb() on the main thread, like the
+ * progress timer and every other function here, so nothing needs a lock;
+ * only snapshot_stats() reads figures the engine's threads update (atomics).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "config.h"
+#include "control.h"
+#include "snapshots.h"
+
+#define SNAPSHOTS_FINISHED_KEPT	64
+
+static TAILQ_HEAD(, snap_entry) snapshots = TAILQ_HEAD_INITIALIZER(snapshots);
+static struct event_base	*snapshots_base;
+static struct event		*snapshots_progress_ev;
+static uint64_t			 snapshots_last_id;
+static unsigned			 snapshots_finished;
+static struct snapshots_counters snapshots_count;
+static uint64_t			 snapshots_bytes_done;	/* by finished ones */
+static void			(*snapshots_idle_cb)(void *);
+static void			*snapshots_idle_arg;
+
+static uint64_t
+snapshots_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static json_t *
+snapshots_check(json_t *o)
+{
+	if (o == NULL)
+		fatalx("out of memory building a snapshot message");
+	return o;
+}
+
+/* json_pack() that cannot fail: a failure is out of memory or a bug. */
+static json_t *
+snapshots_pack(const char *fmt, ...)
+{
+	json_error_t	 jerr;
+	json_t		*o;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	o = json_vpack_ex(&jerr, 0, fmt, ap);
+	va_end(ap);
+	if (o == NULL)
+		fatalx("building a snapshot message: %s", jerr.text);
+	return o;
+}
+
+void
+snapshots_stats(struct snap_entry *e, struct snapshot_stats *st)
+{
+	if (e->done || e->snap == NULL)
+		*st = e->final;
+	else
+		snapshot_stats(e->snap, st);
+}
+
+/*
+ * The final path of a finished snapshot (the engine gives it relative to the
+ * directory fd), or the one it will have; truncated, never overflowing.
+ */
+static void
+snapshots_final_path(struct snap_entry *e, const struct snapshot_stats *st,
+    char *buf, size_t len)
+{
+	const char	*parts[3] = { "", "", "" };
+	size_t		 n = 0;
+
+	if (st->path[0] == '/')
+		parts[0] = st->path;
+	else if (st->path[0] != '\0') {
+		parts[0] = e->dir;
+		parts[1] = "/";
+		parts[2] = st->path;
+	} else
+		parts[0] = e->file;
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(parts[i]);
+
+		if (n + l >= len)
+			l = len - 1 - n;
+		memmove(buf + n, parts[i], l);
+		n += l;
+	}
+	buf[n] = '\0';
+}
+
+static void
+snapshots_progress(evutil_socket_t fd, short what, void *arg)
+{
+	struct snap_entry	*e;
+	struct snapshot_stats	 st;
+
+	TAILQ_FOREACH(e, &snapshots, entry) {
+		if (e->done || !e->armed || e->snap == NULL)
+			continue;
+		snapshot_stats(e->snap, &st);
+		control_event(e->uid, SNAPD_EV_PROGRESS,
+		    snapshots_pack("{sI sI sI sI sI}",
+		    "id", (json_int_t)e->id,
+		    "pages-saved", (json_int_t)st.pages_saved,
+		    "pages-total", (json_int_t)st.pages_total,
+		    "bytes-written", (json_int_t)st.bytes_written,
+		    "buffer-used", (json_int_t)st.buffer_used));
+	}
+}
+
+void
+snapshots_init(struct event_base *base)
+{
+	struct timeval one = { 1, 0 };
+
+	snapshots_base = base;
+	snapshots_progress_ev = event_new(base, -1, EV_PERSIST,
+	    snapshots_progress, NULL);
+	if (snapshots_progress_ev == NULL)
+		fatalx("cannot create the progress timer");
+	event_add(snapshots_progress_ev, &one);
+}
+
+uint64_t
+snapshots_next_id(void)
+{
+	return snapshots_last_id + 1;
+}
+
+struct snap_entry *
+snapshots_find(uint64_t id)
+{
+	struct snap_entry *e;
+
+	TAILQ_FOREACH(e, &snapshots, entry)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+struct snap_entry *
+snapshots_find_running(const char *dir, const char *name)
+{
+	struct snap_entry *e;
+
+	TAILQ_FOREACH(e, &snapshots, entry)
+		if (!e->done && strcmp(e->dir, dir) == 0 &&
+		    strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+int
+snapshots_visible(const struct snap_entry *e, uid_t uid)
+{
+	return uid == 0 || e->uid == uid;
+}
+
+/* Drop the oldest finished entries beyond SNAPSHOTS_FINISHED_KEPT. */
+static void
+snapshots_trim(void)
+{
+	struct snap_entry *e, *next;
+
+	for (e = TAILQ_FIRST(&snapshots);
+	    e != NULL && snapshots_finished > SNAPSHOTS_FINISHED_KEPT; e = next) {
+		next = TAILQ_NEXT(e, entry);
+		if (!e->done)
+			continue;
+		TAILQ_REMOVE(&snapshots, e, entry);
+		if (e->reply_id != NULL)
+			json_decref(e->reply_id);
+		free(e);
+		snapshots_finished--;
+	}
+}
+
+static void
+snapshots_armed(struct snap_entry *e)
+{
+	struct snapshot_stats st;
+
+	e->armed = 1;
+	snapshot_stats(e->snap, &st);
+	log_info("snapshot %llu (pid %d): armed %llu pages in %llu us",
+	    (unsigned long long)e->id, (int)e->pid,
+	    (unsigned long long)st.pages_total,
+	    (unsigned long long)(st.arm_ns / 1000));
+	if (e->reply_pending) {
+		e->reply_pending = 0;
+		control_reply(e->reply_conn, e->reply_id,
+		    snapshots_pack("{sI ss ss sI sI}",
+		    "id", (json_int_t)e->id,
+		    "name", e->name,
+		    "file", e->file,
+		    "arm-us", (json_int_t)(st.arm_ns / 1000),
+		    "pages", (json_int_t)st.pages_total));
+	}
+	control_event(e->uid, SNAPD_EV_ARMED,
+	    snapshots_pack("{sI ss si sI sI}",
+	    "id", (json_int_t)e->id,
+	    "name", e->name,
+	    "pid", (int)e->pid,
+	    "arm-us", (json_int_t)(st.arm_ns / 1000),
+	    "pages", (json_int_t)st.pages_total));
+}
+
+static void
+snapshots_buffer_full(struct snap_entry *e)
+{
+	struct snapshot_stats	st;
+	uint64_t		now = snapshots_now_ms();
+
+	if (e->last_buffer_full_ms != 0 && now - e->last_buffer_full_ms < 1000)
+		return;
+	e->last_buffer_full_ms = now;
+	snapshot_stats(e->snap, &st);
+	control_event(e->uid, SNAPD_EV_BUFFER_FULL,
+	    snapshots_pack("{sI sI sI}",
+	    "id", (json_int_t)e->id,
+	    "buffer-size", (json_int_t)st.buffer_size,
+	    "buffer-full-waits", (json_int_t)st.buffer_full_waits));
+}
+
+static void
+snapshots_done(struct snap_entry *e, struct snapshot *snap)
+{
+	struct snapshot_stats	*st = &e->final;
+	char			 path[PATH_MAX];
+
+	snapshot_stats(snap, st);
+	snapshot_free(snap);
+	e->snap = NULL;
+	e->done = 1;
+	snapshots_count.active--;
+	snapshots_finished++;
+	snapshots_bytes_done += st->bytes_written;
+
+	if (st->state == SNAPSHOT_COMPLETED) {
+		snapshots_final_path(e, st, path, sizeof(path));
+		memcpy(e->file, path, sizeof(e->file));
+		log_info("snapshot %llu (pid %d): completed, %s, %llu bytes, "
+		    "%llu pages (%llu faulted, %llu lost) in %llu ms",
+		    (unsigned long long)e->id, (int)e->pid, e->file,
+		    (unsigned long long)st->file_size,
+		    (unsigned long long)st->pages_total,
+		    (unsigned long long)st->pages_faulted,
+		    (unsigned long long)st->pages_lost,
+		    (unsigned long long)(st->duration_ns / 1000000));
+		control_event(e->uid, SNAPD_EV_COMPLETED,
+		    snapshots_pack("{sI ss ss sI sI sI sI sI sI sI sI sI sI}",
+		    "id", (json_int_t)e->id,
+		    "name", e->name,
+		    "file", e->file,
+		    "size", (json_int_t)st->file_size,
+		    "pages", (json_int_t)st->pages_total,
+		    "pages-faulted", (json_int_t)st->pages_faulted,
+		    "pages-zero", (json_int_t)st->pages_zero,
+		    "pages-lost", (json_int_t)st->pages_lost,
+		    "buffer-full-waits", (json_int_t)st->buffer_full_waits,
+		    "buffer-peak", (json_int_t)st->buffer_peak,
+		    "stall-max-us", (json_int_t)(st->stall_max_ns / 1000),
+		    "arm-us", (json_int_t)(st->arm_ns / 1000),
+		    "duration-us", (json_int_t)(st->duration_ns / 1000)));
+	} else {
+		int cancelled = st->state == SNAPSHOT_CANCELLED;
+
+		snapshots_count.failed++;
+		if (st->error[0] == '\0')
+			snprintf(st->error, sizeof(st->error), "%s",
+			    cancelled ? "cancelled" : "failed (no reason given)");
+		log_warnx("snapshot %llu (pid %d): %s: %s",
+		    (unsigned long long)e->id, (int)e->pid,
+		    cancelled ? "cancelled" : "failed", st->error);
+		if (e->reply_pending) {
+			e->reply_pending = 0;
+			snprintf(path, sizeof(path), "snapshot %llu: %.512s",
+			    (unsigned long long)e->id, st->error);
+			control_reply_error(e->reply_conn, e->reply_id,
+			    SNAPD_ERR_GENERIC, path);
+		}
+		control_event(e->uid, SNAPD_EV_FAILED,
+		    snapshots_pack("{sI ss ss sb}",
+		    "id", (json_int_t)e->id,
+		    "name", e->name,
+		    "reason", st->error,
+		    "cancelled", cancelled));
+	}
+	if (e->reply_id != NULL) {
+		json_decref(e->reply_id);
+		e->reply_id = NULL;
+	}
+	snapshots_trim();
+	if (snapshots_count.active == 0 && snapshots_idle_cb != NULL)
+		snapshots_idle_cb(snapshots_idle_arg);
+}
+
+static void
+snapshots_engine_cb(struct snapshot *snap, enum snapshot_event ev, void *arg)
+{
+	struct snap_entry *e = arg;
+
+	/* The callback may come before snapshot_start() has returned. */
+	if (e->snap == NULL && !e->done)
+		e->snap = snap;
+	switch (ev) {
+	case SNAPSHOT_EV_ARMED:
+		snapshots_armed(e);
+		break;
+	case SNAPSHOT_EV_BUFFER_FULL:
+		snapshots_buffer_full(e);
+		break;
+	case SNAPSHOT_EV_DONE:
+		snapshots_done(e, snap);
+		break;
+	}
+}
+
+struct snap_entry *
+snapshots_start(const struct snapshot_request *req, const char *dir,
+    uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
+{
+	struct snap_entry	*e;
+	struct snapshot		*snap;
+
+	e = xcalloc(1, sizeof(*e));
+	e->id = req->id;
+	snprintf(e->name, sizeof(e->name), "%s", req->name);
+	e->uid = req->uid;
+	e->pid = req->pid;
+	e->format = req->format;
+	e->buffer_size = req->buffer_size;
+	snprintf(e->dir, sizeof(e->dir), "%s", dir);
+	snprintf(e->file, sizeof(e->file), "%s/%s%s", dir, req->name,
+	    req->format == OUTPUT_RAW ? ZSNAP_RAW_SUFFIX : ZSNAP_SUFFIX);
+	e->reply_pending = 1;
+	e->reply_conn = conn_id;
+	if (reply_id != NULL)
+		e->reply_id = json_incref(reply_id);
+	e->final.state = SNAPSHOT_ARMING;
+	e->final.buffer_size = req->buffer_size;
+
+	TAILQ_INSERT_TAIL(&snapshots, e, entry);
+	snapshots_last_id = req->id;
+	snapshots_count.active++;
+	snapshots_count.total++;
+
+	snap = snapshot_start(snapshots_base, req, snapshots_engine_cb, e);
+	if (snap == NULL) {
+		int saved = errno;
+
+		snprintf(err, errlen, "snapshot %llu: cannot start: %s",
+		    (unsigned long long)req->id, strerror(saved));
+		TAILQ_REMOVE(&snapshots, e, entry);
+		snapshots_count.active--;
+		snapshots_count.total--;
+		if (e->reply_id != NULL)
+			json_decref(e->reply_id);
+		free(e);
+		errno = saved;
+		return NULL;
+	}
+	if (!e->done)
+		e->snap = snap;
+	log_info("snapshot %llu (pid %d, uid %u): started, %u regions, "
+	    "%s, buffer %llu bytes", (unsigned long long)e->id, (int)e->pid,
+	    (unsigned)e->uid, req->region_count, e->file,
+	    (unsigned long long)req->buffer_size);
+	return e;
+}
+
+json_t *
+snapshots_query(uid_t uid)
+{
+	struct snap_entry	*e;
+	struct snapshot_stats	 st;
+	json_t			*a = snapshots_check(json_array()), *o;
+
+	TAILQ_FOREACH(e, &snapshots, entry) {
+		if (!snapshots_visible(e, uid))
+			continue;
+		snapshots_stats(e, &st);
+		o = snapshots_pack("{sI ss ss si si ss ss sI sI sI sI "
+		    "sI sI sI sI sI sI sI sI sI}",
+		    "id", (json_int_t)e->id,
+		    "name", e->name,
+		    "state", snapshot_state_name(st.state),
+		    "pid", (int)e->pid,
+		    "uid", (int)e->uid,
+		    "format", config_format_name(e->format),
+		    "file", e->file,
+		    "pages-total", (json_int_t)st.pages_total,
+		    "pages-saved", (json_int_t)st.pages_saved,
+		    "pages-faulted", (json_int_t)st.pages_faulted,
+		    "pages-zero", (json_int_t)st.pages_zero,
+		    "pages-lost", (json_int_t)st.pages_lost,
+		    "buffer-size", (json_int_t)(st.buffer_size != 0 ?
+			st.buffer_size : e->buffer_size),
+		    "buffer-used", (json_int_t)st.buffer_used,
+		    "buffer-peak", (json_int_t)st.buffer_peak,
+		    "buffer-full-waits", (json_int_t)st.buffer_full_waits,
+		    "stall-max-us", (json_int_t)(st.stall_max_ns / 1000),
+		    "bytes-written", (json_int_t)st.bytes_written,
+		    "arm-us", (json_int_t)(st.arm_ns / 1000),
+		    "duration-us", (json_int_t)(st.duration_ns / 1000));
+		if (e->done && (st.state == SNAPSHOT_FAILED ||
+		    st.state == SNAPSHOT_CANCELLED) &&
+		    json_object_set_new(o, "error", json_string(st.error)) == -1)
+			fatalx("out of memory building query-snapshots");
+		if (json_array_append_new(a, o) == -1)
+			fatalx("out of memory building query-snapshots");
+	}
+	return a;
+}
+
+void
+snapshots_counters(struct snapshots_counters *c)
+{
+	struct snap_entry	*e;
+	struct snapshot_stats	 st;
+
+	*c = snapshots_count;
+	c->bytes_written = snapshots_bytes_done;
+	TAILQ_FOREACH(e, &snapshots, entry) {
+		if (e->done || e->snap == NULL)
+			continue;
+		snapshot_stats(e->snap, &st);
+		c->bytes_written += st.bytes_written;
+	}
+}
+
+void
+snapshots_cancel_all(const char *why)
+{
+	struct snap_entry *e;
+
+	/*
+	 * DONE normally follows from the event loop; should it come from
+	 * inside snapshot_cancel(), the list may have changed, so start over
+	 * after each cancel.
+	 */
+again:
+	TAILQ_FOREACH(e, &snapshots, entry) {
+		if (!e->done && e->snap != NULL && !e->cancel_requested) {
+			e->cancel_requested = 1;
+			snapshot_cancel(e->snap, why);
+			goto again;
+		}
+	}
+}
+
+void
+snapshots_set_idle_cb(void (*cb)(void *), void *arg)
+{
+	snapshots_idle_cb = cb;
+	snapshots_idle_arg = arg;
+}
+
+void
+snapshots_free_all(void)
+{
+	struct snap_entry *e;
+
+	while ((e = TAILQ_FIRST(&snapshots)) != NULL) {
+		TAILQ_REMOVE(&snapshots, e, entry);
+		if (e->reply_id != NULL)
+			json_decref(e->reply_id);
+		free(e);
+	}
+	if (snapshots_progress_ev != NULL) {
+		event_free(snapshots_progress_ev);
+		snapshots_progress_ev = NULL;
+	}
+}

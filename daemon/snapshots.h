@@ -1,0 +1,101 @@
+/*
+ * The daemon's list of snapshots: those running and the last 64 finished,
+ * with who asked for them, and the events they produce.
+ *
+ * Each entry wraps one struct snapshot of the engine (snapshot.h) while it
+ * runs.  The engine's callback (always on the main thread) drives the
+ * entry: SNAPSHOT_EV_ARMED sends the deferred snapshot-start reply and
+ * SNAPSHOT_ARMED; SNAPSHOT_EV_BUFFER_FULL sends SNAPSHOT_BUFFER_FULL (at
+ * most once a second); SNAPSHOT_EV_DONE keeps the final figures, sends
+ * SNAPSHOT_COMPLETED or SNAPSHOT_FAILED and frees the engine's snapshot.
+ * A one-second timer sends SNAPSHOT_PROGRESS for every running snapshot.
+ *
+ * Main thread only.
+ */
+#ifndef SNAPD_SNAPSHOTS_H
+#define SNAPD_SNAPSHOTS_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "protocol.h"
+#include "snapshot.h"
+
+struct event_base;
+
+struct snap_entry {
+	TAILQ_ENTRY(snap_entry) entry;
+	uint64_t		 id;
+	char			 name[SNAPD_NAME_MAX + 1];
+	uid_t			 uid;		/* the peer that asked */
+	pid_t			 pid;		/* the process snapshotted */
+	enum output_format	 format;
+	uint64_t		 buffer_size;
+	char			 dir[PATH_MAX];	/* directory it is written in */
+	char			 file[PATH_MAX];	/* final path */
+	struct snapshot		*snap;		/* the engine's, NULL once done */
+	struct snapshot_stats	 final;		/* figures once done */
+	int			 armed;
+	int			 done;
+	int			 cancel_requested;
+
+	/* The snapshot-start reply, sent when armed (or failed before). */
+	int			 reply_pending;
+	uint64_t		 reply_conn;
+	json_t			*reply_id;
+
+	uint64_t		 last_buffer_full_ms;
+};
+
+struct snapshots_counters {
+	unsigned	active;		/* not yet done */
+	uint64_t	total;		/* started since the daemon started */
+	uint64_t	failed;		/* failed or cancelled */
+	uint64_t	bytes_written;	/* by all, finished and running */
+};
+
+void		 snapshots_init(struct event_base *base);
+
+/* The id the next snapshots_start() will use. */
+uint64_t	 snapshots_next_id(void);
+
+/*
+ * Start a snapshot (req->id must be snapshots_next_id()); dir is the path
+ * of req->dirfd.  The snapshot-start reply goes to connection conn_id with
+ * id reply_id (borrowed; a reference is kept) once it is armed.  Returns the
+ * entry, or NULL with a message in err if the engine could not even start
+ * it (req->uffd is closed either way).
+ */
+struct snap_entry *snapshots_start(const struct snapshot_request *req,
+		    const char *dir, uint64_t conn_id, json_t *reply_id,
+		    char *err, size_t errlen);
+
+struct snap_entry *snapshots_find(uint64_t id);
+/* A snapshot not yet done with this name in this directory, or NULL. */
+struct snap_entry *snapshots_find_running(const char *dir, const char *name);
+
+/* Current figures of an entry, running or done. */
+void		 snapshots_stats(struct snap_entry *e, struct snapshot_stats *st);
+
+/* The query-snapshots array of what a peer with uid may see. */
+json_t		*snapshots_query(uid_t uid);
+
+/* 1 if a peer with uid may see (and cancel) e. */
+int		 snapshots_visible(const struct snap_entry *e, uid_t uid);
+
+void		 snapshots_counters(struct snapshots_counters *c);
+
+/* Cancel every running snapshot (shutdown); their DONE events follow. */
+void		 snapshots_cancel_all(const char *why);
+
+/* Call cb(arg) whenever the number of running snapshots drops to zero. */
+void		 snapshots_set_idle_cb(void (*cb)(void *), void *arg);
+
+/* Free the finished entries and the timer (at exit, all done). */
+void		 snapshots_free_all(void);
+
+#endif /* SNAPD_SNAPSHOTS_H */

@@ -1,0 +1,223 @@
+#!/bin/bash
+# Proof 6, a bad client costs snapd one connection and nothing else: a
+# client that sends garbage, one that passes a pipe as its "userfaultfd",
+# and one that asks for regions it does not own or that are not mapped
+# each get an error, while a snapwork snapshot running beside them
+# completes with 0 wrong pages.  fds travel with python's socket.send_fds.
+. "$(dirname "$0")/../lib.sh"
+t_init
+# A socket everyone may open, so that an unprivileged client can try too.
+snapd_config "socket_mode 0666"
+chmod 0711 "$T" || fail "chmod $T"
+snapd_start
+
+out=$T/beside.json
+"$SNAPWORK" --socket "$SNAPD_SOCK" --json --size 256M --threads 4 \
+    --pattern mixed --buffer 4M --run-after 2 --name beside >"$out" 2>"$out.err" &
+work=$!
+t_track "$work"
+
+timeout 120 python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "a bad client was not refused properly (see above)"
+import ctypes, json, mmap, os, socket, sys, tempfile, time
+
+SOCK = sys.argv[1]
+failures = []
+
+def check(cond, what):
+    if cond:
+        print("ok:", what)
+    else:
+        print("FAILED:", what)
+        failures.append(what)
+
+class Client:
+    def __init__(self, negotiate=True):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(20)
+        self.s.connect(SOCK)
+        self.buf = b""
+        greeting = self.read()
+        assert greeting is not None and "QMP" in greeting, "no greeting: %r" % greeting
+        if negotiate:
+            r = self.cmd({"execute": "qmp_capabilities"})
+            assert "return" in r, "qmp_capabilities refused: %r" % r
+
+    def read(self):
+        while b"\n" not in self.buf:
+            try:
+                d = self.s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                return None
+            if not d:
+                return None
+            self.buf += d
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def reply(self):
+        # The next reply, skipping events.
+        while True:
+            m = self.read()
+            if m is None or "event" not in m:
+                return m
+
+    def send_raw(self, data, fds=None):
+        if fds:
+            socket.send_fds(self.s, [data[:1]], fds)
+            data = data[1:]
+        self.s.sendall(data)
+
+    def cmd(self, obj, fds=None):
+        self.send_raw(json.dumps(obj).encode() + b"\n", fds)
+        return self.reply()
+
+    def close(self):
+        self.s.close()
+
+def is_error(r, cls=None):
+    return r is not None and "error" in r and (cls is None or r["error"].get("class") == cls)
+
+def desc(r):
+    return r["error"]["desc"] if is_error(r) else repr(r)
+
+def alive():
+    c = Client()
+    r = c.cmd({"execute": "query-version", "id": "alive"})
+    c.close()
+    return r is not None and "return" in r
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS_userfaultfd = 323       # x86_64
+O_CLOEXEC, O_NONBLOCK = 0o2000000, 0o4000
+
+def new_uffd():
+    fd = libc.syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)
+    if fd < 0:
+        e = ctypes.get_errno()
+        sys.exit("userfaultfd: %s" % os.strerror(e))
+    return fd
+
+# --- garbage -------------------------------------------------------------
+c = Client(negotiate=False)
+r = c.cmd({"execute": "query-status"})
+check(is_error(r, "CommandNotFound"), "a command before negotiation is refused: " + desc(r))
+c.send_raw(b"this is not json\n")
+r = c.reply()
+check(is_error(r, "ParseError"), "a line that is not JSON gets ParseError: " + desc(r))
+r = c.cmd({"execute": "qmp_capabilities"})
+check(r is not None and "return" in r, "the connection survives a ParseError")
+for junk, what in ((b"[1, 2, 3]\n", "a JSON array"),
+                   (b'{"execute": 42}\n', "a non-string command"),
+                   (b'{"execute": "no-such-command"}\n', "an unknown command"),
+                   (b'{"execute": "query-version", "bogus": 1}\n', "an unknown member"),
+                   (b'{"execute": "snapshot-start", "arguments": {"regions": "x"}}\n', "snapshot-start with wrong types"),
+                   (b'\x00\xff\xfe garbage \x01\x02\n', "binary garbage")):
+    c.send_raw(junk)
+    r = c.reply()
+    check(is_error(r), "%s is refused: %s" % (what, desc(r)))
+try:
+    c.send_raw(b'{"execute": "query-version", "arguments": {"pad": "' + b"x" * 100000)
+except OSError:
+    pass        # snapd may close before reading it all
+r = c.reply()
+check(is_error(r, "MessageTooLarge"), "an oversized message gets MessageTooLarge: " + desc(r))
+try:
+    c.s.sendall(b'"}}\n{"execute": "query-version"}\n')
+    r = c.reply()
+except OSError:
+    r = None
+check(r is None, "the connection is closed after an oversized message")
+c.close()
+check(alive(), "snapd answers after the garbage")
+
+# --- a pipe passed as the userfaultfd ---------------------------------------
+buf = mmap.mmap(-1, 1 << 20)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+c = Client()
+rfd, wfd = os.pipe()
+r = c.cmd({"execute": "getfd", "arguments": {"fdname": "uffd"}, "id": 1}, [rfd])
+check(r is not None and "return" in r, "getfd accepts a pipe (it cannot know yet)")
+os.close(rfd)
+r = c.cmd({"execute": "snapshot-start", "id": 2, "arguments": {
+    "uffd": "uffd", "name": "pipe-as-uffd",
+    "regions": [{"start": addr, "length": 1 << 20, "name": "buf"}]}})
+check(is_error(r), "snapshot-start with a pipe as uffd is refused: " + desc(r))
+os.close(wfd)
+r = c.cmd({"execute": "snapshot-start", "id": 3, "arguments": {
+    "uffd": "never-given", "regions": [{"start": addr, "length": 4096, "name": "buf"}]}})
+check(is_error(r), "snapshot-start with an fdname never given is refused: " + desc(r))
+c.close()
+
+# --- regions not mapped or not the client's own ----------------------------
+tmp = tempfile.TemporaryFile()
+tmp.write(b"\1" * (1 << 16))
+tmp.flush()
+fmap = mmap.mmap(tmp.fileno(), 1 << 16, flags=mmap.MAP_PRIVATE)
+faddr = ctypes.addressof(ctypes.c_char.from_buffer(fmap))
+bad = [
+    ("a region that is not mapped", [{"start": 0x10000, "length": 1 << 20, "name": "nothing"}]),
+    ("a region beyond the user address space", [{"start": 0x7ffffffff000, "length": 1 << 20, "name": "top"}]),
+    ("a kernel address (past 2^63)", [{"start": 0xffff888000000000, "length": 4096, "name": "kernel"}]),
+    ("a region running past its mapping", [{"start": addr, "length": 64 << 20, "name": "past"}]),
+    ("an unaligned region", [{"start": addr + 100, "length": 4096, "name": "odd"}]),
+    ("a zero-length region", [{"start": addr, "length": 0, "name": "empty"}]),
+    ("overlapping regions", [{"start": addr, "length": 8192, "name": "a"},
+                             {"start": addr + 4096, "length": 8192, "name": "b"}]),
+    ("a private file mapping", [{"start": faddr, "length": 1 << 16, "name": "file"}]),
+    ("a bad region name", [{"start": addr, "length": 4096, "name": "../../etc"}]),
+]
+for what, regions in bad:
+    c = Client()
+    u = new_uffd()
+    r = c.cmd({"execute": "getfd", "arguments": {"fdname": "u"}, "id": 1}, [u])
+    # Like libsnapclient, keep no copy: a protection left behind would
+    # then be dropped when snapd closes its fd instead of hanging us.
+    os.close(u)
+    check(r is not None and "return" in r, "getfd of a userfaultfd for " + what)
+    r = c.cmd({"execute": "snapshot-start", "id": 2, "arguments": {
+        "uffd": "u", "name": "bad", "regions": regions}})
+    check(is_error(r), "%s is refused: %s" % (what, desc(r)))
+    c.close()
+    # Nothing may stay write-protected: this write must not block.
+    buf[0:4096] = b"\2" * 4096
+    fmap[0:16] = b"\3" * 16
+check(alive(), "snapd answers after the bad regions")
+
+# Another process's memory, asked by an unprivileged peer with its own
+# user-mode-only uffd (or a pipe where even that is refused): snapd must
+# refuse, never act on pid 1.
+pid = os.fork()
+if pid == 0:
+    try:
+        os.setgid(65534)
+        os.setuid(65534)
+        c = Client()
+        fd = libc.syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1)
+        if fd < 0:
+            fd, wfd = os.pipe()
+        c.cmd({"execute": "getfd", "arguments": {"fdname": "u"}}, [fd])
+        r = c.cmd({"execute": "snapshot-start", "id": 2, "arguments": {
+            "uffd": "u", "pid": 1, "regions": [{"start": 0x400000, "length": 4096, "name": "init"}]}})
+        ok = is_error(r)
+        print(("ok:" if ok else "FAILED:"), "an unprivileged peer asking for pid 1's memory is refused:", desc(r))
+        r = c.cmd({"execute": "snapshot-delete", "arguments": {"name": "beside"}})
+        ok2 = is_error(r)
+        print(("ok:" if ok2 else "FAILED:"), "an unprivileged peer cannot delete root's snapshot:", desc(r))
+        os._exit(0 if ok and ok2 else 1)
+    except Exception as e:
+        print("FAILED: unprivileged client:", e)
+        os._exit(1)
+_, st = os.waitpid(pid, 0)
+check(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "the unprivileged client was refused")
+check(alive(), "snapd answers after all bad clients")
+sys.exit(1 if failures else 0)
+PYEOF
+
+rc=0
+wait "$work" || rc=$?
+[ "$rc" -eq 0 ] || { show_snapwork "$out"; fail "the snapshot beside the bad clients failed (exit $rc)"; }
+wrong=$(json_get "$out" wrong-pages) || fail "no wrong-pages in snapwork's report"
+[ "$wrong" -eq 0 ] || fail "$wrong wrong pages in the snapshot beside the bad clients"
+snapd_alive || fail "snapd is gone"
+echo "ok: the snapshot beside the bad clients completed with 0 wrong pages"

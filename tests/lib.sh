@@ -1,0 +1,221 @@
+# Helpers for the integration scripts and the demo (sourced, not run).
+#
+# Each script gets its own throwaway directory $T (mktemp -d), its own
+# snapd on its own socket with a throwaway configuration, and an EXIT trap
+# that kills everything it started and removes $T, in the manner of tmux's
+# regress scripts and redis's start_server.
+#
+#	. "$(dirname "$0")/../lib.sh"
+#	t_init
+#	snapd_config "buffer_size 4M"	# socket and snapshot_dir are in $T
+#	snapd_start
+#	"$SNAPWORK" --socket "$SNAPD_SOCK" ...
+#
+# Paths come from the environment (tests/run.sh sets them):
+# $SNAPD_BIN, $SNAPCTL_BIN, $TESTS_BIN; the defaults are under $TOP/$B.
+
+set -u
+
+TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+B=${B:-build}
+SNAPD_BIN=${SNAPD_BIN:-$TOP/$B/snapd}
+SNAPCTL_BIN=${SNAPCTL_BIN:-$TOP/$B/snapctl}
+TESTS_BIN=${TESTS_BIN:-$TOP/$B/tests}
+SNAPWORK=${SNAPWORK:-$TESTS_BIN/snapwork}
+
+T=
+T_PIDS=()
+SNAPD_PID=
+SNAPD_CONF=
+SNAPD_SOCK=
+SNAPD_DIR=
+SNAPD_LOG=
+
+# Report a failure (with snapd's log tail, which usually says why) and exit.
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "$SNAPD_LOG" ] && [ -s "$SNAPD_LOG" ]; then
+		echo "--- last lines of snapd's log ($SNAPD_LOG):" >&2
+		tail -n 20 "$SNAPD_LOG" >&2
+	fi
+	exit 1
+}
+
+# Skip the test (exit 77) saying why, on the last line.
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+t_cleanup() {
+	local pid rc=$?
+	trap - EXIT
+	for pid in "${T_PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${T_PIDS[@]}"; do
+		t_wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	[ -n "$T" ] && [ -d "$T" ] && [ -z "${KEEP_TEST_DIR:-}" ] && rm -rf "$T"
+	exit $rc
+}
+
+# Wait up to $2 tenths of a second for process $1 to be gone.
+t_wait_gone() {
+	local pid=$1 n=${2:-100}
+	while [ "$n" -gt 0 ]; do
+		kill -0 "$pid" 2>/dev/null || return 0
+		# A zombie child of ours counts as gone.
+		case $(ps -o stat= -p "$pid" 2>/dev/null) in Z*) return 0 ;; esac
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# Make the throwaway directory and install the EXIT trap.  Checks that the
+# binaries exist and that this machine can do what snapd needs.
+t_init() {
+	local b
+	T=$(mktemp -d /tmp/snapd-test.XXXXXX) || fail "mktemp -d: cannot make a test directory"
+	trap t_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	for b in "$SNAPD_BIN" "$SNAPCTL_BIN" "$SNAPWORK"; do
+		[ -x "$b" ] || fail "$b is missing: build it first (make tests)"
+	done
+	if [ "$(id -u)" -ne 0 ] && ! [ -r /dev/userfaultfd -a -w /dev/userfaultfd ]; then
+		skip "needs root or access to /dev/userfaultfd for write-protect userfaultfd"
+	fi
+	command -v python3 >/dev/null || fail "python3 is needed to talk to snapd's socket"
+}
+
+# Remember a background process so the EXIT trap kills it.
+t_track() {
+	T_PIDS+=("$1")
+}
+
+# Write $T/snapd.conf: socket and snapshot_dir inside $T, then each
+# argument as one "key value" line.
+snapd_config() {
+	local line
+	SNAPD_CONF=$T/snapd.conf
+	SNAPD_SOCK=$T/snapd.sock
+	SNAPD_DIR=$T/snapshots
+	SNAPD_LOG=$T/snapd.log
+	mkdir -p -m 0700 "$SNAPD_DIR" || fail "mkdir $SNAPD_DIR"
+	{
+		echo "# throwaway configuration of $0"
+		echo "socket $SNAPD_SOCK"
+		echo "snapshot_dir $SNAPD_DIR"
+		for line in "$@"; do
+			echo "$line"
+		done
+	} >"$SNAPD_CONF" || fail "cannot write $SNAPD_CONF"
+	export SNAPD_SOCKET=$SNAPD_SOCK
+}
+
+# Does the socket answer with a QMP greeting?
+snapd_answers() {
+	python3 - "$SNAPD_SOCK" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(1.0)
+s.connect(sys.argv[1])
+data = b""
+while b"\n" not in data:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.exit(0 if b'"QMP"' in data else 1)
+EOF
+}
+
+# Start snapd in the background on the configuration (snapd_config first)
+# and wait up to 10 s until its socket answers.
+snapd_start() {
+	local n=100
+	[ -n "$SNAPD_CONF" ] || snapd_config
+	"$SNAPD_BIN" -c "$SNAPD_CONF" >>"$SNAPD_LOG" 2>&1 &
+	SNAPD_PID=$!
+	t_track "$SNAPD_PID"
+	while [ "$n" -gt 0 ]; do
+		if ! kill -0 "$SNAPD_PID" 2>/dev/null; then
+			wait "$SNAPD_PID" 2>/dev/null
+			fail "snapd exited while starting (exit $?)"
+		fi
+		snapd_answers && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "snapd's socket $SNAPD_SOCK did not answer within 10 s"
+}
+
+snapd_alive() {
+	[ -n "$SNAPD_PID" ] && kill -0 "$SNAPD_PID" 2>/dev/null
+}
+
+# Stop snapd (SIGTERM, then SIGKILL after 10 s); returns its exit status.
+snapd_stop() {
+	local rc=0
+	[ -n "$SNAPD_PID" ] || return 0
+	kill -TERM "$SNAPD_PID" 2>/dev/null
+	if ! t_wait_gone "$SNAPD_PID" 100; then
+		echo "snapd did not stop within 10 s of SIGTERM; killing it" >&2
+		kill -KILL "$SNAPD_PID" 2>/dev/null
+	fi
+	wait "$SNAPD_PID" 2>/dev/null || rc=$?
+	SNAPD_PID=
+	return $rc
+}
+
+# Kill snapd with SIGKILL at once (the "snapd dies" case).
+snapd_kill() {
+	[ -n "$SNAPD_PID" ] || return 0
+	kill -KILL "$SNAPD_PID" 2>/dev/null
+	wait "$SNAPD_PID" 2>/dev/null
+	SNAPD_PID=
+}
+
+# json_get FILE KEY: print one member of the JSON object in FILE (the last
+# line that is a JSON object); booleans print as true/false.
+json_get() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+obj = None
+with open(sys.argv[1]) as f:
+    for line in f:
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                pass
+if obj is None:
+    sys.exit("no JSON object in " + sys.argv[1])
+v = obj.get(sys.argv[2])
+if v is None:
+    sys.exit("no member %r in the JSON of %s" % (sys.argv[2], sys.argv[1]))
+print(json.dumps(v) if isinstance(v, bool) else v)
+EOF
+}
+
+# run_snapwork OUT ARGS...: run snapwork with --json on this test's socket,
+# its JSON report in OUT and its messages in OUT.err; returns its status.
+run_snapwork() {
+	local out=$1 rc=0
+	shift
+	"$SNAPWORK" --socket "$SNAPD_SOCK" --json "$@" >"$out" 2>"$out.err" || rc=$?
+	return $rc
+}
+
+# Show a snapwork run's messages and report, for a failure's context.
+show_snapwork() {
+	echo "--- snapwork messages:" >&2
+	cat "$1.err" >&2
+	echo "--- snapwork report:" >&2
+	cat "$1" >&2
+}

@@ -1,0 +1,862 @@
+/*
+ * test_format: the snapshot formats end to end, writer and reader.
+ *
+ * Writes snapshots through the daemon's output API (output.h) into a
+ * mkdtemp directory — random and compressible data pages, zero pages,
+ * LOST pages, several regions, pages given out of order one by one (as
+ * the fault path does) and in runs (as the writer walk does) — then reads
+ * them back with libsnapclient's reader: restore compared byte for byte,
+ * export to raw compared, `zstd -t` on the file, verify on the good file
+ * and on damaged copies (truncated, a flipped byte in a chunk's compressed
+ * data, a damaged index, a flipped header byte, a page covered twice),
+ * each rejected with the message that says what and where.  The raw
+ * format gets the same round trip.  Also checks CRC-32C and the atomic
+ * commit (no temporary left behind, no existing snapshot replaced).
+ *
+ * Exit 0 on pass, 1 on the first failure (after saying what was wrong).
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "output.h"
+#include "snapclient.h"
+#include "zsnap.h"
+
+#define PAGE	ZSNAP_PAGE_SIZE
+#define NREG	4
+
+static char		 tmpdir[] = "/tmp/test_format.XXXXXX";
+static uint64_t		 rng_state;
+static int		 failures;
+
+struct op {
+	uint32_t	region;
+	uint64_t	first;
+	uint64_t	count;
+	int		lost;
+};
+
+struct layout {
+	struct output_region	 regions[NREG];
+	unsigned char		*mem[NREG];	/* what the process held */
+	unsigned char		*lost[NREG];	/* 1 per lost page */
+	uint64_t		 pages[NREG];
+	uint64_t		 n_data, n_zero, n_lost;
+	struct op		*ops;
+	size_t			 nops;
+};
+
+static void
+fail(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	failures++;
+}
+
+static void
+die(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void
+path_of(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* ---- crc32c ------------------------------------------------------------- */
+
+static void
+test_crc32c(void)
+{
+	unsigned char	buf[8192];
+	uint32_t	a, b;
+
+	if (crc32c(0, "123456789", 9) != 0xE3069283u)
+		fail("crc32c(\"123456789\") = %08x, expected e3069283",
+		    crc32c(0, "123456789", 9));
+	if (crc32c_portable(0, "123456789", 9) != 0xE3069283u)
+		fail("crc32c_portable(\"123456789\") = %08x, expected e3069283",
+		    crc32c_portable(0, "123456789", 9));
+	if (crc32c(0, "", 0) != 0)
+		fail("crc32c of nothing is %08x, expected 0", crc32c(0, "", 0));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)rng();
+	for (int t = 0; t < 200; t++) {
+		size_t off = rng() % 64, len = rng() % (sizeof(buf) - 64);
+		size_t cut = len ? rng() % len : 0;
+
+		a = crc32c(0, buf + off, len);
+		b = crc32c_portable(0, buf + off, len);
+		if (a != b)
+			fail("crc32c %08x != table-driven %08x (offset %zu, "
+			    "length %zu)", a, b, off, len);
+		b = crc32c(crc32c(0, buf + off, cut), buf + off + cut, len - cut);
+		if (a != b)
+			fail("crc32c chained at %zu of %zu: %08x, whole %08x",
+			    cut, len, b, a);
+	}
+}
+
+/* ---- building a snapshot's worth of memory ------------------------------ */
+
+static void
+fill_page(unsigned char *p, int kind)
+{
+	switch (kind) {
+	case 0:		/* zero */
+		memset(p, 0, PAGE);
+		break;
+	case 1:		/* random: incompressible */
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t v = rng();
+
+			memcpy(p + i, &v, 8);
+		}
+		break;
+	default:	/* compressible text-like, zero but for one byte */
+		memset(p, 0, PAGE);
+		p[rng() % PAGE] = (unsigned char)(1 + rng() % 255);
+		if (kind == 3)
+			for (size_t i = 0; i < PAGE; i++)
+				p[i] = (unsigned char)("snapd "[i % 6]);
+		break;
+	}
+}
+
+static void
+add_op(struct layout *l, uint32_t region, uint64_t first, uint64_t count,
+    int lost)
+{
+	l->ops = realloc(l->ops, (l->nops + 1) * sizeof(*l->ops));
+	if (l->ops == NULL)
+		die("out of memory");
+	l->ops[l->nops++] = (struct op){ region, first, count, lost };
+}
+
+/*
+ * heap: 3000 pages, mixed, given in runs of 1..256 in address order;
+ * frag: 6000 pages, one in sixteen data, given one by one in random
+ *	 order (the fault path) so chunks fill up with extents; two LOST runs;
+ * zeros: 64 zero pages, one run; tiny: one data page.
+ */
+static void
+layout_build(struct layout *l)
+{
+	static const char *const names[NREG] = { "heap", "frag", "zeros", "tiny" };
+	static const uint64_t pages[NREG] = { 3000, 6000, 64, 1 };
+	uint64_t	*order, n;
+	size_t		 first_ops;
+
+	memset(l, 0, sizeof(*l));
+	for (uint32_t r = 0; r < NREG; r++) {
+		l->pages[r] = pages[r];
+		l->regions[r].start = 0x7f0000000000ull + r * 0x10000000ull;
+		l->regions[r].length = pages[r] * PAGE;
+		snprintf(l->regions[r].name, sizeof(l->regions[r].name), "%s",
+		    names[r]);
+		l->mem[r] = malloc(pages[r] * PAGE);
+		l->lost[r] = calloc(pages[r], 1);
+		if (l->mem[r] == NULL || l->lost[r] == NULL)
+			die("out of memory");
+	}
+	for (uint64_t p = 0; p < pages[0]; p++)
+		fill_page(l->mem[0] + p * PAGE, (p / 37) % 3 == 0 ? 0 :
+		    (int)(1 + rng() % 3));
+	for (uint64_t p = 0; p < pages[1]; p++)
+		fill_page(l->mem[1] + p * PAGE, p % 16 ? 0 : (int)(1 + rng() % 3));
+	for (uint64_t p = 0; p < pages[2]; p++)
+		fill_page(l->mem[2] + p * PAGE, 0);
+	fill_page(l->mem[3], 1);
+	for (uint64_t p = 100; p < 150; p++)
+		l->lost[1][p] = 1;
+	l->lost[1][2000] = 1;
+
+	for (uint64_t p = 0; p < pages[0];) {
+		uint64_t c = 1 + rng() % 256;
+
+		if (c > pages[0] - p)
+			c = pages[0] - p;
+		add_op(l, 0, p, c, 0);
+		p += c;
+	}
+	order = malloc(pages[1] * sizeof(*order));
+	n = 0;
+	for (uint64_t p = 0; p < pages[1]; p++)
+		if (!l->lost[1][p])
+			order[n++] = p;
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j = rng() % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		add_op(l, 1, order[i], 1, 0);
+	free(order);
+	add_op(l, 1, 100, 50, 1);
+	add_op(l, 1, 2000, 1, 1);
+	add_op(l, 2, 0, 64, 0);
+	add_op(l, 3, 0, 1, 0);
+	/*
+	 * Interleave everything, as fault path and walk interleave, except
+	 * that frag's pages below 2000 come first (in their random order):
+	 * nearly all zero and scattered, they fill a chunk's extent list
+	 * before its data buffer, whatever the seed.
+	 */
+	first_ops = 0;
+	for (size_t i = 0; i < l->nops; i++) {
+		if (l->ops[i].region == 1 && !l->ops[i].lost &&
+		    l->ops[i].first < 2000) {
+			struct op t = l->ops[first_ops];
+
+			l->ops[first_ops++] = l->ops[i];
+			l->ops[i] = t;
+		}
+	}
+	for (size_t i = l->nops - 1; i > first_ops; i--) {
+		size_t j = first_ops + rng() % (i - first_ops + 1);
+		struct op t = l->ops[i];
+
+		l->ops[i] = l->ops[j];
+		l->ops[j] = t;
+	}
+	for (uint32_t r = 0; r < NREG; r++)
+		for (uint64_t p = 0; p < pages[r]; p++) {
+			const unsigned char *pg = l->mem[r] + p * PAGE;
+
+			if (l->lost[r][p])
+				l->n_lost++;
+			else if (pg[0] == 0 && !memcmp(pg, pg + 1, PAGE - 1))
+				l->n_zero++;
+			else
+				l->n_data++;
+		}
+}
+
+static void
+layout_free(struct layout *l)
+{
+	for (uint32_t r = 0; r < NREG; r++) {
+		free(l->mem[r]);
+		free(l->lost[r]);
+	}
+	free(l->ops);
+}
+
+static struct output *
+open_output(struct layout *l, int dirfd, const char *name,
+    enum output_format format, int threads)
+{
+	struct output_params	 p;
+	struct output		*out;
+
+	memset(&p, 0, sizeof(p));
+	p.dirfd = dirfd;
+	p.name = name;
+	p.format = format;
+	p.level = 3;
+	p.threads = threads;
+	p.owner_uid = (uid_t)-1;
+	p.owner_gid = (gid_t)-1;
+	p.mode = 0600;
+	p.regions = l->regions;
+	p.region_count = NREG;
+	p.pid = 4242;
+	p.uid = 1000;
+	p.comm = "testproc";
+	p.armed_realtime_ns = 1700000000123456789ull;
+	if ((out = output_open(&p)) == NULL)
+		die("output_open %s: %s", name, output_open_error());
+	return out;
+}
+
+/* Save the layout.  skip/dup: give page dup of region 0 twice, skip page skip. */
+static void
+write_snapshot(struct layout *l, int dirfd, const char *name,
+    enum output_format format, int threads, int64_t skip, int64_t dup,
+    struct output_result *res)
+{
+	struct output	*out = open_output(l, dirfd, name, format, threads);
+
+	for (size_t i = 0; i < l->nops; i++) {
+		const struct op *o = &l->ops[i];
+		int rc;
+
+		if (o->lost)
+			rc = output_lost(out, o->region, o->first, o->count);
+		else if (o->region == 0 && skip >= 0 &&
+		    (uint64_t)skip >= o->first &&
+		    (uint64_t)skip < o->first + o->count) {
+			/* Give the op minus the skipped page, and dup again. */
+			rc = 0;
+			if ((uint64_t)skip > o->first)
+				rc = output_pages(out, 0, o->first,
+				    (uint32_t)(skip - (int64_t)o->first),
+				    l->mem[0] + o->first * PAGE);
+			if (rc == 0 && (uint64_t)skip + 1 < o->first + o->count)
+				rc = output_pages(out, 0, (uint64_t)skip + 1,
+				    (uint32_t)(o->first + o->count -
+				    (uint64_t)skip - 1),
+				    l->mem[0] + ((uint64_t)skip + 1) * PAGE);
+			if (rc == 0)
+				rc = output_pages(out, 0, (uint64_t)dup, 1,
+				    l->mem[0] + (uint64_t)dup * PAGE);
+		} else
+			rc = output_pages(out, o->region, o->first,
+			    (uint32_t)o->count, l->mem[o->region] +
+			    o->first * PAGE);
+		if (rc == -1)
+			die("%s: output op %zu: %s", name, i, output_error(out));
+	}
+	if (output_bytes(out) == 0)
+		fail("%s: output_bytes is 0 after all pages", name);
+	if (output_finish(out, res) == -1)
+		die("%s: output_finish: %s", name, output_error(out));
+	output_close(out);
+	if (res->pages_total != l->n_data + l->n_zero + l->n_lost ||
+	    res->pages_data != l->n_data || res->pages_zero != l->n_zero ||
+	    res->pages_lost != l->n_lost)
+		fail("%s: result counts total %llu data %llu zero %llu lost %llu,"
+		    " expected %llu %llu %llu %llu", name,
+		    (unsigned long long)res->pages_total,
+		    (unsigned long long)res->pages_data,
+		    (unsigned long long)res->pages_zero,
+		    (unsigned long long)res->pages_lost,
+		    (unsigned long long)(l->n_data + l->n_zero + l->n_lost),
+		    (unsigned long long)l->n_data, (unsigned long long)l->n_zero,
+		    (unsigned long long)l->n_lost);
+}
+
+/* Restore every region of path and compare with the layout. */
+static void
+check_restore(struct layout *l, const char *path)
+{
+	struct snap_file	*f;
+	struct snap_file_info	 info;
+
+	if ((f = snap_file_open(path)) == NULL) {
+		fail("open %s: %s", path, snap_strerror(NULL));
+		return;
+	}
+	if (snap_file_info(f, &info) == -1)
+		fail("info %s: %s", path, snap_strerror(NULL));
+	if (info.region_count != NREG || info.pid != 4242 || info.uid != 1000 ||
+	    strcmp(info.comm, "testproc") != 0 ||
+	    info.armed_realtime_ns != 1700000000123456789ull ||
+	    info.pages_data != l->n_data || info.pages_zero != l->n_zero ||
+	    info.pages_lost != l->n_lost || info.version_major != 1)
+		fail("%s: info does not match what was written (regions %u pid "
+		    "%u comm %s data %llu zero %llu lost %llu)", path,
+		    info.region_count, info.pid, info.comm,
+		    (unsigned long long)info.pages_data,
+		    (unsigned long long)info.pages_zero,
+		    (unsigned long long)info.pages_lost);
+	if (snap_file_verify(f) == -1)
+		fail("verify %s: %s", path, snap_strerror(NULL));
+	for (uint32_t r = 0; r < NREG; r++) {
+		struct snap_file_region	 reg;
+		size_t			 len = l->pages[r] * PAGE;
+		unsigned char		*buf = malloc(len);
+		uint64_t		 lost = 0, want_lost = 0;
+
+		if (snap_file_region(f, r, &reg) == -1 ||
+		    reg.start != l->regions[r].start || reg.length != len ||
+		    strcmp(reg.name, l->regions[r].name) != 0)
+			fail("%s: region %u table entry differs", path, r);
+		memset(buf, 0xAA, len);
+		if (snap_file_restore(f, r, buf, len, &lost) == -1) {
+			fail("restore %s region %u: %s", path, r,
+			    snap_strerror(NULL));
+			free(buf);
+			continue;
+		}
+		for (uint64_t p = 0; p < l->pages[r]; p++) {
+			const unsigned char *got = buf + p * PAGE;
+
+			if (l->lost[r][p]) {
+				want_lost++;
+				if (got[0] != 0xAA || memcmp(got, got + 1,
+				    PAGE - 1) != 0) {
+					fail("%s: region %u page %llu is LOST "
+					    "but restore wrote it", path, r,
+					    (unsigned long long)p);
+					break;
+				}
+			} else if (memcmp(got, l->mem[r] + p * PAGE, PAGE) != 0) {
+				fail("%s: region %u page %llu differs after "
+				    "restore", path, r, (unsigned long long)p);
+				break;
+			}
+		}
+		if (lost != want_lost)
+			fail("%s: region %u: restore counted %llu lost pages, "
+			    "expected %llu", path, r, (unsigned long long)lost,
+			    (unsigned long long)want_lost);
+		free(buf);
+	}
+	/* A buffer too small is refused, not overrun. */
+	{
+		unsigned char small[PAGE];
+
+		if (snap_file_restore(f, 0, small, sizeof(small), NULL) == 0)
+			fail("%s: restore into a one-page buffer succeeded",
+			    path);
+	}
+	snap_file_close(f);
+
+	/* The convenience call, by name. */
+	{
+		size_t		 len = l->pages[3] * PAGE;
+		unsigned char	*buf = calloc(1, len);
+
+		if (snap_restore(path, "tiny", buf, len) == -1)
+			fail("snap_restore %s tiny: %s", path,
+			    snap_strerror(NULL));
+		else if (memcmp(buf, l->mem[3], len) != 0)
+			fail("snap_restore %s tiny: content differs", path);
+		if (snap_restore(path, "nosuch", buf, len) == 0 ||
+		    strstr(snap_strerror(NULL), "no region named") == NULL)
+			fail("snap_restore %s nosuch: expected \"no region "
+			    "named\", got \"%s\"", path, snap_strerror(NULL));
+		free(buf);
+	}
+}
+
+/* ---- damaged copies ----------------------------------------------------- */
+
+static unsigned char *
+read_all(const char *path, size_t *len)
+{
+	struct stat	 st;
+	unsigned char	*buf;
+	int		 fd = open(path, O_RDONLY);
+
+	if (fd == -1 || fstat(fd, &st) == -1)
+		die("open %s: %s", path, strerror(errno));
+	buf = malloc((size_t)st.st_size);
+	if (buf == NULL || read(fd, buf, (size_t)st.st_size) != st.st_size)
+		die("read %s", path);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+static void
+write_all(const char *path, const unsigned char *buf, size_t len)
+{
+	int	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd == -1 || write(fd, buf, len) != (ssize_t)len || close(fd) == -1)
+		die("write %s: %s", path, strerror(errno));
+}
+
+/*
+ * Open (and verify) a damaged copy: it must fail, and the message must
+ * contain needle.
+ */
+static void
+expect_rejected(const char *what, const char *path, const char *needle)
+{
+	struct snap_file	*f;
+	const char		*msg;
+
+	if ((f = snap_file_open(path)) != NULL) {
+		if (snap_file_verify(f) == 0) {
+			fail("%s: verify accepted the damaged copy", what);
+			snap_file_close(f);
+			return;
+		}
+		snap_file_close(f);
+	}
+	msg = snap_strerror(NULL);
+	if (strstr(msg, needle) == NULL)
+		fail("%s: expected a message with \"%s\", got \"%s\"", what,
+		    needle, msg);
+	else
+		printf("ok: %s rejected: %s\n", what, msg);
+}
+
+static uint64_t
+le64_at(const unsigned char *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static uint32_t
+le32_at(const unsigned char *p)
+{
+	uint32_t	v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static void
+test_damage(const char *good)
+{
+	unsigned char	*buf;
+	size_t		 len;
+	char		 path[8192], needle[256];
+	const unsigned char *ft, *idx;
+	uint64_t	 index_off, chunks, c1_off, c1_payload, frame_off;
+	uint32_t	 frame_size;
+
+	buf = read_all(good, &len);
+	ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE + ZSNAP_SKIP_HDR_SIZE;
+	index_off = le64_at(ft + offsetof(struct zsnap_footer, index_offset));
+	chunks = le64_at(ft + offsetof(struct zsnap_footer, chunk_count));
+	if (chunks < 3)
+		die("%s has %llu chunks; the layout should need more than 2",
+		    good, (unsigned long long)chunks);
+	idx = buf + index_off + ZSNAP_SKIP_HDR_SIZE + 8;
+
+	/* Both flush rules were exercised: a full data buffer, a full
+	 * extent list. */
+	{
+		uint32_t max_extents = 0, max_data = 0;
+
+		for (uint64_t i = 0; i < chunks; i++) {
+			const unsigned char *e = idx +
+			    i * sizeof(struct zsnap_index_entry);
+			uint64_t off = le64_at(e);
+			uint32_t ec = le32_at(e + offsetof(struct
+			    zsnap_index_entry, extent_count));
+			uint32_t dp = le32_at(buf + off + ZSNAP_SKIP_HDR_SIZE +
+			    offsetof(struct zsnap_chunk, data_pages));
+
+			if (ec > max_extents)
+				max_extents = ec;
+			if (dp > max_data)
+				max_data = dp;
+		}
+		if (max_extents != 1024 || max_data != 256)
+			fail("%s: chunks hold at most %u extents and %u data "
+			    "pages, expected 1024 and 256 (both limits hit)",
+			    good, max_extents, max_data);
+	}
+
+	/* Truncated: the footer is gone. */
+	path_of(path, sizeof(path), "truncated.zsnap");
+	write_all(path, buf, len - 100);
+	snprintf(needle, sizeof(needle), "truncated or incomplete: no zsnap "
+	    "footer at end of file (size %zu)", len - 100);
+	expect_rejected("truncated copy", path, needle);
+
+	/* One flipped byte in chunk 1's compressed page data. */
+	c1_off = le64_at(idx + sizeof(struct zsnap_index_entry) +
+	    offsetof(struct zsnap_index_entry, offset));
+	c1_payload = le32_at(buf + c1_off + 4);
+	frame_off = c1_off + ZSNAP_SKIP_HDR_SIZE + c1_payload;
+	frame_size = le32_at(buf + c1_off + ZSNAP_SKIP_HDR_SIZE +
+	    offsetof(struct zsnap_chunk, data_frame_size));
+	if (frame_size < 64)
+		die("chunk 1 has a %u-byte data frame, too small to damage",
+		    frame_size);
+	buf[frame_off + frame_size / 2] ^= 0x10;
+	path_of(path, sizeof(path), "flipped-data.zsnap");
+	write_all(path, buf, len);
+	buf[frame_off + frame_size / 2] ^= 0x10;
+	snprintf(needle, sizeof(needle), "chunk 1 at offset %llu: page data",
+	    (unsigned long long)c1_off);
+	expect_rejected("flipped byte in compressed data", path, needle);
+
+	/* A flipped byte in chunk 1's extent list. */
+	buf[c1_off + ZSNAP_SKIP_HDR_SIZE + sizeof(struct zsnap_chunk) + 9] ^= 1;
+	path_of(path, sizeof(path), "flipped-chunk.zsnap");
+	write_all(path, buf, len);
+	buf[c1_off + ZSNAP_SKIP_HDR_SIZE + sizeof(struct zsnap_chunk) + 9] ^= 1;
+	snprintf(needle, sizeof(needle), "chunk 1 at offset %llu: header "
+	    "checksum mismatch", (unsigned long long)c1_off);
+	expect_rejected("flipped byte in a chunk header", path, needle);
+
+	/* A damaged index entry. */
+	buf[index_off + ZSNAP_SKIP_HDR_SIZE + 8 + 40] ^= 0x04;
+	path_of(path, sizeof(path), "damaged-index.zsnap");
+	write_all(path, buf, len);
+	buf[index_off + ZSNAP_SKIP_HDR_SIZE + 8 + 40] ^= 0x04;
+	snprintf(needle, sizeof(needle), "index at offset %llu: checksum "
+	    "mismatch", (unsigned long long)index_off);
+	expect_rejected("damaged index", path, needle);
+
+	/* A flipped header byte (in the snapshot's name). */
+	buf[ZSNAP_SKIP_HDR_SIZE + offsetof(struct zsnap_header, name) + 1] ^= 2;
+	path_of(path, sizeof(path), "flipped-header.zsnap");
+	write_all(path, buf, len);
+	buf[ZSNAP_SKIP_HDR_SIZE + offsetof(struct zsnap_header, name) + 1] ^= 2;
+	expect_rejected("flipped header byte", path,
+	    "header at offset 0: checksum mismatch");
+
+	/* A flipped footer byte. */
+	buf[len - 20] ^= 1;
+	path_of(path, sizeof(path), "flipped-footer.zsnap");
+	write_all(path, buf, len);
+	buf[len - 20] ^= 1;
+	snprintf(needle, sizeof(needle), "footer at offset %zu: checksum "
+	    "mismatch", len - ZSNAP_FOOTER_FRAME_SIZE);
+	expect_rejected("flipped footer byte", path, needle);
+
+	/* Not a snapshot at all. */
+	path_of(path, sizeof(path), "garbage.zsnap");
+	write_all(path, (const unsigned char *)"hello, world\n", 13);
+	expect_rejected("not a snapshot", path, "not a zsnap file");
+
+	/*
+	 * Every byte of a zsnap file is under some checksum (metadata crc32c,
+	 * page data crc32c and zstd's own), so any single flipped byte must
+	 * be rejected, by open or by verify.
+	 */
+	path_of(path, sizeof(path), "random-flip.zsnap");
+	for (int t = 0; t < 150; t++) {
+		size_t			 pos = rng() % len;
+		unsigned char		 bit = (unsigned char)(1u << (rng() % 8));
+		struct snap_file	*f;
+
+		buf[pos] ^= bit;
+		write_all(path, buf, len);
+		buf[pos] ^= bit;
+		if ((f = snap_file_open(path)) != NULL) {
+			if (snap_file_verify(f) == 0)
+				fail("flipping bit %#x of byte %zu (of %zu) went "
+				    "unnoticed", bit, pos, len);
+			snap_file_close(f);
+		}
+	}
+
+	/* The untouched copy still passes: the flips were undone. */
+	path_of(path, sizeof(path), "copy.zsnap");
+	write_all(path, buf, len);
+	{
+		struct snap_file *f = snap_file_open(path);
+
+		if (f == NULL || snap_file_verify(f) == -1)
+			fail("the restored copy does not verify: %s",
+			    snap_strerror(NULL));
+		snap_file_close(f);
+	}
+	free(buf);
+}
+
+/* ---- the tests ---------------------------------------------------------- */
+
+static void
+test_zsnap(struct layout *l, int dirfd, int threads)
+{
+	struct output_result	 res;
+	char			 path[8192], cmd[16600], exp[8192];
+	const char		*name = threads ? "snap-mt" : "snap";
+	struct stat		 st;
+
+	write_snapshot(l, dirfd, name, OUTPUT_ZSNAP, threads, -1, -1, &res);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, res.path);
+	if (strcmp(res.path, threads ? "snap-mt.zsnap" : "snap.zsnap") != 0)
+		fail("result path is \"%s\"", res.path);
+	if (stat(path, &st) == -1 || (uint64_t)st.st_size != res.bytes)
+		fail("%s: size on disk %lld, result says %llu", path,
+		    (long long)st.st_size, (unsigned long long)res.bytes);
+	if ((st.st_mode & 0777) != 0600)
+		fail("%s: mode %o, expected 600", path, st.st_mode & 0777);
+	check_restore(l, path);
+
+	snprintf(cmd, sizeof(cmd), "zstd -q -t '%s'", path);
+	if (system(cmd) != 0)
+		fail("`%s` failed: the file is not a valid zstd stream", cmd);
+
+	/* Export as raw, read that back. */
+	snprintf(exp, sizeof(exp), "%s/%s-export.raw", tmpdir, name);
+	{
+		struct snap_file *f = snap_file_open(path);
+
+		if (f == NULL || snap_file_export_raw(f, exp) == -1)
+			fail("export %s to %s: %s", path, exp,
+			    snap_strerror(NULL));
+		else if (snap_file_export_raw(f, exp) == 0)
+			fail("export to an existing %s succeeded", exp);
+		snap_file_close(f);
+	}
+	check_restore(l, exp);
+	if (!threads)
+		test_damage(path);
+}
+
+static void
+test_raw(struct layout *l, int dirfd)
+{
+	struct output_result	 res;
+	char			 path[8192], img[8400];
+	struct stat		 st;
+	int			 fd;
+
+	write_snapshot(l, dirfd, "rawsnap", OUTPUT_RAW, 0, -1, -1, &res);
+	if (strcmp(res.path, "rawsnap.raw") != 0)
+		fail("raw result path is \"%s\"", res.path);
+	path_of(path, sizeof(path), res.path);
+	check_restore(l, path);
+
+	/* The all-zero region is one hole. */
+	snprintf(img, sizeof(img), "%s/2.img", path);
+	if (stat(img, &st) == -1 || st.st_size != 64 * PAGE || st.st_blocks != 0)
+		fail("%s: size %lld, %lld blocks: expected a %u-byte hole",
+		    img, (long long)st.st_size, (long long)st.st_blocks,
+		    64 * PAGE);
+
+	/* A region file cut short is refused at open. */
+	snprintf(img, sizeof(img), "%s/0.img", path);
+	if ((fd = open(img, O_WRONLY)) == -1 || ftruncate(fd, PAGE) == -1)
+		die("truncate %s: %s", img, strerror(errno));
+	close(fd);
+	expect_rejected("raw snapshot with a short region file", path,
+	    "region 0: 0.img is a file of 4096 bytes, expected a file of");
+}
+
+/* A page given twice (and another never) makes a file verify rejects. */
+static void
+test_twice(struct layout *l, int dirfd)
+{
+	struct output_result	 res;
+	char			 path[8192];
+
+	write_snapshot(l, dirfd, "twice", OUTPUT_ZSNAP, 0, 17, 5, &res);
+	path_of(path, sizeof(path), "twice.zsnap");
+	expect_rejected("a page covered twice", path, "region 0 page 5: "
+	    "covered twice (");
+}
+
+/* Atomicity: an abandoned output leaves nothing; nothing is replaced. */
+static void
+test_atomic(struct layout *l, int dirfd)
+{
+	struct output_result	 res;
+	struct output		*out;
+	struct dirent		*de;
+	DIR			*d;
+
+	out = open_output(l, dirfd, "abandoned", OUTPUT_ZSNAP, 0);
+	if (output_pages(out, 0, 0, 1, l->mem[0]) == -1)
+		fail("abandoned: output_pages: %s", output_error(out));
+	output_close(out);
+	out = open_output(l, dirfd, "abandoned-raw", OUTPUT_RAW, 0);
+	output_close(out);
+
+	/* Incomplete: finish must refuse. */
+	out = open_output(l, dirfd, "incomplete", OUTPUT_ZSNAP, 0);
+	if (output_pages(out, 3, 0, 1, l->mem[3]) == -1)
+		fail("incomplete: output_pages: %s", output_error(out));
+	if (output_finish(out, &res) == 0)
+		fail("output_finish accepted a snapshot missing pages");
+	else if (strstr(output_error(out), "incomplete: 1 of") == NULL)
+		fail("incomplete: unexpected message \"%s\"", output_error(out));
+	output_close(out);
+
+	/* Out of range pages are refused. */
+	out = open_output(l, dirfd, "range", OUTPUT_ZSNAP, 0);
+	if (output_pages(out, 3, 1, 1, l->mem[3]) == 0 ||
+	    output_pages(out, NREG, 0, 1, l->mem[3]) == 0 ||
+	    output_lost(out, 0, 2999, 2) == 0)
+		fail("output accepted pages outside the regions");
+	output_close(out);
+
+	/* An existing snapshot is not replaced. */
+	out = open_output(l, dirfd, "snap", OUTPUT_ZSNAP, 0);
+	for (size_t i = 0; i < l->nops; i++) {
+		const struct op *o = &l->ops[i];
+
+		if (o->lost)
+			output_lost(out, o->region, o->first, o->count);
+		else
+			output_pages(out, o->region, o->first,
+			    (uint32_t)o->count, l->mem[o->region] +
+			    o->first * PAGE);
+	}
+	if (output_finish(out, &res) == 0)
+		fail("output_finish replaced the existing snap.zsnap");
+	else if (strstr(output_error(out), "rename") == NULL ||
+	    strstr(output_error(out), "File exists") == NULL)
+		fail("replace: unexpected message \"%s\"", output_error(out));
+	output_close(out);
+
+	if ((d = opendir(tmpdir)) == NULL)
+		die("opendir %s: %s", tmpdir, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ".tmp") != NULL)
+			fail("temporary %s left behind", de->d_name);
+	closedir(d);
+}
+
+int
+main(void)
+{
+	struct layout	 l;
+	const char	*seed = getenv("TEST_SEED");
+	char		 cmd[4200];
+	int		 dirfd;
+
+	rng_state = seed ? strtoull(seed, NULL, 0) : 0x9E3779B97F4A7C15ull;
+	if (rng_state == 0)
+		rng_state = 1;
+	printf("test_format: seed %#llx\n", (unsigned long long)rng_state);
+	if (mkdtemp(tmpdir) == NULL)
+		die("mkdtemp: %s", strerror(errno));
+	if ((dirfd = open(tmpdir, O_RDONLY | O_DIRECTORY)) == -1)
+		die("open %s: %s", tmpdir, strerror(errno));
+
+	test_crc32c();
+	layout_build(&l);
+	test_zsnap(&l, dirfd, 0);
+	test_zsnap(&l, dirfd, 2);
+	test_raw(&l, dirfd);
+	test_twice(&l, dirfd);
+	test_atomic(&l, dirfd);
+	layout_free(&l);
+	close(dirfd);
+
+	if (getenv("TEST_KEEP") != NULL) {
+		printf("test_format: files kept in %s\n", tmpdir);
+		return failures > 0;
+	}
+	if (failures > 0) {
+		fprintf(stderr, "test_format: %d failures; files kept in %s\n",
+		    failures, tmpdir);
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_format: could not remove %s\n", tmpdir);
+	printf("test_format: all passed\n");
+	return 0;
+}
