@@ -12,11 +12,23 @@
  * by one entry per chunk (the only allocation after open, amortised);
  * output_finish() appends it and the footer.
  *
- * Everything runs on the snapshot's writer thread; zstd's own worker
- * threads (ZSTD_c_nbWorkers) live inside ZSTD_compress2().
+ * Compression: with threads = 0 each chunk is compressed on the writer
+ * thread when it is flushed.  With threads = N, N compression threads of
+ * our own (each with its own ZSTD_CCtx) compress whole chunks in parallel
+ * while the writer fills the next one: a ring of N + 2 chunks, written to
+ * the sink strictly in sequence order as they complete.  The writer waits
+ * only when every chunk of the ring is queued, so its memory stays fixed
+ * at (N + 2) * (1 MiB + zstd bound).  One zstd frame per chunk either way,
+ * so the file is the same.
+ *
+ * Threads: every function here runs on the snapshot's writer thread except
+ * zsnap_worker(), which runs on the compression threads.  z->lock guards
+ * the chunks' state fields and z->stop; a chunk's buffers belong to the
+ * writer while FILLING or DONE and to one worker while BUSY.
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +46,48 @@
 #define CHUNK_PAYLOAD_MAX	(sizeof(struct zsnap_chunk) + \
 	    ZSNAP_CHUNK_EXTENTS * sizeof(struct zsnap_extent) + 4)
 
-struct zsnap_out {
-	struct sink		*sink;
-	ZSTD_CCtx		*cctx;
+enum zchunk_state {
+	ZCHUNK_FILLING = 0,
+	ZCHUNK_QUEUED,		/* waiting for a compression thread */
+	ZCHUNK_BUSY,		/* being compressed */
+	ZCHUNK_DONE,		/* compressed, waiting its turn to be written */
+};
 
-	/* The chunk being filled. */
+struct zchunk {
+	enum zchunk_state	 state;
 	unsigned char		*data;		/* ZSNAP_CHUNK_PAGES pages */
 	uint32_t		 data_pages;
 	struct zsnap_extent	 extents[ZSNAP_CHUNK_EXTENTS];	/* host order */
 	uint32_t		 extent_count;
+	unsigned char		*frame;		/* compressed page data */
+	size_t			 frame_size;
+	uint32_t		 data_crc;
+	const char		*zstd_error;	/* set if compression failed */
+};
+
+struct zsnap_out {
+	struct sink		*sink;
+	ZSTD_CCtx		*cctx;		/* writer-thread compression */
+	size_t			 frame_cap;
+
+	/* Ring of chunks: [head, head + queued) in flight, then filling. */
+	struct zchunk		*chunks;
+	unsigned		 nchunks;
+	unsigned		 head;
+	unsigned		 queued;
+	struct zchunk		*fill;
 	int			 last_of_kind[3];	/* extent index, -1 none */
 
-	/* Encoding buffers, allocated once. */
-	unsigned char		*frame;		/* compressed page data */
-	size_t			 frame_cap;
+	/* Compression threads (none when params.threads == 0). */
+	pthread_t		*workers;
+	ZSTD_CCtx		**worker_cctx;
+	unsigned		 nworkers;
+	unsigned		 next_job;	/* ring index a worker takes next */
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 work;		/* a chunk was queued, or stop */
+	pthread_cond_t		 done;		/* a chunk was compressed */
+	int			 stop;
+
 	unsigned char		 chunk_buf[ZSNAP_SKIP_HDR_SIZE +
 				    CHUNK_PAYLOAD_MAX];
 
@@ -143,21 +183,102 @@ zsnap_write_header(struct output *out)
 	return rc;
 }
 
-static int
-zsnap_set_param(struct output *out, ZSTD_cParameter param, int value,
-    const char *what)
+/* Compress one chunk with cctx; any thread. */
+static void
+zsnap_compress(ZSTD_CCtx *cctx, struct zchunk *c, size_t frame_cap)
 {
-	struct zsnap_out	*z = out->priv;
-	size_t			 rc;
+	size_t len = (size_t)c->data_pages * ZSNAP_PAGE_SIZE;
 
-	rc = ZSTD_CCtx_setParameter(z->cctx, param, value);
-	if (ZSTD_isError(rc)) {
-		output_set_error(out, "snapshot %s: zstd %s %d: %s", out->name,
-		    what, value, ZSTD_getErrorName(rc));
-		errno = EINVAL;
-		return -1;
+	c->zstd_error = NULL;
+	c->frame_size = 0;
+	c->data_crc = 0;
+	if (c->data_pages == 0)
+		return;
+	c->frame_size = ZSTD_compress2(cctx, c->frame, frame_cap, c->data, len);
+	if (ZSTD_isError(c->frame_size)) {
+		c->zstd_error = ZSTD_getErrorName(c->frame_size);
+		c->frame_size = 0;
+		return;
+	}
+	c->data_crc = crc32c(0, c->data, len);
+}
+
+/* Compression thread: take queued chunks in ring order. */
+static void *
+zsnap_worker(void *arg)
+{
+	struct output		*out = arg;
+	struct zsnap_out	*z = out->priv;
+	ZSTD_CCtx		*cctx;
+	unsigned		 me;
+
+	pthread_mutex_lock(&z->lock);
+	for (me = 0; !pthread_equal(z->workers[me], pthread_self()); me++)
+		;
+	cctx = z->worker_cctx[me];
+	for (;;) {
+		struct zchunk *c;
+
+		while (!z->stop && z->chunks[z->next_job].state != ZCHUNK_QUEUED)
+			pthread_cond_wait(&z->work, &z->lock);
+		if (z->stop)
+			break;
+		c = &z->chunks[z->next_job];
+		z->next_job = (z->next_job + 1) % z->nchunks;
+		c->state = ZCHUNK_BUSY;
+		pthread_mutex_unlock(&z->lock);
+
+		zsnap_compress(cctx, c, z->frame_cap);
+
+		pthread_mutex_lock(&z->lock);
+		c->state = ZCHUNK_DONE;
+		pthread_cond_broadcast(&z->done);
+	}
+	pthread_mutex_unlock(&z->lock);
+	return NULL;
+}
+
+static int
+zsnap_cctx_params(struct output *out, ZSTD_CCtx *cctx)
+{
+	static const struct {
+		ZSTD_cParameter	 param;
+		const char	*what;
+	} params[] = {
+		{ ZSTD_c_compressionLevel, "compression level" },
+		{ ZSTD_c_checksumFlag, "checksum flag" },
+		{ ZSTD_c_contentSizeFlag, "content size flag" },
+	};
+	int values[] = { out->params.level, 1, 1 };
+
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		size_t rc = ZSTD_CCtx_setParameter(cctx, params[i].param,
+		    values[i]);
+
+		if (ZSTD_isError(rc)) {
+			output_set_error(out, "snapshot %s: zstd %s %d: %s",
+			    out->name, params[i].what, values[i],
+			    ZSTD_getErrorName(rc));
+			errno = EINVAL;
+			return -1;
+		}
 	}
 	return 0;
+}
+
+static ZSTD_CCtx *
+zsnap_new_cctx(struct output *out)
+{
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+
+	if (cctx == NULL)
+		fatalx("snapshot %s: zstd compression context: out of memory",
+		    out->name);
+	if (zsnap_cctx_params(out, cctx) == -1) {
+		ZSTD_freeCCtx(cctx);
+		return NULL;
+	}
+	return cctx;
 }
 
 static int
@@ -166,29 +287,51 @@ zsnap_open(struct output *out)
 	const struct output_params *p = &out->params;
 	struct zsnap_out	*z;
 	char			 err[SINK_ERROR_MAX];
+	int			 rc;
 
 	z = xcalloc(1, sizeof(*z));
 	out->priv = z;
+	pthread_mutex_init(&z->lock, NULL);
+	pthread_cond_init(&z->work, NULL);
+	pthread_cond_init(&z->done, NULL);
 	z->last_of_kind[0] = z->last_of_kind[1] = z->last_of_kind[2] = -1;
-	z->data = xmalloc((size_t)ZSNAP_CHUNK_PAGES * ZSNAP_PAGE_SIZE);
 	z->frame_cap = ZSTD_compressBound((size_t)ZSNAP_CHUNK_PAGES *
 	    ZSNAP_PAGE_SIZE);
-	z->frame = xmalloc(z->frame_cap);
+	z->nworkers = p->threads > 0 ? (unsigned)p->threads : 0;
+	z->nchunks = z->nworkers > 0 ? z->nworkers + 2 : 1;
+	z->chunks = xcalloc(z->nchunks, sizeof(*z->chunks));
+	for (unsigned i = 0; i < z->nchunks; i++) {
+		z->chunks[i].data = xmalloc((size_t)ZSNAP_CHUNK_PAGES *
+		    ZSNAP_PAGE_SIZE);
+		z->chunks[i].frame = xmalloc(z->frame_cap);
+	}
+	z->fill = &z->chunks[0];
 	z->index_cap = 64;
 	z->index = xcalloc(z->index_cap, sizeof(*z->index));
 
-	if ((z->cctx = ZSTD_createCCtx()) == NULL)
-		fatalx("snapshot %s: zstd compression context: out of memory",
-		    out->name);
-	if (zsnap_set_param(out, ZSTD_c_compressionLevel, p->level,
-	    "compression level") == -1 ||
-	    zsnap_set_param(out, ZSTD_c_checksumFlag, 1, "checksum flag") == -1 ||
-	    zsnap_set_param(out, ZSTD_c_contentSizeFlag, 1,
-	    "content size flag") == -1)
+	if ((z->cctx = zsnap_new_cctx(out)) == NULL)
 		return -1;
-	if (p->threads > 0 && zsnap_set_param(out, ZSTD_c_nbWorkers,
-	    p->threads, "worker threads") == -1)
-		return -1;
+	if (z->nworkers > 0) {
+		z->workers = xcalloc(z->nworkers, sizeof(*z->workers));
+		z->worker_cctx = xcalloc(z->nworkers, sizeof(*z->worker_cctx));
+		for (unsigned i = 0; i < z->nworkers; i++)
+			if ((z->worker_cctx[i] = zsnap_new_cctx(out)) == NULL)
+				return -1;
+		/* Workers look themselves up in z->workers under the lock. */
+		pthread_mutex_lock(&z->lock);
+		for (unsigned i = 0; i < z->nworkers; i++) {
+			if ((rc = pthread_create(&z->workers[i], NULL,
+			    zsnap_worker, out)) != 0) {
+				z->nworkers = i;
+				pthread_mutex_unlock(&z->lock);
+				output_set_error(out, "snapshot %s: compression "
+				    "thread: %s", out->name, strerror(rc));
+				errno = rc;
+				return -1;
+			}
+		}
+		pthread_mutex_unlock(&z->lock);
+	}
 
 	z->sink = sink_file_open(p->dirfd, p->name, ZSNAP_SUFFIX, p->mode,
 	    p->owner_uid, p->owner_gid, err, sizeof(err));
@@ -199,48 +342,40 @@ zsnap_open(struct output *out)
 	return zsnap_write_header(out);
 }
 
-/* Write the chunk being filled, if it holds anything, and start a new one. */
+/* Append a compressed chunk to the file and to the index. */
 static int
-zsnap_flush_chunk(struct output *out)
+zsnap_write_chunk(struct output *out, struct zchunk *ch)
 {
 	struct zsnap_out	*z = out->priv;
 	struct zsnap_index_entry *e;
 	struct zsnap_chunk	 c;
 	unsigned char		*payload = z->chunk_buf + ZSNAP_SKIP_HDR_SIZE;
-	size_t			 frame_size = 0, payload_size, off;
-	size_t			 data_len = (size_t)z->data_pages * ZSNAP_PAGE_SIZE;
+	size_t			 payload_size, off;
 	uint64_t		 offset;
 	uint32_t		 chunk_crc;
 
-	if (z->extent_count == 0)
-		return 0;
-	if (z->data_pages > 0) {
-		frame_size = ZSTD_compress2(z->cctx, z->frame, z->frame_cap,
-		    z->data, data_len);
-		if (ZSTD_isError(frame_size)) {
-			output_set_error(out, "snapshot %s: compress chunk %llu: "
-			    "%s", out->name, (unsigned long long)z->index_count,
-			    ZSTD_getErrorName(frame_size));
-			errno = EIO;
-			return -1;
-		}
+	if (ch->zstd_error != NULL) {
+		output_set_error(out, "snapshot %s: compress chunk %llu: %s",
+		    out->name, (unsigned long long)z->index_count,
+		    ch->zstd_error);
+		errno = EIO;
+		return -1;
 	}
-
 	memset(&c, 0, sizeof(c));
 	c.seq = htole32((uint32_t)z->index_count);
-	c.extent_count = htole32(z->extent_count);
-	c.data_pages = htole32(z->data_pages);
-	c.data_frame_size = htole32((uint32_t)frame_size);
-	c.data_crc = htole32(z->data_pages > 0 ? crc32c(0, z->data, data_len) : 0);
+	c.extent_count = htole32(ch->extent_count);
+	c.data_pages = htole32(ch->data_pages);
+	c.data_frame_size = htole32((uint32_t)ch->frame_size);
+	c.data_crc = htole32(ch->data_crc);
 	memcpy(payload, &c, sizeof(c));
 	off = sizeof(c);
-	for (uint32_t i = 0; i < z->extent_count; i++) {
+	for (uint32_t i = 0; i < ch->extent_count; i++) {
 		struct zsnap_extent x;
 
-		x.region = htole32(z->extents[i].region);
-		x.kind = htole32(z->extents[i].kind);
-		x.first_page = htole64(z->extents[i].first_page);
-		x.page_count = htole64(z->extents[i].page_count);
+		x.region = htole32(ch->extents[i].region);
+		x.kind = htole32(ch->extents[i].kind);
+		x.first_page = htole64(ch->extents[i].first_page);
+		x.page_count = htole64(ch->extents[i].page_count);
 		memcpy(payload + off, &x, sizeof(x));
 		off += sizeof(x);
 	}
@@ -266,20 +401,83 @@ zsnap_flush_chunk(struct output *out)
 	if (zsnap_write(out, z->chunk_buf, ZSNAP_SKIP_HDR_SIZE + payload_size)
 	    == -1)
 		return -1;
-	if (frame_size > 0 && zsnap_write(out, z->frame, frame_size) == -1)
+	if (ch->frame_size > 0 && zsnap_write(out, ch->frame, ch->frame_size)
+	    == -1)
 		return -1;
 
 	e = &z->index[z->index_count];
 	e->offset = offset;
-	e->length = ZSNAP_SKIP_HDR_SIZE + payload_size + frame_size;
+	e->length = ZSNAP_SKIP_HDR_SIZE + payload_size + ch->frame_size;
 	e->seq = (uint32_t)z->index_count;
-	e->extent_count = z->extent_count;
+	e->extent_count = ch->extent_count;
 	e->chunk_crc = chunk_crc;
 	e->reserved = 0;
 	z->index_count++;
+	return 0;
+}
 
-	z->data_pages = 0;
-	z->extent_count = 0;
+/*
+ * Write queued chunks, oldest first, as long as they are compressed; with
+ * wait_for, block until at least that many are written (so a chunk is free
+ * to fill, or, at the end, until all are).
+ */
+static int
+zsnap_write_done(struct output *out, unsigned wait_for)
+{
+	struct zsnap_out	*z = out->priv;
+	unsigned		 written = 0;
+
+	for (;;) {
+		struct zchunk *c = &z->chunks[z->head];
+
+		if (z->queued == 0)
+			return 0;
+		pthread_mutex_lock(&z->lock);
+		while (written < wait_for && c->state != ZCHUNK_DONE)
+			pthread_cond_wait(&z->done, &z->lock);
+		if (c->state != ZCHUNK_DONE) {
+			pthread_mutex_unlock(&z->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&z->lock);
+		/* DONE: only this thread touches the chunk now. */
+		if (zsnap_write_chunk(out, c) == -1)
+			return -1;
+		pthread_mutex_lock(&z->lock);
+		c->state = ZCHUNK_FILLING;
+		pthread_mutex_unlock(&z->lock);
+		z->head = (z->head + 1) % z->nchunks;
+		z->queued--;
+		written++;
+	}
+}
+
+/* Close the chunk being filled, if it holds anything, and start a new one. */
+static int
+zsnap_flush_chunk(struct output *out)
+{
+	struct zsnap_out	*z = out->priv;
+	struct zchunk		*c = z->fill;
+
+	if (c->extent_count == 0)
+		return 0;
+	if (z->nworkers == 0) {
+		zsnap_compress(z->cctx, c, z->frame_cap);
+		if (zsnap_write_chunk(out, c) == -1)
+			return -1;
+	} else {
+		pthread_mutex_lock(&z->lock);
+		c->state = ZCHUNK_QUEUED;
+		pthread_cond_signal(&z->work);
+		pthread_mutex_unlock(&z->lock);
+		z->queued++;
+		/* Keep one chunk free to fill: wait only if none is. */
+		if (zsnap_write_done(out, z->queued == z->nchunks ? 1 : 0) == -1)
+			return -1;
+		c = z->fill = &z->chunks[(z->head + z->queued) % z->nchunks];
+	}
+	c->data_pages = 0;
+	c->extent_count = 0;
 	z->last_of_kind[0] = z->last_of_kind[1] = z->last_of_kind[2] = -1;
 	return 0;
 }
@@ -299,22 +497,22 @@ zsnap_add_extent(struct output *out, uint32_t region, uint32_t kind,
 	int			 last = z->last_of_kind[kind];
 
 	if (last >= 0) {
-		x = &z->extents[last];
+		x = &z->fill->extents[last];
 		if (x->region == region && x->first_page + x->page_count == first) {
 			x->page_count += count;
 			return 0;
 		}
 	}
-	if (z->extent_count == ZSNAP_CHUNK_EXTENTS &&
+	if (z->fill->extent_count == ZSNAP_CHUNK_EXTENTS &&
 	    zsnap_flush_chunk(out) == -1)
 		return -1;
-	x = &z->extents[z->extent_count];
+	x = &z->fill->extents[z->fill->extent_count];
 	x->region = region;
 	x->kind = kind;
 	x->first_page = first;
 	x->page_count = count;
-	z->last_of_kind[kind] = (int)z->extent_count;
-	z->extent_count++;
+	z->last_of_kind[kind] = (int)z->fill->extent_count;
+	z->fill->extent_count++;
 	return 0;
 }
 
@@ -334,15 +532,15 @@ zsnap_pages(struct output *out, uint32_t region, uint64_t first,
 			continue;
 		}
 		/* A full data buffer closes the chunk before the extent. */
-		if (z->data_pages == ZSNAP_CHUNK_PAGES &&
+		if (z->fill->data_pages == ZSNAP_CHUNK_PAGES &&
 		    zsnap_flush_chunk(out) == -1)
 			return -1;
 		if (zsnap_add_extent(out, region, ZSNAP_EXTENT_DATA, first + i,
 		    1) == -1)
 			return -1;
-		memcpy(z->data + (size_t)z->data_pages * ZSNAP_PAGE_SIZE, page,
-		    ZSNAP_PAGE_SIZE);
-		z->data_pages++;
+		memcpy(z->fill->data + (size_t)z->fill->data_pages *
+		    ZSNAP_PAGE_SIZE, page, ZSNAP_PAGE_SIZE);
+		z->fill->data_pages++;
 		out->pages_data++;
 	}
 	return 0;
@@ -417,6 +615,7 @@ zsnap_finish(struct output *out, struct output_result *result)
 	uint64_t		 index_offset, index_length;
 
 	if (zsnap_flush_chunk(out) == -1 ||
+	    zsnap_write_done(out, z->queued) == -1 ||
 	    zsnap_write_index(out, &index_offset, &index_length) == -1)
 		return -1;
 
@@ -453,11 +652,28 @@ zsnap_close(struct output *out)
 
 	if (z == NULL)
 		return;
+	pthread_mutex_lock(&z->lock);
+	z->stop = 1;
+	pthread_cond_broadcast(&z->work);
+	pthread_mutex_unlock(&z->lock);
+	for (unsigned i = 0; i < z->nworkers; i++)
+		pthread_join(z->workers[i], NULL);
+	if (z->worker_cctx != NULL)
+		for (unsigned i = 0; i < (unsigned)out->params.threads; i++)
+			ZSTD_freeCCtx(z->worker_cctx[i]);
+	free(z->workers);
+	free(z->worker_cctx);
 	sink_free(z->sink);	/* removes the temporary file unless finished */
 	ZSTD_freeCCtx(z->cctx);
-	free(z->data);
-	free(z->frame);
+	for (unsigned i = 0; i < z->nchunks; i++) {
+		free(z->chunks[i].data);
+		free(z->chunks[i].frame);
+	}
+	free(z->chunks);
 	free(z->index);
+	pthread_mutex_destroy(&z->lock);
+	pthread_cond_destroy(&z->work);
+	pthread_cond_destroy(&z->done);
 	free(z);
 	out->priv = NULL;
 }
