@@ -23,6 +23,7 @@ MANDIR		?= $(PREFIX)/share/man
 SYSCONFDIR	?= /etc
 UNITDIR		?= /lib/systemd/system
 UDEVDIR		?= /lib/udev/rules.d
+SYSUSERSDIR	?= /usr/lib/sysusers.d
 PKGCONFIGDIR	?= $(LIBDIR)/pkgconfig
 
 CC		?= cc
@@ -86,7 +87,7 @@ $(LIBA): $(LIB_SOBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(B)/libsnapclient.pc: client/lib/libsnapclient.pc.in Makefile
+$(B)/libsnapclient.pc: client/lib/libsnapclient.pc.in Makefile FORCE
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
@@ -152,7 +153,8 @@ install: all
 	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(SYSCONFDIR)/snapd $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/snapd $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(B)/snapd $(DESTDIR)$(SBINDIR)/snapd
 	install -m 0755 $(B)/snapctl $(DESTDIR)$(BINDIR)/snapctl
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
@@ -167,7 +169,11 @@ install: all
 	install -m 0644 man/snapd.8 $(DESTDIR)$(MANDIR)/man8/
 	test -e $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf || \
 	    install -m 0644 conf/snapd.conf $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf
-	install -m 0644 systemd/snapd.service systemd/snapd.socket $(DESTDIR)$(UNITDIR)/
+	sed 's|/usr/local/sbin/snapd|$(SBINDIR)/snapd|' systemd/snapd.service \
+	    > $(DESTDIR)$(UNITDIR)/snapd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/snapd.service
+	install -m 0644 systemd/snapd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/snapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/snapd.conf
 	install -m 0644 systemd/60-snapd-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
 
 uninstall:
@@ -180,10 +186,13 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/snapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
 	    $(DESTDIR)$(MANDIR)/man5/snapd.conf.5 $(DESTDIR)$(MANDIR)/man8/snapd.8 \
 	    $(DESTDIR)$(UNITDIR)/snapd.service $(DESTDIR)$(UNITDIR)/snapd.socket \
-	    $(DESTDIR)$(UDEVDIR)/60-snapd-userfaultfd.rules
+	    $(DESTDIR)$(UDEVDIR)/60-snapd-userfaultfd.rules \
+	    $(DESTDIR)$(SYSUSERSDIR)/snapd.conf
 	@echo "left $(SYSCONFDIR)/snapd/snapd.conf in place (configuration is yours)"
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all tests deps check demo bench soak fuzz install uninstall clean
+FORCE:
+
+.PHONY: FORCE all tests deps check demo bench soak fuzz install uninstall clean

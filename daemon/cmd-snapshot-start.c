@@ -90,7 +90,8 @@ start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
 			if (strcmp(key, "start") != 0 &&
 			    strcmp(key, "length") != 0 &&
 			    strcmp(key, "name") != 0) {
-				cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+				cmd_error(ctx, SNAPD_ERR_INVALID,
+				    "snapshot-start: "
 				    "region %zu: unknown member '%.64s'", i, key);
 				return -1;
 			}
@@ -196,7 +197,8 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 
 	if ((v = json_object_get(ctx->args, "name")) != NULL) {
 		if (!paths_name_valid(json_string_value(v)))
-			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
 			    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
 			    "starting with '.')", SNAPD_NAME_MAX);
 		snprintf(name, sizeof(name), "%s", json_string_value(v));
@@ -211,12 +213,14 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		else if (strcmp(json_string_value(v), "raw") == 0)
 			req.format = OUTPUT_RAW;
 		else
-			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
 			    "format must be \"zsnap\" or \"raw\"");
 	}
 	if ((v = json_object_get(ctx->args, "level")) != NULL) {
 		if (json_integer_value(v) < 1 || json_integer_value(v) > 19)
-			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
 			    "level must be 1..19");
 		req.level = (int)json_integer_value(v);
 	}
@@ -224,7 +228,8 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		json_int_t size = json_integer_value(v);
 
 		if (size < 4096 || (uint64_t)size > START_BUFFER_MAX)
-			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
 			    "buffer-size must be 4096..%llu bytes",
 			    (unsigned long long)START_BUFFER_MAX);
 		req.buffer_size = (size_t)size;
@@ -234,10 +239,12 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	}
 	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
 		if (c->uid != 0)
-			return cmd_error(ctx, SNAPD_ERR_PERMISSION, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_PERMISSION,
+			    "snapshot-start: "
 			    "only root may snapshot another process (pid)");
 		if (json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX)
-			return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+			return cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
 			    "pid must be a positive process id");
 		req.pid = (pid_t)json_integer_value(v);
 	}

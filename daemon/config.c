@@ -220,7 +220,8 @@ config_set_value(struct config *conf, const struct config_key *k,
 	switch (k->type) {
 	case CONFIG_PATH:
 		if (value[0] != '/') {
-			snprintf(err, errlen, "bad value '%s' for %s: expected an "
+			snprintf(err, errlen,
+			    "bad value '%s' for %s: expected an "
 			    "absolute path", value, k->name);
 			return -1;
 		}
@@ -233,7 +234,8 @@ config_set_value(struct config *conf, const struct config_key *k,
 		return 0;
 	case CONFIG_GROUP:
 		if (strlen(value) >= CONFIG_GROUP_MAX) {
-			snprintf(err, errlen, "bad value for %s: group name too "
+			snprintf(err, errlen,
+			    "bad value for %s: group name too "
 			    "long", k->name);
 			return -1;
 		}
@@ -250,7 +252,8 @@ config_set_value(struct config *conf, const struct config_key *k,
 		return 0;
 	case CONFIG_OCTAL:
 		if (config_parse_uint(value, 8, &v, &end) == -1 || *end != '\0') {
-			snprintf(err, errlen, "bad value '%s' for %s: expected an "
+			snprintf(err, errlen,
+			    "bad value '%s' for %s: expected an "
 			    "octal mode", value, k->name);
 			return -1;
 		}
@@ -263,7 +266,8 @@ config_set_value(struct config *conf, const struct config_key *k,
 		return 0;
 	case CONFIG_INT:
 		if (config_parse_uint(value, 10, &v, &end) == -1 || *end != '\0') {
-			snprintf(err, errlen, "bad value '%s' for %s: expected an "
+			snprintf(err, errlen,
+			    "bad value '%s' for %s: expected an "
 			    "integer", value, k->name);
 			return -1;
 		}
@@ -391,7 +395,8 @@ config_split_line(char *line, char **key, char **value, char *err,
 		*value = p;
 		while (*p != '\0' && !isspace((unsigned char)*p) && *p != '#') {
 			if (*p == '"') {
-				snprintf(err, errlen, "bad value for '%s': stray "
+				snprintf(err, errlen,
+				    "bad value for '%s': stray "
 				    "'\"' (quote the whole value)", *key);
 				return -1;
 			}

@@ -16,7 +16,7 @@
  * Limits.  A message (newline included) longer than max_message_size gets
  * MessageTooLarge and the connection closes; a client that leaves a message
  * half sent for client_timeout seconds is dropped; output is buffered per
- * connection and a client whose queued output passes CONTROL_OUT_MAX
+ * connection and a client whose queued output passes control_out_max()
  * (because it does not read its events) is dropped.  Input is processed one
  * message at a time, and not at all while a deferred reply (snapshot-start
  * waiting to arm) is outstanding, with reading paused, so replies keep
@@ -51,8 +51,6 @@
 
 /* Bytes of output a connection may have queued before it is dropped. */
 #define CONTROL_OUT_MIN		(1024 * 1024)
-#define CONTROL_OUT_MAX		(CONTROL_OUT_MIN > 4 * config_get()->max_message_size ? \
-				    CONTROL_OUT_MIN : 4 * config_get()->max_message_size)
 /* Connections accepted per accept callback, so one flood cannot starve. */
 #define CONTROL_ACCEPT_BATCH	64
 
@@ -72,6 +70,15 @@ static void	conn_kill(struct conn *);
 static void	conn_process(struct conn *);
 
 /* ---- output --------------------------------------------------------- */
+
+/* Output a peer may leave unread: four messages' worth, at least 1 MiB. */
+static size_t
+control_out_max(void)
+{
+	uint64_t four = 4 * config_get()->max_message_size;
+
+	return four > CONTROL_OUT_MIN ? (size_t)four : CONTROL_OUT_MIN;
+}
 
 static int
 conn_alive(const struct conn *c)
@@ -99,7 +106,7 @@ conn_send(struct conn *c, json_t *msg)
 		fatalx("out of memory queueing a message");
 	free(text);
 	queued = evbuffer_get_length(c->out);
-	if (queued > CONTROL_OUT_MAX) {
+	if (queued > control_out_max()) {
 		log_warnx("connection %llu (uid %u, pid %d): %zu bytes of "
 		    "output queued and not read; dropping it",
 		    (unsigned long long)c->id, (unsigned)c->uid, (int)c->pid,
@@ -536,12 +543,13 @@ conn_free(struct conn *c)
 		close(c->fds[i].fd);
 	for (i = 0; i < c->nrxfds; i++)
 		close(c->rxfds[i].fd);
-	if (c->fd != -1)
-		close(c->fd);
+	/* Events first: removing them needs the fd still open. */
 	event_free(c->read_ev);
 	event_free(c->write_ev);
 	event_free(c->stall_ev);
 	event_free(c->resume_ev);
+	if (c->fd != -1)
+		close(c->fd);
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	free(c);

@@ -12,6 +12,7 @@
 #define SNAPD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,

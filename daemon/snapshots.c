@@ -203,7 +203,7 @@ snapshots_armed(struct snap_entry *e)
 
 	e->armed = 1;
 	snapshot_stats(e->snap, &st);
-	log_info("snapshot %llu (pid %d): armed %llu pages in %llu us",
+	log_debug("snapshot %llu (pid %d): armed %llu pages in %llu us",
 	    (unsigned long long)e->id, (int)e->pid,
 	    (unsigned long long)st.pages_total,
 	    (unsigned long long)(st.arm_ns / 1000));
@@ -260,7 +260,7 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 	if (st->state == SNAPSHOT_COMPLETED) {
 		snapshots_final_path(e, st, path, sizeof(path));
 		memcpy(e->file, path, sizeof(e->file));
-		log_info("snapshot %llu (pid %d): completed, %s, %llu bytes, "
+		log_debug("snapshot %llu (pid %d): completed, %s, %llu bytes, "
 		    "%llu pages (%llu faulted, %llu lost) in %llu ms",
 		    (unsigned long long)e->id, (int)e->pid, e->file,
 		    (unsigned long long)st->file_size,
@@ -290,9 +290,8 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 		if (st->error[0] == '\0')
 			snprintf(st->error, sizeof(st->error), "%s",
 			    cancelled ? "cancelled" : "failed (no reason given)");
-		log_warnx("snapshot %llu (pid %d): %s: %s",
-		    (unsigned long long)e->id, (int)e->pid,
-		    cancelled ? "cancelled" : "failed", st->error);
+		log_debug("snapshot %llu (pid %d): %s", (unsigned long long)e->id,
+		    (int)e->pid, st->error);
 		if (e->reply_pending) {
 			e->reply_pending = 0;
 			snprintf(path, sizeof(path), "snapshot %llu: %.512s",

@@ -109,8 +109,9 @@ EOF
 CONF=$TOP/conf/snapd.conf
 [ -f "$CONF" ] || fail "conf/snapd.conf does not exist"
 # A key is the first word of a setting line, or of a commented-out setting:
-# "#key value" or "# key value" (exactly a key and one value, which may be
-# quoted), as opposed to a comment's prose.
+# "#key value" or "# key value" (exactly a key and one value: quoted, or a
+# word, number, size or path not ending a sentence), as opposed to a
+# comment's prose such as "# disconnected (1..3600)."
 python3 - "$CONF" >"$T/conf-keys" <<'EOF' || fail "cannot read the keys of conf/snapd.conf"
 import re, sys
 for line in open(sys.argv[1]):
@@ -119,7 +120,7 @@ for line in open(sys.argv[1]):
     if m:
         print(m.group(1))
         continue
-    m = re.match(r'^#\s?([a-z][a-z0-9_]*)\s+("[^"]*"|\S+)\s*$', line)
+    m = re.match(r'^#\s?([a-z][a-z0-9_]*)\s+("[^"]*"|[A-Za-z0-9/_+-][A-Za-z0-9/._+-]*(?<![.,]))\s*$', line)
     if m:
         print(m.group(1))
 EOF
@@ -227,10 +228,10 @@ usage_line() {		# usage_line FILE: the usage line, without "usage: "
 "$SNAPCTL_BIN" --help >"$T/ctl-usage" 2>&1
 for pair in "snapd.8 $T/usage" "snapctl.1 $T/ctl-usage"; do
 	set -- $pair
-	want=$(synopsis "$MAN/$1")
+	syn=$(synopsis "$MAN/$1")
 	have=$(usage_line "$2")
-	[ "$want" = "$have" ] ||
-		fail "man/$1 SYNOPSIS is \"$want\" but the program's usage is \"$have\""
+	[ "$syn" = "$have" ] ||
+		fail "man/$1 SYNOPSIS is \"$syn\" but the program's usage is \"$have\""
 	echo "usage matches man/$1: $have"
 done
 

@@ -24,7 +24,35 @@
  *
  * With --expect-fail the test kills snapd during the snapshot: the workload
  * only checks that no writer was ever blocked for a second and that its
- * live memory is intact.
+ * live memory is intact.  It prints "starting" just before snap_start() and
+ * "armed" after it, so that a test can time its kill, and a snap_start()
+ * that fails because snapd died while arming is part of what it expects.
+ * With --may-fail the snapshot may fail (a full disk, a discard policy):
+ * the workload then checks only its live memory and writers' progress, and
+ * reports the reason.
+ *
+ * Hostile actions (--discard, --kernel-write, --fork) are done by the main
+ * thread on a range of pages (--range FIRST:COUNT, global page indices,
+ * inside one region; by default the last quarter of the last region, which
+ * snapd's sweep reaches last) once the writers have resumed, after
+ * --act-after milliseconds:
+ *   --discard dontneed|munmap|mremap: MADV_DONTNEED the range, unmap it, or
+ *	move it to a new address with mremap().  Writers leave the range alone
+ *	once armed; afterwards the main thread writes every page of it that is
+ *	still mapped once more, timing each write (a livelock would show).  In
+ *	the snapshot those pages may be LOST (the kernel threw them away before
+ *	snapd saved them) or exact; any other page must be exact, and a LOST
+ *	page outside the range is an error.
+ *   --kernel-write: the kernel writes every page of the range, read(2) from
+ *	a pipe or pread(2) from a file, alternately, straight into the
+ *	write-protected pages.  The reads must complete and the snapshot be
+ *	exact.
+ *   --fork: fork a child that writes its copy of the range and exits; the
+ *	writers keep writing the range in the parent.  The parent's snapshot
+ *	and memory must be exact, and the child must not hang.
+ * The restored snapshot tells LOST pages apart from saved ones because each
+ * region is restored into memory pre-filled with a marker that is no
+ * version of any page (snap_file_restore() leaves LOST pages untouched).
  *
  * Threads: the main thread parses options, arms, waits, verifies and
  * reports.  Writer threads (writer_main) write pages; each owns its pages'
@@ -36,12 +64,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +96,19 @@ enum pattern {
 	PATTERN_RANDOM,
 	PATTERN_SEQUENTIAL,
 	PATTERN_MIXED,
+};
+
+enum action {
+	ACT_NONE,
+	ACT_DONTNEED,
+	ACT_MUNMAP,
+	ACT_MREMAP,
+	ACT_KERNEL_WRITE,
+	ACT_FORK,
+};
+
+static const char *const action_names[] = {
+	"none", "dontneed", "munmap", "mremap", "kernel-write", "fork",
 };
 
 enum page_class {
@@ -105,9 +150,14 @@ static struct {
 	unsigned	 zero_pct;
 	unsigned	 run_after;
 	int		 expect_fail;
+	int		 may_fail;
 	int		 json;
 	int		 level;
 	const char	*dump_dir;
+	enum action	 act;
+	uint64_t	 range_first;
+	uint64_t	 range_count;	/* 0: the default range */
+	unsigned	 act_after_ms;
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -127,8 +177,22 @@ static _Atomic int	 pause_flag = 1;	/* writers start paused */
 static _Atomic int	 stop_flag;
 static unsigned		 paused_count;		/* under pause_lock */
 
+/*
+ * Where the range lives after --discard mremap (NULL before); written by
+ * the main thread while no writer touches the range.
+ */
+static uint8_t		*moved_base;
+
 static _Atomic uint64_t	 watchdog_gap_max_ns;
 static _Atomic int	 watchdog_stop;
+
+/* The main thread's hostile action, watched like a writer. */
+static _Atomic int	 act_running;
+static _Atomic uint64_t	 act_progress_ns;
+static uint64_t		 act_stall_max_ns;	/* longest page write or read */
+static uint64_t		 act_pages;		/* pages written after it */
+static uint64_t		 act_child_us;		/* --fork: the child's run */
+static char		 act_error[256];
 
 static uint64_t
 now_ns(void)
@@ -243,11 +307,29 @@ page_describe(const void *page, uint64_t i, char *buf, size_t len)
 	return buf;
 }
 
+static int
+in_range(uint64_t i)
+{
+	return opt.act != ACT_NONE && i >= opt.range_first &&
+	    i - opt.range_first < opt.range_count;
+}
+
+/* Writers leave the range alone once armed for these actions. */
+static int
+range_excluded(uint64_t i)
+{
+	return (opt.act == ACT_DONTNEED || opt.act == ACT_MUNMAP ||
+	    opt.act == ACT_MREMAP || opt.act == ACT_KERNEL_WRITE) &&
+	    in_range(i);
+}
+
 static uint8_t *
 page_addr(uint64_t i)
 {
 	unsigned lo = 0, hi = opt.nregions - 1, mid;
 
+	if (moved_base != NULL && in_range(i))
+		return moved_base + (i - opt.range_first) * PAGE_SIZE;
 	while (lo < hi) {
 		mid = (lo + hi + 1) / 2;
 		if (regions[mid].first <= i)
@@ -315,6 +397,12 @@ writer_main(void *arg)
 		} else
 			i = (rng_next(&wr->rng) % owned) * n + t;
 		t0 = now_ns();
+		if (range_excluded(i)) {
+			/* Still progress: the writer is not blocked. */
+			atomic_store_explicit(&wr->progress_ns, t0,
+			    memory_order_relaxed);
+			continue;
+		}
 		page_write(i);
 		t1 = now_ns();
 		if (t1 - t0 > atomic_load_explicit(&wr->stall_max_ns,
@@ -357,6 +445,17 @@ watchdog_main(void *arg)
 				fprintf(stderr, "snapwork: writer thread %u "
 				    "blocked for %.1f s in one page write: the "
 				    "application hangs\n", t, gap / 1e9);
+				_exit(1);
+			}
+		}
+		if (atomic_load(&act_running)) {
+			last = atomic_load(&act_progress_ns);
+			gap = now > last ? now - last : 0;
+			if (gap > STUCK_NS) {
+				fprintf(stderr, "snapwork: the main thread was "
+				    "blocked for %.1f s in one step of --%s: "
+				    "the application hangs\n", gap / 1e9,
+				    action_names[opt.act]);
 				_exit(1);
 			}
 		}
@@ -471,7 +570,9 @@ usage(void)
 	    "[--name NAME] [--socket PATH]\n"
 	    "\t[--regions N] [--thp] [--untouched PERCENT] "
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
-	    "\t[--expect-fail] [--dump-expected DIR] [--json]\n");
+	    "\t[--expect-fail] [--may-fail] [--dump-expected DIR] [--json]\n"
+	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
+	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
 }
 
@@ -493,13 +594,19 @@ parse_options(int argc, char **argv)
 		{ "zero",		required_argument, NULL, 'z' },
 		{ "run-after",		required_argument, NULL, 'a' },
 		{ "expect-fail",	no_argument,	   NULL, 'x' },
+		{ "may-fail",		no_argument,	   NULL, 'm' },
+		{ "discard",		required_argument, NULL, 'D' },
+		{ "kernel-write",	no_argument,	   NULL, 'K' },
+		{ "fork",		no_argument,	   NULL, 'F' },
+		{ "range",		required_argument, NULL, 'R' },
+		{ "act-after",		required_argument, NULL, 'A' },
 		{ "dump-expected",	required_argument, NULL, 'd' },
 		{ "json",		no_argument,	   NULL, 'j' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	unsigned level;
-	int ch;
+	int ch, n;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -598,6 +705,48 @@ parse_options(int argc, char **argv)
 		case 'x':
 			opt.expect_fail = 1;
 			break;
+		case 'm':
+			opt.may_fail = 1;
+			break;
+		case 'D':
+			if (opt.act != ACT_NONE)
+				goto one_action;
+			if (strcmp(optarg, "dontneed") == 0)
+				opt.act = ACT_DONTNEED;
+			else if (strcmp(optarg, "munmap") == 0)
+				opt.act = ACT_MUNMAP;
+			else if (strcmp(optarg, "mremap") == 0)
+				opt.act = ACT_MREMAP;
+			else {
+				fprintf(stderr, "snapwork: --discard %s: not "
+				    "dontneed, munmap or mremap\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'K':
+		case 'F':
+			if (opt.act != ACT_NONE)
+				goto one_action;
+			opt.act = ch == 'K' ? ACT_KERNEL_WRITE : ACT_FORK;
+			break;
+		case 'R':
+			if (sscanf(optarg, "%" SCNu64 ":%" SCNu64 "%n",
+			    &opt.range_first, &opt.range_count, &n) != 2 ||
+			    optarg[n] != '\0' || opt.range_count == 0) {
+				fprintf(stderr, "snapwork: --range %s: not "
+				    "FIRST:COUNT (page indices, COUNT > 0)\n",
+				    optarg);
+				exit(2);
+			}
+			break;
+		case 'A':
+			if (parse_uint(optarg, 3600000, &opt.act_after_ms) ==
+			    -1) {
+				fprintf(stderr, "snapwork: --act-after %s: not "
+				    "a number of milliseconds\n", optarg);
+				exit(2);
+			}
+			break;
 		case 'd':
 			opt.dump_dir = optarg;
 			break;
@@ -610,6 +759,11 @@ parse_options(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	if (opt.range_count != 0 && opt.act == ACT_NONE) {
+		fprintf(stderr, "snapwork: --range needs --discard, "
+		    "--kernel-write or --fork\n");
+		exit(2);
+	}
 	if (opt.untouched_pct + opt.zero_pct > 100) {
 		fprintf(stderr, "snapwork: --untouched %u + --zero %u is more "
 		    "than 100 percent\n", opt.untouched_pct, opt.zero_pct);
@@ -621,6 +775,11 @@ parse_options(int argc, char **argv)
 		    "one page per region\n", opt.size);
 		exit(2);
 	}
+	return;
+one_action:
+	fprintf(stderr, "snapwork: --discard, --kernel-write and --fork "
+	    "exclude each other\n");
+	exit(2);
 }
 
 /*
@@ -716,6 +875,264 @@ thp_bytes(void)
 	return sum;
 }
 
+/*
+ * Check the action's range, or pick the default: the last quarter of the
+ * last region, the part snapd's address-order sweep reaches last.
+ */
+static int
+range_setup(void)
+{
+	const struct region *last = &regions[opt.nregions - 1];
+	unsigned r;
+
+	if (opt.act == ACT_NONE)
+		return 0;
+	if (opt.range_count == 0) {
+		opt.range_count = last->npages / 4 ? last->npages / 4 : 1;
+		opt.range_first = last->first + last->npages -
+		    opt.range_count;
+	}
+	for (r = 0; r < opt.nregions; r++)
+		if (opt.range_first >= regions[r].first &&
+		    opt.range_first + opt.range_count <=
+		    regions[r].first + regions[r].npages)
+			return 0;
+	fprintf(stderr, "snapwork: --range %" PRIu64 ":%" PRIu64 " is not "
+	    "inside one region (%" PRIu64 " pages in %u regions)\n",
+	    opt.range_first, opt.range_count, npages, opt.nregions);
+	return -1;
+}
+
+static void
+act_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+act_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(act_error, sizeof(act_error), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "snapwork: --%s: %s\n", action_names[opt.act],
+	    act_error);
+}
+
+/* One step of the action is done: t0 is when it started. */
+static void
+act_step(uint64_t t0)
+{
+	uint64_t t1 = now_ns();
+
+	if (t1 - t0 > act_stall_max_ns)
+		act_stall_max_ns = t1 - t0;
+	atomic_store(&act_progress_ns, t1);
+}
+
+/*
+ * MADV_DONTNEED, munmap or mremap the range (whose pages the writers leave
+ * alone), then write every page that is still mapped once, as the
+ * application would go on using its memory.
+ */
+static int
+act_discard(void)
+{
+	uint64_t i, end = opt.range_first + opt.range_count, t0;
+	uint8_t *base = page_addr(opt.range_first);
+	size_t len = opt.range_count * PAGE_SIZE;
+	void *dest, *moved;
+
+	t0 = now_ns();
+	switch (opt.act) {
+	case ACT_DONTNEED:
+		if (madvise(base, len, MADV_DONTNEED) == -1) {
+			act_fail("madvise MADV_DONTNEED %p+%zu: %s", base, len,
+			    strerror(errno));
+			return -1;
+		}
+		/* The kernel gave the pages back: they read as zeros. */
+		for (i = opt.range_first; i < end; i++)
+			version[i] = 0;
+		break;
+	case ACT_MUNMAP:
+		if (munmap(base, len) == -1) {
+			act_fail("munmap %p+%zu: %s", base, len,
+			    strerror(errno));
+			return -1;
+		}
+		act_step(t0);
+		return 0;
+	default:
+		dest = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		    MAP_NORESERVE, -1, 0);
+		if (dest == MAP_FAILED) {
+			act_fail("mmap %zu bytes to move the range to: %s", len,
+			    strerror(errno));
+			return -1;
+		}
+		moved = mremap(base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		    dest);
+		if (moved == MAP_FAILED) {
+			act_fail("mremap %p+%zu to %p: %s", base, len, dest,
+			    strerror(errno));
+			munmap(dest, len);
+			return -1;
+		}
+		moved_base = moved;
+		break;
+	}
+	act_step(t0);
+	for (i = opt.range_first; i < end; i++) {
+		t0 = now_ns();
+		page_write(i);
+		act_step(t0);
+		act_pages++;
+	}
+	return 0;
+}
+
+/*
+ * Let the kernel write the range: every page gets its next version through
+ * read(2) from a pipe or pread(2) from an unlinked file, alternately, the
+ * destination being the write-protected page itself.
+ */
+static int
+act_kernel_write(void)
+{
+	uint64_t buf[PAGE_WORDS], i, end = opt.range_first + opt.range_count;
+	uint64_t t0;
+	char path[] = "/tmp/snapwork-kwrite.XXXXXX";
+	int pfd[2], fd, rc = -1;
+	ssize_t got;
+	uint32_t v;
+
+	if (pipe2(pfd, O_CLOEXEC) == -1) {
+		act_fail("pipe2: %s", strerror(errno));
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1) {
+		act_fail("mkostemp %s: %s", path, strerror(errno));
+		goto out_pipe;
+	}
+	unlink(path);
+	for (i = opt.range_first; i < end; i++) {
+		int use_pipe = (i - opt.range_first) % 2 == 0;
+
+		v = version[i] + 1;
+		page_fill(buf, i, v);
+		if ((use_pipe ? write(pfd[1], buf, PAGE_SIZE) :
+		    pwrite(fd, buf, PAGE_SIZE, 0)) != PAGE_SIZE) {
+			act_fail("%s of page %" PRIu64 "'s next content: %s",
+			    use_pipe ? "write to the pipe" : "pwrite to the "
+			    "file", i, errno ? strerror(errno) : "short write");
+			goto out;
+		}
+		t0 = now_ns();
+		errno = 0;
+		got = use_pipe ? read(pfd[0], page_addr(i), PAGE_SIZE) :
+		    pread(fd, page_addr(i), PAGE_SIZE, 0);
+		act_step(t0);
+		if (got != PAGE_SIZE) {
+			act_fail("%s into write-protected page %" PRIu64
+			    " (%p): %s", use_pipe ? "read from a pipe" :
+			    "pread from a file", i, (void *)page_addr(i),
+			    got == -1 ? strerror(errno) : "short read");
+			goto out;
+		}
+		version[i] = v;
+		act_pages++;
+	}
+	rc = 0;
+out:
+	close(fd);
+out_pipe:
+	close(pfd[0]);
+	close(pfd[1]);
+	return rc;
+}
+
+/*
+ * Fork a child that writes its own copy of the range (a version no page
+ * ever has in the parent) and exits, while the parent's writers go on.
+ * The child must end within STUCK_NS.
+ */
+static int
+act_fork(void)
+{
+	uint64_t i, end = opt.range_first + opt.range_count, t0;
+	struct timespec ms = { 0, 1000000 };
+	int status;
+	pid_t pid, r;
+
+	t0 = now_ns();
+	pid = fork();
+	if (pid == -1) {
+		act_fail("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		for (i = opt.range_first; i < end; i++)
+			page_fill(page_addr(i), i, version[i] + 1000000);
+		_exit(0);
+	}
+	act_step(t0);
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r == -1) {
+			act_fail("waitpid %d: %s", (int)pid, strerror(errno));
+			return -1;
+		}
+		if (now_ns() - t0 > STUCK_NS / 2) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			act_fail("the child %d did not finish writing its copy "
+			    "of %" PRIu64 " pages within %.0f s: it hangs",
+			    (int)pid, opt.range_count, STUCK_NS / 2 / 1e9);
+			return -1;
+		}
+		nanosleep(&ms, NULL);
+		atomic_store(&act_progress_ns, now_ns());
+	}
+	act_child_us = (now_ns() - t0) / 1000;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		act_fail("the child %d ended with %s %d", (int)pid,
+		    WIFEXITED(status) ? "exit status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) :
+		    WTERMSIG(status));
+		return -1;
+	}
+	act_pages = opt.range_count;
+	return 0;
+}
+
+static int
+act_run(void)
+{
+	struct timespec ts = { opt.act_after_ms / 1000,
+	    (long)(opt.act_after_ms % 1000) * 1000000 };
+	int rc;
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	atomic_store(&act_progress_ns, now_ns());
+	atomic_store(&act_running, 1);
+	switch (opt.act) {
+	case ACT_KERNEL_WRITE:
+		rc = act_kernel_write();
+		break;
+	case ACT_FORK:
+		rc = act_fork();
+		break;
+	default:
+		rc = act_discard();
+		break;
+	}
+	atomic_store(&act_running, 0);
+	return rc;
+}
+
 /* Count live pages that differ from their current version. */
 static uint64_t
 check_live(void)
@@ -724,6 +1141,8 @@ check_live(void)
 	char what[64];
 
 	for (i = 0; i < npages; i++) {
+		if (opt.act == ACT_MUNMAP && in_range(i))
+			continue;	/* not mapped any more */
 		if (page_equals(page_addr(i), i, version[i]))
 			continue;
 		if (wrong++ < WRONG_SHOWN)
@@ -735,13 +1154,30 @@ check_live(void)
 	return wrong;
 }
 
+#define LOST_MARK	0xa5a5a5a5a5a5a5a5ull	/* no page's word 0 */
+
+static int
+page_is_lost_mark(const void *page)
+{
+	const uint64_t *w = page;
+
+	for (unsigned k = 0; k < PAGE_WORDS; k++)
+		if (w[k] != LOST_MARK)
+			return 0;
+	return 1;
+}
+
 /*
  * Restore every region from the snapshot into fresh memory and compare
  * each page with its version at the armed instant.  Returns the number of
- * wrong pages, or -1 if the snapshot could not be read at all.
+ * wrong pages, or -1 if the snapshot could not be read at all.  With a
+ * --discard action the memory is first filled with LOST_MARK, so a page
+ * left untouched is one the snapshot says is LOST: allowed inside the
+ * discarded range (counted in *lost_in_range), wrong outside it.
  */
 static int64_t
-check_snapshot(const char *path, uint64_t *lost_total)
+check_snapshot(const char *path, uint64_t *lost_total,
+    uint64_t *lost_in_range)
 {
 	struct snap_file *f;
 	struct snap_file_info info;
@@ -753,6 +1189,7 @@ check_snapshot(const char *path, uint64_t *lost_total)
 	size_t len;
 
 	*lost_total = 0;
+	*lost_in_range = 0;
 	if ((f = snap_file_open(path)) == NULL) {
 		fprintf(stderr, "snapwork: open snapshot %s: %s\n", path,
 		    snap_strerror(NULL));
@@ -803,6 +1240,9 @@ check_snapshot(const char *path, uint64_t *lost_total)
 			    "region %s: %s\n", len, rg->name, strerror(errno));
 			goto fail;
 		}
+		if (opt.act != ACT_NONE)
+			for (p = 0; p < len / sizeof(uint64_t); p++)
+				((uint64_t *)mem)[p] = LOST_MARK;
 		lost = 0;
 		if (snap_file_restore(f, idx, mem, len, &lost) == -1) {
 			fprintf(stderr, "snapwork: restore region %s from %s: "
@@ -816,6 +1256,21 @@ check_snapshot(const char *path, uint64_t *lost_total)
 			if (page_equals(mem + p * PAGE_SIZE, i,
 			    version_armed[i]))
 				continue;
+			if (opt.act != ACT_NONE &&
+			    page_is_lost_mark(mem + p * PAGE_SIZE)) {
+				if (in_range(i) && opt.act != ACT_KERNEL_WRITE &&
+				    opt.act != ACT_FORK) {
+					(*lost_in_range)++;
+					continue;
+				}
+				if (wrong++ < WRONG_SHOWN)
+					fprintf(stderr, "snapwork: snapshot "
+					    "page %" PRIu64 " (region %s page %"
+					    PRIu64 ") is LOST, but the "
+					    "process never discarded it\n", i,
+					    rg->name, p);
+				continue;
+			}
 			if (wrong++ < WRONG_SHOWN)
 				fprintf(stderr, "snapwork: snapshot page %"
 				    PRIu64 " (region %s page %" PRIu64 "): "
@@ -909,6 +1364,10 @@ struct report {
 	uint64_t		 gap_us;
 	int64_t			 wrong;		/* -1: not checked */
 	uint64_t		 lost;
+	uint64_t		 lost_in_range;	/* of them, discarded ones */
+	int			 start_failed;	/* snap_start() failed */
+	int			 act_done;
+	int			 act_ok;
 	uint64_t		 live_wrong;
 	uint64_t		 armed_zero;	/* pages all zero at arm */
 	int			 pass;
@@ -967,6 +1426,28 @@ report_json(const struct report *rp)
 	json_object_set_new(o, "restored-lost-pages", json_integer(rp->lost));
 	json_object_set_new(o, "live-wrong-pages",
 	    json_integer(rp->live_wrong));
+	json_object_set_new(o, "start-failed",
+	    json_boolean(rp->start_failed));
+	if (opt.act != ACT_NONE) {
+		json_object_set_new(o, "action",
+		    json_string(action_names[opt.act]));
+		json_object_set_new(o, "action-done",
+		    json_boolean(rp->act_done && rp->act_ok));
+		if (act_error[0] != '\0')
+			json_object_set_new(o, "action-error",
+			    json_string(act_error));
+		json_object_set_new(o, "range-first",
+		    json_integer(opt.range_first));
+		json_object_set_new(o, "range-pages",
+		    json_integer(opt.range_count));
+		json_object_set_new(o, "action-pages",
+		    json_integer(act_pages));
+		json_object_set_new(o, "action-stall-max-us",
+		    json_integer(act_stall_max_ns / 1000));
+		json_object_set_new(o, "child-us", json_integer(act_child_us));
+		json_object_set_new(o, "lost-in-range",
+		    json_integer(rp->lost_in_range));
+	}
 	s = json_dumps(o, JSON_COMPACT);
 	if (s == NULL) {
 		fprintf(stderr, "snapwork: cannot format the JSON report\n");
@@ -1011,6 +1492,13 @@ report_text(const struct report *rp)
 	printf("  longest writer stall:      %" PRIu64 " us (snapd: %" PRIu64
 	    " us)\n", rp->stall_us, r->stall_max_us);
 	printf("  writes during snapshot:    %" PRIu64 "\n", rp->writes_during);
+	if (opt.act != ACT_NONE)
+		printf("  --%s on pages %" PRIu64 "+%" PRIu64 ": %s, %"
+		    PRIu64 " pages written after it, longest step %" PRIu64
+		    " us; %" PRIu64 " of them LOST in the snapshot\n",
+		    action_names[opt.act], opt.range_first, opt.range_count,
+		    !rp->act_done ? "not done" : rp->act_ok ? "done" : act_error,
+		    act_pages, act_stall_max_ns / 1000, rp->lost_in_range);
 	if (rp->wrong < 0)
 		printf("  verification:              not done\n");
 	else
@@ -1037,7 +1525,7 @@ main(int argc, char **argv)
 	rp.wrong = -1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	if (regions_map() == -1)
+	if (regions_map() == -1 || range_setup() == -1)
 		return 1;
 	version = calloc(npages, sizeof(*version));
 	version_armed = calloc(npages, sizeof(*version_armed));
@@ -1096,20 +1584,33 @@ main(int argc, char **argv)
 	so.format = opt.format;
 	so.level = opt.level;
 	so.buffer_size = opt.buffer;
+	if (opt.expect_fail) {
+		printf("starting\n");
+		fflush(stdout);
+	}
 	t0 = now_ns();
 	if (snap_start(c, sr, opt.nregions, &so, &id) == -1) {
 		fprintf(stderr, "snapwork: snapshot-start: %s\n",
 		    snap_strerror(c));
-		writers_stop();
-		return 1;
+		if (!opt.expect_fail) {
+			writers_stop();
+			return 1;
+		}
+		/* snapd died while arming: the writers must run on. */
+		rp.start_failed = 1;
+		rp.error = snap_strerror(c);
 	}
 	t1 = now_ns();
 	rp.pause_us = (t1 - t0) / 1000;
-	if (opt.expect_fail) {
+	if (opt.expect_fail && !rp.start_failed) {
 		printf("armed\n");
 		fflush(stdout);
 	}
 	writers_resume();
+	if (opt.act != ACT_NONE && !rp.start_failed) {
+		rp.act_ok = act_run() == 0;
+		rp.act_done = 1;
+	}
 
 	if (opt.expect_fail) {
 		struct timespec ts = { opt.run_after, 0 };
@@ -1117,7 +1618,9 @@ main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 			;
 		rp.writes_during = writers_sum_writes();
-		if (snap_wait(c, id, &rp.res, 0) == 0) {
+		if (rp.start_failed)
+			;
+		else if (snap_wait(c, id, &rp.res, 0) == 0) {
 			rp.completed = rp.res.completed;
 			if (!rp.res.completed)
 				rp.error = rp.res.error;
@@ -1155,7 +1658,7 @@ main(int argc, char **argv)
 	rp.gap_us = atomic_load(&watchdog_gap_max_ns) / 1000;
 
 	rp.live_wrong = check_live();
-	if (opt.expect_fail) {
+	if (opt.expect_fail || (opt.may_fail && !rp.completed)) {
 		rp.pass = rp.live_wrong == 0 && rp.gap_us < 1000000 &&
 		    rp.stall_us < 1000000;
 		if (rp.gap_us >= 1000000 || rp.stall_us >= 1000000)
@@ -1164,14 +1667,18 @@ main(int argc, char **argv)
 			    rp.gap_us / 1e6, rp.stall_us / 1e6);
 	} else {
 		if (rp.completed)
-			rp.wrong = check_snapshot(rp.res.file, &rp.lost);
-		rp.pass = rp.completed && rp.wrong == 0 && rp.lost == 0 &&
-		    rp.live_wrong == 0;
-		if (rp.lost != 0)
+			rp.wrong = check_snapshot(rp.res.file, &rp.lost,
+			    &rp.lost_in_range);
+		rp.pass = rp.completed && rp.wrong == 0 &&
+		    rp.lost == rp.lost_in_range && rp.live_wrong == 0;
+		if (rp.lost != rp.lost_in_range)
 			fprintf(stderr, "snapwork: %" PRIu64 " pages were "
-			    "lost in the snapshot, none were discarded\n",
-			    rp.lost);
+			    "lost in the snapshot, %" PRIu64 " of them "
+			    "discarded by the process\n", rp.lost,
+			    rp.lost_in_range);
 	}
+	if (rp.act_done && !rp.act_ok)
+		rp.pass = 0;
 	if (rp.live_wrong != 0)
 		fprintf(stderr, "snapwork: %" PRIu64 " live pages do not hold "
 		    "their last written version\n", rp.live_wrong);

@@ -1,0 +1,163 @@
+#!/bin/bash
+# `make bench`: measure snapd against fork(), zstd and dd on the same memory.
+#
+#	tests/bench.sh [--quick] [--size SIZE]... [--runs N] [--window SECONDS]
+#
+# Starts a throwaway snapd (tests/lib.sh) on a private socket and snapshot
+# directory, then runs snapbench (tests/workload/snapbench.c) once per
+# memory size and page kind: 1 GiB and 4 GiB (--size adds more, e.g.
+# --size 8G), each with 4 KiB pages and with transparent huge pages.  Each
+# snapbench run measures, --runs times, the pause to arm against fork(), the
+# first-write stalls and writer throughput against fork's copy-on-write, the
+# idle snapshot's wall time against `zstd -T0` and `dd`, and the peak extra
+# memory against fork's copy-on-write growth, and reports medians.
+#
+# --quick is the smoke run: 256 MiB, one run, both page kinds.
+# --runs N sets the runs per size; by default snapbench's own (5 below
+# 1 GiB, 3 from 1 GiB), except that sizes above 1 GiB run once, so that
+# the whole benchmark stays within about ten minutes on two CPUs.
+# --window S stops each first-write test after S seconds (default: none up
+# to 1 GiB; 6 s above, for the same reason).  A write test otherwise ends
+# when the snapshot does or when the writer has written every page.
+#
+# Output: each run's table, then a summary table, then as the very last
+# line one JSON object: the 1 GiB 4 KiB run's figures at the top level
+# (the first size when 1 GiB is not measured) with, under "configs", every
+# run's figures keyed "SIZE-KIND".  Ratios are snapd / alternative of
+# medians from the same run.
+. "$(dirname "$0")/lib.sh"
+
+SNAPBENCH=${SNAPBENCH:-$TESTS_BIN/snapbench}
+sizes=(1G 4G)
+runs=
+window=
+quick=
+
+usage() {
+	echo "usage: tests/bench.sh [--quick] [--size SIZE]... [--runs N] [--window SECONDS]" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1; sizes=(256M); runs=1 ;;
+	--size) [ $# -ge 2 ] || usage; sizes+=("$2"); shift ;;
+	--size=*) sizes+=("${1#--size=}") ;;
+	--runs) [ $# -ge 2 ] || usage; runs=$2; shift ;;
+	--runs=*) runs=${1#--runs=} ;;
+	--window) [ $# -ge 2 ] || usage; window=$2; shift ;;
+	--window=*) window=${1#--window=} ;;
+	-h|--help) usage ;;
+	*) echo "tests/bench.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+[ -x "$SNAPBENCH" ] || fail "$SNAPBENCH is missing: build it first (make tests)"
+command -v zstd >/dev/null || fail "zstd is needed for the throughput comparison (apt-get install zstd)"
+command -v dd >/dev/null || fail "dd is needed for the throughput comparison"
+
+# Bytes of a size argument, for the memory check and the window default.
+size_bytes() {
+	python3 -c '
+import re, sys
+m = re.fullmatch(r"(\d+)([KMGT]?)(i?B)?", sys.argv[1], re.I)
+if not m:
+    sys.exit("tests/bench.sh: --size %s: not a size (BYTES with K, M, G or T)" % sys.argv[1])
+print(int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()])
+' "$1"
+}
+
+t_init
+started=$(date +%s)
+ncpu=$(nproc)
+# The configuration under test: the shipped defaults, with zstd worker
+# threads on every CPU as `zstd -T0` uses.
+snapd_config "buffer_size 64M" "compression_level 3" \
+    "compression_threads ${BENCH_COMPRESSION_THREADS:-$ncpu}" "log_level warning"
+snapd_start
+echo "snapd $SNAPD_BIN, socket $SNAPD_SOCK, configuration:"
+grep -v '^#' "$SNAPD_CONF" | sed 's/^/    /'
+echo "machine: $ncpu CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), THP $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+echo
+
+results=()
+for size in "${sizes[@]}"; do
+	bytes=$(size_bytes "$size") || exit 2
+	avail=$(awk '/MemAvailable/ { printf "%d", $2 * 1024 }' /proc/meminfo)
+	# The memory, the fork test's copies and the image in the page cache.
+	if [ "$avail" -lt $((bytes * 3)) ]; then
+		echo "skipping $size: it needs about 3 x $size of available memory ($((avail >> 20)) MiB available)"
+		continue
+	fi
+	w=$window r=$runs
+	if [ "$bytes" -gt $((1 << 30)) ]; then
+		[ -n "$w" ] || w=6
+		[ -n "$r" ] || r=1
+	fi
+	for kind in 4k thp; do
+		args=(--socket "$SNAPD_SOCK" --tmpdir "$T" --size "$size" --window "${w:-0}")
+		[ "$kind" = thp ] && args+=(--thp)
+		[ -n "$r" ] && args+=(--runs "$r")
+		out=$T/bench-$size-$kind.out
+		echo "=== $size, $kind pages: snapbench ${args[*]}"
+		rc=0
+		"$SNAPBENCH" "${args[@]}" >"$out" 2>"$out.err" || rc=$?
+		sed 's/^snapbench: //' "$out.err"
+		if [ "$rc" -ne 0 ] || ! tail -n 1 "$out" | grep -q '^{'; then
+			cat "$out"
+			fail "snapbench $size $kind failed (exit $rc)"
+		fi
+		sed '$d' "$out"
+		echo
+		snapd_alive || fail "snapd died during the $size $kind run"
+		results+=("$size-$kind" "$out")
+	done
+done
+[ ${#results[@]} -gt 0 ] || fail "no size could be measured"
+
+snapd_stop || fail "snapd did not stop cleanly (exit $?)"
+echo "benchmark took $(($(date +%s) - started)) s; load average during it: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "${results[@]}" <<'PYEOF'
+import json, sys
+
+args = sys.argv[1:]
+configs = {}
+for key, path in zip(args[0::2], args[1::2]):
+    with open(path) as f:
+        configs[key] = json.loads(f.read().splitlines()[-1])
+
+rows = [
+    ("pause / fork", "pause_ratio", "<= 0.5"),
+    ("random stall p50 / fork COW", "stall_p50_ratio_random", "<= 1.5"),
+    ("random stall p99 / fork COW", "stall_p99_ratio_random", ""),
+    ("sequential stall p50 / fork COW", "stall_p50_ratio_sequential", ""),
+    ("random writer pages/s / fork", "throughput_ratio_random", ""),
+    ("sequential writer pages/s / fork", "throughput_ratio_sequential", ">= 1"),
+    ("idle snapshot time / zstd -T0", "idle_time_ratio_zstd", "<= 1.2"),
+    ("idle snapshot time / dd", "idle_time_ratio_dd", ""),
+    ("peak extra MiB (snapd)", "peak_extra_mib", "<= buffer+32"),
+    ("peak extra MiB (fork COW)", "fork_peak_extra_mib", ""),
+    ("buffer MiB", "buffer_mib", ""),
+]
+keys = list(configs)
+print("summary (snapd / alternative, medians; lower is better unless noted)")
+print("%-34s" % "" + "".join("%14s" % k for k in keys) + "   target")
+print("%-34s" % "runs (medians of)" + "".join("%14s" % configs[k].get("runs", "-") for k in keys))
+def cell(v):
+    return "%14.3f" % v if isinstance(v, (int, float)) else "%14s" % "-"
+for label, key, target in rows:
+    print("%-34s" % label + "".join(cell(configs[k].get(key)) for k in keys) + "   " + target)
+print()
+
+top = None
+for k in keys:
+    if k.startswith("1G-4k"):
+        top = k
+if top is None:
+    top = keys[0]
+out = dict(configs[top])
+out["config"] = top
+out["configs"] = configs
+print(json.dumps(out, sort_keys=True, separators=(",", ":")))
+PYEOF
