@@ -170,6 +170,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	req.id = snapshots_next_id();
 	req.uid = c->uid;
 	req.pid = c->pid;
+	req.pidfd = -1;		/* the engine opens one */
 	req.format = conf->format;
 	req.level = conf->compression_level;
 	req.threads = conf->compression_threads;

@@ -93,7 +93,7 @@ config_defaults(struct config *conf)
 	strcpy(conf->snapshot_dir, SNAPD_DEFAULT_SNAPSHOT_DIR);
 	conf->format = OUTPUT_ZSNAP;
 	conf->compression_level = 3;
-	conf->compression_threads = 0;
+	conf->compression_threads = 2;
 	conf->buffer_size = 64 * MIB;
 	conf->max_snapshots = 16;
 	conf->max_message_size = SNAPD_MESSAGE_MAX_DEFAULT;

@@ -236,7 +236,8 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 	s->req.name = NULL;
 	snprintf(s->name, sizeof(s->name), "%s", req->name);
 	s->uffd = req->uffd;
-	s->pidfd = s->dirfd = s->stop_fd = -1;
+	s->pidfd = req->pidfd;
+	s->dirfd = s->stop_fd = -1;
 	s->cb = cb;
 	s->cb_arg = arg;
 	pthread_mutex_init(&s->event_lock, NULL);

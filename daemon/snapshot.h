@@ -35,6 +35,7 @@ struct snapshot_request {
 	uint64_t		 id;		/* for log lines and events */
 	int			 uffd;		/* taken over by snapshot_start(), even on failure */
 	pid_t			 pid;		/* the process whose mm the uffd belongs to */
+	int			 pidfd;		/* a pidfd of pid (taken over), or -1 to open one */
 	uid_t			 uid;		/* the peer that asked */
 	const struct output_region *regions;	/* copied */
 	uint32_t		 region_count;

@@ -287,7 +287,8 @@ writer_arm(struct snapshot *s)
 	int			 pagemap, flags, rc = -1;
 	struct timespec		 rt;
 
-	s->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
+	if (s->pidfd == -1)
+		s->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
 	if (s->pidfd == -1) {
 		snapshot_set_error(s, "pidfd_open %d: %s", (int)req->pid,
 		    strerror(errno));
