@@ -5,7 +5,9 @@
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
 #   make install          PREFIX=/usr/local DESTDIR=
-#   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers.
+#   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers
+#   (into build-address-undefined/ or build-thread/); `make check-sanitizers`
+#   runs the whole suite under ASan+UBSan and the engine test under TSan.
 #
 # Sources are found by directory: every daemon/*.c goes into snapd, every
 # client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
@@ -27,8 +29,14 @@ SYSUSERSDIR	?= /usr/lib/sysusers.d
 PKGCONFIGDIR	?= $(LIBDIR)/pkgconfig
 
 CC		?= cc
-B		:= build
 SANITIZE	?=
+# A sanitizer build lives in its own directory, never mixed with build/.
+ifeq ($(SANITIZE),)
+B		?= build
+else
+B		?= build-$(subst $(comma),-,$(SANITIZE))
+endif
+comma		:= ,
 
 PKGS		= libevent_pthreads libevent_core libzstd libsystemd jansson
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -132,6 +140,14 @@ check: deps
 	$(MAKE) tests
 	B=$(B) SANITIZE=$(SANITIZE) tests/run.sh
 
+# The whole suite under ASan+UBSan, then the engine test (the threads) under
+# TSan.  CI runs this after `make check`.
+check-sanitizers: deps
+	$(MAKE) SANITIZE=address,undefined tests
+	B=build-address-undefined SANITIZE=address,undefined tests/run.sh
+	$(MAKE) SANITIZE=thread build-thread/tests/test_engine
+	B=build-thread SANITIZE=thread TESTS='^test_engine$$' tests/run.sh
+
 demo: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/demo.sh
@@ -195,4 +211,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check demo bench soak fuzz install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers demo bench soak fuzz install uninstall clean

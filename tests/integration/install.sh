@@ -56,6 +56,7 @@ $LIB/pkgconfig/libsnapclient.pc
 /lib/systemd/system/snapd.service
 /lib/systemd/system/snapd.socket
 /lib/udev/rules.d/60-snapd-userfaultfd.rules
+/usr/lib/sysusers.d/snapd.conf
 /etc/snapd/snapd.conf
 "
 
@@ -196,8 +197,12 @@ case " $cflags $libs " in
 *) fail "pkg-config flags do not point into the installed tree: $cflags $libs" ;;
 esac
 
+# A sanitizer build installs a sanitized library: link the program the same way.
+san=
+[ -n "${SANITIZE:-}" ] && san="-fsanitize=$SANITIZE"
+
 # Use only the installed header: nothing from the source tree.
-$CC -std=gnu11 -Wall -Wextra -Werror -o "$W/connect" "$W/connect.c" \
+$CC $san -std=gnu11 -Wall -Wextra -Werror -o "$W/connect" "$W/connect.c" \
     $cflags $libs 2>"$W/cc.log" || {
 	cat "$W/cc.log" >&2
 	fail "cannot build against the installed library: $CC $cflags $libs"
@@ -205,7 +210,7 @@ $CC -std=gnu11 -Wall -Wextra -Werror -o "$W/connect" "$W/connect.c" \
 # The static library, with the dependencies --static adds, linked
 # dynamically themselves.
 slibs=$(echo " $slibs " | sed 's/ -lsnapclient / -Wl,-Bstatic -lsnapclient -Wl,-Bdynamic /')
-$CC -std=gnu11 -Wall -Wextra -Werror -o "$W/connect-static" "$W/connect.c" \
+$CC $san -std=gnu11 -Wall -Wextra -Werror -o "$W/connect-static" "$W/connect.c" \
     $cflags $slibs 2>"$W/cc-static.log" || {
 	cat "$W/cc-static.log" >&2
 	fail "cannot link statically against the installed libsnapclient.a: $slibs"

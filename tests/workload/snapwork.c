@@ -149,6 +149,7 @@ static struct {
 	unsigned	 untouched_pct;
 	unsigned	 zero_pct;
 	unsigned	 run_after;
+	unsigned	 after_loss;
 	int		 expect_fail;
 	int		 may_fail;
 	int		 json;
@@ -570,7 +571,8 @@ usage(void)
 	    "[--name NAME] [--socket PATH]\n"
 	    "\t[--regions N] [--thp] [--untouched PERCENT] "
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
-	    "\t[--expect-fail] [--may-fail] [--dump-expected DIR] [--json]\n"
+	    "\t[--expect-fail [--after-loss SECONDS]] [--may-fail] "
+	    "[--dump-expected DIR] [--json]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
@@ -595,6 +597,7 @@ parse_options(int argc, char **argv)
 		{ "run-after",		required_argument, NULL, 'a' },
 		{ "expect-fail",	no_argument,	   NULL, 'x' },
 		{ "may-fail",		no_argument,	   NULL, 'm' },
+		{ "after-loss",		required_argument, NULL, 'L' },
 		{ "discard",		required_argument, NULL, 'D' },
 		{ "kernel-write",	no_argument,	   NULL, 'K' },
 		{ "fork",		no_argument,	   NULL, 'F' },
@@ -707,6 +710,14 @@ parse_options(int argc, char **argv)
 			break;
 		case 'm':
 			opt.may_fail = 1;
+			break;
+		case 'L':
+			if (parse_uint(optarg, 86400, &opt.after_loss) == -1 ||
+			    opt.after_loss == 0) {
+				fprintf(stderr, "snapwork: --after-loss %s: not "
+				    "a number of seconds > 0\n", optarg);
+				exit(2);
+			}
 			break;
 		case 'D':
 			if (opt.act != ACT_NONE)
@@ -1612,7 +1623,29 @@ main(int argc, char **argv)
 		rp.act_done = 1;
 	}
 
-	if (opt.expect_fail) {
+	if (opt.expect_fail && opt.after_loss > 0) {
+		/*
+		 * Wait up to --run-after seconds for snapd to go away, then
+		 * keep writing --after-loss seconds more: the proof that its
+		 * death left nothing blocked.
+		 */
+		struct timespec ts = { opt.after_loss, 0 };
+
+		if (!rp.start_failed && snap_wait(c, id, &rp.res,
+		    (int)opt.run_after * 1000) == 0) {
+			rp.completed = rp.res.completed;
+			if (!rp.res.completed)
+				rp.error = rp.res.error;
+		} else if (!rp.start_failed) {
+			if (errno == ETIMEDOUT)
+				fprintf(stderr, "snapwork: snapd still runs "
+				    "the snapshot after %u s\n", opt.run_after);
+			rp.error = snap_strerror(c);
+		}
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+		rp.writes_during = writers_sum_writes();
+	} else if (opt.expect_fail) {
 		struct timespec ts = { opt.run_after, 0 };
 
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
@@ -1690,5 +1723,9 @@ main(int argc, char **argv)
 	else
 		report_text(&rp);
 	snap_close(c);
+	free(sr);
+	free(writers);
+	free(version_armed);
+	free(version);
 	return rp.pass ? 0 : 1;
 }
