@@ -278,6 +278,100 @@ writer_check_owner(struct snapshot *s, int pagemap, struct region *r)
 	return 0;
 }
 
+/*
+ * Write-protecting is the application's pause, and it scales with the
+ * number of 4 KiB ptes.  Large snapshots are protected by two threads at
+ * once (the kernel takes the mm's lock for reading only), each over half of
+ * the bytes, split on a 2 MiB boundary so no huge page is split.
+ */
+#define ARM_SPLIT_MIN	(256ULL << 20)
+#define HUGE_2M		(2ULL << 20)
+
+struct arm_half {
+	struct snapshot	*s;
+	uint64_t	 from, to;	/* byte offsets over all regions, in order */
+	int		 err;
+	uint32_t	 region;	/* the one that failed */
+};
+
+static void
+protect_span(struct arm_half *h)
+{
+	struct snapshot	*s = h->s;
+	uint64_t	 base = 0;
+
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region	*r = &s->regions[i];
+		uint64_t	 lo = h->from > base ? h->from - base : 0;
+		uint64_t	 hi = h->to - base < r->length ? h->to - base :
+				    r->length;
+
+		if (h->to > base && lo < r->length && lo < hi &&
+		    uffd_protect(s->uffd, r->start + lo, hi - lo) == -1) {
+			h->err = errno;
+			h->region = i;
+			return;
+		}
+		base += r->length;
+		if (base >= h->to)
+			return;
+	}
+}
+
+static void *
+protect_thread(void *arg)
+{
+	protect_span(arg);
+	return NULL;
+}
+
+static int
+writer_protect_all(struct snapshot *s)
+{
+	struct arm_half	 half[2] = { { .s = s }, { .s = s } };
+	uint64_t	 total = s->pages_total * PAGE_4K, mid, base = 0;
+	pthread_t	 t;
+	int		 threaded = 0;
+
+	half[0].to = half[1].to = total;
+	mid = total;
+	if (total >= ARM_SPLIT_MIN) {
+		for (uint32_t i = 0; i < s->nregions; i++) {
+			struct region *r = &s->regions[i];
+
+			if (base + r->length > total / 2) {
+				uint64_t addr = (r->start + total / 2 - base) &
+				    ~(HUGE_2M - 1);
+
+				mid = base + (addr > r->start ? addr - r->start : 0);
+				break;
+			}
+			base += r->length;
+		}
+	}
+	half[0].to = mid;
+	half[1].from = mid;
+	if (mid < total && pthread_create(&t, NULL, protect_thread,
+	    &half[1]) == 0)
+		threaded = 1;
+	else
+		half[0].to = total;
+	protect_span(&half[0]);
+	if (threaded)
+		pthread_join(t, NULL);
+	for (int k = 0; k < 2; k++)
+		if (half[k].err != 0) {
+			struct region *r = &s->regions[half[k].region];
+
+			snapshot_set_error(s, "write-protect region %u "
+			    "(0x%llx+%llu): %s", half[k].region,
+			    (unsigned long long)r->start,
+			    (unsigned long long)r->length, strerror(half[k].err));
+			return -1;
+		}
+	return 0;
+}
+
 static int
 writer_arm(struct snapshot *s)
 {
@@ -338,16 +432,8 @@ writer_arm(struct snapshot *s)
 			goto out;
 		}
 	}
-	for (uint32_t i = 0; i < s->nregions; i++) {
-		struct region *r = &s->regions[i];
-
-		if (uffd_protect(s->uffd, r->start, r->length) == -1) {
-			snapshot_set_error(s, "write-protect region %u "
-			    "(0x%llx+%llu): %s", i, (unsigned long long)r->start,
-			    (unsigned long long)r->length, strerror(errno));
-			goto out;
-		}
-	}
+	if (writer_protect_all(s) == -1)
+		goto out;
 	s->armed_mono_ns = now_ns();
 	s->arm_ns = s->armed_mono_ns - t0;
 	clock_gettime(CLOCK_REALTIME, &rt);
