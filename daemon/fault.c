@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -32,49 +33,119 @@
 #include "uffd.h"
 
 #define FAULT_BATCH	64
+#define FAULT_PENDING	256	/* faults on pages the writer is saving */
 
-/* Mark [start, start+len) of the process as discarded. */
+/*
+ * A fault on a page the writer has claimed is normally woken by the
+ * writer's un-protect.  In case the page has moved since (mremap) and the
+ * writer un-protected the old address, the fault thread keeps such faults
+ * here and un-protects each fault address itself once the page is done:
+ * no task ever sleeps on a page nobody will release.  Fault thread only.
+ */
+struct pending_fault {
+	struct region	*r;
+	uint64_t	 page;
+	uint64_t	 addr;
+};
+
+static __thread struct pending_fault	pending[FAULT_PENDING];
+static __thread unsigned		npending;
+
+static void
+fault_pending_check(struct snapshot *s)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < npending; i++) {
+		struct pending_fault *p = &pending[i];
+
+		if (pagestate_is_done(&p->r->ps, p->page))
+			uffd_unprotect(s->uffd, p->addr, PAGE_4K, 1);
+		else
+			pending[kept++] = *p;
+	}
+	npending = kept;
+}
+
+static void
+fault_pending_add(struct snapshot *s, struct region *r, uint64_t page,
+    uint64_t addr)
+{
+	if (npending == FAULT_PENDING) {
+		/* The writer holds a run for microseconds: wait it out. */
+		while (!pagestate_is_done(&r->ps, page) &&
+		    !atomic_load(&s->cancel))
+			sched_yield();
+		uffd_unprotect(s->uffd, addr, PAGE_4K, 1);
+		return;
+	}
+	pending[npending++] = (struct pending_fault){ r, page, addr };
+}
+
+/*
+ * Mark [start, start+len) of the process (current addresses) as discarded:
+ * pages nobody has claimed are lost; pages the writer is reading now are
+ * suspect.
+ */
 static void
 fault_discard(struct snapshot *s, uint64_t start, uint64_t len)
 {
-	uint64_t addr = start & ~(PAGE_4K - 1), end = start + len;
+	uint64_t	 first = start & ~(PAGE_4K - 1), end = start + len;
+	struct region	*run_region = NULL;
+	uint64_t	 run_first = 0, run_len = 0;
 
-	while (addr < end) {
-		struct region	*r = snapshot_region_at(s, addr);
-		uint64_t	 page, last, run_first = 0, run_len = 0;
+	for (uint64_t addr = first; addr < end; addr += PAGE_4K) {
+		uint64_t	 page;
+		struct region	*r = snapshot_region_at(s, addr, &page);
 
-		if (r == NULL) {
-			addr += PAGE_4K;
+		if (r == NULL)
 			continue;
-		}
-		page = (addr - r->start) >> PAGE_SHIFT_4K;
-		last = end - r->start >= r->length ? r->npages :
-		    (end - r->start + PAGE_4K - 1) >> PAGE_SHIFT_4K;
-		for (; page < last; page++) {
-			if (pagestate_claim(&r->ps, page)) {
-				if (run_len > 0 && run_first + run_len == page)
-					run_len++;
-				else {
-					if (run_len > 0)
-						snapshot_lost_push(s, r->index,
-						    run_first, run_len);
-					run_first = page;
-					run_len = 1;
-				}
-				pagestate_set_done(&r->ps, page);
-			} else if (!pagestate_is_done(&r->ps, page))
-				pagestate_set_suspect(&r->ps, page);
-		}
-		if (run_len > 0)
-			snapshot_lost_push(s, r->index, run_first, run_len);
-		addr = r->start + r->length;
+		if (pagestate_claim(&r->ps, page)) {
+			pagestate_set_done(&r->ps, page);
+			if (r == run_region && run_first + run_len == page) {
+				run_len++;
+				continue;
+			}
+			if (run_len > 0)
+				snapshot_lost_push(s, run_region->index,
+				    run_first, run_len);
+			run_region = r;
+			run_first = page;
+			run_len = 1;
+		} else if (!pagestate_is_done(&r->ps, page))
+			pagestate_set_suspect(&r->ps, page);
 	}
+	if (run_len > 0)
+		snapshot_lost_push(s, run_region->index, run_first, run_len);
 	/* Nothing of the range is saved later: let the process write it. */
-	if (uffd_unprotect(s->uffd, start & ~(PAGE_4K - 1),
-	    ((end + PAGE_4K - 1) & ~(PAGE_4K - 1)) - (start & ~(PAGE_4K - 1)),
-	    1) == -1 && errno != ENOENT && errno != EINVAL)
+	if (uffd_unprotect(s->uffd, first,
+	    ((end + PAGE_4K - 1) & ~(PAGE_4K - 1)) - first, 1) == -1 &&
+	    errno != ENOENT && errno != EINVAL)
 		log_debug("snapshot %llu: un-protect discarded range: %s",
 		    (unsigned long long)s->id, strerror(errno));
+}
+
+/* The process moved [from, from+len) to `to`: follow the pages there. */
+static void
+fault_move(struct snapshot *s, uint64_t from, uint64_t to, uint64_t len)
+{
+	uint32_t n = atomic_load(&s->nmoves);
+
+	if (n == SNAPSHOT_MOVES_MAX) {
+		log_warnx("snapshot %llu: process moved 0x%llx+%llu to 0x%llx; "
+		    "more than %d moves: its unsaved pages are recorded as lost",
+		    (unsigned long long)s->id, (unsigned long long)from,
+		    (unsigned long long)len, (unsigned long long)to,
+		    SNAPSHOT_MOVES_MAX);
+		fault_discard(s, to, len);
+		return;
+	}
+	log_info("snapshot %llu: process moved 0x%llx+%llu to 0x%llx; "
+	    "following it", (unsigned long long)s->id,
+	    (unsigned long long)from, (unsigned long long)len,
+	    (unsigned long long)to);
+	s->moves[n] = (struct move){ from, to, len };
+	atomic_store_explicit(&s->nmoves, n + 1, memory_order_release);
 }
 
 static void
@@ -99,17 +170,12 @@ fault_event(struct snapshot *s, const struct uffd_msg *m)
 		break;
 	case UFFD_EVENT_REMAP:
 		/*
-		 * The pages moved to another address, where the writer does
-		 * not look for them: what was not saved yet is lost, and the
-		 * snapshot says so.
+		 * The ptes moved with their protection: pages not yet saved
+		 * are still protected at the new address, where faults now
+		 * come from and where the writer now reads them.
 		 */
-		log_info("snapshot %llu: process moved 0x%llx+%llu to 0x%llx; "
-		    "unsaved pages of the old range are recorded as lost",
-		    (unsigned long long)s->id,
-		    (unsigned long long)m->arg.remap.from,
-		    (unsigned long long)m->arg.remap.len,
-		    (unsigned long long)m->arg.remap.to);
-		fault_discard(s, m->arg.remap.from, m->arg.remap.len);
+		fault_move(s, m->arg.remap.from, m->arg.remap.to,
+		    m->arg.remap.len);
 		break;
 	default:
 		log_debug("snapshot %llu: ignoring uffd event %u",
@@ -160,17 +226,18 @@ fault_serve(struct snapshot *s, uint64_t addr)
 	int		 waited, got;
 	struct iovec	 local[FAULT_AROUND_MAX], remote;
 
-	r = snapshot_region_at(s, page_addr);
+	r = snapshot_region_at(s, page_addr, &page);
 	if (r == NULL) {
 		/* Not ours (cannot happen for registered ranges): never leave
 		 * a task asleep. */
 		uffd_wake(s->uffd, page_addr, PAGE_4K);
 		return;
 	}
-	page = (page_addr - r->start) >> PAGE_SHIFT_4K;
 	if (!pagestate_claim(&r->ps, page)) {
 		if (pagestate_is_done(&r->ps, page))
 			uffd_unprotect(s->uffd, page_addr, PAGE_4K, 1);
+		else
+			fault_pending_add(s, r, page, page_addr);
 		return;
 	}
 
@@ -190,7 +257,8 @@ fault_serve(struct snapshot *s, uint64_t addr)
 	n = 1;
 	width = fault_width(r, page, &stream);
 	/* Extend only with slots free now and pages nobody else has. */
-	while (n < width && page + n < r->npages) {
+	while (n < width && page + n < r->npages &&
+	    snapshot_page_addr(s, r, page + n) == page_addr + n * PAGE_4K) {
 		if (pagebuf_try_get(&s->buf, &slots[n]) == -1)
 			break;
 		if (!pagestate_claim(&r->ps, page + n)) {
@@ -245,7 +313,9 @@ fault_thread_main(void *arg)
 		ssize_t	n;
 		int	count;
 
-		if (poll(pfd, 2, -1) == -1) {
+		if (npending > 0)
+			fault_pending_check(s);
+		if (poll(pfd, 2, npending > 0 ? 1 : -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			atomic_store(&s->fault_error, errno);

@@ -59,6 +59,20 @@ struct region {
 	uint32_t		stream_victim;
 };
 
+/*
+ * The process moved part of a region (mremap, UFFD_EVENT_REMAP): its pages
+ * now live at to + (address - from).  Appended by the fault thread under
+ * event_lock, read by both threads without a lock (an entry is written
+ * before nmoves is released).
+ */
+#define SNAPSHOT_MOVES_MAX	64
+
+struct move {
+	uint64_t	from;
+	uint64_t	to;
+	uint64_t	len;
+};
+
 struct lost_range {
 	uint32_t	region;
 	uint64_t	first;
@@ -88,6 +102,9 @@ struct snapshot {
 
 	struct pagebuf		 buf;
 	struct output		*out;
+
+	struct move		 moves[SNAPSHOT_MOVES_MAX];
+	_Atomic uint32_t	 nmoves;
 
 	pthread_mutex_t		 event_lock;
 	pthread_mutex_t		 lost_lock;
@@ -129,7 +146,12 @@ uint64_t	 now_ns(void);
 void		 snapshot_notify(struct snapshot *s, unsigned what);
 void		 snapshot_set_error(struct snapshot *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
-struct region	*snapshot_region_at(struct snapshot *s, uint64_t addr);
+/* The region and page index of what is now at address addr, or NULL. */
+struct region	*snapshot_region_at(struct snapshot *s, uint64_t addr,
+		    uint64_t *page);
+/* Where page `page` of region r is in the process now. */
+uint64_t	 snapshot_page_addr(struct snapshot *s, const struct region *r,
+		    uint64_t page);
 void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
 		    uint64_t first, uint64_t count);
 int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,

@@ -120,8 +120,8 @@ snapshot_set_error(struct snapshot *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->error_lock);
 }
 
-struct region *
-snapshot_region_at(struct snapshot *s, uint64_t addr)
+static struct region *
+region_at(struct snapshot *s, uint64_t addr)
 {
 	uint32_t lo = 0, hi = s->nregions;
 
@@ -137,6 +137,46 @@ snapshot_region_at(struct snapshot *s, uint64_t addr)
 			return r;
 	}
 	return NULL;
+}
+
+struct region *
+snapshot_region_at(struct snapshot *s, uint64_t addr, uint64_t *page)
+{
+	uint32_t	 n = atomic_load_explicit(&s->nmoves,
+			    memory_order_acquire);
+	struct region	*r;
+
+	/*
+	 * Undo the moves, newest first, to find where it was when armed.  An
+	 * address a move vacated (and no newer move filled) holds nothing of
+	 * ours any more: mremap's unmap of the old range lands there.
+	 */
+	for (uint32_t i = n; i-- > 0;) {
+		const struct move *m = &s->moves[i];
+
+		if (addr >= m->to && addr - m->to < m->len)
+			addr = m->from + (addr - m->to);
+		else if (addr >= m->from && addr - m->from < m->len)
+			return NULL;
+	}
+	if ((r = region_at(s, addr)) != NULL)
+		*page = (addr - r->start) >> PAGE_SHIFT_4K;
+	return r;
+}
+
+uint64_t
+snapshot_page_addr(struct snapshot *s, const struct region *r, uint64_t page)
+{
+	uint32_t	n = atomic_load_explicit(&s->nmoves, memory_order_acquire);
+	uint64_t	addr = r->start + (page << PAGE_SHIFT_4K);
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct move *m = &s->moves[i];
+
+		if (addr >= m->from && addr - m->from < m->len)
+			addr = m->to + (addr - m->from);
+	}
+	return addr;
 }
 
 void

@@ -136,9 +136,10 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 {
 	struct snapshot	*s = w->s;
 	struct iovec	 local[WRITER_RUN], remote[WRITER_RUN];
-	uint64_t	 run_first[WRITER_RUN];
+	uint64_t	 run_first[WRITER_RUN], run_addr[WRITER_RUN];
 	uint32_t	 run_len[WRITER_RUN], nruns = 0, pages = 0;
 	uint64_t	 p = first, end = first + n;
+	uint32_t	 moves = atomic_load(&s->nmoves);
 	int		 got;
 
 	/* Claim, a bitmap word at a time, and collect contiguous sub-runs. */
@@ -150,15 +151,19 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		uint64_t won = pagestate_claim_mask(&r->ps, word, mask);
 
 		for (uint64_t b = lo; b < hi; b++) {
-			uint64_t page = (word << 6) + b;
+			uint64_t page = (word << 6) + b, addr;
 
 			if (!(won >> b & 1))
 				continue;
+			/* Where it is now (the process may have moved it). */
+			addr = snapshot_page_addr(s, r, page);
 			if (nruns > 0 && run_first[nruns - 1] +
-			    run_len[nruns - 1] == page)
+			    run_len[nruns - 1] == page && run_addr[nruns - 1] +
+			    run_len[nruns - 1] * PAGE_4K == addr)
 				run_len[nruns - 1]++;
 			else {
 				run_first[nruns] = page;
+				run_addr[nruns] = addr;
 				run_len[nruns] = 1;
 				nruns++;
 			}
@@ -175,8 +180,7 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		for (uint32_t i = 0; i < nruns; i++) {
 			local[i].iov_base = dst;
 			local[i].iov_len = run_len[i] * PAGE_4K;
-			remote[i].iov_base = (void *)(uintptr_t)(r->start +
-			    run_first[i] * PAGE_4K);
+			remote[i].iov_base = (void *)(uintptr_t)run_addr[i];
 			remote[i].iov_len = run_len[i] * PAGE_4K;
 			dst += local[i].iov_len;
 		}
@@ -193,8 +197,8 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		for (uint32_t i = 0; i < nruns; i++)
 			for (uint32_t j = 0; j < run_len[i]; j++) {
 				struct iovec l1 = { dst, PAGE_4K };
-				struct iovec r1 = { (void *)(uintptr_t)(r->start +
-				    (run_first[i] + j) * PAGE_4K), PAGE_4K };
+				struct iovec r1 = { (void *)(uintptr_t)(run_addr[i] +
+				    j * PAGE_4K), PAGE_4K };
 
 				if (snapshot_read_pages(s, &l1, &r1, 1,
 				    PAGE_4K) != (int)PAGE_4K) {
@@ -217,15 +221,20 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 
 	/* Release the process first, then do the slow part. */
 	for (uint32_t i = 0; i < nruns; i++) {
-		if (uffd_unprotect(s->uffd, r->start + run_first[i] * PAGE_4K,
-		    run_len[i] * PAGE_4K, 1) == -1 && errno != ENOENT)
+		if (uffd_unprotect(s->uffd, run_addr[i], run_len[i] * PAGE_4K,
+		    1) == -1 && errno != ENOENT)
 			log_warn("snapshot %llu: un-protect 0x%llx+%u pages",
 			    (unsigned long long)s->id,
-			    (unsigned long long)(r->start + run_first[i] * PAGE_4K),
-			    run_len[i]);
+			    (unsigned long long)run_addr[i], run_len[i]);
 		for (uint32_t j = 0; j < run_len[i]; j++)
 			pagestate_set_done(&r->ps, run_first[i] + j);
 	}
+	/* Moved meanwhile: release the pages where they are now too. */
+	if (atomic_load(&s->nmoves) != moves)
+		for (uint32_t i = 0; i < nruns; i++)
+			for (uint32_t j = 0; j < run_len[i]; j++)
+				uffd_unprotect(s->uffd, snapshot_page_addr(s, r,
+				    run_first[i] + j), PAGE_4K, 1);
 
 	{
 		const uint8_t *src = w->readbuf;
