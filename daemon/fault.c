@@ -152,17 +152,11 @@ static void
 fault_event(struct snapshot *s, const struct uffd_msg *m)
 {
 	switch (m->event) {
-	case UFFD_EVENT_REMOVE:
-		log_debug("snapshot %llu: process discarded 0x%llx-0x%llx",
-		    (unsigned long long)s->id,
-		    (unsigned long long)m->arg.remove.start,
-		    (unsigned long long)m->arg.remove.end);
-		fault_discard(s, m->arg.remove.start,
-		    m->arg.remove.end - m->arg.remove.start);
-		break;
-	case UFFD_EVENT_UNMAP:
-		log_debug("snapshot %llu: process unmapped 0x%llx-0x%llx",
-		    (unsigned long long)s->id,
+	case UFFD_EVENT_REMOVE:		/* MADV_DONTNEED, MADV_REMOVE */
+	case UFFD_EVENT_UNMAP:		/* munmap, or mremap's old range */
+		log_debug("snapshot %llu: process %s 0x%llx-0x%llx",
+		    (unsigned long long)s->id, m->event == UFFD_EVENT_REMOVE ?
+		    "discarded" : "unmapped",
 		    (unsigned long long)m->arg.remove.start,
 		    (unsigned long long)m->arg.remove.end);
 		fault_discard(s, m->arg.remove.start,
