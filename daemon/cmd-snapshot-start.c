@@ -4,15 +4,18 @@
  * out from snapshots.c once the engine reports the regions armed (the
  * snapshot's point in time), or as an error if arming failed.
  *
- * What a peer may ask: its own process only (the pid argument is for root),
+ * What a peer may ask: its own process only (the pid argument is for root
+ * and peers with CAP_SYS_PTRACE),
  * a buffer no larger than the configured buffer_size (root may ask more),
  * a name from the strict alphabet, in its own directory (paths.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -25,6 +28,8 @@
 
 /* The most buffer anyone may ask for: the configuration's upper bound. */
 #define START_BUFFER_MAX	(64ULL << 30)
+/* capability(7) number of CAP_SYS_PTRACE. */
+#define START_CAP_SYS_PTRACE	19
 
 const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "uffd", CMD_ARG_STRING, 1 },
@@ -49,6 +54,36 @@ start_is_userfaultfd(int fd)
 		return 0;
 	target[n] = '\0';
 	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
+}
+
+/*
+ * 1 if the peer's process has CAP_SYS_PTRACE in its effective set.  Read
+ * from /proc by pid, then checked against the pidfd taken at accept: if
+ * that process has exited meanwhile the pid may name another one, and the
+ * answer is no.
+ */
+static int
+start_peer_may_ptrace(const struct conn *c)
+{
+	unsigned long long	 caps = 0;
+	char			 path[32], line[256];
+	FILE			*f;
+	int			 found = 0;
+
+	if (c->pidfd == -1)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)c->pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+			found = 1;
+			break;
+		}
+	fclose(f);
+	if (!found || syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0) == -1)
+		return 0;
+	return (caps >> START_CAP_SYS_PTRACE) & 1;
 }
 
 static int
@@ -170,7 +205,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	req.id = snapshots_next_id();
 	req.uid = c->uid;
 	req.pid = c->pid;
-	req.pidfd = -1;		/* the engine opens one */
+	req.pidfd = -1;		/* set just before the engine takes over */
 	req.format = conf->format;
 	req.level = conf->compression_level;
 	req.threads = conf->compression_threads;
@@ -239,10 +274,10 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 			req.buffer_size = conf->buffer_size;
 	}
 	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
-		if (c->uid != 0)
+		if (c->uid != 0 && !start_peer_may_ptrace(c))
 			return cmd_error(ctx, SNAPD_ERR_PERMISSION,
-			    "snapshot-start: "
-			    "only root may snapshot another process (pid)");
+			    "snapshot-start: only root or a process with "
+			    "CAP_SYS_PTRACE may snapshot another process (pid)");
 		if (json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX)
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
 			    "snapshot-start: "
@@ -274,7 +309,30 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	}
 	req.dirfd = dirfd;
 
-	/* From here the engine owns the uffd, whatever happens. */
+	/*
+	 * The peer's own process is named by the pidfd taken at accept, so a
+	 * pid reused since cannot stand in for it; a pid root names is opened
+	 * by the engine.
+	 */
+	if (json_object_get(ctx->args, "pid") == NULL) {
+		if (c->pidfd == -1) {
+			close(dirfd);
+			return cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: the process that connected (pid "
+			    "%d) has exited or is not visible to snapd: %s",
+			    (int)c->pid, strerror(ESRCH));
+		}
+		if ((req.pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			int saved = errno;
+
+			close(dirfd);
+			return cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: duplicate the pidfd of pid %d: %s",
+			    (int)c->pid, strerror(saved));
+		}
+	}
+
+	/* From here the engine owns the uffd and the pidfd, whatever happens. */
 	req.uffd = control_fd_take(c, uffd_name);
 	if (snapshots_start(&req, dir, c->id, ctx->id, err,
 	    sizeof(err)) == NULL) {

@@ -204,6 +204,19 @@ config_parse_uint(const char *s, int base, uint64_t *out, const char **end)
 }
 
 /*
+ * 1 if s can be a JSON string (valid UTF-8): paths and group names go into
+ * query-config's reply, and json_string() refuses anything else.
+ */
+static int
+config_json_safe(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
+/*
  * Set one key from its value text.  Returns 0, or -1 with a message (no
  * "file:line: " prefix) in err.
  */
@@ -217,6 +230,12 @@ config_set_value(struct config *conf, const struct config_key *k,
 	const char	*end;
 
 	config_range_text(k, range, sizeof(range));
+	if ((k->type == CONFIG_PATH || k->type == CONFIG_GROUP) &&
+	    !config_json_safe(value)) {
+		snprintf(err, errlen, "bad value for %s: not valid UTF-8",
+		    k->name);
+		return -1;
+	}
 	switch (k->type) {
 	case CONFIG_PATH:
 		if (value[0] != '/') {

@@ -25,15 +25,31 @@
  * Lifetime.  A connection is never freed from inside a callback that may
  * still use it: conn_kill() closes the socket and stops its events, then
  * frees it from its own zero-timeout event (resume_ev).
+ *
+ * Identity.  At accept the peer's uid, gid and pid come from SO_PEERCRED
+ * and a pidfd from SO_PEERPIDFD; on a kernel without it (before 6.5) from
+ * pidfd_open(pid), checked afterwards against a pid recycled meanwhile
+ * (control_peer_pidfd()).  snapshot-start hands a dup of that pidfd to the
+ * engine, so the process snapshotted is the very one that connected.
+ *
+ * Tracing.  With SNAPD_PROTOCOL_TRACE set in snapd's environment, every
+ * message received and sent is appended to a trace file, one JSON object a
+ * line (see control_trace_open()).  It is a debugging aid, and what the
+ * test suite validates against proto/schema.json.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +69,8 @@
 #define CONTROL_OUT_MIN		(1024 * 1024)
 /* Connections accepted per accept callback, so one flood cannot starve. */
 #define CONTROL_ACCEPT_BATCH	64
+/* The environment variable naming the protocol trace file or directory. */
+#define CONTROL_TRACE_ENV	"SNAPD_PROTOCOL_TRACE"
 
 static TAILQ_HEAD(, conn) control_conns = TAILQ_HEAD_INITIALIZER(control_conns);
 static struct event_base	*control_base;
@@ -65,9 +83,133 @@ static unsigned			 control_count;
 static uint64_t			 control_last_id;
 static struct timespec		 control_started;
 static int			 control_pagemap_scan = -1;
+static int			 control_trace_fd = -1;
+static char			 control_trace_path[PATH_MAX];
 
 static void	conn_kill(struct conn *);
 static void	conn_process(struct conn *);
+
+/* ---- protocol trace ------------------------------------------------- */
+
+/*
+ * Open the trace named by $SNAPD_PROTOCOL_TRACE, if set and not empty: a
+ * directory gets a file of its own, snapd-PID.trace, so that every daemon
+ * of a test run can write into one shared directory; anything else is a
+ * file, appended to.  Each line is
+ *
+ *	{"time": S.US, "pid": P, "conn": N, "dir": "recv"|"send", "msg": M}
+ *
+ * with M the message, or "raw": TEXT instead of "msg" for a received line
+ * that was not JSON (bytes outside printable ASCII as \xNN).  conn is the
+ * connection's id (0 for a peer refused at accept).  Every line is one
+ * write() on an O_APPEND descriptor, so a killed daemon leaves whole lines.
+ */
+static void
+control_trace_open(void)
+{
+	const char	*env = getenv(CONTROL_TRACE_ENV);
+	struct stat	 st;
+
+	if (env == NULL || env[0] == '\0')
+		return;
+	if (stat(env, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(control_trace_path, sizeof(control_trace_path),
+		    "%s/snapd-%d.trace", env, (int)getpid());
+	else
+		snprintf(control_trace_path, sizeof(control_trace_path), "%s",
+		    env);
+	control_trace_fd = open(control_trace_path, O_WRONLY | O_APPEND |
+	    O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (control_trace_fd == -1) {
+		log_warn("protocol trace %s (from $%s): open; not tracing",
+		    control_trace_path, CONTROL_TRACE_ENV);
+		return;
+	}
+	log_info("protocol trace: every message goes to %s",
+	    control_trace_path);
+}
+
+/* Append one trace line: member is "msg" (text is JSON) or "raw". */
+static void
+control_trace(uint64_t conn_id, const char *dir, const char *member,
+    const char *text, size_t len)
+{
+	struct timeval	 tv;
+	char		 head[160];
+	struct iovec	 iov[3];
+	ssize_t		 n;
+	size_t		 total;
+	int		 hlen;
+
+	if (control_trace_fd == -1)
+		return;
+	gettimeofday(&tv, NULL);
+	hlen = snprintf(head, sizeof(head), "{\"time\":%lld.%06ld,\"pid\":%d,"
+	    "\"conn\":%llu,\"dir\":\"%s\",\"%s\":", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (int)getpid(), (unsigned long long)conn_id, dir,
+	    member);
+	iov[0].iov_base = head;
+	iov[0].iov_len = (size_t)hlen;
+	iov[1].iov_base = (void *)(uintptr_t)text;
+	iov[1].iov_len = len;
+	iov[2].iov_base = (void *)(uintptr_t)"}\n";
+	iov[2].iov_len = 2;
+	total = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
+	n = writev(control_trace_fd, iov, 3);
+	if (n == -1 || (size_t)n != total) {
+		if (n == -1)
+			log_warn("protocol trace %s: write; tracing stops",
+			    control_trace_path);
+		else
+			log_warnx("protocol trace %s: short write (%zd of %zu "
+			    "bytes); tracing stops", control_trace_path, n,
+			    total);
+		close(control_trace_fd);
+		control_trace_fd = -1;
+	}
+}
+
+/* Trace a received line that is not JSON, as a string of printable ASCII. */
+static void
+control_trace_raw(uint64_t conn_id, const char *line, size_t len)
+{
+	json_t	*str;
+	char	*text, *esc, *p;
+
+	if (control_trace_fd == -1)
+		return;
+	esc = p = xmalloc(len * 4 + 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if (ch >= 0x20 && ch < 0x7f)
+			*p++ = (char)ch;
+		else
+			p += sprintf(p, "\\x%02x", ch);
+	}
+	*p = '\0';
+	str = json_string(esc);
+	free(esc);
+	if (str == NULL || (text = json_dumps(str, JSON_ENCODE_ANY)) == NULL)
+		fatalx("out of memory tracing a message");
+	json_decref(str);
+	control_trace(conn_id, "recv", "raw", text, strlen(text));
+	free(text);
+}
+
+/* Trace a received message that parsed as JSON. */
+static void
+control_trace_recv(uint64_t conn_id, json_t *msg)
+{
+	char *text;
+
+	if (control_trace_fd == -1)
+		return;
+	if ((text = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		fatalx("out of memory tracing a message");
+	control_trace(conn_id, "recv", "msg", text, strlen(text));
+	free(text);
+}
 
 /* ---- output --------------------------------------------------------- */
 
@@ -101,6 +243,7 @@ conn_send(struct conn *c, json_t *msg)
 	json_decref(msg);
 	if (text == NULL)
 		fatalx("out of memory encoding a message");
+	control_trace(c->id, "send", "msg", text, strlen(text));
 	if (evbuffer_add(c->out, text, strlen(text)) == -1 ||
 	    evbuffer_add(c->out, "\n", 1) == -1)
 		fatalx("out of memory queueing a message");
@@ -269,6 +412,10 @@ conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
 	int			 empty_args = 0;
 
 	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (msg == NULL)
+		control_trace_raw(c->id, line, len);
+	else
+		control_trace_recv(c->id, msg);
 	if (msg == NULL) {
 		snprintf(err, sizeof(err), "invalid JSON at column %d: %s",
 		    jerr.column, jerr.text);
@@ -550,6 +697,8 @@ conn_free(struct conn *c)
 	event_free(c->resume_ev);
 	if (c->fd != -1)
 		close(c->fd);
+	if (c->pidfd != -1)
+		close(c->pidfd);
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	free(c);
@@ -619,12 +768,77 @@ control_refuse(int fd, const char *class, const char *desc)
 	if (msg != NULL && (text = json_dumps(msg, JSON_COMPACT)) != NULL) {
 		size_t len = strlen(text);
 
+		control_trace(0, "send", "msg", text, len);
 		(void)!send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)!send(fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		free(text);
 	}
 	json_decref(msg);
 	close(fd);
+}
+
+/*
+ * The uid owning /proc/PID (the process's effective uid), or -1 with errno.
+ */
+static int
+control_proc_uid(pid_t pid, uid_t *uid)
+{
+	struct stat	st;
+	char		path[32];
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st) == -1)
+		return -1;
+	*uid = st.st_uid;
+	return 0;
+}
+
+/*
+ * A pidfd of the peer of socket fd, whose SO_PEERCRED is cred.  Returns it,
+ * or -1 with errno: ESRCH when the peer process has exited (or cannot be
+ * told from a process that took its pid), anything else when no pidfd
+ * could be had (EMFILE...).
+ *
+ * SO_PEERPIDFD (linux 6.5) names the very process that connected.  Before
+ * it, pidfd_open(pid) may race with the peer exiting and its pid being
+ * reused, so the fallback checks afterwards that the pidfd's process is
+ * alive, that the socket's peer pid is still that pid, and that the
+ * process has the peer's uid: a pid recycled meanwhile by another user's
+ * process is refused (one recycled by the same user gains that user
+ * nothing: it may snapshot its own processes anyway).
+ */
+static int
+control_peer_pidfd(int fd, const struct ucred *cred)
+{
+	struct ucred	again;
+	socklen_t	len;
+	uid_t		puid;
+	int		pidfd, saved;
+
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0)
+		return pidfd;
+	if (errno != ENOPROTOOPT && errno != EINVAL && errno != EOPNOTSUPP)
+		return -1;
+
+	pidfd = (int)syscall(SYS_pidfd_open, cred->pid, 0);
+	if (pidfd == -1)
+		return -1;
+	len = sizeof(again);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &again, &len) == -1) {
+		saved = errno;
+		close(pidfd);
+		errno = saved;
+		return -1;
+	}
+	if (again.pid != cred->pid ||
+	    syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == -1 ||
+	    control_proc_uid(cred->pid, &puid) == -1 || puid != cred->uid) {
+		close(pidfd);
+		errno = ESRCH;
+		return -1;
+	}
+	return pidfd;
 }
 
 static void
@@ -635,6 +849,7 @@ control_conn_new(int fd)
 	struct conn	*c;
 	unsigned	 same = 0;
 	char		 desc[128];
+	int		 pidfd;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("control socket: new connection: SO_PEERCRED");
@@ -653,6 +868,21 @@ control_conn_new(int fd)
 		control_refuse(fd, SNAPD_ERR_BUSY, desc);
 		return;
 	}
+	if ((pidfd = control_peer_pidfd(fd, &cred)) == -1) {
+		if (errno != ESRCH && errno != ENODATA) {
+			snprintf(desc, sizeof(desc), "cannot identify the "
+			    "peer process (pidfd of pid %d): %s", (int)cred.pid,
+			    strerror(errno));
+			log_warnx("control socket: uid %u: %s; refused",
+			    (unsigned)cred.uid, desc);
+			control_refuse(fd, SNAPD_ERR_BUSY, desc);
+			return;
+		}
+		/* It may still query; snapshot-start of itself is refused. */
+		log_debug("control socket: uid %u pid %d: no pidfd of the peer "
+		    "process: %s", (unsigned)cred.uid, (int)cred.pid,
+		    strerror(errno));
+	}
 
 	c = xcalloc(1, sizeof(*c));
 	c->id = ++control_last_id;
@@ -660,6 +890,7 @@ control_conn_new(int fd)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
+	c->pidfd = pidfd;
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->read_ev = event_new(control_base, fd, EV_READ | EV_PERSIST,
@@ -756,6 +987,7 @@ control_init(struct event_base *base, int listen_fd)
 	control_base = base;
 	control_listen_fd = listen_fd;
 	clock_gettime(CLOCK_MONOTONIC, &control_started);
+	control_trace_open();
 	if ((flags = fcntl(listen_fd, F_GETFL)) == -1 ||
 	    fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) == -1)
 		fatal("control socket: set non-blocking");
@@ -800,6 +1032,10 @@ control_close_all(void)
 	if (control_reserve_fd != -1) {
 		close(control_reserve_fd);
 		control_reserve_fd = -1;
+	}
+	if (control_trace_fd != -1) {
+		close(control_trace_fd);
+		control_trace_fd = -1;
 	}
 }
 

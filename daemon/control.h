@@ -43,6 +43,12 @@ struct conn {
 	uid_t		 uid;
 	gid_t		 gid;
 	pid_t		 pid;
+	/*
+	 * A pidfd of the peer process, from SO_PEERPIDFD at accept (or
+	 * pidfd_open(pid) with a race check); -1 if the peer had already
+	 * exited.  The connection owns it: dup it to hand it on.
+	 */
+	int		 pidfd;
 
 	/* The rest is control.c's own. */
 	int		 negotiated;	/* qmp_capabilities done */

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "output-impl.h"
 
@@ -52,6 +54,26 @@ output_page_is_zero(const void *page)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * The process name as the snapshot records it.  /proc/PID/comm is whatever
+ * bytes the process chose (prctl PR_SET_NAME), or a UTF-8 name cut at 15
+ * bytes, but snapshot.json and every reader need valid UTF-8: a name that
+ * is not keeps its ASCII and gets '?' for every other byte.
+ */
+static char *
+output_comm(const char *comm)
+{
+	char	*s = xstrdup(comm != NULL ? comm : "");
+	json_t	*j = json_string(s);
+
+	if (j == NULL)
+		for (char *p = s; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+	json_decref(j);
+	return s;
 }
 
 static void
@@ -107,7 +129,7 @@ output_open(const struct output_params *params)
 	out->params.regions = out->regions;
 	out->name = xstrdup(params->name);
 	out->params.name = out->name;
-	out->comm = xstrdup(params->comm != NULL ? params->comm : "");
+	out->comm = output_comm(params->comm);
 	out->params.comm = out->comm;
 	out->pages_total = total;
 	if (out->params.mode == 0)

@@ -28,7 +28,7 @@
 . "$(dirname "$0")/lib.sh"
 
 SNAPBENCH=${SNAPBENCH:-$TESTS_BIN/snapbench}
-sizes=(1G 4G)
+extra=()
 runs=
 window=
 quick=
@@ -40,9 +40,9 @@ usage() {
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) quick=1; sizes=(256M); runs=1 ;;
-	--size) [ $# -ge 2 ] || usage; sizes+=("$2"); shift ;;
-	--size=*) sizes+=("${1#--size=}") ;;
+	--quick) quick=1 ;;
+	--size) [ $# -ge 2 ] || usage; extra+=("$2"); shift ;;
+	--size=*) extra+=("${1#--size=}") ;;
 	--runs) [ $# -ge 2 ] || usage; runs=$2; shift ;;
 	--runs=*) runs=${1#--runs=} ;;
 	--window) [ $# -ge 2 ] || usage; window=$2; shift ;;
@@ -52,6 +52,12 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+if [ -n "$quick" ]; then
+	sizes=(256M "${extra[@]}")
+	runs=${runs:-1}
+else
+	sizes=(1G 4G "${extra[@]}")
+fi
 [ -x "$SNAPBENCH" ] || fail "$SNAPBENCH is missing: build it first (make tests)"
 command -v zstd >/dev/null || fail "zstd is needed for the throughput comparison (apt-get install zstd)"
 command -v dd >/dev/null || fail "dd is needed for the throughput comparison"
@@ -83,7 +89,7 @@ echo
 results=()
 for size in "${sizes[@]}"; do
 	bytes=$(size_bytes "$size") || exit 2
-	avail=$(awk '/MemAvailable/ { printf "%d", $2 * 1024 }' /proc/meminfo)
+	avail=$(( $(awk '/MemAvailable/ { print $2 }' /proc/meminfo) * 1024 ))
 	# The memory, the fork test's copies and the image in the page cache.
 	if [ "$avail" -lt $((bytes * 3)) ]; then
 		echo "skipping $size: it needs about 3 x $size of available memory ($((avail >> 20)) MiB available)"

@@ -135,11 +135,13 @@ EOF
 }
 
 # Start snapd in the background on the configuration (snapd_config first)
-# and wait up to 10 s until its socket answers.
+# and wait up to 10 s until its socket answers.  Under tests/run.sh it
+# traces every message into the run's $SNAPD_TRACE_DIR (zz_schema.sh).
 snapd_start() {
 	local n=100
 	[ -n "$SNAPD_CONF" ] || snapd_config
-	"$SNAPD_BIN" -c "$SNAPD_CONF" >>"$SNAPD_LOG" 2>&1 &
+	SNAPD_PROTOCOL_TRACE=${SNAPD_TRACE_DIR:-${SNAPD_PROTOCOL_TRACE:-}} \
+	    "$SNAPD_BIN" -c "$SNAPD_CONF" >>"$SNAPD_LOG" 2>&1 &
 	SNAPD_PID=$!
 	t_track "$SNAPD_PID"
 	while [ "$n" -gt 0 ]; do

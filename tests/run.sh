@@ -10,6 +10,11 @@ export B SNAPD_BIN="$PWD/$B/snapd" SNAPCTL_BIN="$PWD/$B/snapctl" \
 	TESTS_BIN="$PWD/$B/tests" TOP="$PWD"
 pass=0 fail=0 skip=0 failed=()
 logdir=$(mktemp -d /tmp/snapd-tests.XXXXXX)
+# Every daemon of the run traces its messages here (snapd(8),
+# SNAPD_PROTOCOL_TRACE); tests/integration/zz_schema.sh, last in name
+# order, validates them all against proto/schema.json.
+mkdir "$logdir/trace"
+export SNAPD_TRACE_DIR="$logdir/trace" SNAPD_PROTOCOL_TRACE="$logdir/trace"
 
 run_one() {
 	local name=$1; shift

@@ -198,10 +198,21 @@ get_name(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
 	size_t	n = strnlen(src, srclen);
 
+	json_t	*j;
+
 	if (n >= dstlen)
 		n = dstlen - 1;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
+	/*
+	 * Names are shown and exported as JSON, which needs UTF-8: a name
+	 * that is not keeps its ASCII and gets '?' for every other byte.
+	 */
+	if ((j = json_string(dst)) == NULL)
+		for (char *p = dst; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+	json_decref(j);
 }
 
 /* ---- zsnap: opening ------------------------------------------------------ */
@@ -308,6 +319,11 @@ zsnap_read_header(struct snap_file *f)
 	f->flags = get32(buf + offsetof(struct zsnap_header, flags));
 	f->info.armed_realtime_ns = get64(buf + offsetof(struct zsnap_header,
 	    armed_realtime_ns));
+	if (f->info.armed_realtime_ns > INT64_MAX) {
+		reader_error(f, EBADMSG, "header at offset 0: armed time %llu ns "
+		    "is past 2^63", (unsigned long long)f->info.armed_realtime_ns);
+		goto fail;
+	}
 	f->info.pid = get32(buf + offsetof(struct zsnap_header, pid));
 	f->info.uid = get32(buf + offsetof(struct zsnap_header, uid));
 	get_name(f->info.comm, sizeof(f->info.comm),
@@ -335,6 +351,13 @@ zsnap_read_header(struct snap_file *f)
 			reader_error(f, EBADMSG, "header at offset 0: region %u "
 			    "(%s): length %llu is not a positive multiple of the "
 			    "page size below 2^56", i, g->name,
+			    (unsigned long long)g->length);
+			goto fail;
+		}
+		if (g->start > INT64_MAX - g->length) {
+			reader_error(f, EBADMSG, "header at offset 0: region %u "
+			    "(%s): start %#llx plus length %llu passes 2^63", i,
+			    g->name, (unsigned long long)g->start,
 			    (unsigned long long)g->length);
 			goto fail;
 		}
@@ -723,15 +746,18 @@ zsnap_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
 			return -1;
 		for (uint32_t k = 0; k < c.extent_count; k++) {
 			const struct reader_extent *e = &f->extents[k];
-			const unsigned char *data = NULL;
+			size_t	at = data_off;
 
-			if (e->kind == ZSNAP_EXTENT_DATA) {
-				data = f->data + data_off;
+			if (e->kind == ZSNAP_EXTENT_DATA)
 				data_off += (size_t)e->count * ZSNAP_PAGE_SIZE;
-			}
 			if (region != ALL_REGIONS && e->region != region)
 				continue;
-			if (cb(f, arg, i, e, data) == -1)
+			/*
+			 * Only now point into f->data: it was decompressed only
+			 * if an extent of the wanted region needs it.
+			 */
+			if (cb(f, arg, i, e, e->kind == ZSNAP_EXTENT_DATA ?
+			    f->data + at : NULL) == -1)
 				return -1;
 		}
 	}
@@ -1374,10 +1400,24 @@ snap_file_verify(struct snap_file *f)
 				continue;
 			gap_first = w * 64 + (uint64_t)__builtin_ctzll(
 			    ~v.bitmap[i][w] & bits);
+			/*
+			 * A word at a time: a crafted region can be 2^34 pages
+			 * long, and one bit at a time that takes minutes.
+			 * Bits past the region's end are never set.
+			 */
 			gap_end = gap_first;
-			while (gap_end < pages && !(v.bitmap[i][gap_end / 64] &
-			    (1ull << (gap_end % 64))))
-				gap_end++;
+			while (gap_end < pages) {
+				uint64_t rest = v.bitmap[i][gap_end / 64] >>
+				    (gap_end % 64);
+
+				if (rest != 0) {
+					gap_end += (uint64_t)__builtin_ctzll(rest);
+					break;
+				}
+				gap_end = (gap_end / 64 + 1) * 64;
+			}
+			if (gap_end > pages)
+				gap_end = pages;
 			reader_error(f, EBADMSG, "region %u page %llu: not "
 			    "covered by any extent (pages %llu to %llu missing)",
 			    i, (unsigned long long)gap_first,

@@ -21,6 +21,9 @@
  *     snapshot writer that compresses the memory with zstd at the same
  *     level in 1 MiB blocks, write(2)s it to a file and fsyncs it; the
  *     window is its lifetime, so every store in it is a copy-on-write fault.
+ *     A write test also ends once the writer has written every page, or
+ *     after --window seconds; the snapshot is then cancelled, or the child
+ *     killed, since no later store could be measured.
  *  3. Idle throughput.  The wall time of a complete snapd snapshot of the
  *     idle memory (snap_start to the completion event, fsync included)
  *     against `zstd -T0 -LEVEL` compressing a raw image of the same bytes
@@ -28,13 +31,15 @@
  *     an fsync of its output, and against `dd bs=1M conv=fsync` writing
  *     the raw image, both to the same file system as snapd's output.
  *  4. Peak extra memory while the application rewrites all of its memory
- *     (every page, whole, in random order) during the snapshot.  A sampler
- *     thread reads, every millisecond, for snapd: the daemon's whole VmRSS
- *     plus this process's VmRSS growth since the armed instant; for fork:
- *     the Pss of this process and of the child (smaps_rollup) plus the
- *     child's page tables (VmPTE), less this process's Pss just before the
- *     fork: the copy-on-write copies and the child's own memory.  The page
- *     cache of either side's output file is not counted.
+ *     (every page, whole, in random order) during the snapshot, until the
+ *     snapshot ends or the last page is rewritten.  A sampler thread reads,
+ *     every millisecond and once more after the last page, for snapd: the
+ *     daemon's whole VmRSS plus this process's VmRSS growth since the armed
+ *     instant; for fork: the Pss of this process and of the child
+ *     (smaps_rollup) plus the child's page tables (VmPTE), less this
+ *     process's Pss just before the fork, that is the copy-on-write copies
+ *     and the child's own memory.  The page cache of either side's output
+ *     file is not counted.
  *
  * The memory is refilled with its original bytes at the start of every
  * run, and in --thp mode before every write test whose memory is no longer
@@ -43,10 +48,12 @@
  *
  * Threads: the main thread runs every measurement in turn.  During a write
  * test it starts one writer thread (writer_main), which alone writes the
- * memory and its own struct writer; the main thread reads the results after
- * pthread_join.  During a memory test a sampler thread (sampler_main) reads
- * /proc; its peak is read after its join.  fork() is only called when the
- * main thread is the only thread, so the child may use malloc and zstd.
+ * memory, stall_ns[] and its own struct writer; the main thread polls only
+ * its atomic done flag and reads the rest after pthread_join.  During a
+ * memory test a sampler thread (sampler_main) reads /proc; the main thread
+ * polls its atomic done flag and reads its peak after the join.  fork() is
+ * only called when the main thread is the only thread, so the child may
+ * use malloc and zstd.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>

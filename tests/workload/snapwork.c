@@ -152,6 +152,7 @@ static struct {
 	unsigned	 after_loss;
 	int		 expect_fail;
 	int		 may_fail;
+	int		 incompressible;
 	int		 json;
 	int		 level;
 	const char	*dump_dir;
@@ -193,6 +194,7 @@ static _Atomic uint64_t	 act_progress_ns;
 static uint64_t		 act_stall_max_ns;	/* longest page write or read */
 static uint64_t		 act_pages;		/* pages written after it */
 static uint64_t		 act_child_us;		/* --fork: the child's run */
+static uint64_t		 act_protected;		/* pages still uffd-wp when hit */
 static char		 act_error[256];
 
 static uint64_t
@@ -245,7 +247,8 @@ page_is_zero_version(uint64_t i, uint32_t v)
  * Fill a page with its content at version v.  Word 0 is the index, word 1
  * the version (so a wrong page tells which version it holds); the rest
  * repeats each pseudo-random word four times, which zstd compresses about
- * as well as typical heap data.
+ * as well as typical heap data (with --incompressible every word is its
+ * own pseudo-random value: zstd cannot shrink it).
  */
 static void
 page_fill(void *page, uint64_t i, uint32_t v)
@@ -263,7 +266,7 @@ page_fill(void *page, uint64_t i, uint32_t v)
 	w[0] = i;
 	w[1] = v;
 	for (k = 2; k < PAGE_WORDS; k++) {
-		x = mix64(seed + k / 4);
+		x = mix64(seed + (opt.incompressible ? k : k / 4));
 		w[k] = x;
 	}
 }
@@ -573,6 +576,7 @@ usage(void)
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
 	    "\t[--expect-fail [--after-loss SECONDS]] [--may-fail] "
 	    "[--dump-expected DIR] [--json]\n"
+	    "\t[--incompressible]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
@@ -597,6 +601,7 @@ parse_options(int argc, char **argv)
 		{ "run-after",		required_argument, NULL, 'a' },
 		{ "expect-fail",	no_argument,	   NULL, 'x' },
 		{ "may-fail",		no_argument,	   NULL, 'm' },
+		{ "incompressible",	no_argument,	   NULL, 'I' },
 		{ "after-loss",		required_argument, NULL, 'L' },
 		{ "discard",		required_argument, NULL, 'D' },
 		{ "kernel-write",	no_argument,	   NULL, 'K' },
@@ -710,6 +715,9 @@ parse_options(int argc, char **argv)
 			break;
 		case 'm':
 			opt.may_fail = 1;
+			break;
+		case 'I':
+			opt.incompressible = 1;
 			break;
 		case 'L':
 			if (parse_uint(optarg, 86400, &opt.after_loss) == -1 ||
@@ -1002,10 +1010,27 @@ act_discard(void)
 	return 0;
 }
 
+#define PM_UFFD_WP	(1ull << 57)	/* /proc/pid/pagemap: pte is uffd-wp */
+
+/* 1 if the page at addr is write-protected by a userfaultfd now. */
+static int
+page_is_uffd_wp(int pagemap, const void *addr)
+{
+	uint64_t entry;
+
+	if (pagemap == -1 || pread(pagemap, &entry, sizeof(entry),
+	    (off_t)((uintptr_t)addr / PAGE_SIZE * sizeof(entry))) !=
+	    sizeof(entry))
+		return 0;
+	return (entry & PM_UFFD_WP) != 0;
+}
+
 /*
  * Let the kernel write the range: every page gets its next version through
  * read(2) from a pipe or pread(2) from an unlinked file, alternately, the
- * destination being the write-protected page itself.
+ * destination being the write-protected page itself.  Pages found still
+ * write-protected just before (pagemap) are counted: the proof that the
+ * kernel's write met the protection.
  */
 static int
 act_kernel_write(void)
@@ -1013,12 +1038,15 @@ act_kernel_write(void)
 	uint64_t buf[PAGE_WORDS], i, end = opt.range_first + opt.range_count;
 	uint64_t t0;
 	char path[] = "/tmp/snapwork-kwrite.XXXXXX";
-	int pfd[2], fd, rc = -1;
+	int pfd[2], fd, rc = -1, pagemap;
 	ssize_t got;
 	uint32_t v;
 
+	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pipe2(pfd, O_CLOEXEC) == -1) {
 		act_fail("pipe2: %s", strerror(errno));
+		if (pagemap != -1)
+			close(pagemap);
 		return -1;
 	}
 	if ((fd = mkostemp(path, O_CLOEXEC)) == -1) {
@@ -1038,6 +1066,7 @@ act_kernel_write(void)
 			    "file", i, errno ? strerror(errno) : "short write");
 			goto out;
 		}
+		act_protected += page_is_uffd_wp(pagemap, page_addr(i));
 		t0 = now_ns();
 		errno = 0;
 		got = use_pipe ? read(pfd[0], page_addr(i), PAGE_SIZE) :
@@ -1059,6 +1088,8 @@ out:
 out_pipe:
 	close(pfd[0]);
 	close(pfd[1]);
+	if (pagemap != -1)
+		close(pagemap);
 	return rc;
 }
 
@@ -1456,6 +1487,8 @@ report_json(const struct report *rp)
 		json_object_set_new(o, "action-stall-max-us",
 		    json_integer(act_stall_max_ns / 1000));
 		json_object_set_new(o, "child-us", json_integer(act_child_us));
+		json_object_set_new(o, "action-protected-pages",
+		    json_integer(act_protected));
 		json_object_set_new(o, "lost-in-range",
 		    json_integer(rp->lost_in_range));
 	}

@@ -1,0 +1,128 @@
+#!/bin/bash
+# Regenerate the seed corpora in tests/fuzz/corpus/: they are checked in,
+# and this is how they were made, so they can be remade the same way.
+#
+#	tests/fuzz/make_seeds.sh	(B=build-dir for the scratch binary)
+#
+#   reader/   small real snapshots written by snapd's own encoders
+#             (tests/fuzz/make_seeds.c): *.zsnap files, and raw snapshots
+#             as *.rawin (snapshot.json, a NUL, the region files)
+#   config/   the shipped conf/snapd.conf and variations on it, good and bad
+#   control/  every command of proto/PROTOCOL.md, after qmp_capabilities,
+#             and malformed or out-of-order messages
+#
+# Existing seeds of the same names are replaced; others are left alone.
+set -eu
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+CC=${CC:-cc}
+C=tests/fuzz/corpus
+mkdir -p "$C/reader" "$C/config" "$C/control" "$B/fuzz"
+
+# ---- reader ----------------------------------------------------------------
+PKGS="libzstd jansson"
+"$CC" -std=gnu11 -O1 -D_GNU_SOURCE -pthread -DSNAPD_VERSION='"seeds"' \
+    -Iproto -Idaemon $(pkg-config --cflags $PKGS) \
+    -o "$B/fuzz/make_seeds" tests/fuzz/make_seeds.c daemon/output.c \
+    daemon/output-zsnap.c daemon/output-raw.c daemon/sink.c daemon/log.c \
+    proto/crc32c.c $(pkg-config --libs $PKGS)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$B/fuzz/make_seeds" "$tmp"
+cp "$tmp"/*.zsnap "$tmp"/*.rawin "$C/reader/"
+
+# ---- config ----------------------------------------------------------------
+cp conf/snapd.conf "$C/config/shipped.conf"
+cat >"$C/config/minimal.conf" <<'EOF'
+socket /tmp/snapd.sock
+snapshot_dir /var/tmp/snapshots
+buffer_size 16M
+EOF
+cat >"$C/config/every-key.conf" <<'EOF'
+socket "/run/snapd/snapd.sock"
+socket_group "root"
+socket_mode 0600
+snapshot_dir "/srv/snap shots"
+format raw
+compression_level 19
+compression_threads 0
+buffer_size 4k
+max_snapshots 1024
+max_message_size 16m
+max_connections_per_uid 4096
+client_timeout 3600
+on_discard fail
+shutdown finish
+shutdown_timeout 0
+log_level debug
+EOF
+printf 'format zsnap\r\nbuffer_size 1G\r\n# a comment\r\n\r\nlog_level warning\r\n' \
+    >"$C/config/crlf.conf"
+cat >"$C/config/comments.conf" <<'EOF'
+	# indented comment
+socket_mode 0660	# trailing comment
+snapshot_dir "/var/lib/snapd/#not-a-comment" # but this is
+buffer_size 64G#comment right after the value
+max_message_size 1K
+log_level error
+EOF
+cat >"$C/config/errors.conf" <<'EOF'
+no_such_key 1
+format zsnap
+format raw
+compression_level 20
+compression_threads -1
+buffer_size 1P
+buffer_size_x 3
+max_message_size 18446744073709551616
+socket relative/path
+socket_mode 0999
+socket_group "no-such-group-here"
+snapshot_dir "/unterminated
+log_level loud
+shutdown_timeout 1 2
+on_discard rec"ord
+client_timeout
+max_snapshots ""
+EOF
+
+# ---- control ---------------------------------------------------------------
+neg='{"execute": "qmp_capabilities"}'
+ctl() {	# ctl NAME LINE...: one message per line, after the handshake
+	local name=$1; shift
+	{ echo "$neg"; printf '%s\n' "$@"; } >"$C/control/$name"
+}
+ctl query-version '{"execute": "query-version", "id": 1}'
+ctl query-status '{"execute": "query-status", "id": "s"}'
+ctl query-config '{"execute": "query-config", "arguments": {}}'
+ctl query-snapshots '{"execute": "query-snapshots", "id": [1, {"a": null}]}'
+ctl getfd-closefd '{"execute": "getfd", "arguments": {"fdname": "uffd"}, "id": 1}' \
+    '{"execute": "closefd", "arguments": {"fdname": "uffd"}, "id": 2}' \
+    '{"execute": "closefd", "arguments": {"fdname": "uffd"}, "id": 3}'
+ctl snapshot-start '{"execute": "getfd", "arguments": {"fdname": "uffd"}, "id": 1}' \
+    '{"execute": "snapshot-start", "arguments": {"uffd": "uffd", "regions": [{"start": 140737488289792, "length": 1073741824, "name": "heap"}], "name": "snap-x", "format": "raw", "level": 3, "buffer-size": 1048576, "pid": 1}, "id": 2}'
+ctl snapshot-start-regions '{"execute": "snapshot-start", "arguments": {"uffd": "none", "regions": [{"start": 4096, "length": 8192}, {"start": 8192, "length": 4096, "name": ".bad"}]}}' \
+    '{"execute": "getfd", "arguments": {"fdname": "u"}}' \
+    '{"execute": "snapshot-start", "arguments": {"uffd": "u", "regions": [{"start": 4097, "length": 4096}]}}' \
+    '{"execute": "snapshot-start", "arguments": {"uffd": "u", "regions": []}}'
+ctl snapshot-cancel '{"execute": "snapshot-cancel", "arguments": {"id": 1}, "id": 7}' \
+    '{"execute": "snapshot-cancel", "arguments": {"id": -1}}'
+ctl snapshot-delete '{"execute": "snapshot-delete", "arguments": {"name": "snap-1"}}' \
+    '{"execute": "snapshot-delete", "arguments": {"name": "../../etc/passwd"}}'
+ctl malformed 'not json' '[1, 2]' '{"execute": 5}' '{"arguments": {}}' \
+    '{"execute": "query-version", "arguments": []}' \
+    '{"execute": "query-version", "extra": 1}' \
+    '{"execute": "query-version", "id": 1, "id": 2}' \
+    '{"execute": "no-such-command"}' \
+    '{"execute": "query-version", "arguments": {"x": 1}}' \
+    '{"execute": "getfd", "arguments": {"fdname": 5}}' \
+    '{"execute": "getfd"}' \
+    '{"execute": "qmp_capabilities"}' \
+    '' '   ' '{"execute": "query-version", "id": 18446744073709551616}'
+printf '%s\n' '{"execute": "query-version"}' '{"execute": "qmp_capabilities"}' \
+    '{"execute": "qmp_capabilities"}' >"$C/control/before-negotiation"
+printf '%s\n{"execute": "query-status"' "$neg" >"$C/control/partial"
+{ echo "$neg"; printf '{"execute": "query-version", "id": "'
+  head -c 5000 /dev/zero | tr '\0' 'x'; printf '"}\n'
+  echo '{"execute": "query-version"}'; } >"$C/control/too-large"
+echo "seeds written to $C/{reader,config,control}"

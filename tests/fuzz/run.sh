@@ -1,0 +1,142 @@
+#!/bin/bash
+# Build the libFuzzer targets of tests/fuzz/ into $B/fuzz/ with Debian's
+# clang (address and undefined-behaviour sanitizers, UB is fatal) and run
+# each for FUZZ_SECONDS seconds (default 20) on its seed corpus
+# (tests/fuzz/corpus/NAME) and its regression inputs (tests/fuzz/regress/NAME).
+# Fails if any target crashes, leaks, times out or runs out of memory, on a
+# regression input or on one it found.
+#
+#	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control ...]
+#
+# Inputs the fuzzer finds go to $B/fuzz/corpus/NAME (never into the tree);
+# a crashing input goes to $B/fuzz/artifacts/NAME/ and its path is printed:
+# fix the bug, then copy the input into tests/fuzz/regress/NAME/.
+# Exits 77 when clang's libFuzzer is not installed.
+set -u
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+CLANG=${CLANG:-clang}
+OUT=$B/fuzz
+TARGETS=${*:-reader config control}
+
+# Per target: the largest input tried and the sources linked in.
+declare -A MAX_LEN=([reader]=65536 [config]=4096 [control]=16384)
+
+mkdir -p "$OUT" || exit 1
+probe=$OUT/probe.c
+echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' \
+    >"$probe"
+if ! "$CLANG" -fsanitize=fuzzer,address,undefined -o "$OUT/probe" "$probe" \
+    >"$OUT/probe.log" 2>&1; then
+	cat "$OUT/probe.log"
+	echo "SKIP: clang's libFuzzer is not installed ($CLANG -fsanitize=fuzzer" \
+	    "fails; Debian: apt-get install clang libclang-rt-14-dev)"
+	exit 77
+fi
+
+PKGS="libevent_pthreads libevent_core libzstd libsystemd jansson"
+PKG_CFLAGS=$(pkg-config --cflags $PKGS) || {
+	echo "FAIL: pkg-config cannot find $PKGS" >&2; exit 1; }
+PKG_LIBS=$(pkg-config --libs $PKGS)
+VERSION=$(sed -n 's/^VERSION[[:space:]]*=[[:space:]]*//p' Makefile)
+
+# The build, as a makefile, so that a second run recompiles only what
+# changed.  The fuzz targets themselves are held to -Werror; the project's
+# files are too under the real build, and are not failed here for a
+# warning only clang gives.
+cat >"$OUT/fuzz.mk" <<EOF
+O		= $OUT/obj
+CC		= $CLANG
+WARN		= -Wall -Wextra -Wshadow -Wstrict-prototypes \\
+		  -Wmissing-prototypes -Wno-unused-parameter
+SAN		= -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS		= -std=gnu11 -g -O1 -fno-omit-frame-pointer \$(SAN) \\
+		  -fsanitize=fuzzer-no-link -D_GNU_SOURCE -pthread \\
+		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto -Idaemon -Iclient/lib \\
+		  $PKG_CFLAGS \$(WARN)
+LINK		= \$(CC) -fsanitize=fuzzer \$(SAN) -pthread
+
+PROTO		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard proto/*.c))
+LIB		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard client/lib/*.c))
+DAEMON		= \$(patsubst %.c,\$(O)/%.o,\$(filter-out daemon/main.c,\\
+		    \$(wildcard daemon/*.c)))
+
+all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control
+
+$OUT/fuzz_reader: \$(O)/tests/fuzz/fuzz_reader.o \$(LIB) \$(PROTO)
+	\$(LINK) -o \$@ \$^ $PKG_LIBS
+
+$OUT/fuzz_config: \$(O)/tests/fuzz/fuzz_config.o \$(O)/daemon/config.o \\
+    \$(O)/daemon/log.o
+	\$(LINK) -o \$@ \$^ $PKG_LIBS
+
+$OUT/fuzz_control: \$(O)/tests/fuzz/fuzz_control.o \$(DAEMON) \$(PROTO)
+	\$(LINK) -o \$@ \$^ $PKG_LIBS -lm
+
+\$(O)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p \$(@D)
+	\$(CC) \$(CFLAGS) -Werror -MMD -MP -c -o \$@ \$<
+
+\$(O)/%.o: %.c
+	@mkdir -p \$(@D)
+	\$(CC) \$(CFLAGS) -MMD -MP -c -o \$@ \$<
+
+-include \$(shell find \$(O) -name '*.d' 2>/dev/null)
+EOF
+echo "building the fuzz targets in $OUT"
+if ! make -s -f "$OUT/fuzz.mk" -j"$(nproc)" >"$OUT/build.log" 2>&1; then
+	cat "$OUT/build.log"
+	echo "FAIL: building the fuzz targets (make -f $OUT/fuzz.mk)" >&2
+	exit 1
+fi
+grep -i 'warning:' "$OUT/build.log" | sort -u
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/snapd-fuzz.XXXXXX") || exit 1
+[ -w /dev/shm ] && { rmdir "$scratch"; scratch=$(mktemp -d /dev/shm/snapd-fuzz.XXXXXX) || exit 1; }
+trap 'rm -rf "$scratch"' EXIT
+export FUZZ_SCRATCH=$scratch
+
+failed=()
+for t in $TARGETS; do
+	bin=$OUT/fuzz_$t
+	[ -x "$bin" ] || { echo "FAIL: no fuzz target '$t'" >&2; exit 1; }
+	found=$OUT/corpus/$t
+	art=$OUT/artifacts/$t
+	log=$OUT/$t.log
+	mkdir -p "$found" "$art" || exit 1
+	dirs=("$found")
+	for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
+		[ -d "$d" ] && dirs+=("$d")
+	done
+	echo "fuzz_$t: ${FUZZ_SECONDS}s on ${dirs[*]}"
+	before=$(ls "$art" | wc -l)
+	# libFuzzer's own error exit code is 77, which means "skipped" to
+	# tests/run.sh: make every failure exit 1.
+	"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+	    -max_len="${MAX_LEN[$t]}" -use_value_profile=1 \
+	    -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
+	    -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		failed+=("$t")
+		echo "FAIL: fuzz_$t exited $rc; the last lines of $log:" >&2
+		grep -v '^#[0-9]' "$log" | tail -n 40 | sed 's/^/    | /' >&2
+		if [ "$(ls "$art" | wc -l)" -gt "$before" ]; then
+			echo "    crashing input(s), to fix and then copy into" \
+			    "tests/fuzz/regress/$t/:" >&2
+			ls -t "$art" | head -n $(( $(ls "$art" | wc -l) - before )) |
+			    sed "s|^|      $art/|" >&2
+		fi
+		continue
+	fi
+	grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" |
+	    sed 's/^/    /'
+	grep -E '^#[0-9]+.*(DONE|INITED)' "$log" | tail -n 2 | sed 's/^/    /'
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAIL: fuzz targets failed: ${failed[*]}" >&2
+	exit 1
+fi
+echo "fuzz: all targets ran ${FUZZ_SECONDS}s without a crash, leak or timeout"

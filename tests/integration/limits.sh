@@ -1,0 +1,292 @@
+#!/bin/bash
+# The accept loop and the per-connection limits hold, and each costs the
+# misbehaving peer its connection, never snapd or another client:
+#   1. fd exhaustion: snapd's RLIMIT_NOFILE is cut (prlimit) and clients
+#      connect until it runs out; the extra ones are refused (Busy); once
+#      they close, a new client is served again.  Then one client makes
+#      snapd keep fds (getfd) until accept() itself fails with EMFILE: the
+#      waiting peers are told (through the reserve fd) rather than left
+#      hanging, snapd logs it and lives, and once the fds are freed a new
+#      client is served;
+#   2. a client that never reads its output is dropped once its queued
+#      output passes the cap (1 MiB here), while another client's snapshot
+#      completes with 0 wrong pages;
+#   3. a client stalling mid-message is dropped after client_timeout, an
+#      idle one (nothing half sent) is not;
+#   4. connections per uid are capped, and the cap is per uid: another
+#      uid is still served, and a freed slot is usable again.
+# Exit 0 pass, 77 skip, 1 fail.
+. "$(dirname "$0")/../lib.sh"
+t_init
+[ "$(id -u)" -eq 0 ] || skip "needs root (prlimit on snapd, a second uid)"
+command -v prlimit >/dev/null || skip "prlimit (util-linux) is missing"
+
+# ---- 1. fd exhaustion ------------------------------------------------------
+snapd_config "max_connections_per_uid 4096" "log_level debug"
+snapd_start
+base=$(ls /proc/"$SNAPD_PID"/fd | wc -l)
+limit=$((base + 16))
+prlimit --pid "$SNAPD_PID" --nofile=$limit:$limit || fail "prlimit on snapd"
+echo "snapd holds $base fds; RLIMIT_NOFILE now $limit"
+
+timeout 60 python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "fd exhaustion (see above)"
+import json, socket, sys, time
+SOCK = sys.argv[1]
+
+def greet(s, timeout):
+    s.settimeout(timeout)
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                return "closed"
+            buf += d
+    except socket.timeout:
+        return "waiting"
+    except ConnectionResetError:
+        return "closed"
+    m = json.loads(buf.split(b"\n")[0])
+    if "QMP" in m:
+        return "served"
+    return "refused: " + m["error"]["class"] + ": " + m["error"]["desc"]
+
+held, outcomes = [], []
+for i in range(64):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    held.append(s)
+    o = greet(s, 1.5)
+    outcomes.append(o)
+    if o != "served" and len(outcomes) - outcomes.index(o) >= 4:
+        break
+served = outcomes.count("served")
+others = [o for o in outcomes if o != "served"]
+print("connections: %d served, then: %s" % (served, others))
+if served == 0 or not others:
+    sys.exit("FAILED: expected some connections served and then refused or left waiting")
+if not any(o.startswith("refused: Busy") or o in ("waiting", "closed") for o in others):
+    sys.exit("FAILED: an unserved connection got something other than Busy: %s" % others)
+# The served ones still work while the table is full.
+s = held[0]
+s.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":1}\n')
+s.settimeout(5)
+data = b""
+while data.count(b"\n") < 2:
+    d = s.recv(65536)
+    if not d:
+        sys.exit("FAILED: a served connection was closed while fds ran out")
+    data += d
+st = json.loads(data.split(b"\n")[1])
+print("ok: a connection accepted before the exhaustion still works: %d connections" % st["return"]["connections"])
+for s in held:
+    s.close()
+# snapd pauses accepting for a second after EMFILE: give it a few.
+deadline = time.time() + 10
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    o = greet(s, 3)
+    if o == "served":
+        break
+    s.close()
+    if time.time() > deadline:
+        sys.exit("FAILED: no new client served within 10 s of closing the others: %s" % o)
+    time.sleep(0.2)
+s.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-version","id":"after"}\n')
+data = b""
+while data.count(b"\n") < 2:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+if b'"id":"after"' not in data:
+    sys.exit("FAILED: the new client was not answered: %r" % data)
+print("ok: after the others closed, a new client is served")
+s.close()
+
+# Now make accept() itself fail: one client fills snapd's table with fds
+# it asks snapd to keep (getfd), until snapd cannot take one more.
+import os
+h = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+h.connect(SOCK)
+if greet(h, 3) != "served":
+    sys.exit("FAILED: the fd-holding client was not served")
+h.sendall(b'{"execute":"qmp_capabilities"}\n')
+h.settimeout(5)
+hbuf = b""
+def hreply():
+    global hbuf
+    while b"\n" not in hbuf:
+        d = h.recv(4096)
+        if not d:
+            return None
+        hbuf += d
+    l, hbuf = hbuf.split(b"\n", 1)
+    return json.loads(l)
+hreply()
+kept = 0
+for i in range(16):
+    r, w = os.pipe()
+    msg = json.dumps({"execute": "getfd", "arguments": {"fdname": "f%d" % i}}).encode() + b"\n"
+    socket.send_fds(h, [msg[:1]], [r])
+    h.sendall(msg[1:])
+    os.close(r)
+    os.close(w)
+    rep = hreply()
+    if rep is None or "error" in rep:
+        break
+    kept += 1
+print("snapd keeps %d of our fds; its table is full" % kept)
+waiting = []
+outcomes = []
+for i in range(3):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    o = greet(s, 1.5)
+    outcomes.append(o)
+    if o == "waiting":
+        waiting.append(s)
+print("new connections while it is full: %s" % outcomes)
+if "served" in outcomes:
+    sys.exit("FAILED: a connection was served although snapd's fd table is full")
+if not any("out of file descriptors" in o for o in outcomes):
+    sys.exit("FAILED: no peer was told snapd is out of file descriptors")
+h.close()
+for s in waiting:
+    o = greet(s, 5)
+    if o != "served":
+        sys.exit("FAILED: a connection that waited was not served once fds were freed: %s" % o)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(SOCK)
+o = greet(s, 5)
+if o != "served":
+    sys.exit("FAILED: a new client was not served once the fds were freed: %s" % o)
+print("ok: accept() failing with EMFILE: peers told (or left waiting, then served); once the fds were freed a new client is served")
+PYEOF
+grep -q "control socket: accept: Too many open files" "$SNAPD_LOG" ||
+	fail "snapd did not log running out of descriptors"
+snapd_alive || fail "snapd died of fd exhaustion"
+echo "ok: snapd logged the exhaustion and lives"
+snapd_stop || fail "snapd did not exit cleanly after fd exhaustion"
+
+# ---- 2-4: one daemon with short limits -------------------------------------
+snapd_config "max_connections_per_uid 3" "client_timeout 2" "socket_mode 0666"
+chmod 0711 "$T" || fail "chmod $T"
+snapd_start
+
+# 2. A client that never reads, beside a snapshot.
+out=$T/beside.json
+"$SNAPWORK" --socket "$SNAPD_SOCK" --json --size 128M --threads 2 \
+    --pattern mixed --buffer 4M --run-after 1 --name beside >"$out" 2>"$out.err" &
+work=$!
+t_track "$work"
+timeout 60 python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "the client that never reads (see above)"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b'{"execute":"qmp_capabilities"}\n')
+cmd = b'{"execute":"query-config","id":12345}\n' * 200
+sent = 0
+t0 = time.time()
+try:
+    while time.time() - t0 < 30:
+        s.sendall(cmd)
+        sent += len(cmd)
+except (BrokenPipeError, ConnectionResetError):
+    pass
+# Everything that was queued for us before the drop may still be in our
+# receive queue; after it, EOF.
+s.settimeout(10)
+got = 0
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+except (ConnectionResetError, socket.timeout) as e:
+    if isinstance(e, socket.timeout):
+        sys.exit("FAILED: the connection of a client that never reads was not closed (%d bytes sent)" % sent)
+print("ok: the client that never read was dropped after sending %d bytes of commands (%d bytes of replies reached it)" % (sent, got))
+PYEOF
+grep -q "output queued and not read; dropping it" "$SNAPD_LOG" ||
+	fail "snapd did not log dropping the client that never reads"
+rc=0
+wait "$work" || rc=$?
+[ "$rc" -eq 0 ] || { show_snapwork "$out"; fail "the snapshot beside the client that never reads failed (exit $rc)"; }
+wrong=$(json_get "$out" wrong-pages) || fail "no wrong-pages in snapwork's report"
+[ "$wrong" -eq 0 ] || fail "$wrong wrong pages in the snapshot beside the client that never reads"
+echo "ok: the snapshot beside it completed with 0 wrong pages"
+
+# 3 and 4.
+timeout 60 python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "stall or per-uid cap (see above)"
+import json, os, socket, sys, time
+SOCK = sys.argv[1]
+failures = []
+def check(cond, what):
+    print(("ok: " if cond else "FAILED: ") + what)
+    if not cond:
+        failures.append(what)
+
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.settimeout(10)
+    return s
+
+def line(s, timeout=10):
+    s.settimeout(timeout)
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            d = s.recv(1)
+            if not d:
+                return None
+            buf += d
+    except (socket.timeout, ConnectionResetError):
+        return None
+    return json.loads(buf)
+
+# 3. Stalled vs idle.
+idle, stall = conn(), conn()
+check("QMP" in line(idle) and "QMP" in line(stall), "two clients greeted")
+stall.sendall(b'{"execute":"qmp_cap')
+t0 = time.time()
+r = line(stall, 10)
+dt = time.time() - t0
+check(r is None and 1.5 <= dt <= 6, "the client stalling mid-message was dropped after %.1f s (client_timeout 2)" % dt)
+idle.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-version","id":"idle"}\n')
+r1, r2 = line(idle), line(idle)
+check(r2 is not None and r2.get("id") == "idle", "the idle client is still served after %.1f s" % (time.time() - t0))
+idle.close()
+stall.close()
+time.sleep(0.2)
+
+# 4. Per-uid cap of 3.
+held = [conn() for _ in range(3)]
+check(all("QMP" in (line(s) or {}) for s in held), "three root connections served")
+extra = conn()
+r = line(extra)
+check(r is not None and r.get("error", {}).get("class") == "Busy" and "too many connections for uid 0" in r["error"]["desc"],
+      "a fourth root connection is refused: %s" % r)
+check(line(extra, 2) is None, "and closed")
+extra.close()
+pid = os.fork()
+if pid == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+    s = conn()
+    ok = "QMP" in (line(s) or {})
+    os._exit(0 if ok else 1)
+_, st = os.waitpid(pid, 0)
+check(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "uid 65534 is still served while root is at its cap")
+held.pop().close()
+time.sleep(0.3)
+s = conn()
+check("QMP" in (line(s) or {}), "a freed slot serves root again")
+sys.exit(1 if failures else 0)
+PYEOF
+snapd_alive || fail "snapd is gone"
+echo "ok: snapd survived every limit"
