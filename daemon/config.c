@@ -20,6 +20,7 @@
 
 #include "protocol.h"
 #include "config.h"
+#include "utf8.h"
 
 enum config_type {
 	CONFIG_PATH,		/* absolute path, char[PATH_MAX] */
@@ -204,19 +205,6 @@ config_parse_uint(const char *s, int base, uint64_t *out, const char **end)
 }
 
 /*
- * 1 if s can be a JSON string (valid UTF-8): paths and group names go into
- * query-config's reply, and json_string() refuses anything else.
- */
-static int
-config_json_safe(const char *s)
-{
-	json_t *j = json_string(s);
-
-	json_decref(j);
-	return j != NULL;
-}
-
-/*
  * Set one key from its value text.  Returns 0, or -1 with a message (no
  * "file:line: " prefix) in err.
  */
@@ -230,8 +218,9 @@ config_set_value(struct config *conf, const struct config_key *k,
 	const char	*end;
 
 	config_range_text(k, range, sizeof(range));
+	/* Paths and group names go into query-config's JSON reply. */
 	if ((k->type == CONFIG_PATH || k->type == CONFIG_GROUP) &&
-	    !config_json_safe(value)) {
+	    !utf8_valid(value)) {
 		snprintf(err, errlen, "bad value for %s: not valid UTF-8",
 		    k->name);
 		return -1;

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "output-impl.h"
+#include "utf8.h"
 
 static _Thread_local char	open_error[OUTPUT_ERROR_MAX];
 
@@ -66,13 +67,8 @@ static char *
 output_comm(const char *comm)
 {
 	char	*s = xstrdup(comm != NULL ? comm : "");
-	json_t	*j = json_string(s);
 
-	if (j == NULL)
-		for (char *p = s; *p != '\0'; p++)
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-	json_decref(j);
+	utf8_sanitize(s);
 	return s;
 }
 

@@ -40,6 +40,7 @@
 #include "crc32c.h"
 #include "error.h"
 #include "snapclient.h"
+#include "utf8.h"
 #include "zsnap.h"
 
 /* Sanity caps: larger values are refused before anything is allocated. */
@@ -198,8 +199,6 @@ get_name(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
 	size_t	n = strnlen(src, srclen);
 
-	json_t	*j;
-
 	if (n >= dstlen)
 		n = dstlen - 1;
 	memcpy(dst, src, n);
@@ -208,11 +207,7 @@ get_name(char *dst, size_t dstlen, const char *src, size_t srclen)
 	 * Names are shown and exported as JSON, which needs UTF-8: a name
 	 * that is not keeps its ASCII and gets '?' for every other byte.
 	 */
-	if ((j = json_string(dst)) == NULL)
-		for (char *p = dst; *p != '\0'; p++)
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-	json_decref(j);
+	utf8_sanitize(dst);
 }
 
 /* ---- zsnap: opening ------------------------------------------------------ */

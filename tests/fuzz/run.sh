@@ -68,7 +68,7 @@ $OUT/fuzz_reader: \$(O)/tests/fuzz/fuzz_reader.o \$(LIB) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
 $OUT/fuzz_config: \$(O)/tests/fuzz/fuzz_config.o \$(O)/daemon/config.o \\
-    \$(O)/daemon/log.o
+    \$(O)/daemon/log.o \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
 $OUT/fuzz_control: \$(O)/tests/fuzz/fuzz_control.o \$(DAEMON) \$(PROTO)
