@@ -25,6 +25,7 @@
 #include "paths.h"
 #include "snapshots.h"
 #include "cmd.h"
+#include "uffd.h"
 
 /* The most buffer anyone may ask for: the configuration's upper bound. */
 #define START_BUFFER_MAX	(64ULL << 30)
@@ -41,20 +42,6 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "pid", CMD_ARG_INT, 0 },
 	{ NULL, 0, 0 }
 };
-
-static int
-start_is_userfaultfd(int fd)
-{
-	char	link[64], target[64];
-	ssize_t	n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n == -1)
-		return 0;
-	target[n] = '\0';
-	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
-}
 
 /*
  * 1 if the peer's process has CAP_SYS_PTRACE in its effective set.  Read
@@ -220,7 +207,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: no "
 		    "descriptor named '%.64s' on this connection (send it "
 		    "with getfd first)", uffd_name);
-	if (!start_is_userfaultfd(uffd))
+	if (uffd_is_userfaultfd(uffd) != 1)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
 		    "descriptor '%.64s' is not a userfaultfd", uffd_name);
 
