@@ -17,7 +17,7 @@
 # 1 GiB, 3 from 1 GiB), except that sizes above 1 GiB run once, so that
 # the whole benchmark stays within about ten minutes on two CPUs.
 # --window S stops each first-write test after S seconds (default: none up
-# to 1 GiB; 6 s above, for the same reason).  A write test otherwise ends
+# to 1 GiB; 4 s above, for the same reason).  A write test otherwise ends
 # when the snapshot does or when the writer has written every page.
 #
 # Output: each run's table, then a summary table, then as the very last
@@ -97,7 +97,7 @@ for size in "${sizes[@]}"; do
 	fi
 	w=$window r=$runs
 	if [ "$bytes" -gt $((1 << 30)) ]; then
-		[ -n "$w" ] || w=6
+		[ -n "$w" ] || w=4
 		[ -n "$r" ] || r=1
 	fi
 	for kind in 4k thp; do
