@@ -1408,6 +1408,8 @@ struct report {
 	uint64_t		 lost;
 	uint64_t		 lost_in_range;	/* of them, discarded ones */
 	int			 start_failed;	/* snap_start() failed */
+	uint64_t		 gap_before_us;	/* --after-loss: before snapd died */
+	uint64_t		 stall_before_us;
 	int			 act_done;
 	int			 act_ok;
 	uint64_t		 live_wrong;
@@ -1470,6 +1472,12 @@ report_json(const struct report *rp)
 	    json_integer(rp->live_wrong));
 	json_object_set_new(o, "start-failed",
 	    json_boolean(rp->start_failed));
+	if (opt.after_loss > 0) {
+		json_object_set_new(o, "writer-gap-before-loss-us",
+		    json_integer(rp->gap_before_us));
+		json_object_set_new(o, "writer-stall-before-loss-us",
+		    json_integer(rp->stall_before_us));
+	}
 	if (opt.act != ACT_NONE) {
 		json_object_set_new(o, "action",
 		    json_string(action_names[opt.act]));
@@ -1673,6 +1681,21 @@ main(int argc, char **argv)
 			if (errno == ETIMEDOUT)
 				fprintf(stderr, "snapwork: snapd still runs "
 				    "the snapshot after %u s\n", opt.run_after);
+			else {
+				/*
+				 * snapd is gone: from now on only what its
+				 * death did counts.  A writer blocked right
+				 * now still shows, its progress stamp being
+				 * old.
+				 */
+				rp.gap_before_us = atomic_exchange(
+				    &watchdog_gap_max_ns, 0) / 1000;
+				rp.stall_before_us = writers_stall_max_ns() /
+				    1000;
+				for (t = 0; t < opt.threads; t++)
+					atomic_store(&writers[t].stall_max_ns,
+					    0);
+			}
 			rp.error = snap_strerror(c);
 		}
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
