@@ -18,12 +18,19 @@
  * pages the writer is reading at that moment are marked suspect so that it
  * records them as lost too, instead of saving what may be zeros.
  *
- * Runs only on the fault thread of its snapshot.
+ * While a discard event is queued and not yet read, the kernel refuses
+ * every (un)protect with EAGAIN.  The fault thread is the one that reads
+ * events, so it never spins on EAGAIN: it reads what is queued (handling
+ * events at once, keeping faults for after) and tries again.
+ *
+ * Runs only on the fault thread of its snapshot; its state is a struct
+ * fault_ctx on that thread's stack.
  */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -39,8 +46,8 @@
  * A fault on a page the writer has claimed is normally woken by the
  * writer's un-protect.  In case the page has moved since (mremap) and the
  * writer un-protected the old address, the fault thread keeps such faults
- * here and un-protects each fault address itself once the page is done:
- * no task ever sleeps on a page nobody will release.  Fault thread only.
+ * and un-protects each fault address itself once the page is done: no task
+ * ever sleeps on a page nobody will release.
  */
 struct pending_fault {
 	struct region	*r;
@@ -48,38 +55,71 @@ struct pending_fault {
 	uint64_t	 addr;
 };
 
-static __thread struct pending_fault	pending[FAULT_PENDING];
-static __thread unsigned		npending;
+#define FAULT_QUEUE	4096	/* faults read, not yet served: one per blocked task */
 
+struct fault_ctx {
+	struct snapshot		*s;
+	struct pending_fault	 pending[FAULT_PENDING];
+	unsigned		 npending;
+	uint64_t		 queue[FAULT_QUEUE];	/* fault addresses, FIFO */
+	unsigned		 head, count;
+};
+
+static int	fault_read(struct fault_ctx *);
+
+/*
+ * Un-protect (and wake) a range from the fault thread.  EAGAIN means an
+ * event is queued: read it, then try again.
+ */
 static void
-fault_pending_check(struct snapshot *s)
+fault_unprotect(struct fault_ctx *fc, uint64_t addr, uint64_t len)
 {
-	unsigned kept = 0;
+	struct snapshot *s = fc->s;
 
-	for (unsigned i = 0; i < npending; i++) {
-		struct pending_fault *p = &pending[i];
-
-		if (pagestate_is_done(&p->r->ps, p->page))
-			uffd_unprotect(s->uffd, p->addr, PAGE_4K, 1);
-		else
-			pending[kept++] = *p;
+	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
+		if (errno != EAGAIN) {
+			if (errno != ENOENT)	/* unmapped meanwhile: fine */
+				log_warn("snapshot %llu: un-protect 0x%llx+%llu",
+				    (unsigned long long)s->id,
+				    (unsigned long long)addr,
+				    (unsigned long long)len);
+			return;
+		}
+		if (atomic_load(&s->cancel) || fault_read(fc) == -1)
+			return;
+		sched_yield();
 	}
-	npending = kept;
 }
 
 static void
-fault_pending_add(struct snapshot *s, struct region *r, uint64_t page,
+fault_pending_check(struct fault_ctx *fc)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < fc->npending; i++) {
+		struct pending_fault *p = &fc->pending[i];
+
+		if (pagestate_is_done(&p->r->ps, p->page))
+			fault_unprotect(fc, p->addr, PAGE_4K);
+		else
+			fc->pending[kept++] = *p;
+	}
+	fc->npending = kept;
+}
+
+static void
+fault_pending_add(struct fault_ctx *fc, struct region *r, uint64_t page,
     uint64_t addr)
 {
-	if (npending == FAULT_PENDING) {
+	if (fc->npending == FAULT_PENDING) {
 		/* The writer holds a run for microseconds: wait it out. */
 		while (!pagestate_is_done(&r->ps, page) &&
-		    !atomic_load(&s->cancel))
+		    !atomic_load(&fc->s->cancel))
 			sched_yield();
-		uffd_unprotect(s->uffd, addr, PAGE_4K, 1);
+		fault_unprotect(fc, addr, PAGE_4K);
 		return;
 	}
-	pending[npending++] = (struct pending_fault){ r, page, addr };
+	fc->pending[fc->npending++] = (struct pending_fault){ r, page, addr };
 }
 
 /*
@@ -211,8 +251,9 @@ fault_note_stall(struct snapshot *s, uint64_t t0)
  * then un-protect the run with one ioctl, which wakes the faulting task.
  */
 static void
-fault_serve(struct snapshot *s, uint64_t addr)
+fault_serve(struct fault_ctx *fc, uint64_t addr)
 {
+	struct snapshot	*s = fc->s;
 	struct region	*r;
 	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0;
 	uint32_t	 slots[FAULT_AROUND_MAX], width, n = 0;
@@ -229,9 +270,9 @@ fault_serve(struct snapshot *s, uint64_t addr)
 	}
 	if (!pagestate_claim(&r->ps, page)) {
 		if (pagestate_is_done(&r->ps, page))
-			uffd_unprotect(s->uffd, page_addr, PAGE_4K, 1);
+			fault_unprotect(fc, page_addr, PAGE_4K);
 		else
-			fault_pending_add(s, r, page, page_addr);
+			fault_pending_add(fc, r, page, page_addr);
 		return;
 	}
 
@@ -283,33 +324,82 @@ fault_serve(struct snapshot *s, uint64_t addr)
 			snapshot_lost_push(s, r->index, page + i, 1);
 		}
 	}
-	if (uffd_unprotect(s->uffd, page_addr, n * PAGE_4K, 1) == -1 &&
-	    errno != ENOENT)
-		log_warn("snapshot %llu: un-protect 0x%llx+%u pages",
-		    (unsigned long long)s->id, (unsigned long long)page_addr, n);
+	fault_unprotect(fc, page_addr, n * PAGE_4K);
 	for (uint32_t i = 0; i < n; i++)
 		pagestate_set_done(&r->ps, page + i);
 	atomic_fetch_add(&s->pages_faulted, n);
 	fault_note_stall(s, t0);
 }
 
+/*
+ * One read() of the uffd: events are handled at once (under event_lock, see
+ * snapshot-internal.h), write-protect faults are queued for fault_serve().
+ * Returns 0 (also when nothing was there), or -1 when the snapshot must stop.
+ */
+static int
+fault_read(struct fault_ctx *fc)
+{
+	struct snapshot	*s = fc->s;
+	struct uffd_msg	 msgs[FAULT_BATCH];
+	size_t		 room = FAULT_QUEUE - fc->count;
+	ssize_t		 n;
+	int		 count;
+
+	if (room == 0)
+		return 0;
+	if (room > FAULT_BATCH)
+		room = FAULT_BATCH;
+	pthread_mutex_lock(&s->event_lock);
+	n = read(s->uffd, msgs, room * sizeof(msgs[0]));
+	count = n > 0 ? (int)(n / (ssize_t)sizeof(msgs[0])) : 0;
+	for (int i = 0; i < count; i++)
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			fault_event(s, &msgs[i]);
+	pthread_mutex_unlock(&s->event_lock);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		atomic_store(&s->fault_error, errno);
+		snapshot_set_error(s, "read from the userfaultfd: %s",
+		    strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < count; i++) {
+		uint64_t addr = msgs[i].arg.pagefault.address & ~(PAGE_4K - 1);
+
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (!(msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			/* Only WP is registered; be safe anyway. */
+			uffd_wake(s->uffd, addr, PAGE_4K);
+			continue;
+		}
+		fc->queue[(fc->head + fc->count++) % FAULT_QUEUE] = addr;
+	}
+	return 0;
+}
+
 void *
 fault_thread_main(void *arg)
 {
+	struct fault_ctx *fc;
 	struct snapshot	*s = arg;
-	struct uffd_msg	 msgs[FAULT_BATCH];
 	struct pollfd	 pfd[2] = {
 		{ .fd = s->uffd, .events = POLLIN },
 		{ .fd = s->stop_fd, .events = POLLIN },
 	};
 
+	fc = calloc(1, sizeof(*fc));
+	if (fc == NULL) {
+		atomic_store(&s->fault_error, ENOMEM);
+		snapshot_set_error(s, "fault thread: %s", strerror(ENOMEM));
+		return NULL;
+	}
+	fc->s = s;
 	for (;;) {
-		ssize_t	n;
-		int	count;
-
-		if (npending > 0)
-			fault_pending_check(s);
-		if (poll(pfd, 2, npending > 0 ? 1 : -1) == -1) {
+		if (fc->npending > 0)
+			fault_pending_check(fc);
+		if (poll(pfd, 2, fc->npending > 0 ? 1 : -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			atomic_store(&s->fault_error, errno);
@@ -324,38 +414,16 @@ fault_thread_main(void *arg)
 			snapshot_set_error(s, "the userfaultfd reported an error");
 			break;
 		}
-
-		pthread_mutex_lock(&s->event_lock);
-		n = read(s->uffd, msgs, sizeof(msgs));
-		if (n > 0) {
-			count = (int)(n / (ssize_t)sizeof(msgs[0]));
-			for (int i = 0; i < count; i++)
-				if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-					fault_event(s, &msgs[i]);
-		}
-		pthread_mutex_unlock(&s->event_lock);
-		if (n == -1) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			atomic_store(&s->fault_error, errno);
-			snapshot_set_error(s, "read from the userfaultfd: %s",
-			    strerror(errno));
+		if (fault_read(fc) == -1)
 			break;
-		}
-		count = (int)(n / (ssize_t)sizeof(msgs[0]));
-		for (int i = 0; i < count; i++) {
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			if (!(msgs[i].arg.pagefault.flags &
-			    UFFD_PAGEFAULT_FLAG_WP)) {
-				/* Only WP is registered; be safe anyway. */
-				uffd_wake(s->uffd,
-				    msgs[i].arg.pagefault.address & ~(PAGE_4K - 1),
-				    PAGE_4K);
-				continue;
-			}
-			fault_serve(s, msgs[i].arg.pagefault.address);
+		while (fc->count > 0 && !atomic_load(&s->cancel)) {
+			uint64_t addr = fc->queue[fc->head];
+
+			fc->head = (fc->head + 1) % FAULT_QUEUE;
+			fc->count--;
+			fault_serve(fc, addr);
 		}
 	}
+	free(fc);
 	return NULL;
 }

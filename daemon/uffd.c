@@ -84,13 +84,15 @@ writeprotect(int fd, uint64_t start, uint64_t len, uint64_t mode)
 		.mode = mode,
 	};
 
-	for (;;) {
-		if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == 0)
-			return 0;
-		/* EAGAIN: the mm changed under us (mremap, fork); retry. */
-		if (errno != EAGAIN && errno != EINTR)
+	/*
+	 * EAGAIN means a discard event is queued and not yet read: the
+	 * caller must let the fault thread read it, so it is returned, not
+	 * retried here.
+	 */
+	while (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == -1)
+		if (errno != EINTR)
 			return -1;
-	}
+	return 0;
 }
 
 int

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,33 @@ writer_drain(struct writer *w)
 }
 
 /*
+ * Un-protect (and wake) a range from the writer.  EAGAIN means a discard
+ * event is queued: only the fault thread reads events, and it may itself
+ * be waiting for a buffer slot, so free slots and try again.
+ */
+static int
+writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
+{
+	struct snapshot *s = w->s;
+
+	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
+		if (errno != EAGAIN) {
+			if (errno != ENOENT)	/* unmapped meanwhile: fine */
+				log_warn("snapshot %llu: un-protect 0x%llx+%llu",
+				    (unsigned long long)s->id,
+				    (unsigned long long)addr,
+				    (unsigned long long)len);
+			return 0;
+		}
+		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error) ||
+		    writer_drain(w) == -1)
+			return -1;
+		sched_yield();
+	}
+	return 0;
+}
+
+/*
  * Save one run of a region: pages [first, first + n).  Pages someone else
  * claimed are skipped; the rest are read in one call.
  */
@@ -221,11 +249,8 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 
 	/* Release the process first, then do the slow part. */
 	for (uint32_t i = 0; i < nruns; i++) {
-		if (uffd_unprotect(s->uffd, run_addr[i], run_len[i] * PAGE_4K,
-		    1) == -1 && errno != ENOENT)
-			log_warn("snapshot %llu: un-protect 0x%llx+%u pages",
-			    (unsigned long long)s->id,
-			    (unsigned long long)run_addr[i], run_len[i]);
+		if (writer_unprotect(w, run_addr[i], run_len[i] * PAGE_4K) == -1)
+			return -1;
 		for (uint32_t j = 0; j < run_len[i]; j++)
 			pagestate_set_done(&r->ps, run_first[i] + j);
 	}
@@ -233,8 +258,9 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 	if (atomic_load(&s->nmoves) != moves)
 		for (uint32_t i = 0; i < nruns; i++)
 			for (uint32_t j = 0; j < run_len[i]; j++)
-				uffd_unprotect(s->uffd, snapshot_page_addr(s, r,
-				    run_first[i] + j), PAGE_4K, 1);
+				if (writer_unprotect(w, snapshot_page_addr(s, r,
+				    run_first[i] + j), PAGE_4K) == -1)
+					return -1;
 
 	{
 		const uint8_t *src = w->readbuf;
@@ -303,6 +329,21 @@ struct arm_half {
 	uint32_t	 region;	/* the one that failed */
 };
 
+/*
+ * While arming, the client keeps the process from changing its mappings,
+ * so EAGAIN (an event queued) can only be brief; give up after a second.
+ */
+static int
+protect_retry(struct snapshot *s, uint64_t addr, uint64_t len)
+{
+	for (int tries = 0; uffd_protect(s->uffd, addr, len) == -1; tries++) {
+		if (errno != EAGAIN || tries == 1000)
+			return -1;
+		usleep(1000);
+	}
+	return 0;
+}
+
 static void
 protect_span(struct arm_half *h)
 {
@@ -316,7 +357,7 @@ protect_span(struct arm_half *h)
 				    r->length;
 
 		if (h->to > base && lo < r->length && lo < hi &&
-		    uffd_protect(s->uffd, r->start + lo, hi - lo) == -1) {
+		    protect_retry(s, r->start + lo, hi - lo) == -1) {
 			h->err = errno;
 			h->region = i;
 			return;
