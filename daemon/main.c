@@ -30,6 +30,7 @@
 
 #include "protocol.h"
 #include "log.h"
+#include "paths.h"
 #include "config.h"
 #include "control.h"
 #include "snapshot.h"
@@ -413,6 +414,7 @@ main(int argc, char **argv)
 		fatalx("kernel: %s", why);
 	if (main_mkdirs(conf.snapshot_dir, 0755) == -1)
 		fatal("snapshot_dir %s: mkdir", conf.snapshot_dir);
+	paths_remove_partials(conf.snapshot_dir);
 
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent: cannot use pthreads");

@@ -11,13 +11,17 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "protocol.h"
 #include "zsnap.h"
+#include "log.h"
 #include "paths.h"
 
 int
@@ -217,4 +221,84 @@ paths_delete(int dirfd, const char *name, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Remove the partial snapshots ('.NAME.SUFFIX.tmp-PID', file or raw
+ * directory) of dirfd whose writer, snapd process PID, no longer runs:
+ * left by a snapd that was killed.  Only such names are touched, never
+ * through a symlink.  Returns how many were removed.
+ */
+static int
+paths_remove_partials_in(int dirfd, const char *where)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 fd, removed = 0;
+
+	if ((fd = dup(dirfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		log_warn("%s: cannot look for partial snapshots", where);
+		if (fd != -1)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char	*tmp = strstr(de->d_name, ".tmp-");
+		char		*end, err[256];
+		struct stat	 st;
+		long		 pid;
+
+		if (de->d_name[0] != '.' || tmp == NULL)
+			continue;
+		pid = strtol(tmp + 5, &end, 10);
+		if (*end != '\0' || pid <= 0 ||
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;	/* not ours, or its writer still runs */
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISREG(st.st_mode) ?
+		    unlinkat(dirfd, de->d_name, 0) == 0 :
+		    S_ISDIR(st.st_mode) && paths_delete_raw(dirfd, de->d_name,
+		    err, sizeof(err)) == 0) {
+			log_info("%s: removed the partial snapshot %s left by "
+			    "snapd process %ld", where, de->d_name, pid);
+			removed++;
+		} else
+			log_warn("%s: cannot remove the partial snapshot %s",
+			    where, de->d_name);
+	}
+	closedir(d);
+	return removed;
+}
+
+int
+paths_remove_partials(const char *top)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 topfd, removed;
+
+	topfd = open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (topfd == -1)
+		return 0;
+	removed = paths_remove_partials_in(topfd, top);
+	if ((d = opendir(top)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			char	where[PATH_MAX];
+			int	fd;
+
+			if (strncmp(de->d_name, "uid-", 4) != 0)
+				continue;
+			fd = openat(topfd, de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (fd == -1)
+				continue;
+			snprintf(where, sizeof(where), "%s/%s", top, de->d_name);
+			removed += paths_remove_partials_in(fd, where);
+			close(fd);
+		}
+		closedir(d);
+	}
+	close(topfd);
+	return removed;
 }

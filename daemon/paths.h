@@ -36,4 +36,8 @@ int	paths_delete(int dirfd, const char *name, char *err, size_t errlen);
 /* 1 if NAME.zsnap or NAME.raw exists in dirfd (as anything). */
 int	paths_snapshot_exists(int dirfd, const char *name);
 
+/* At start-up: remove partial snapshots left by a killed snapd, in the
+ * snapshot directory and its per-uid directories.  Returns the count. */
+int	paths_remove_partials(const char *top);
+
 #endif /* SNAPD_PATHS_H */
