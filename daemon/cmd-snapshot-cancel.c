@@ -32,7 +32,7 @@ cmd_snapshot_cancel_exec(struct cmd_ctx *ctx)
 	if (e->done || e->snap == NULL)
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-cancel: "
 		    "snapshot %lld has already finished", (long long)id);
-	snprintf(why, sizeof(why), "cancelled by uid %u (pid %d)",
+	snprintf(why, sizeof(why), "by uid %u (pid %d)",
 	    (unsigned)ctx->conn->uid, (int)ctx->conn->pid);
 	snapshot_cancel(e->snap, why);
 	return CMD_RETURN;

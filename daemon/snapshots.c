@@ -202,11 +202,7 @@ snapshots_armed(struct snap_entry *e)
 	struct snapshot_stats st;
 
 	e->armed = 1;
-	snapshot_stats(e->snap, &st);
-	log_debug("snapshot %llu (pid %d): armed %llu pages in %llu us",
-	    (unsigned long long)e->id, (int)e->pid,
-	    (unsigned long long)st.pages_total,
-	    (unsigned long long)(st.arm_ns / 1000));
+	snapshot_stats(e->snap, &st);	/* the engine logged the arming */
 	if (e->reply_pending) {
 		e->reply_pending = 0;
 		control_reply(e->reply_conn, e->reply_id,

@@ -1,8 +1,10 @@
 #!/bin/bash
 # Proof 6, a bad client costs snapd one connection and nothing else: a
 # client that sends garbage, one that passes a pipe as its "userfaultfd",
-# and one that asks for regions it does not own or that are not mapped
-# each get an error, while a snapwork snapshot running beside them
+# one whose userfaultfd was already set up (UFFDIO_API, a registered
+# range), one that sends 250 fds in one message, a thousand connections at
+# once, and one that asks for regions it does not own or that are not
+# mapped each get an error, while a snapwork snapshot running beside them
 # completes with 0 wrong pages.  fds travel with python's socket.send_fds.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -17,11 +19,15 @@ out=$T/beside.json
 work=$!
 t_track "$work"
 
-timeout 120 python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "a bad client was not refused properly (see above)"
+timeout 120 python3 - "$SNAPD_SOCK" "$SNAPD_PID" <<'PYEOF' || fail "a bad client was not refused properly (see above)"
 import ctypes, json, mmap, os, socket, sys, tempfile, time
 
 SOCK = sys.argv[1]
+SNAPD_PID = int(sys.argv[2])
 failures = []
+
+def snapd_fds():
+    return len(os.listdir("/proc/%d/fd" % SNAPD_PID))
 
 def check(cond, what):
     if cond:
@@ -210,6 +216,67 @@ if pid == 0:
         os._exit(1)
 _, st = os.waitpid(pid, 0)
 check(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "the unprivileged client was refused")
+# --- a userfaultfd already set up by the client ----------------------------
+import fcntl, struct
+UFFDIO_API = 0xc018aa3f
+UFFDIO_REGISTER = 0xc020aa00
+buf = mmap.mmap(-1, 1 << 20)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+fd = new_uffd()
+fcntl.ioctl(fd, UFFDIO_API, bytearray(struct.pack("QQQ", 0xAA, 1, 0)))
+fcntl.ioctl(fd, UFFDIO_REGISTER, bytearray(struct.pack("QQQQ", addr, 1 << 20, 2, 0)))
+c = Client()
+c.cmd({"execute": "getfd", "arguments": {"fdname": "used"}}, [fd])
+os.close(fd)
+r = c.cmd({"execute": "snapshot-start", "id": 3, "arguments": {
+    "uffd": "used", "name": "used-uffd", "regions": [{"start": addr, "length": 1 << 20, "name": "b"}]}})
+check(is_error(r) and "UFFDIO_API" in desc(r),
+      "a userfaultfd already set up elsewhere is refused: " + desc(r))
+buf[0:1] = b"x"     # and this process was not left write-protected
+check(True, "the client can write its region after the refusal")
+c.close()
+
+# --- hundreds of fds in one message ----------------------------------------
+base = snapd_fds()
+c = Client()
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(250)]
+try:
+    socket.send_fds(c.s, [b'{"execute": "getfd", "arguments": {"fdname": "many"}}\n'], fds)
+    r = c.reply()
+except OSError as e:
+    r = {"error": {"class": "sendmsg", "desc": str(e)}}
+for f in fds:
+    os.close(f)
+check(r is None or is_error(r), "250 fds in one message are refused: %s" % (desc(r) if r else "connection closed"))
+c.close()
+time.sleep(0.3)
+check(snapd_fds() <= base, "snapd kept none of them (%d fds before, %d after)" % (base, snapd_fds()))
+
+# --- a thousand connections at once ----------------------------------------
+conns, refused = [], 0
+for i in range(1000):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(SOCK)
+        conns.append(s)
+    except OSError:
+        refused += 1
+        s.close()
+served = 0
+for s in conns:
+    try:
+        d = s.recv(4096)
+        if b"QMP" in d:
+            served += 1
+    except OSError:
+        pass
+for s in conns:
+    s.close()
+check(served <= 64, "a thousand connections: %d greeted, the rest refused or dropped (%d refused at connect)" % (served, refused))
+time.sleep(0.5)
+check(alive(), "snapd answers after a thousand connections")
+
 check(alive(), "snapd answers after all bad clients")
 sys.exit(1 if failures else 0)
 PYEOF
