@@ -315,7 +315,7 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	}
 	remote.iov_base = (void *)(uintptr_t)page_addr;
 	remote.iov_len = n * PAGE_4K;
-	got = snapshot_read_pages(s, local, &remote, n, n * PAGE_4K);
+	got = snapshot_read_pages(s, local, n, &remote, 1, n * PAGE_4K);
 	if (got == -1 && errno == ESRCH)
 		atomic_store(&s->fault_error, ESRCH);
 	for (uint32_t i = 0; i < n; i++) {

@@ -155,7 +155,8 @@ uint64_t	 snapshot_page_addr(struct snapshot *s, const struct region *r,
 void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
 		    uint64_t first, uint64_t count);
 int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
-		    const struct iovec *remote, unsigned n, size_t total);
+		    unsigned nlocal, const struct iovec *remote, unsigned nremote,
+		    size_t total);
 
 /* fault.c */
 void		*fault_thread_main(void *arg);

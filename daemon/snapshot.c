@@ -213,12 +213,12 @@ snapshot_lost_push(struct snapshot *s, uint32_t region, uint64_t first,
  */
 int
 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
-    const struct iovec *remote, unsigned n, size_t total)
+    unsigned nlocal, const struct iovec *remote, unsigned nremote, size_t total)
 {
 	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
 	ssize_t		got;
 
-	got = process_vm_readv(s->req.pid, local, n, remote, n, 0);
+	got = process_vm_readv(s->req.pid, local, nlocal, remote, nremote, 0);
 	if (poll(&pfd, 1, 0) == 1) {
 		errno = ESRCH;
 		return -1;

@@ -213,7 +213,8 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 			dst += local[i].iov_len;
 		}
 	}
-	got = snapshot_read_pages(s, local, remote, nruns, pages * PAGE_4K);
+	got = snapshot_read_pages(s, local, nruns, remote, nruns,
+	    pages * PAGE_4K);
 	if (got == -1 && errno == ESRCH) {
 		snapshot_set_error(s, "the process exited");
 		return -1;
@@ -228,7 +229,7 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 				struct iovec r1 = { (void *)(uintptr_t)(run_addr[i] +
 				    j * PAGE_4K), PAGE_4K };
 
-				if (snapshot_read_pages(s, &l1, &r1, 1,
+				if (snapshot_read_pages(s, &l1, 1, &r1, 1,
 				    PAGE_4K) != (int)PAGE_4K) {
 					if (errno == ESRCH) {
 						snapshot_set_error(s,

@@ -366,7 +366,9 @@ test_cancel(int dirfd, const char *dir)
 	while (mono_ns() < t_end)
 		usleep(10000);
 	for (unsigned t = 0; t < NTHREADS; t++) {
-		uint64_t ago = mono_ns() - atomic_load(&last_progress_ns[t]);
+		uint64_t last = atomic_load(&last_progress_ns[t]);
+		uint64_t now = mono_ns();
+		uint64_t ago = now > last ? now - last : 0;
 
 		if (ago > 1000000000ULL) {
 			fprintf(stderr, "writer %u: no progress for %llu ms\n",
