@@ -11,7 +11,8 @@
 #
 # Sources are found by directory: every daemon/*.c goes into snapd, every
 # client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
-# proto/*.c into both sides.  A new file needs no Makefile change.
+# proto/*.c into both sides, every tests/workload/*.c is a workload binary
+# linking tests/workload/lib/*.c.  A new file needs no Makefile change.
 
 VERSION		= 0.1.0
 SOVERSION	= 0
@@ -60,6 +61,7 @@ DAEMON_SRC	= $(wildcard daemon/*.c)
 LIB_SRC		= $(wildcard client/lib/*.c)
 SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)
 WORKLOAD_SRC	= $(wildcard tests/workload/*.c)
+WORKLOAD_LIB_SRC = $(wildcard tests/workload/lib/*.c)
 UNIT_SRC	= $(wildcard tests/unit/*.c)
 
 PROTO_OBJ	= $(PROTO_SRC:%.c=$(B)/%.o)
@@ -69,6 +71,7 @@ LIB_SOBJ	= $(LIB_SRC:%.c=$(B)/%.o) $(PROTO_OBJ)
 SNAPCTL_OBJ	= $(SNAPCTL_SRC:%.c=$(B)/%.o)
 UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WORKLOAD_BIN	= $(WORKLOAD_SRC:tests/workload/%.c=$(B)/tests/%)
+WORKLOAD_LIB_OBJ = $(WORKLOAD_LIB_SRC:%.c=$(B)/%.o)
 # Unit tests link every daemon object except the one holding main().
 DAEMON_LIBOBJ	= $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ))
 
@@ -104,9 +107,9 @@ $(B)/tests/%: tests/unit/%.c $(DAEMON_LIBOBJ) $(PROTO_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(B)/tests/%: tests/workload/%.c $(LIBA)
+$(B)/tests/%: tests/workload/%.c $(WORKLOAD_LIB_OBJ) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ZSTD_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Itests/workload/lib $(LDFLAGS) -o $@ $^ $(ZSTD_LIBS) -lm
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
