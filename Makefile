@@ -147,9 +147,11 @@ check: deps
 # TSan.  CI runs this after `make check`.
 check-sanitizers: deps
 	$(MAKE) SANITIZE=address,undefined tests
-	B=build-address-undefined SANITIZE=address,undefined tests/run.sh
 	$(MAKE) SANITIZE=thread build-thread/tests/test_engine
-	B=build-thread SANITIZE=thread TESTS='^test_engine$$' tests/run.sh
+	rc=0; \
+	B=build-address-undefined SANITIZE=address,undefined tests/run.sh || rc=1; \
+	B=build-thread SANITIZE=thread TESTS='^test_engine$$' tests/run.sh || rc=1; \
+	exit $$rc
 
 demo: deps
 	$(MAKE) all $(WORKLOAD_BIN)

@@ -21,49 +21,7 @@
 t_init
 snapd_config "compression_threads 1"
 
-# kill_when NAME EXPR TIMEOUT: poll query-snapshots until the snapshot NAME
-# satisfies the Python expression EXPR over its object s, then SIGKILL
-# snapd.  Prints one JSON line: killed, polls, states seen, the snapshot.
-kill_when() {
-	python3 - "$SNAPD_SOCK" "$1" "$SNAPD_PID" "$2" "$3" <<'EOF'
-import json, os, signal, socket, sys, time
-path, name, pid, expr, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(path)
-f = s.makefile("rwb", buffering=0)
-def reply(i):
-    while True:
-        line = f.readline()
-        if not line:
-            sys.exit("snapd closed the connection while polling")
-        m = json.loads(line)
-        if "QMP" in m or "event" in m:
-            continue
-        if m.get("id") == i:
-            return m
-f.write(b'{"execute":"qmp_capabilities","id":0}\n')
-reply(0)
-end = time.monotonic() + timeout
-n, last, seen = 0, None, {}
-while time.monotonic() < end:
-    n += 1
-    f.write(b'{"execute":"query-snapshots","id":%d}\n' % n)
-    snaps = [x for x in reply(n).get("return", []) if x.get("name") == name]
-    if not snaps:
-        continue
-    last = snaps[-1]
-    seen[last["state"]] = seen.get(last["state"], 0) + 1
-    if last["state"] in ("completed", "failed", "cancelled"):
-        break
-    if eval(expr, {}, {"s": last}):
-        os.kill(pid, signal.SIGKILL)
-        print(json.dumps({"killed": True, "polls": n, "states": seen, "snapshot": last}))
-        sys.exit(0)
-    time.sleep(0.001)
-print(json.dumps({"killed": False, "polls": n, "states": seen, "snapshot": last}))
-sys.exit(1)
-EOF
-}
+# kill_when (tests/lib.sh) SIGKILLs snapd itself here.
 
 # kill_case LABEL EXPR SNAPWORK-ARGS...: one snapshot, snapd killed when
 # EXPR holds; then every check.
@@ -77,7 +35,7 @@ kill_case() {
 	    --after-loss 2 --name "$label" "$@" >"$out" 2>"$out.err" &
 	SNAPWORK_PID=$!
 	t_track "$SNAPWORK_PID"
-	if ! kill_when "$label" "$expr" 40 >"$poll"; then
+	if ! kill_when "$label" "$SNAPD_PID" "$expr" 40 >"$poll"; then
 		cat "$poll" >&2
 		kill -KILL "$SNAPWORK_PID" 2>/dev/null
 		fail "$label: the snapshot never reached the stage to kill in ($expr)"

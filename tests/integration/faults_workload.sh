@@ -14,47 +14,6 @@ t_init
 snapd_config
 snapd_start
 
-# kill_when NAME PID EXPR TIMEOUT: poll query-snapshots on one connection
-# until snapshot NAME satisfies the Python expression EXPR over its object
-# s, then SIGKILL PID.  Prints one JSON line with the snapshot as seen.
-kill_when() {
-	python3 - "$SNAPD_SOCK" "$@" <<'EOF'
-import json, os, signal, socket, sys, time
-path, name, pid, expr, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(path)
-f = s.makefile("rwb", buffering=0)
-def reply(i):
-    while True:
-        line = f.readline()
-        if not line:
-            sys.exit("snapd closed the connection while polling")
-        m = json.loads(line)
-        if "QMP" in m or "event" in m:
-            continue
-        if m.get("id") == i:
-            return m
-f.write(b'{"execute":"qmp_capabilities","id":0}\n')
-reply(0)
-end = time.monotonic() + timeout
-n, last = 0, None
-while time.monotonic() < end:
-    n += 1
-    f.write(b'{"execute":"query-snapshots","id":%d}\n' % n)
-    snaps = [x for x in reply(n).get("return", []) if x.get("name") == name]
-    if snaps:
-        last = snaps[-1]
-        if last["state"] in ("completed", "failed", "cancelled"):
-            break
-        if eval(expr, {}, {"s": last}):
-            os.kill(pid, signal.SIGKILL)
-            print(json.dumps({"killed": True, "snapshot": last}))
-            sys.exit(0)
-    time.sleep(0.002)
-print(json.dumps({"killed": False, "snapshot": last}))
-sys.exit(1)
-EOF
-}
 
 # snapshot_field NAME KEY: KEY of the last snapshot named NAME.
 snapshot_field() {

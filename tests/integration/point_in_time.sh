@@ -1,17 +1,17 @@
 #!/bin/bash
 # Proof 1, point in time: with four writer threads hammering 256 MiB (half
-# random, half sequential) and a buffer of only 4 MiB, every page of the
+# random, half sequential) and a buffer of only 1 MiB, every page of the
 # snapshot holds exactly what it held at the armed instant.  The small
 # buffer must fill (buffer-full waits > 0), so the synchronous path, where
 # a faulting writer waits for a free slot, is exercised too.
 . "$(dirname "$0")/../lib.sh"
 t_init
-snapd_config
+snapd_config "compression_threads 1"
 snapd_start
 
 out=$T/point_in_time.json
 if ! run_snapwork "$out" --size 256M --threads 4 --pattern mixed \
-    --buffer 4M --name point-in-time; then
+    --buffer 1M --name point-in-time; then
 	show_snapwork "$out"
 	fail "snapwork did not verify the snapshot (see its messages above)"
 fi
@@ -24,5 +24,5 @@ faulted=$(json_get "$out" pages-faulted) || fail "no pages-faulted"
 [ "$wrong" -eq 0 ] || { show_snapwork "$out"; fail "$wrong pages differ from the armed instant"; }
 [ "$during" -gt 0 ] || { show_snapwork "$out"; fail "no page was written while the snapshot ran: nothing was proven"; }
 [ "$faulted" -gt 0 ] || { show_snapwork "$out"; fail "no page was copied on the fault path: the writers never raced the snapshot"; }
-[ "$waits" -gt 0 ] || { show_snapwork "$out"; fail "a 4 MiB buffer never filled (buffer-full-waits 0): the synchronous path was not exercised"; }
+[ "$waits" -gt 0 ] || { show_snapwork "$out"; fail "a 1 MiB buffer never filled (buffer-full-waits 0): the synchronous path was not exercised"; }
 echo "ok: 0 wrong pages; $during writes during the snapshot, $faulted pages copied on the fault path, $waits buffer-full waits"
