@@ -40,6 +40,7 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "level", CMD_ARG_INT, 0 },
 	{ "buffer-size", CMD_ARG_INT, 0 },
 	{ "pid", CMD_ARG_INT, 0 },
+	{ "prearm", CMD_ARG_BOOL, 0 },
 	{ NULL, 0, 0 }
 };
 
@@ -271,6 +272,9 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 			    "pid must be a positive process id");
 		req.pid = (pid_t)json_integer_value(v);
 	}
+
+	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
+		req.prearm = json_is_true(v);
 
 	snapshots_counters(&n);
 	if (n.active >= (unsigned)conf->max_snapshots)

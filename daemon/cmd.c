@@ -24,6 +24,7 @@ const struct cmd_entry cmd_table[] = {
 	{ "closefd", 0, cmd_getfd_args, cmd_closefd_exec },
 	{ "snapshot-start", 0, cmd_snapshot_start_args,
 	    cmd_snapshot_start_exec },
+	{ "snapshot-arm", 0, cmd_snapshot_arm_args, cmd_snapshot_arm_exec },
 	{ "snapshot-cancel", 0, cmd_snapshot_cancel_args,
 	    cmd_snapshot_cancel_exec },
 	{ "query-snapshots", 0, cmd_no_args, cmd_query_snapshots_exec },

@@ -76,6 +76,7 @@ enum cmd_retval	cmd_error(struct cmd_ctx *ctx, const char *class,
 extern const struct cmd_arg	cmd_no_args[];
 extern const struct cmd_arg	cmd_getfd_args[];
 extern const struct cmd_arg	cmd_snapshot_start_args[];
+extern const struct cmd_arg	cmd_snapshot_arm_args[];
 extern const struct cmd_arg	cmd_snapshot_cancel_args[];
 extern const struct cmd_arg	cmd_snapshot_delete_args[];
 
@@ -85,6 +86,7 @@ enum cmd_retval	cmd_query_status_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_getfd_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_closefd_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
+enum cmd_retval	cmd_snapshot_arm_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_cancel_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);

@@ -63,6 +63,7 @@
 #include "config.h"
 #include "cmd.h"
 #include "snapshot.h"
+#include "snapshots.h"
 #include "control.h"
 
 /* Bytes of output a connection may have queued before it is dropped. */
@@ -257,6 +258,11 @@ conn_send(struct conn *c, json_t *msg)
 		conn_kill(c);
 		return;
 	}
+	/*
+	 * A reply may end a client's pause: write it now if the socket takes
+	 * it.  What is left, and any error, is for conn_write_cb.
+	 */
+	(void)evbuffer_write(c->out, c->fd);
 	event_add(c->write_ev, NULL);
 }
 
@@ -313,9 +319,11 @@ static void
 conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
-	int		 n;
+	int		 n = 0;
 
-	n = evbuffer_write(c->out, fd);
+	/* conn_send() may have written it all already. */
+	if (evbuffer_get_length(c->out) > 0)
+		n = evbuffer_write(c->out, fd);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR) {
 			event_add(c->write_ev, NULL);
@@ -686,6 +694,7 @@ conn_free(struct conn *c)
 
 	TAILQ_REMOVE(&control_conns, c, entry);
 	control_count--;
+	snapshots_conn_closed(c->id);
 	for (i = 0; i < c->nfds; i++)
 		close(c->fds[i].fd);
 	for (i = 0; i < c->nrxfds; i++)

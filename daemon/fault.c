@@ -191,9 +191,53 @@ fault_move(struct snapshot *s, uint64_t from, uint64_t to, uint64_t len)
 	atomic_store_explicit(&s->nmoves, n + 1, memory_order_release);
 }
 
+/*
+ * Pre-armed, nothing is saved yet: a discarded range reads as zeros from now
+ * on, which is what it will hold at the armed instant, so it is only noted
+ * to be protected again (with WP_UNPOPULATED that protects empty ptes too).
+ * A munmap or mremap breaks the pre-arm: the arm fails, nothing is saved.
+ */
+static void
+fault_prearm_event(struct snapshot *s, const struct uffd_msg *m)
+{
+	uint64_t start = m->arg.remove.start, end = m->arg.remove.end;
+
+	if (m->event == UFFD_EVENT_REMOVE &&
+	    (s->features & UFFD_FEATURE_WP_UNPOPULATED)) {
+		log_debug("snapshot %llu: pre-armed process discarded "
+		    "0x%llx-0x%llx", (unsigned long long)s->id,
+		    (unsigned long long)start, (unsigned long long)end);
+		for (uint32_t i = 0; i < s->nregions; i++) {
+			struct region	*r = &s->regions[i];
+			uint64_t	 lo = start > r->start ? start : r->start;
+			uint64_t	 hi = end < r->start + r->length ? end :
+					    r->start + r->length;
+
+			if (lo < hi)
+				snapshot_prearm_note(r,
+				    (lo - r->start) >> PAGE_SHIFT_4K,
+				    (hi - lo + PAGE_4K - 1) >> PAGE_SHIFT_4K);
+		}
+		return;
+	}
+	if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP ||
+	    m->event == UFFD_EVENT_REMAP) {
+		log_warnx("snapshot %llu: the pre-armed process %s; the arm "
+		    "will fail", (unsigned long long)s->id,
+		    m->event == UFFD_EVENT_REMAP ? "moved part of a region" :
+		    m->event == UFFD_EVENT_UNMAP ? "unmapped part of a region" :
+		    "discarded pages and the kernel lacks WP_UNPOPULATED");
+		atomic_store(&s->prearm_broken, (int)m->event);
+	}
+}
+
 static void
 fault_event(struct snapshot *s, const struct uffd_msg *m)
 {
+	if (atomic_load(&s->prearm_active)) {
+		fault_prearm_event(s, m);
+		return;
+	}
 	switch (m->event) {
 	case UFFD_EVENT_REMOVE:		/* MADV_DONTNEED, MADV_REMOVE */
 	case UFFD_EVENT_UNMAP:		/* munmap, or mremap's old range */
@@ -249,6 +293,35 @@ fault_note_stall(struct snapshot *s, uint64_t t0)
 }
 
 /*
+ * Pre-armed: let the write through and note the pages, to be protected
+ * again at the arm.  Sequential writers get the same fault-around as when
+ * armed, so a stream costs one round trip per run.  Under prearm_lock.
+ */
+static void
+fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
+{
+	struct snapshot	*s = fc->s;
+	struct region	*r;
+	uint64_t	 page;
+	uint32_t	 width;
+	unsigned	 stream;
+
+	r = snapshot_region_at(s, page_addr, &page);
+	if (r == NULL) {
+		uffd_wake(s->uffd, page_addr, PAGE_4K);
+		return;
+	}
+	width = fault_width(r, page, &stream);
+	if (width > r->npages - page)
+		width = (uint32_t)(r->npages - page);
+	r->stream_next[stream] = page + width;
+	r->stream_width[stream] = width;
+	snapshot_prearm_note(r, page, width);
+	fault_unprotect(fc, page_addr, width * PAGE_4K);
+	atomic_fetch_add(&s->prearm_pages, width);
+}
+
+/*
  * Serve one write-protect fault at addr: copy the page (and, when the
  * writes are sequential, the unclaimed pages after it) into buffer slots,
  * then un-protect the run with one ioctl, which wakes the faulting task.
@@ -264,6 +337,15 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	int		 waited, got;
 	struct iovec	 local[FAULT_AROUND_MAX], remote;
 
+	if (atomic_load(&s->prearm_active)) {
+		pthread_mutex_lock(&s->prearm_lock);
+		if (atomic_load(&s->prearm_active)) {
+			fault_prearm_serve(fc, page_addr);
+			pthread_mutex_unlock(&s->prearm_lock);
+			return;
+		}
+		pthread_mutex_unlock(&s->prearm_lock);
+	}
 	r = snapshot_region_at(s, page_addr, &page);
 	if (r == NULL) {
 		/* Not ours (cannot happen for registered ranges): never leave

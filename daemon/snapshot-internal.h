@@ -54,6 +54,7 @@ struct region {
 	uint64_t		npages;
 	uint32_t		index;		/* in the request and the file */
 	struct pagestate	ps;
+	_Atomic uint64_t	*prearm_dirty;	/* pre-arm: written since protected */
 	uint64_t		stream_next[FAULT_STREAMS];
 	uint32_t		stream_width[FAULT_STREAMS];
 	uint32_t		stream_victim;
@@ -83,6 +84,7 @@ struct lost_range {
 #define NOTIFY_ARMED		0x1
 #define NOTIFY_BUFFER_FULL	0x2
 #define NOTIFY_DONE		0x4
+#define NOTIFY_PREARMED		0x8
 
 struct snapshot {
 	uint64_t		 id;
@@ -110,6 +112,22 @@ struct snapshot {
 	pthread_mutex_t		 lost_lock;
 	struct lost_range	*lost;		/* guarded by lost_lock */
 	size_t			 nlost, lost_cap;
+
+	/*
+	 * Pre-arm.  prearm_active is set before the fault thread starts and
+	 * cleared once by the writer at snapshot_arm(), under prearm_lock and
+	 * event_lock: the fault thread serves a fault in pre-arm mode (un-protect,
+	 * note the page) only under prearm_lock with it set, and handles an
+	 * event in pre-arm mode only under event_lock with it set.
+	 */
+	_Atomic int		 prearm_active;
+	_Atomic int		 prearm_broken;	/* munmap/mremap meanwhile: which event */
+	pthread_mutex_t		 prearm_lock;
+	pthread_cond_t		 prearm_cond;	/* arm_requested, armed_reported or cancel */
+	int			 arm_requested;	/* under prearm_lock */
+	int			 armed_reported;	/* under prearm_lock: main thread sent ARMED */
+	uint64_t		 prearm_ns;
+	_Atomic uint64_t	 prearm_pages;
 
 	pthread_t		 writer;
 	pthread_t		 fault;
@@ -157,6 +175,10 @@ void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
 int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
 		    unsigned nlocal, const struct iovec *remote, unsigned nremote,
 		    size_t total);
+
+/* Pre-arm: note pages [first, first+count) of r as written. */
+void		 snapshot_prearm_note(struct region *r, uint64_t first,
+		    uint64_t count);
 
 /* fault.c */
 void		*fault_thread_main(void *arg);

@@ -69,6 +69,7 @@ snapshot_state_name(enum snapshot_state state)
 {
 	static const char *const names[] = {
 		[SNAPSHOT_ARMING] = "arming",
+		[SNAPSHOT_PREARMED] = "prearmed",
 		[SNAPSHOT_RUNNING] = "running",
 		[SNAPSHOT_FINISHING] = "finishing",
 		[SNAPSHOT_COMPLETED] = "completed",
@@ -88,8 +89,15 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
 	struct snapshot	*s = arg;
 	unsigned	 pending = atomic_exchange(&s->pending, 0);
 
-	if (pending & NOTIFY_ARMED)
+	if (pending & NOTIFY_PREARMED)
+		s->cb(s, SNAPSHOT_EV_PREARMED, s->cb_arg);
+	if (pending & NOTIFY_ARMED) {
 		s->cb(s, SNAPSHOT_EV_ARMED, s->cb_arg);
+		pthread_mutex_lock(&s->prearm_lock);
+		s->armed_reported = 1;
+		pthread_cond_broadcast(&s->prearm_cond);
+		pthread_mutex_unlock(&s->prearm_lock);
+	}
 	if (pending & NOTIFY_BUFFER_FULL)
 		s->cb(s, SNAPSHOT_EV_BUFFER_FULL, s->cb_arg);
 	/* Last: the callback may free the snapshot. */
@@ -242,8 +250,10 @@ snapshot_destroy(struct snapshot *s)
 {
 	if (s->notify_ev != NULL)
 		event_free(s->notify_ev);
-	for (uint32_t i = 0; i < s->nregions; i++)
+	for (uint32_t i = 0; i < s->nregions; i++) {
 		pagestate_destroy(&s->regions[i].ps);
+		free(s->regions[i].prearm_dirty);
+	}
 	free(s->regions);
 	free(s->by_addr);
 	free(s->lost);
@@ -259,6 +269,8 @@ snapshot_destroy(struct snapshot *s)
 	pthread_mutex_destroy(&s->event_lock);
 	pthread_mutex_destroy(&s->lost_lock);
 	pthread_mutex_destroy(&s->error_lock);
+	pthread_mutex_destroy(&s->prearm_lock);
+	pthread_cond_destroy(&s->prearm_cond);
 	free(s);
 }
 
@@ -283,6 +295,8 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 	pthread_mutex_init(&s->event_lock, NULL);
 	pthread_mutex_init(&s->lost_lock, NULL);
 	pthread_mutex_init(&s->error_lock, NULL);
+	pthread_mutex_init(&s->prearm_lock, NULL);
+	pthread_cond_init(&s->prearm_cond, NULL);
 	atomic_init(&s->state, SNAPSHOT_ARMING);
 
 	s->nregions = req->region_count;
@@ -299,6 +313,9 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 			fatal("snapshot %llu: page state for %llu pages",
 			    (unsigned long long)s->id,
 			    (unsigned long long)r->npages);
+		if (req->prearm)
+			r->prearm_dirty = xcalloc((r->npages + 63) / 64,
+			    sizeof(*r->prearm_dirty));
 		s->by_addr[i] = r;
 		s->pages_total += r->npages;
 	}
@@ -342,6 +359,37 @@ snapshot_cancel(struct snapshot *s, const char *why)
 	snapshot_set_error(s, "cancelled: %s", why);
 	atomic_store(&s->cancel, 1);
 	pagebuf_cancel(&s->buf);
+	pthread_mutex_lock(&s->prearm_lock);
+	pthread_cond_broadcast(&s->prearm_cond);
+	pthread_mutex_unlock(&s->prearm_lock);
+}
+
+int
+snapshot_arm(struct snapshot *s)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->prearm_lock);
+	if (atomic_load(&s->state) != SNAPSHOT_PREARMED) {
+		errno = EINVAL;
+		rc = -1;
+	} else if (s->arm_requested) {
+		errno = EALREADY;
+		rc = -1;
+	} else {
+		s->arm_requested = 1;
+		pthread_cond_broadcast(&s->prearm_cond);
+	}
+	pthread_mutex_unlock(&s->prearm_lock);
+	return rc;
+}
+
+void
+snapshot_prearm_note(struct region *r, uint64_t first, uint64_t count)
+{
+	for (uint64_t p = first; p < first + count && p < r->npages; p++)
+		atomic_fetch_or_explicit(&r->prearm_dirty[p / 64],
+		    1ULL << (p % 64), memory_order_relaxed);
 }
 
 uint64_t
@@ -370,11 +418,14 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 	pthread_mutex_unlock(&s->buf.lock);
 	st->stall_max_ns = atomic_load(&s->stall_max_ns);
 	st->bytes_written = atomic_load(&s->bytes_written);
-	if (state != SNAPSHOT_ARMING) {
+	st->prearm_pages = atomic_load(&s->prearm_pages);
+	if (state != SNAPSHOT_ARMING)
+		st->prearm_ns = s->prearm_ns;
+	if (state != SNAPSHOT_ARMING && state != SNAPSHOT_PREARMED) {
 		st->arm_ns = s->arm_ns;
 		st->armed_realtime_ns = s->armed_realtime_ns;
 		st->duration_ns = atomic_load(&s->duration_ns);
-		if (st->duration_ns == 0)
+		if (st->duration_ns == 0 && s->armed_mono_ns != 0)
 			st->duration_ns = now_ns() - s->armed_mono_ns;
 	}
 	if (state == SNAPSHOT_COMPLETED) {

@@ -49,10 +49,12 @@ struct snapshot_request {
 	uid_t			 owner_uid;	/* file owner, -1 to leave as created */
 	gid_t			 owner_gid;
 	enum discard_policy	 on_discard;
+	int			 prearm;	/* protect while the process runs; snapshot_arm() */
 };
 
 enum snapshot_state {
 	SNAPSHOT_ARMING = 0,
+	SNAPSHOT_PREARMED,	/* protected while running; waits for snapshot_arm() */
 	SNAPSHOT_RUNNING,	/* armed; pages are being saved */
 	SNAPSHOT_FINISHING,	/* every page saved; index, fsync, rename */
 	SNAPSHOT_COMPLETED,
@@ -61,6 +63,7 @@ enum snapshot_state {
 };
 
 enum snapshot_event {
+	SNAPSHOT_EV_PREARMED,
 	SNAPSHOT_EV_ARMED,
 	SNAPSHOT_EV_BUFFER_FULL,
 	SNAPSHOT_EV_DONE,	/* state is COMPLETED, FAILED or CANCELLED */
@@ -80,6 +83,8 @@ struct snapshot_stats {
 	uint64_t	stall_max_ns;		/* longest a fault was held by us */
 	uint64_t	bytes_written;
 	uint64_t	arm_ns;			/* the application's pause to arm */
+	uint64_t	prearm_ns;		/* pre-arm: protecting while it ran */
+	uint64_t	prearm_pages;		/* pre-arm: pages written meanwhile, re-protected */
 	uint64_t	duration_ns;		/* armed to done */
 	uint64_t	armed_realtime_ns;
 	uint64_t	file_size;		/* when completed */
@@ -99,6 +104,17 @@ typedef void snapshot_cb(struct snapshot *snap, enum snapshot_event ev,
  */
 struct snapshot	*snapshot_start(struct event_base *base,
 		    const struct snapshot_request *req, snapshot_cb *cb, void *arg);
+
+/*
+ * Pre-arm (req->prearm): snapshot_start() write-protects the regions while
+ * the process keeps running and reports SNAPSHOT_EV_PREARMED; pages the
+ * process writes meanwhile are un-protected and noted.  The caller then
+ * stops the process and calls snapshot_arm(): only the noted pages are
+ * protected again, which is the whole pause, and SNAPSHOT_EV_ARMED (the
+ * point in time) follows.  Returns -1 with errno EINVAL if the snapshot is
+ * not pre-armed and waiting, EALREADY if arming was already asked.
+ */
+int		 snapshot_arm(struct snapshot *snap);
 
 /* Ask a running snapshot to stop; SNAPSHOT_EV_DONE (CANCELLED) follows. */
 void		 snapshot_cancel(struct snapshot *snap, const char *why);

@@ -196,6 +196,66 @@ snapshots_trim(void)
 	}
 }
 
+/* The deferred reply has gone: forget its id. */
+static void
+snapshots_replied(struct snap_entry *e)
+{
+	e->reply_pending = 0;
+	if (e->reply_id != NULL) {
+		json_decref(e->reply_id);
+		e->reply_id = NULL;
+	}
+}
+
+/* Pre-armed: the snapshot-start reply; snapshot-arm comes next. */
+static void
+snapshots_prearmed(struct snap_entry *e)
+{
+	struct snapshot_stats st;
+
+	e->prearmed = 1;
+	snapshot_stats(e->snap, &st);
+	if (e->reply_pending) {
+		control_reply(e->reply_conn, e->reply_id,
+		    snapshots_pack("{sI ss ss ss sI sI}",
+		    "id", (json_int_t)e->id,
+		    "name", e->name,
+		    "file", e->file,
+		    "state", "prearmed",
+		    "prearm-us", (json_int_t)(st.prearm_ns / 1000),
+		    "pages", (json_int_t)st.pages_total));
+		snapshots_replied(e);
+	}
+}
+
+int
+snapshots_arm(struct snap_entry *e, uint64_t conn_id, json_t *reply_id)
+{
+	if (e->done || e->snap == NULL || !e->prearmed || e->armed ||
+	    e->reply_pending) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (snapshot_arm(e->snap) == -1)
+		return -1;
+	e->reply_pending = 1;
+	e->reply_conn = conn_id;
+	e->reply_id = json_incref(reply_id);
+	return 0;
+}
+
+void
+snapshots_conn_closed(uint64_t conn_id)
+{
+	struct snap_entry *e;
+
+	TAILQ_FOREACH(e, &snapshots, entry)
+		if (!e->done && e->snap != NULL && !e->armed &&
+		    e->prearm && e->start_conn == conn_id)
+			snapshot_cancel(e->snap, "the connection that pre-armed "
+			    "it closed before snapshot-arm");
+}
+
 static void
 snapshots_armed(struct snap_entry *e)
 {
@@ -204,14 +264,18 @@ snapshots_armed(struct snap_entry *e)
 	e->armed = 1;
 	snapshot_stats(e->snap, &st);	/* the engine logged the arming */
 	if (e->reply_pending) {
-		e->reply_pending = 0;
-		control_reply(e->reply_conn, e->reply_id,
-		    snapshots_pack("{sI ss ss sI sI}",
+		json_t *r = snapshots_pack("{sI ss ss sI sI}",
 		    "id", (json_int_t)e->id,
 		    "name", e->name,
 		    "file", e->file,
 		    "arm-us", (json_int_t)(st.arm_ns / 1000),
-		    "pages", (json_int_t)st.pages_total));
+		    "pages", (json_int_t)st.pages_total);
+
+		if (e->prearmed)
+			json_object_set_new(r, "prearm-pages",
+			    json_integer((json_int_t)st.prearm_pages));
+		control_reply(e->reply_conn, e->reply_id, r);
+		snapshots_replied(e);
 	}
 	control_event(e->uid, SNAPD_EV_ARMED,
 	    snapshots_pack("{sI ss si sI sI}",
@@ -320,6 +384,9 @@ snapshots_engine_cb(struct snapshot *snap, enum snapshot_event ev, void *arg)
 	if (e->snap == NULL && !e->done)
 		e->snap = snap;
 	switch (ev) {
+	case SNAPSHOT_EV_PREARMED:
+		snapshots_prearmed(e);
+		break;
 	case SNAPSHOT_EV_ARMED:
 		snapshots_armed(e);
 		break;
@@ -351,6 +418,8 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 	    req->format == OUTPUT_RAW ? ZSNAP_RAW_SUFFIX : ZSNAP_SUFFIX);
 	e->reply_pending = 1;
 	e->reply_conn = conn_id;
+	e->start_conn = conn_id;
+	e->prearm = req->prearm;
 	if (reply_id != NULL)
 		e->reply_id = json_incref(reply_id);
 	e->final.state = SNAPSHOT_ARMING;

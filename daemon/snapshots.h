@@ -39,11 +39,18 @@ struct snap_entry {
 	char			 file[PATH_MAX];	/* final path */
 	struct snapshot		*snap;		/* the engine's, NULL once done */
 	struct snapshot_stats	 final;		/* figures once done */
+	int			 prearm;	/* asked for pre-arm */
+	int			 prearmed;	/* SNAPSHOT_EV_PREARMED seen */
 	int			 armed;
 	int			 done;
 	int			 cancel_requested;
 
-	/* The snapshot-start reply, sent when armed (or failed before). */
+	uint64_t		 start_conn;	/* the connection that started it */
+
+	/*
+	 * The deferred reply: snapshot-start's, sent when armed (or pre-armed,
+	 * or failed before); then snapshot-arm's, sent when armed.
+	 */
 	int			 reply_pending;
 	uint64_t		 reply_conn;
 	json_t			*reply_id;
@@ -73,6 +80,17 @@ uint64_t	 snapshots_next_id(void);
 struct snap_entry *snapshots_start(const struct snapshot_request *req,
 		    const char *dir, uint64_t conn_id, json_t *reply_id,
 		    char *err, size_t errlen);
+
+/*
+ * Arm a pre-armed snapshot (snapshot-arm): its reply goes to conn_id with
+ * reply_id once armed.  -1 with errno EINVAL if it is not pre-armed and
+ * waiting, EALREADY if already asked.
+ */
+int		 snapshots_arm(struct snap_entry *e, uint64_t conn_id,
+		    json_t *reply_id);
+
+/* A connection closed: cancel the pre-armed snapshots it never armed. */
+void		 snapshots_conn_closed(uint64_t conn_id);
 
 struct snap_entry *snapshots_find(uint64_t id);
 /* A snapshot not yet done with this name in this directory, or NULL. */

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,6 +424,35 @@ writer_protect_all(struct snapshot *s)
 	return 0;
 }
 
+/* The point in time: protecting began at t0 and is complete now. */
+static void
+writer_mark_armed(struct snapshot *s, uint64_t t0)
+{
+	struct timespec rt;
+
+	s->armed_mono_ns = now_ns();
+	s->arm_ns = s->armed_mono_ns - t0;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	s->armed_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ULL +
+	    (uint64_t)rt.tv_nsec;
+}
+
+static int
+writer_start_fault_thread(struct snapshot *s)
+{
+	int err;
+
+	if (s->fault_started)
+		return 0;
+	if ((err = pthread_create(&s->fault, NULL, fault_thread_main, s))) {
+		snapshot_set_error(s, "cannot start the fault thread: %s",
+		    strerror(err));
+		return -1;
+	}
+	s->fault_started = 1;
+	return 0;
+}
+
 static int
 writer_arm(struct snapshot *s)
 {
@@ -430,7 +460,6 @@ writer_arm(struct snapshot *s)
 	uint64_t		 t0, features;
 	char			 path[64];
 	int			 pagemap, flags, rc = -1;
-	struct timespec		 rt;
 
 	if (s->pidfd == -1)
 		s->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
@@ -483,13 +512,21 @@ writer_arm(struct snapshot *s)
 			goto out;
 		}
 	}
+	/*
+	 * Pre-arm: the process runs on while the regions are protected, so
+	 * the fault thread must serve its writes from the first one.
+	 */
+	if (req->prearm) {
+		atomic_store(&s->prearm_active, 1);
+		if (writer_start_fault_thread(s) == -1)
+			goto out;
+	}
 	if (writer_protect_all(s) == -1)
 		goto out;
-	s->armed_mono_ns = now_ns();
-	s->arm_ns = s->armed_mono_ns - t0;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	s->armed_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ULL +
-	    (uint64_t)rt.tv_nsec;
+	if (req->prearm)
+		s->prearm_ns = now_ns() - t0;
+	else
+		writer_mark_armed(s, t0);
 	for (uint32_t i = 0; i < s->nregions; i++)
 		if (writer_check_owner(s, pagemap, &s->regions[i]) == -1)
 			goto out;
@@ -497,6 +534,167 @@ writer_arm(struct snapshot *s)
 out:
 	close(pagemap);
 	return rc;
+}
+
+/*
+ * Pre-armed: every page is protected and the process runs on; the fault
+ * thread un-protects what it writes and notes it.  Wait for snapshot_arm()
+ * (the caller has stopped the process by then), a cancel, or the process's
+ * exit.
+ */
+static int
+writer_prearm_wait(struct snapshot *s)
+{
+	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
+	struct timespec	until;
+	int		rc = 0;
+
+	pthread_mutex_lock(&s->prearm_lock);
+	atomic_store(&s->state, SNAPSHOT_PREARMED);
+	pthread_mutex_unlock(&s->prearm_lock);
+	log_info("snapshot %llu (pid %d, %s): pre-armed %llu pages in %llu us "
+	    "while the process runs; waiting for snapshot-arm",
+	    (unsigned long long)s->id, (int)s->req.pid, s->comm,
+	    (unsigned long long)s->pages_total,
+	    (unsigned long long)(s->prearm_ns / 1000));
+	snapshot_notify(s, NOTIFY_PREARMED);
+
+	pthread_mutex_lock(&s->prearm_lock);
+	while (!s->arm_requested) {
+		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error)) {
+			rc = -1;
+			break;
+		}
+		if (poll(&pfd, 1, 0) == 1) {
+			atomic_store(&s->fault_error, ESRCH);
+			rc = -1;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->prearm_cond, &s->prearm_lock,
+		    &until);
+	}
+	pthread_mutex_unlock(&s->prearm_lock);
+	return rc;
+}
+
+/* Protect pages [first, first+count) of r again; counts them in *total. */
+static int
+writer_reprotect(struct snapshot *s, struct region *r, uint64_t first,
+    uint64_t count, uint64_t *total)
+{
+	if (count == 0)
+		return 0;
+	if (protect_retry(s, r->start + first * PAGE_4K, count * PAGE_4K) ==
+	    -1) {
+		snapshot_set_error(s, "write-protect region %u again "
+		    "(0x%llx+%llu): %s", r->index,
+		    (unsigned long long)(r->start + first * PAGE_4K),
+		    (unsigned long long)(count * PAGE_4K), strerror(errno));
+		return -1;
+	}
+	*total += count;
+	return 0;
+}
+
+/*
+ * Each ioctl flushes the TLB of every CPU the process runs on, which costs
+ * about as much as protecting 64 ptes: pages written less than this far
+ * apart are protected again in one call, the clean ones between included
+ * (protecting a protected page changes nothing).
+ */
+#define REARM_GAP	64
+
+/*
+ * The pause of a pre-armed snapshot: stop serving faults in pre-arm mode,
+ * then protect again only the pages written since the pre-arm.  The
+ * process is stopped by its owner meanwhile, so this is the point in time.
+ */
+static int
+writer_rearm(struct snapshot *s)
+{
+	uint64_t	t0 = now_ns(), total = 0, written = 0;
+	int		broken;
+
+	pthread_mutex_lock(&s->prearm_lock);
+	pthread_mutex_lock(&s->event_lock);
+	atomic_store(&s->prearm_active, 0);
+	pthread_mutex_unlock(&s->event_lock);
+	pthread_mutex_unlock(&s->prearm_lock);
+
+	if ((broken = atomic_load(&s->prearm_broken)) != 0) {
+		snapshot_set_error(s, "the process %s part of a region while "
+		    "pre-armed; nothing was saved",
+		    broken == UFFD_EVENT_REMAP ? "moved (mremap)" :
+		    broken == UFFD_EVENT_UNMAP ? "unmapped (munmap)" :
+		    "discarded (MADV_DONTNEED) without WP_UNPOPULATED");
+		return -1;
+	}
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region	*r = s->by_addr[i];
+		uint64_t	 run = 0, end = 0;	/* [run, end) to protect */
+
+		for (uint64_t w = 0; w < (r->npages + 63) / 64; w++) {
+			uint64_t bits = atomic_exchange_explicit(
+			    &r->prearm_dirty[w], 0, memory_order_relaxed);
+
+			written += (uint64_t)__builtin_popcountll(bits);
+			while (bits != 0) {
+				unsigned	b = (unsigned)__builtin_ctzll(bits);
+				uint64_t	page = w * 64 + b;
+
+				bits &= bits - 1;
+				if (end != 0 && page - end <= REARM_GAP) {
+					end = page + 1;
+					continue;
+				}
+				if (writer_reprotect(s, r, run, end - run,
+				    &total) == -1)
+					return -1;
+				run = page;
+				end = page + 1;
+			}
+		}
+		if (writer_reprotect(s, r, run, end - run, &total) == -1)
+			return -1;
+	}
+	atomic_store(&s->prearm_pages, written);
+	log_debug("snapshot %llu: %llu pages written since the pre-arm, "
+	    "protected again in runs covering %llu pages",
+	    (unsigned long long)s->id, (unsigned long long)written,
+	    (unsigned long long)total);
+	writer_mark_armed(s, t0);
+	return 0;
+}
+
+/*
+ * The armed reply ends the application's pause.  The sweep and the
+ * compression threads that start next would compete with the main thread
+ * for the CPUs while it sends that reply: give it the reply first (a few
+ * milliseconds at most).
+ */
+static void
+writer_wait_armed_reported(struct snapshot *s)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 20000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->prearm_lock);
+	while (!s->armed_reported && !atomic_load(&s->cancel))
+		if (pthread_cond_timedwait(&s->prearm_cond, &s->prearm_lock,
+		    &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&s->prearm_lock);
 }
 
 static int
@@ -591,27 +789,29 @@ writer_thread_main(void *arg)
 	struct writer		 w = { .s = s };
 	struct output_result	 res;
 	enum snapshot_state	 final = SNAPSHOT_FAILED;
-	int			 err;
 
 	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
 	if (w.readbuf == NULL) {
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
 		goto fail;
 	}
-	if (writer_arm(s) == -1)
+	if (writer_arm(s) == -1 || writer_start_fault_thread(s) == -1)
 		goto fail;
-	if ((err = pthread_create(&s->fault, NULL, fault_thread_main, s))) {
-		snapshot_set_error(s, "cannot start the fault thread: %s",
-		    strerror(err));
+	if (s->req.prearm &&
+	    (writer_prearm_wait(s) == -1 || writer_rearm(s) == -1)) {
+		if (atomic_load(&s->fault_error) == ESRCH)
+			snapshot_set_error(s, "the process exited");
 		goto fail;
 	}
-	s->fault_started = 1;
 	atomic_store(&s->state, SNAPSHOT_RUNNING);
-	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us",
+	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us%s",
 	    (unsigned long long)s->id, (int)s->req.pid, s->comm,
 	    (unsigned long long)s->pages_total,
-	    (unsigned long long)(s->arm_ns / 1000));
+	    (unsigned long long)(s->arm_ns / 1000),
+	    s->req.prearm ? " (pages written since the pre-arm protected "
+	    "again)" : "");
 	snapshot_notify(s, NOTIFY_ARMED);
+	writer_wait_armed_reported(s);
 
 	if (writer_open_output(s) == -1)
 		goto fail;

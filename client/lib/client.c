@@ -689,6 +689,8 @@ start_arguments(const struct snap_region *regions, size_t nregions,
 		if (opts->buffer_size != 0)
 			bad |= json_object_set_new(args, "buffer-size",
 			    json_integer((json_int_t)opts->buffer_size));
+		if (opts->prearm)
+			bad |= json_object_set_new(args, "prearm", json_true());
 	}
 	if (bad) {
 		/* json_string() refuses invalid UTF-8 in a name, too. */
@@ -763,6 +765,18 @@ snap_start(struct snap_client *c, const struct snap_region *regions,
 		*id = (uint64_t)json_integer_value(jid);
 	json_decref(ret);
 	return 0;
+}
+
+int
+snap_arm(struct snap_client *c, uint64_t id)
+{
+	if (c == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_arm: no client");
+		return -1;
+	}
+	return execute(c, "snapshot-arm",
+	    json_pack("{s:I}", "id", (json_int_t)id), NULL,
+	    SC_REPLY_TIMEOUT_MS, NULL);
 }
 
 int

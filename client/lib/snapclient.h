@@ -50,6 +50,7 @@ struct snap_options {
 	const char	*format;	/* "zsnap" or "raw", NULL for the default */
 	int		 level;		/* zstd level, 0 for the default */
 	uint64_t	 buffer_size;	/* bytes, 0 for the default */
+	int		 prearm;	/* 1: protect while running; see snap_arm() */
 };
 
 struct snap_result {
@@ -85,6 +86,16 @@ const char	*snap_strerror(struct snap_client *c);
  */
 int		 snap_start(struct snap_client *c, const struct snap_region *regions,
 		    size_t nregions, const struct snap_options *opts, uint64_t *id);
+
+/*
+ * Pre-arm: with opts->prearm set, snap_start() returns once snapd has
+ * write-protected the regions while this process keeps running (the
+ * threads may write; each first write costs a round trip to snapd).  Then
+ * stop the writers and call snap_arm(): it returns once snapd has protected
+ * again the pages written meanwhile, which is the point in time and the
+ * whole pause.  Closing the client before snap_arm() cancels the snapshot.
+ */
+int		 snap_arm(struct snap_client *c, uint64_t id);
 
 /* Wait up to timeout_ms (-1: forever) for snapshot id to finish.  Returns 0
  * when it finished (res->completed says how), -1 with errno ETIMEDOUT if

@@ -54,6 +54,8 @@ static int failures;
 } while (0)
 
 struct area {
+	uint8_t		*raw;		/* the mapping, before alignment */
+	size_t		 raw_len;
 	uint8_t		*mem;
 	uint64_t	 npages;
 	uint32_t	*version;	/* live version of each page */
@@ -156,6 +158,8 @@ struct run {
 	int			 armed;
 	int			 done;
 	int			 cancel_on_arm;
+	int			 prearm;	/* ask for pre-arm; arm on PREARMED */
+	int			 prearmed;
 	struct snapshot_stats	 st;
 };
 
@@ -165,6 +169,17 @@ on_event(struct snapshot *snap, enum snapshot_event ev, void *arg)
 	struct run *run = arg;
 
 	switch (ev) {
+	case SNAPSHOT_EV_PREARMED:
+		/* The writers ran on while it protected; let them write a
+		 * little more, stop them, and arm: that is the instant. */
+		run->prearmed = 1;
+		usleep(20000);
+		pause_writers();
+		CHECK(snapshot_arm(snap) == 0, "snapshot_arm: %s",
+		    strerror(errno));
+		CHECK(snapshot_arm(snap) == -1 && errno == EALREADY,
+		    "a second snapshot_arm was not refused with EALREADY");
+		break;
 	case SNAPSHOT_EV_ARMED:
 		run->armed = 1;
 		for (int k = 0; k < 2; k++)
@@ -205,6 +220,8 @@ area_init(struct area *a, uint64_t bytes, int thp, unsigned untouched_pct,
 		perror("mmap");
 		exit(1);
 	}
+	a->raw = raw;
+	a->raw_len = bytes + align;
 	a->mem = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(align - 1));
 	if (thp)
 		madvise(a->mem, bytes, MADV_HUGEPAGE);
@@ -223,6 +240,15 @@ area_init(struct area *a, uint64_t bytes, int thp, unsigned untouched_pct,
 		a->version[i] = 1;
 		fill_page(a->mem + i * PAGE, i, 1);
 	}
+}
+
+static void
+area_free(struct area *a)
+{
+	munmap(a->raw, a->raw_len);
+	free(a->version);
+	free(a->at_arm);
+	memset(a, 0, sizeof(*a));
 }
 
 static struct snapshot *
@@ -246,15 +272,17 @@ start(struct run *run, int dirfd, const char *name, uint64_t buffer,
 		.mode = 0600,
 		.owner_uid = (uid_t)-1,
 		.owner_gid = (gid_t)-1,
+		.prearm = run->prearm,
 	};
 
 	return snapshot_start(run->base, &req, on_event, run);
 }
 
 static void
-test_point_in_time(int dirfd, const char *dir)
+test_point_in_time(int dirfd, const char *dir, int prearm)
 {
-	struct run		 run = { 0 };
+	struct run		 run = { .prearm = prearm };
+	const char		*name = prearm ? "pit-prearm" : "pit";
 	struct output_region	 regs[2];
 	pthread_t		 th[NTHREADS];
 	struct writer_arg	 wa[NTHREADS];
@@ -262,6 +290,9 @@ test_point_in_time(int dirfd, const char *dir)
 	struct snap_file	*f;
 	uint64_t		 wrong = 0;
 
+	for (int k = 0; k < 2; k++)
+		if (areas[k].raw != NULL)	/* the previous test's */
+			area_free(&areas[k]);
 	area_init(&areas[0], 64u << 20, 0, 10, 5);
 	area_init(&areas[1], 8u << 20, 1, 30, 10);
 	memset(regs, 0, sizeof(regs));
@@ -277,9 +308,10 @@ test_point_in_time(int dirfd, const char *dir)
 		pthread_create(&th[t], NULL, writer_main, &wa[t]);
 	}
 	usleep(20000);
-	pause_writers();
+	if (!prearm)
+		pause_writers();	/* pre-arm pauses them at PREARMED */
 	run.base = event_base_new();
-	if (start(&run, dirfd, "pit", 1u << 20, regs, 2, make_uffd()) == NULL) {
+	if (start(&run, dirfd, name, 1u << 20, regs, 2, make_uffd()) == NULL) {
 		CHECK(0, "snapshot_start: %s", strerror(errno));
 		return;
 	}
@@ -288,22 +320,27 @@ test_point_in_time(int dirfd, const char *dir)
 	for (unsigned t = 0; t < NTHREADS; t++)
 		pthread_join(th[t], NULL);
 	CHECK(run.armed, "never armed");
+	CHECK(!prearm || (run.prearmed && run.st.prearm_pages > 0),
+	    "pre-arm: prearmed %d, %llu pages written meanwhile", run.prearmed,
+	    (unsigned long long)run.st.prearm_pages);
 	CHECK(run.st.state == SNAPSHOT_COMPLETED, "state %s: %s",
 	    snapshot_state_name(run.st.state), run.st.error);
 	CHECK(run.st.buffer_full_waits > 0, "no buffer-full waits happened "
 	    "(faulted %llu)", (unsigned long long)run.st.pages_faulted);
 	CHECK(run.st.buffer_peak <= (1u << 20), "buffer peak %llu over bound",
 	    (unsigned long long)run.st.buffer_peak);
-	fprintf(stderr, "point in time: %llu pages, %llu faulted, %llu "
-	    "buffer-full waits, %llu writes during the snapshot, arm %llu us\n",
+	fprintf(stderr, "point in time%s: %llu pages, %llu faulted, %llu "
+	    "buffer-full waits, %llu writes during the snapshot, arm %llu us"
+	    " (%llu pages protected again)\n", prearm ? " (pre-armed)" : "",
 	    (unsigned long long)run.st.pages_total,
 	    (unsigned long long)run.st.pages_faulted,
 	    (unsigned long long)run.st.buffer_full_waits,
 	    (unsigned long long)atomic_load(&writes_after_arm),
-	    (unsigned long long)(run.st.arm_ns / 1000));
+	    (unsigned long long)(run.st.arm_ns / 1000),
+	    (unsigned long long)run.st.prearm_pages);
 	event_base_free(run.base);
 
-	snprintf(path, sizeof(path), "%s/pit.zsnap", dir);
+	snprintf(path, sizeof(path), "%s/%s.zsnap", dir, name);
 	f = snap_file_open(path);
 	CHECK(f != NULL, "open %s: %s", path, snap_strerror(NULL));
 	if (f == NULL)
@@ -527,7 +564,10 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	test_point_in_time(dirfd, dir);
+	test_point_in_time(dirfd, dir, 0);
+	atomic_store(&stop_writers, 0);
+	atomic_store(&writes_after_arm, 0);
+	test_point_in_time(dirfd, dir, 1);
 	test_cancel(dirfd, dir);
 	test_api_twice(dirfd);
 	test_mremap(dirfd, dir);

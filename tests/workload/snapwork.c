@@ -161,6 +161,8 @@ static struct {
 	uint64_t	 range_first;
 	uint64_t	 range_count;	/* 0: the default range */
 	unsigned	 act_after_ms;
+	int		 prearm;
+	unsigned	 prearm_ms;	/* writers run this long pre-armed */
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -536,7 +538,7 @@ usage(void)
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
 	    "\t[--expect-fail [--after-loss SECONDS]] [--may-fail] "
 	    "[--dump-expected DIR] [--json]\n"
-	    "\t[--incompressible]\n"
+	    "\t[--incompressible] [--prearm MS]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
@@ -570,6 +572,7 @@ parse_options(int argc, char **argv)
 		{ "act-after",		required_argument, NULL, 'A' },
 		{ "dump-expected",	required_argument, NULL, 'd' },
 		{ "json",		no_argument,	   NULL, 'j' },
+		{ "prearm",		required_argument, NULL, 'P' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -732,12 +735,25 @@ parse_options(int argc, char **argv)
 		case 'j':
 			opt.json = 1;
 			break;
+		case 'P':
+			if (parse_uint(optarg, 60000, &opt.prearm_ms) == -1) {
+				fprintf(stderr, "snapwork: --prearm %s: not "
+				    "a number of milliseconds\n", optarg);
+				exit(2);
+			}
+			opt.prearm = 1;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (optind != argc)
 		usage();
+	if (opt.prearm && opt.expect_fail) {
+		fprintf(stderr, "snapwork: --prearm and --expect-fail exclude "
+		    "each other\n");
+		exit(2);
+	}
 	if (opt.range_count != 0 && opt.act == ACT_NONE) {
 		fprintf(stderr, "snapwork: --range needs --discard, "
 		    "--kernel-write or --fork\n");
@@ -1374,6 +1390,7 @@ struct report {
 	int			 act_ok;
 	uint64_t		 live_wrong;
 	uint64_t		 armed_zero;	/* pages all zero at arm */
+	uint64_t		 prearm_us;	/* --prearm: snap_start() */
 	int			 pass;
 };
 
@@ -1403,6 +1420,8 @@ report_json(const struct report *rp)
 	json_object_set_new(o, "thp-bytes", json_integer(rp->thp_bytes));
 	json_object_set_new(o, "armed-pause-us", json_integer(rp->pause_us));
 	json_object_set_new(o, "arm-us", json_integer(rp->res.arm_us));
+	if (opt.prearm)
+		json_object_set_new(o, "prearm-us", json_integer(rp->prearm_us));
 	json_object_set_new(o, "pages", json_integer(rp->res.pages));
 	json_object_set_new(o, "workload-pages", json_integer(npages));
 	json_object_set_new(o, "pages-faulted",
@@ -1586,22 +1605,46 @@ main(int argc, char **argv)
 	writers_wait_paused();
 	if (opt.thp)
 		rp.thp_bytes = thp_bytes();
-	memcpy(version_armed, version, npages * sizeof(*version));
-	for (i = 0; i < npages; i++)
-		if (page_is_zero_version(i, version_armed[i]))
-			rp.armed_zero++;
 
 	memset(&so, 0, sizeof(so));
 	so.name = opt.name;
 	so.format = opt.format;
 	so.level = opt.level;
 	so.buffer_size = opt.buffer;
+	if (opt.prearm) {
+		/*
+		 * Pre-arm while the writers run, let them write for
+		 * --prearm MS, stop them: the arm is the armed instant.
+		 */
+		struct timespec ts = { opt.prearm_ms / 1000,
+		    (long)(opt.prearm_ms % 1000) * 1000000 };
+
+		so.prearm = 1;
+		writers_resume();
+		t0 = now_ns();
+		if (snap_start(c, sr, opt.nregions, &so, &id) == -1) {
+			fprintf(stderr, "snapwork: snapshot-start (prearm): "
+			    "%s\n", snap_strerror(c));
+			writers_stop();
+			return 1;
+		}
+		rp.prearm_us = (now_ns() - t0) / 1000;
+		nanosleep(&ts, NULL);
+		atomic_store(&pause_flag, 1);
+		writers_wait_paused();
+	}
+	memcpy(version_armed, version, npages * sizeof(*version));
+	for (i = 0; i < npages; i++)
+		if (page_is_zero_version(i, version_armed[i]))
+			rp.armed_zero++;
+
 	if (opt.expect_fail) {
 		printf("starting\n");
 		fflush(stdout);
 	}
 	t0 = now_ns();
-	if (snap_start(c, sr, opt.nregions, &so, &id) == -1) {
+	if (opt.prearm ? snap_arm(c, id) == -1 :
+	    snap_start(c, sr, opt.nregions, &so, &id) == -1) {
 		fprintf(stderr, "snapwork: snapshot-start: %s\n",
 		    snap_strerror(c));
 		if (!opt.expect_fail) {

@@ -1,0 +1,42 @@
+/*
+ * snapshot-arm: the second step of a pre-armed snapshot.  snapshot-start
+ * with "prearm": true protected the regions while the process ran; its
+ * owner has now stopped it, and the engine protects again only the pages
+ * written since.  The reply is deferred until the snapshot is armed (its
+ * point in time), as snapshot-start's is without pre-arm.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "protocol.h"
+#include "control.h"
+#include "snapshots.h"
+#include "cmd.h"
+
+const struct cmd_arg cmd_snapshot_arm_args[] = {
+	{ "id", CMD_ARG_INT, 1 },
+	{ NULL, 0, 0 }
+};
+
+enum cmd_retval
+cmd_snapshot_arm_exec(struct cmd_ctx *ctx)
+{
+	struct snap_entry	*e;
+	json_int_t		 id;
+
+	id = json_integer_value(json_object_get(ctx->args, "id"));
+	if (id <= 0 || (e = snapshots_find((uint64_t)id)) == NULL)
+		return cmd_error(ctx, SNAPD_ERR_NOT_FOUND, "snapshot-arm: "
+		    "no snapshot with id %lld", (long long)id);
+	if (!snapshots_visible(e, ctx->conn->uid))
+		return cmd_error(ctx, SNAPD_ERR_PERMISSION, "snapshot-arm: "
+		    "snapshot %lld is not yours", (long long)id);
+	if (snapshots_arm(e, ctx->conn->id, ctx->id) == -1)
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-arm: "
+		    "snapshot %lld is not pre-armed and waiting to be armed "
+		    "(%s)", (long long)id, errno == EALREADY ?
+		    "arming was already asked" : e->done ? "it has finished" :
+		    !e->prearm ? "it was not started with \"prearm\": true" :
+		    e->armed ? "it is armed already" : "it is still pre-arming");
+	return CMD_DEFER;
+}
