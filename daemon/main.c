@@ -252,6 +252,8 @@ main_stop(void)
 
 		log_info("shutting down: waiting up to %d s for %u running "
 		    "snapshots", conf->shutdown_timeout, n.active);
+		snapshots_cancel_unarmed("snapd is shutting down before "
+		    "snapshot-arm");
 		main_shutdown_ev = evtimer_new(main_base,
 		    main_shutdown_timeout, NULL);
 		if (main_shutdown_ev == NULL)

@@ -514,8 +514,22 @@ snapshots_counters(struct snapshots_counters *c)
 	}
 }
 
+static void	snapshots_cancel_where(const char *why, int unarmed_only);
+
 void
 snapshots_cancel_all(const char *why)
+{
+	snapshots_cancel_where(why, 0);
+}
+
+void
+snapshots_cancel_unarmed(const char *why)
+{
+	snapshots_cancel_where(why, 1);
+}
+
+static void
+snapshots_cancel_where(const char *why, int unarmed_only)
 {
 	struct snap_entry *e;
 
@@ -526,7 +540,8 @@ snapshots_cancel_all(const char *why)
 	 */
 again:
 	TAILQ_FOREACH(e, &snapshots, entry) {
-		if (!e->done && e->snap != NULL && !e->cancel_requested) {
+		if (!e->done && e->snap != NULL && !e->cancel_requested &&
+		    (!unarmed_only || (e->prearm && !e->armed))) {
 			e->cancel_requested = 1;
 			snapshot_cancel(e->snap, why);
 			goto again;

@@ -109,6 +109,8 @@ void		 snapshots_counters(struct snapshots_counters *c);
 
 /* Cancel every running snapshot (shutdown); their DONE events follow. */
 void		 snapshots_cancel_all(const char *why);
+/* Cancel the pre-armed ones not yet armed: they have no instant to finish. */
+void		 snapshots_cancel_unarmed(const char *why);
 
 /* Call cb(arg) whenever the number of running snapshots drops to zero. */
 void		 snapshots_set_idle_cb(void (*cb)(void *), void *arg);

@@ -514,9 +514,26 @@ writer_arm(struct snapshot *s)
 	}
 	/*
 	 * Pre-arm: the process runs on while the regions are protected, so
-	 * the fault thread must serve its writes from the first one.
+	 * the fault thread must serve its writes from the first one.  Once it
+	 * does, a page may be un-protected again at any moment, so the check
+	 * that the uffd belongs to the process comes first, on each region's
+	 * first page protected alone (a write to it meanwhile waits for the
+	 * fault thread, a few microseconds).
 	 */
 	if (req->prearm) {
+		for (uint32_t i = 0; i < s->nregions; i++) {
+			struct region *r = &s->regions[i];
+
+			if (protect_retry(s, r->start, PAGE_4K) == -1) {
+				snapshot_set_error(s, "write-protect region %u "
+				    "(0x%llx): %s", i,
+				    (unsigned long long)r->start,
+				    strerror(errno));
+				goto out;
+			}
+			if (writer_check_owner(s, pagemap, r) == -1)
+				goto out;
+		}
 		atomic_store(&s->prearm_active, 1);
 		if (writer_start_fault_thread(s) == -1)
 			goto out;
@@ -525,11 +542,13 @@ writer_arm(struct snapshot *s)
 		goto out;
 	if (req->prearm)
 		s->prearm_ns = now_ns() - t0;
-	else
+	else {
 		writer_mark_armed(s, t0);
-	for (uint32_t i = 0; i < s->nregions; i++)
-		if (writer_check_owner(s, pagemap, &s->regions[i]) == -1)
-			goto out;
+		for (uint32_t i = 0; i < s->nregions; i++)
+			if (writer_check_owner(s, pagemap, &s->regions[i]) ==
+			    -1)
+				goto out;
+	}
 	rc = 0;
 out:
 	close(pagemap);
@@ -583,13 +602,11 @@ writer_prearm_wait(struct snapshot *s)
 	return rc;
 }
 
-/* Protect pages [first, first+count) of r again; counts them in *total. */
+/* Protect pages [first, first+count) of r again. */
 static int
 writer_reprotect(struct snapshot *s, struct region *r, uint64_t first,
-    uint64_t count, uint64_t *total)
+    uint64_t count)
 {
-	if (count == 0)
-		return 0;
 	if (protect_retry(s, r->start + first * PAGE_4K, count * PAGE_4K) ==
 	    -1) {
 		snapshot_set_error(s, "write-protect region %u again "
@@ -598,28 +615,82 @@ writer_reprotect(struct snapshot *s, struct region *r, uint64_t first,
 		    (unsigned long long)(count * PAGE_4K), strerror(errno));
 		return -1;
 	}
-	*total += count;
 	return 0;
 }
 
 /*
  * Each ioctl flushes the TLB of every CPU the process runs on, which costs
- * about as much as protecting 64 ptes: pages written less than this far
- * apart are protected again in one call, the clean ones between included
- * (protecting a protected page changes nothing).
+ * about as much as protecting REARM_RUN_COST ptes: pages written less than
+ * that far apart are protected again in one call, the clean ones between
+ * included (protecting a protected page changes nothing).
  */
-#define REARM_GAP	64
+#define REARM_RUN_COST	32
+
+struct rearm_plan {
+	uint64_t	written;	/* pages noted since the pre-arm */
+	uint64_t	runs;		/* ioctls */
+	uint64_t	covered;	/* pages those ioctls cover */
+};
+
+/*
+ * Walk the pages written since the pre-arm in runs.  With apply 0 only
+ * count them; with apply 1 protect each run again and clear the notes.
+ */
+static int
+writer_rearm_walk(struct snapshot *s, int apply, struct rearm_plan *pl)
+{
+	memset(pl, 0, sizeof(*pl));
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region	*r = s->by_addr[i];
+		uint64_t	 run = 0, end = 0;	/* [run, end) to protect */
+
+		for (uint64_t w = 0; w < (r->npages + 63) / 64; w++) {
+			uint64_t bits = apply ? atomic_exchange_explicit(
+			    &r->prearm_dirty[w], 0, memory_order_relaxed) :
+			    atomic_load_explicit(&r->prearm_dirty[w],
+			    memory_order_relaxed);
+
+			pl->written += (uint64_t)__builtin_popcountll(bits);
+			while (bits != 0) {
+				unsigned	b = (unsigned)__builtin_ctzll(bits);
+				uint64_t	page = w * 64 + b;
+
+				bits &= bits - 1;
+				if (end != 0 && page - end <= REARM_RUN_COST) {
+					end = page + 1;
+					continue;
+				}
+				if (end != 0 && apply && writer_reprotect(s, r,
+				    run, end - run) == -1)
+					return -1;
+				pl->runs += end != 0;
+				pl->covered += end - run;
+				run = page;
+				end = page + 1;
+			}
+		}
+		if (end != 0 && apply &&
+		    writer_reprotect(s, r, run, end - run) == -1)
+			return -1;
+		pl->runs += end != 0;
+		pl->covered += end - run;
+	}
+	return 0;
+}
 
 /*
  * The pause of a pre-armed snapshot: stop serving faults in pre-arm mode,
- * then protect again only the pages written since the pre-arm.  The
- * process is stopped by its owner meanwhile, so this is the point in time.
+ * then protect again only the pages written since the pre-arm, or, when
+ * they are so many that it is cheaper, everything on two threads as a
+ * direct arm would.  The process is stopped by its owner meanwhile, so
+ * this is the point in time.
  */
 static int
 writer_rearm(struct snapshot *s)
 {
-	uint64_t	t0 = now_ns(), total = 0, written = 0;
-	int		broken;
+	uint64_t		t0 = now_ns();
+	struct rearm_plan	pl;
+	int			broken, all;
 
 	pthread_mutex_lock(&s->prearm_lock);
 	pthread_mutex_lock(&s->event_lock);
@@ -635,39 +706,15 @@ writer_rearm(struct snapshot *s)
 		    "discarded (MADV_DONTNEED) without WP_UNPOPULATED");
 		return -1;
 	}
-	for (uint32_t i = 0; i < s->nregions; i++) {
-		struct region	*r = s->by_addr[i];
-		uint64_t	 run = 0, end = 0;	/* [run, end) to protect */
-
-		for (uint64_t w = 0; w < (r->npages + 63) / 64; w++) {
-			uint64_t bits = atomic_exchange_explicit(
-			    &r->prearm_dirty[w], 0, memory_order_relaxed);
-
-			written += (uint64_t)__builtin_popcountll(bits);
-			while (bits != 0) {
-				unsigned	b = (unsigned)__builtin_ctzll(bits);
-				uint64_t	page = w * 64 + b;
-
-				bits &= bits - 1;
-				if (end != 0 && page - end <= REARM_GAP) {
-					end = page + 1;
-					continue;
-				}
-				if (writer_reprotect(s, r, run, end - run,
-				    &total) == -1)
-					return -1;
-				run = page;
-				end = page + 1;
-			}
-		}
-		if (writer_reprotect(s, r, run, end - run, &total) == -1)
-			return -1;
-	}
-	atomic_store(&s->prearm_pages, written);
+	writer_rearm_walk(s, 0, &pl);
+	all = (pl.runs * REARM_RUN_COST + pl.covered) * 2 > s->pages_total;
+	if (all ? writer_protect_all(s) : writer_rearm_walk(s, 1, &pl))
+		return -1;
+	atomic_store(&s->prearm_pages, pl.written);
 	log_debug("snapshot %llu: %llu pages written since the pre-arm, "
-	    "protected again in runs covering %llu pages",
-	    (unsigned long long)s->id, (unsigned long long)written,
-	    (unsigned long long)total);
+	    "protected again %s", (unsigned long long)s->id,
+	    (unsigned long long)pl.written, all ? "with everything (cheaper "
+	    "than their runs)" : "in their runs");
 	writer_mark_armed(s, t0);
 	return 0;
 }

@@ -11,7 +11,12 @@
 #      reply counts those pages; snapshot-arm is refused for an unknown id,
 #      a snapshot started without prearm, and twice; a client that closes
 #      before snapshot-arm cancels its snapshot and its memory is writable;
-#      a munmap while pre-armed fails the arm with the reason.
+#      a munmap while pre-armed fails the arm with the reason; a uffd
+#      created by another process (a fork child, same addresses) is refused,
+#      pre-armed or not, before anything is served.
+#   3. With "shutdown finish", SIGTERM cancels a snapshot still waiting for
+#      snapshot-arm at once (it has no instant to finish) instead of waiting
+#      out shutdown_timeout.
 . "$(dirname "$0")/../lib.sh"
 t_init
 snapd_config
@@ -90,12 +95,14 @@ def userfaultfd():
         sys.exit("userfaultfd: " + os.strerror(ctypes.get_errno()))
     return fd
 
-def begin(peer, name, size, prearm=True):
+def begin(peer, name, size, prearm=True, fd=None, m=None):
     """Map size bytes, hand snapd a uffd for them, start; (reply, map, addr)."""
-    m = mmap.mmap(-1, size)
-    m.write(b"\x11" * size)
+    if m is None:
+        m = mmap.mmap(-1, size)
+        m.write(b"\x11" * size)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    fd = userfaultfd()
+    if fd is None:
+        fd = userfaultfd()
     r = peer.run("getfd", {"fdname": "wp"}, [fd])
     os.close(fd)
     assert "return" in r, r
@@ -175,6 +182,31 @@ check(r is not None and "error" in r and "unmapped" in error_of(r)[1],
 check(wait_state(p, uid_, ("failed", "cancelled", "completed")) == "failed", "that snapshot failed")
 m4[0:4] = b"live"                       # and the rest is not protected
 check(True, "the rest of that region is writable")
+
+# --- a userfaultfd of another process -----------------------------------------
+def foreign_uffd():
+    """A uffd made by a fork child, which shares our addresses; (fd, pid)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        socket.send_fds(b, [b"u"], [userfaultfd()])
+        b.recv(1)                       # until the parent is done
+        os._exit(0)
+    b.close()
+    _, fds, _, _ = socket.recv_fds(a, 1, 1)
+    return fds[0], pid, a
+
+for prearm in (False, True):
+    m5 = mmap.mmap(-1, 16 * PAGE)
+    m5.write(b"\x22" * 16 * PAGE)
+    fd, child, link = foreign_uffd()
+    r, m5, _ = begin(p, "proto-foreign-%d" % prearm, 16 * PAGE, prearm=prearm, fd=fd, m=m5)
+    check(r is not None and "error" in r and "does not belong" in error_of(r)[1],
+          "a uffd of another process is refused (prearm %s): %s" % (prearm, error_of(r)))
+    m5[0:4] = b"mine"                   # ours was never protected
+    link.close()
+    os.waitpid(child, 0)
 p.close()
 sys.exit(1 if bad else 0)
 PYEOF
@@ -200,3 +232,50 @@ for i in range(64):
 print("ok: the file holds the writes made while pre-armed and not the one after the arm")
 PYEOF
 snapd_alive || fail "snapd is gone"
+
+# ---- 3. SIGTERM with a pre-armed snapshot waiting ---------------------------
+snapd_stop || fail "snapd did not stop cleanly"
+snapd_config "shutdown finish" "shutdown_timeout 60"
+snapd_start
+fifo=$T/held
+mkfifo "$fifo" || fail "mkfifo $fifo"
+python3 - "$SNAPD_SOCK" >"$fifo" <<'PYEOF' &
+import ctypes, json, mmap, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+f.readline()
+def run(msg, fds=None):
+    data = json.dumps(msg).encode() + b"\n"
+    socket.send_fds(s, [data], fds) if fds else s.sendall(data)
+    while True:
+        m = json.loads(f.readline())
+        if "event" not in m:
+            return m
+run({"execute": "qmp_capabilities"})
+m = mmap.mmap(-1, 1 << 20)
+m.write(b"\x33" * (1 << 20))
+fd = libc.syscall(323, 0o2000000 | 0o4000)
+run({"execute": "getfd", "arguments": {"fdname": "u"}}, [fd])
+os.close(fd)
+r = run({"execute": "snapshot-start", "arguments": {"uffd": "u", "name": "held", "prearm": True,
+        "regions": [{"start": ctypes.addressof(ctypes.c_char.from_buffer(m)), "length": 1 << 20}]}})
+print("prearmed" if r.get("return", {}).get("state") == "prearmed" else "failed: %r" % r, flush=True)
+time.sleep(30)                          # holds the connection, never arms
+PYEOF
+holder=$!
+t_track "$holder"
+read -r line <"$fifo" || fail "the pre-arming client said nothing"
+[ "$line" = prearmed ] || fail "the pre-arming client: $line"
+t0=$(date +%s%N)
+kill -TERM "$SNAPD_PID"
+t_wait_gone "$SNAPD_PID" 100 || fail "snapd did not exit within 10 s of SIGTERM with a pre-armed snapshot waiting"
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q "shutting down before snapshot-arm" "$SNAPD_LOG" ||
+	fail "snapd's log does not say the pre-armed snapshot was cancelled"
+kill "$holder" 2>/dev/null
+SNAPD_PID=
+[ "$ms" -lt 5000 ] || fail "SIGTERM took $ms ms with shutdown_timeout 60: the pre-armed snapshot was waited for"
+echo "ok: SIGTERM with a pre-armed snapshot waiting: snapd cancelled it and exited in $ms ms (shutdown finish, timeout 60 s)"
