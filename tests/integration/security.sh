@@ -176,10 +176,12 @@ def new_uffd():
     os.close(dev)
     return fd
 
-def start(c, name, size=1 << 20, level=None, extra=None, random=False):
+def start(c, name, size=1 << 20, level=None, extra=None, slow=False):
     """Start a snapshot of a fresh mapping of ours; returns (reply, mapping)."""
     m = mmap.mmap(-1, size)
-    m.write(os.urandom(size) if random else b"\x5a" * size)
+    # Random text keeps zstd level 19 busy; random bytes it stores quickly.
+    m.write(os.urandom(size).translate(bytes((b"etaoinshrdlu cmfwy" * 15)[:256]))
+            if slow else b"\x5a" * size)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
     u = new_uffd()
     r = c.cmd({"execute": "getfd", "arguments": {"fdname": "u"}}, [u])
@@ -236,12 +238,12 @@ time.sleep(0.3)
 r_a, w_a = os.pipe()
 apid = os.fork()
 if apid == 0:
-    # uid A: a slow snapshot (64 MiB of random bytes at level 19), which
+    # uid A: a slow snapshot (64 MiB of random text at level 19), which
     # B then fails to cancel and A cancels itself.
     os.close(r_a)
     os.setgroups([GUSERS]); os.setgid(UA); os.setuid(UA)
     c = Client()
-    r, m = start(c, "slow", size=64 << 20, level=19, random=True)
+    r, m = start(c, "slow", size=64 << 20, level=19, slow=True)
     os.write(w_a, json.dumps(r).encode() + b"\n")
     ok = "return" in r
     # Wait for B's attempt (the parent tells us through our stdin... keep
