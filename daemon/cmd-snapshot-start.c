@@ -197,6 +197,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	req.format = conf->format;
 	req.level = conf->compression_level;
 	req.threads = conf->compression_threads;
+	req.pressure_level = conf->pressure_level;
 	req.buffer_size = conf->buffer_size;
 	req.on_discard = conf->on_discard;
 	req.mode = 0600;

@@ -61,6 +61,7 @@ static const struct config_key config_keys[] = {
 	{ "format", CONFIG_ENUM, OFF(format), 0, 0, format_names },
 	{ "compression_level", CONFIG_INT, OFF(compression_level), 1, 19, NULL },
 	{ "compression_threads", CONFIG_INT, OFF(compression_threads), 0, 64, NULL },
+	{ "pressure_level", CONFIG_INT, OFF(pressure_level), 0, 19, NULL },
 	{ "buffer_size", CONFIG_SIZE, OFF(buffer_size), 4 * KIB, 64 * GIB, NULL },
 	{ "max_snapshots", CONFIG_INT, OFF(max_snapshots), 1, 1024, NULL },
 	{ "max_message_size", CONFIG_SIZE, OFF(max_message_size), KIB, 16 * MIB,
@@ -95,6 +96,7 @@ config_defaults(struct config *conf)
 	conf->format = OUTPUT_ZSNAP;
 	conf->compression_level = 3;
 	conf->compression_threads = 2;
+	conf->pressure_level = 1;
 	conf->buffer_size = 64 * MIB;
 	conf->max_snapshots = 16;
 	conf->max_message_size = SNAPD_MESSAGE_MAX_DEFAULT;

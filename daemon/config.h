@@ -42,6 +42,7 @@ struct config {
 	enum output_format	format;
 	int			compression_level;
 	int			compression_threads;
+	int			pressure_level;		/* 0: never hurry */
 	uint64_t		buffer_size;			/* bytes */
 	int			max_snapshots;
 	uint64_t		max_message_size;		/* bytes */

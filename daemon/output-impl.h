@@ -40,6 +40,8 @@ struct output {
 	uint64_t		 pages_data;
 	uint64_t		 pages_zero;
 	uint64_t		 pages_lost;
+	int			 hurry;		/* output_set_hurry() */
+	uint64_t		 hurried;	/* chunks compressed in a hurry */
 	int			 finished;
 	int			 failed;	/* an operation failed: only close */
 	char			 error[OUTPUT_ERROR_MAX];

@@ -63,11 +63,13 @@ struct zchunk {
 	size_t			 frame_size;
 	uint32_t		 data_crc;
 	const char		*zstd_error;	/* set if compression failed */
+	int			 level;		/* zstd level for this chunk */
 };
 
 struct zsnap_out {
 	struct sink		*sink;
 	ZSTD_CCtx		*cctx;		/* writer-thread compression */
+	int			 cctx_level;	/* cctx's level now */
 	size_t			 frame_cap;
 
 	/* Ring of chunks: [head, head + queued) in flight, then filling. */
@@ -183,9 +185,10 @@ zsnap_write_header(struct output *out)
 	return rc;
 }
 
-/* Compress one chunk with cctx; any thread. */
+/* Compress one chunk with cctx (at *cctx_level, kept in step); any thread. */
 static void
-zsnap_compress(ZSTD_CCtx *cctx, struct zchunk *c, size_t frame_cap)
+zsnap_compress(ZSTD_CCtx *cctx, int *cctx_level, struct zchunk *c,
+    size_t frame_cap)
 {
 	size_t len = (size_t)c->data_pages * ZSNAP_PAGE_SIZE;
 
@@ -194,6 +197,16 @@ zsnap_compress(ZSTD_CCtx *cctx, struct zchunk *c, size_t frame_cap)
 	c->data_crc = 0;
 	if (c->data_pages == 0)
 		return;
+	if (c->level != *cctx_level) {
+		size_t rc = ZSTD_CCtx_setParameter(cctx,
+		    ZSTD_c_compressionLevel, c->level);
+
+		if (ZSTD_isError(rc)) {
+			c->zstd_error = ZSTD_getErrorName(rc);
+			return;
+		}
+		*cctx_level = c->level;
+	}
 	c->frame_size = ZSTD_compress2(cctx, c->frame, frame_cap, c->data, len);
 	if (ZSTD_isError(c->frame_size)) {
 		c->zstd_error = ZSTD_getErrorName(c->frame_size);
@@ -211,6 +224,7 @@ zsnap_worker(void *arg)
 	struct zsnap_out	*z = out->priv;
 	ZSTD_CCtx		*cctx;
 	unsigned		 me;
+	int			 level = out->params.level;
 
 	pthread_mutex_lock(&z->lock);
 	for (me = 0; !pthread_equal(z->workers[me], pthread_self()); me++)
@@ -228,7 +242,7 @@ zsnap_worker(void *arg)
 		c->state = ZCHUNK_BUSY;
 		pthread_mutex_unlock(&z->lock);
 
-		zsnap_compress(cctx, c, z->frame_cap);
+		zsnap_compress(cctx, &level, c, z->frame_cap);
 
 		pthread_mutex_lock(&z->lock);
 		c->state = ZCHUNK_DONE;
@@ -311,6 +325,7 @@ zsnap_open(struct output *out)
 
 	if ((z->cctx = zsnap_new_cctx(out)) == NULL)
 		return -1;
+	z->cctx_level = out->params.level;
 	if (z->nworkers > 0) {
 		z->workers = xcalloc(z->nworkers, sizeof(*z->workers));
 		z->worker_cctx = xcalloc(z->nworkers, sizeof(*z->worker_cctx));
@@ -461,8 +476,14 @@ zsnap_flush_chunk(struct output *out)
 
 	if (c->extent_count == 0)
 		return 0;
+	c->level = out->params.level;
+	if (out->hurry && out->params.hurry_level > 0 &&
+	    c->level > out->params.hurry_level) {
+		c->level = out->params.hurry_level;
+		out->hurried++;
+	}
 	if (z->nworkers == 0) {
-		zsnap_compress(z->cctx, c, z->frame_cap);
+		zsnap_compress(z->cctx, &z->cctx_level, c, z->frame_cap);
 		if (zsnap_write_chunk(out, c) == -1)
 			return -1;
 	} else {

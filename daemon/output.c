@@ -289,3 +289,15 @@ output_error(const struct output *out)
 {
 	return out->error;
 }
+
+void
+output_set_hurry(struct output *out, int hurry)
+{
+	out->hurry = hurry;
+}
+
+uint64_t
+output_hurried(const struct output *out)
+{
+	return out->hurried;
+}

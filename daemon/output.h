@@ -41,6 +41,7 @@ struct output_params {
 	enum output_format	 format;
 	int			 level;		/* zstd level, 1..19 */
 	int			 threads;	/* zstd worker threads, 0 = none */
+	int			 hurry_level;	/* output_set_hurry()'s level, 0 = none */
 	uid_t			 owner_uid;	/* chown the file to this uid/gid ... */
 	gid_t			 owner_gid;	/* ... (both -1: leave as created) */
 	mode_t			 mode;		/* file mode, e.g. 0600 */
@@ -80,6 +81,15 @@ int		 output_pages(struct output *out, uint32_t region, uint64_t first,
 /* Record npages pages the process discarded before they could be saved. */
 int		 output_lost(struct output *out, uint32_t region, uint64_t first,
 		    uint64_t npages);
+
+/*
+ * Under pressure (the page buffer filling faster than it drains), compress
+ * what comes next at a fast level instead of the configured one, until
+ * called again with 0.  Formats without compression ignore it.
+ */
+void		 output_set_hurry(struct output *out, int hurry);
+/* Chunks compressed in a hurry so far. */
+uint64_t	 output_hurried(const struct output *out);
 
 /* Bytes written to the file so far (for progress figures). */
 uint64_t	 output_bytes(const struct output *out);

@@ -44,6 +44,7 @@ struct snapshot_request {
 	enum output_format	 format;
 	int			 level;
 	int			 threads;
+	int			 pressure_level;	/* zstd level under buffer pressure, 0: none */
 	size_t			 buffer_size;	/* bytes of page buffer, >= one page */
 	mode_t			 mode;
 	uid_t			 owner_uid;	/* file owner, -1 to leave as created */

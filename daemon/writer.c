@@ -87,13 +87,31 @@ writer_output_lost(struct writer *w, uint32_t region, uint64_t first,
 }
 
 /* Save what the fault thread left in the buffer, and lost ranges. */
+/*
+ * A buffer more than half full means the process writes faster than the
+ * output drains: compress in a hurry (output_set_hurry()) until it is back
+ * under a quarter.
+ */
+static void
+writer_pressure(struct snapshot *s)
+{
+	uint32_t used = pagebuf_used(&s->buf);
+
+	if ((uint64_t)used * 2 >= s->buf.nslots)
+		output_set_hurry(s->out, 1);
+	else if ((uint64_t)used * 4 <= s->buf.nslots)
+		output_set_hurry(s->out, 0);
+}
+
 static int
 writer_drain(struct writer *w)
 {
 	struct snapshot	*s = w->s;
 	uint32_t	 n;
 
+	writer_pressure(s);
 	while ((n = pagebuf_take(&s->buf, w->slots, DRAIN_BATCH)) > 0) {
+		writer_pressure(s);
 		for (uint32_t i = 0; i < n; i++) {
 			struct pagebuf_slot *d = &s->buf.desc[w->slots[i]];
 			int rc;
@@ -753,6 +771,7 @@ writer_open_output(struct snapshot *s)
 		.format = s->req.format,
 		.level = s->req.level,
 		.threads = s->req.threads,
+		.hurry_level = s->req.pressure_level,
 		.owner_uid = s->req.owner_uid,
 		.owner_gid = s->req.owner_gid,
 		.mode = s->req.mode,
@@ -836,6 +855,7 @@ writer_thread_main(void *arg)
 	struct writer		 w = { .s = s };
 	struct output_result	 res;
 	enum snapshot_state	 final = SNAPSHOT_FAILED;
+	uint64_t		 hurried;
 
 	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
 	if (w.readbuf == NULL) {
@@ -870,10 +890,12 @@ writer_thread_main(void *arg)
 	/* Every page is saved and un-protected. */
 	writer_release_process(s);
 	atomic_store(&s->state, SNAPSHOT_FINISHING);
+	output_set_hurry(s->out, 0);
 	if (output_finish(s->out, &res) == -1) {
 		snapshot_set_error(s, "%s", output_error(s->out));
 		goto fail;
 	}
+	hurried = output_hurried(s->out);
 	output_close(s->out);
 	s->out = NULL;
 	s->file_size = res.bytes;
@@ -884,13 +906,15 @@ writer_thread_main(void *arg)
 	final = SNAPSHOT_COMPLETED;
 	log_info("snapshot %llu (pid %d): completed %s, %llu pages "
 	    "(%llu on the fault path, %llu zero, %llu lost), %llu bytes, "
-	    "%llu ms", (unsigned long long)s->id, (int)s->req.pid, res.path,
+	    "%llu ms, %llu chunks compressed fast under buffer pressure",
+	    (unsigned long long)s->id, (int)s->req.pid, res.path,
 	    (unsigned long long)s->pages_total,
 	    (unsigned long long)atomic_load(&s->pages_faulted),
 	    (unsigned long long)res.pages_zero,
 	    (unsigned long long)res.pages_lost,
 	    (unsigned long long)res.bytes,
-	    (unsigned long long)(atomic_load(&s->duration_ns) / 1000000));
+	    (unsigned long long)(atomic_load(&s->duration_ns) / 1000000),
+	    (unsigned long long)hurried);
 	goto done;
 
 fail:

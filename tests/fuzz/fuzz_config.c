@@ -28,7 +28,7 @@
 #include "config.h"
 
 /* Keys in snapd.conf(5); config_to_json() has one member per key. */
-#define CONFIG_KEYS	16
+#define CONFIG_KEYS	17
 
 int	LLVMFuzzerInitialize(int *argc, char ***argv);
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -153,6 +153,7 @@ fuzz_compare(const struct config *a, const struct config *b)
 	    strcmp(a->snapshot_dir, b->snapshot_dir) != 0 ||
 	    FIELD_DIFF(socket_mode) || FIELD_DIFF(format) ||
 	    FIELD_DIFF(compression_level) || FIELD_DIFF(compression_threads) ||
+	    FIELD_DIFF(pressure_level) ||
 	    FIELD_DIFF(buffer_size) || FIELD_DIFF(max_snapshots) ||
 	    FIELD_DIFF(max_message_size) ||
 	    FIELD_DIFF(max_connections_per_uid) ||

@@ -2,7 +2,8 @@
 # The disk under a snapshot: slow, then full.
 #
 # Slow disk: the writer is made slow with zstd level 19 (the writer thread
-# compresses, so a slow compressor is a slow sink seen from the buffer).  A
+# compresses, so a slow compressor is a slow sink seen from the buffer;
+# pressure_level 0 keeps it at 19 when the buffer fills).  A
 # throttled block device would be closer to a slow disk, but this machine
 # has neither dm-delay (no kernel modules) nor an io controller in its
 # cgroup v2 hierarchy, and cgroup v1 blkio throttling does not see buffered
@@ -21,7 +22,7 @@
 # blocked for a second), and a small snapshot right after completes there.
 . "$(dirname "$0")/../lib.sh"
 t_init
-snapd_config
+snapd_config "pressure_level 0"
 snapd_start
 
 BUFFER=$((8 << 20))

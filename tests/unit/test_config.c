@@ -70,6 +70,7 @@ config_equal(const struct config *a, const struct config *b)
 	    a->format == b->format &&
 	    a->compression_level == b->compression_level &&
 	    a->compression_threads == b->compression_threads &&
+	    a->pressure_level == b->pressure_level &&
 	    a->buffer_size == b->buffer_size &&
 	    a->max_snapshots == b->max_snapshots &&
 	    a->max_message_size == b->max_message_size &&
@@ -123,6 +124,8 @@ static const struct bad_case bad_cases[] = {
 	    "F:1: bad value '-1' for compression_level: expected an integer\n" },
 	{ "compression_threads 65\n",
 	    "F:1: compression_threads 65 out of range (0..64)\n" },
+	{ "pressure_level 20\n",
+	    "F:1: pressure_level 20 out of range (0..19)\n" },
 	{ "buffer_size 2K\n",
 	    "F:1: buffer_size 2K out of range (4K..64G)\n" },
 	{ "buffer_size 65G\n",
@@ -237,6 +240,7 @@ check_good(void)
 	    "\tformat raw\n"
 	    "compression_level 19\n"
 	    "compression_threads 64\n"
+	    "pressure_level 0\n"
 	    "buffer_size 1G\n"
 	    "max_snapshots 1\n"
 	    "max_message_size 16M\n"
@@ -261,7 +265,8 @@ check_good(void)
 	if (strcmp(conf.snapshot_dir, "/srv/snaps") != 0)
 		FAIL("snapshot_dir is '%s'", conf.snapshot_dir);
 	if (conf.format != OUTPUT_RAW || conf.compression_level != 19 ||
-	    conf.compression_threads != 64 || conf.buffer_size != 1ULL << 30 ||
+	    conf.compression_threads != 64 || conf.pressure_level != 0 ||
+	    conf.buffer_size != 1ULL << 30 ||
 	    conf.max_snapshots != 1 || conf.max_message_size != 16 << 20 ||
 	    conf.max_connections_per_uid != 4096 ||
 	    conf.client_timeout != 3600 || conf.on_discard != DISCARD_FAIL ||
@@ -350,8 +355,8 @@ check_json(void)
 
 	config_defaults(&conf);
 	o = config_to_json(&conf);
-	if (json_object_size(o) != 16)
-		FAIL("query-config object has %zu members, not 16",
+	if (json_object_size(o) != 17)
+		FAIL("query-config object has %zu members, not 17",
 		    json_object_size(o));
 	if (json_integer_value(json_object_get(o, "buffer_size")) != 64 << 20)
 		FAIL("buffer_size in JSON is not in bytes");
