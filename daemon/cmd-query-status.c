@@ -7,6 +7,7 @@
 #include "protocol.h"
 #include "log.h"
 #include "control.h"
+#include "snapshot.h"
 #include "snapshots.h"
 #include "cmd.h"
 
@@ -16,11 +17,12 @@ cmd_query_status_exec(struct cmd_ctx *ctx)
 	struct snapshots_counters n;
 
 	snapshots_counters(&n);
-	ctx->ret = json_pack("{ss si sI si sI sI sI si so}",
+	ctx->ret = json_pack("{ss si sI si si sI sI sI si so}",
 	    "version", SNAPD_VERSION,
 	    "pid", (int)getpid(),
 	    "uptime-ms", (json_int_t)control_uptime_ms(),
 	    "snapshots-active", (int)n.active,
+	    "snapshots-running-peak", (int)snapshot_running_peak(),
 	    "snapshots-total", (json_int_t)n.total,
 	    "snapshots-failed", (json_int_t)n.failed,
 	    "bytes-written", (json_int_t)n.bytes_written,

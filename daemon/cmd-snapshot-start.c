@@ -25,6 +25,7 @@
 #include "paths.h"
 #include "snapshots.h"
 #include "cmd.h"
+#include "testhooks.h"
 #include "uffd.h"
 
 /* The most buffer anyone may ask for: the configuration's upper bound. */
@@ -41,6 +42,7 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "buffer-size", CMD_ARG_INT, 0 },
 	{ "pid", CMD_ARG_INT, 0 },
 	{ "prearm", CMD_ARG_BOOL, 0 },
+	{ "test-hold", CMD_ARG_OBJECT, 0 },
 	{ NULL, 0, 0 }
 };
 
@@ -276,6 +278,10 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 
 	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
 		req.prearm = json_is_true(v);
+	if (testhooks_hold(json_object_get(ctx->args, "test-hold"), &req, err,
+	    sizeof(err)) == -1)
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
+		    err);
 
 	snapshots_counters(&n);
 	if (n.active >= (unsigned)conf->max_snapshots)

@@ -238,6 +238,9 @@ fault_event(struct snapshot *s, const struct uffd_msg *m)
 		fault_prearm_event(s, m);
 		return;
 	}
+	if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP ||
+	    m->event == UFFD_EVENT_REMAP)
+		atomic_fetch_add(&s->address_events, 1);
 	switch (m->event) {
 	case UFFD_EVENT_REMOVE:		/* MADV_DONTNEED, MADV_REMOVE */
 	case UFFD_EVENT_UNMAP:		/* munmap, or mremap's old range */

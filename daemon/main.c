@@ -35,6 +35,7 @@
 #include "control.h"
 #include "snapshot.h"
 #include "snapshots.h"
+#include "testhooks.h"
 
 static struct event_base	*main_base;
 static const char		*main_config_path;	/* NULL: the default */
@@ -451,6 +452,7 @@ main(int argc, char **argv)
 		event_add(watchdog_ev, &half);
 	}
 
+	(void)testhooks_enabled();	/* read once, said in the log */
 	log_info("snapd %s ready (pid %d)", SNAPD_VERSION, (int)getpid());
 	sd_notify(0, "READY=1\nSTATUS=ready; 0 snapshots running");
 	if (event_base_dispatch(main_base) == -1)

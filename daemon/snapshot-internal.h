@@ -132,6 +132,7 @@ struct snapshot {
 	pthread_t		 writer;
 	pthread_t		 fault;
 	int			 fault_started;
+	int			 counted_running;	/* writer: in running_now */
 
 	struct event		*notify_ev;
 	snapshot_cb		*cb;
@@ -147,6 +148,7 @@ struct snapshot {
 	_Atomic uint64_t	 pages_faulted;
 	_Atomic uint64_t	 pages_zero;
 	_Atomic uint64_t	 pages_lost;
+	_Atomic uint64_t	 address_events;	/* REMOVE, UNMAP, REMAP read */
 	_Atomic uint64_t	 stall_max_ns;
 	_Atomic uint64_t	 bytes_written;
 	uint64_t		 arm_ns;
@@ -175,6 +177,12 @@ void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
 int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
 		    unsigned nlocal, const struct iovec *remote, unsigned nremote,
 		    size_t total);
+
+/* Writer: count s among the snapshots running now (armed, not done). */
+void		 snapshot_running_enter(struct snapshot *s);
+void		 snapshot_running_leave(struct snapshot *s);
+/* Writer: whether the condition of the test hook's hold (req.hold) is met. */
+int		 snapshot_hold_over(struct snapshot *s);
 
 /* Pre-arm: note pages [first, first+count) of r as written. */
 void		 snapshot_prearm_note(struct region *r, uint64_t first,

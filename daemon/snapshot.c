@@ -33,6 +33,9 @@
 
 static uint64_t	kernel_features;
 
+/* Snapshots armed and not yet done, and the most of them at one time. */
+static _Atomic unsigned	running_now, running_peak;
+
 uint64_t
 now_ns(void)
 {
@@ -390,6 +393,55 @@ snapshot_prearm_note(struct region *r, uint64_t first, uint64_t count)
 	for (uint64_t p = first; p < first + count && p < r->npages; p++)
 		atomic_fetch_or_explicit(&r->prearm_dirty[p / 64],
 		    1ULL << (p % 64), memory_order_relaxed);
+}
+
+void
+snapshot_running_enter(struct snapshot *s)
+{
+	unsigned n = atomic_fetch_add(&running_now, 1) + 1;
+	unsigned peak = atomic_load(&running_peak);
+
+	while (n > peak &&
+	    !atomic_compare_exchange_weak(&running_peak, &peak, n))
+		;
+	s->counted_running = 1;
+}
+
+void
+snapshot_running_leave(struct snapshot *s)
+{
+	if (s->counted_running) {
+		atomic_fetch_sub(&running_now, 1);
+		s->counted_running = 0;
+	}
+}
+
+unsigned
+snapshot_running_peak(void)
+{
+	return atomic_load(&running_peak);
+}
+
+int
+snapshot_hold_over(struct snapshot *s)
+{
+	uint64_t waits;
+
+	switch (s->req.hold) {
+	case SNAPSHOT_HOLD_BUFFER_FULL:
+		pthread_mutex_lock(&s->buf.lock);
+		waits = s->buf.full_waits;
+		pthread_mutex_unlock(&s->buf.lock);
+		return waits > 0;
+	case SNAPSHOT_HOLD_RUNNING:
+		return atomic_load(&running_peak) >= s->req.hold_count;
+	case SNAPSHOT_HOLD_DISCARD:
+		return atomic_load(&s->address_events) > 0;
+	case SNAPSHOT_HOLD_CANCEL:
+		return 0;
+	default:
+		return 1;
+	}
 }
 
 uint64_t

@@ -25,6 +25,32 @@
 struct event_base;
 struct snapshot;
 
+/*
+ * Test hooks (snapd(8), TEST HOOKS): hold a snapshot's writer at one point
+ * of its life until a condition is met, so that a test can create a
+ * condition (a full buffer, snapshots overlapping, a kill mid-sweep)
+ * instead of hoping timing produces it.  Accepted only from a snapd started
+ * with SNAPD_TEST_HOOKS=1.  Every hold also ends on cancel, failure, the
+ * process's exit, or after SNAPSHOT_HOLD_MAX_MS.
+ */
+enum snapshot_hold {
+	SNAPSHOT_HOLD_NONE = 0,
+	SNAPSHOT_HOLD_BUFFER_FULL,	/* until a fault waited for a free slot */
+	SNAPSHOT_HOLD_RUNNING,		/* until hold_count snapshots ran at once */
+	SNAPSHOT_HOLD_CANCEL,		/* until cancelled */
+	SNAPSHOT_HOLD_DISCARD,		/* until the process discarded, unmapped
+					 * or moved memory; drains meanwhile */
+};
+#define SNAPSHOT_HOLD_MAX_MS	120000
+
+/* Where the writer holds. */
+enum snapshot_hold_at {
+	SNAPSHOT_HOLD_AT_ARMED = 0,	/* output open, before any drain or sweep */
+	SNAPSHOT_HOLD_AT_ARMING,	/* protected, before the armed instant */
+	SNAPSHOT_HOLD_AT_HALF,		/* half of the pages saved */
+	SNAPSHOT_HOLD_AT_FINISHING,	/* every page saved, before the index */
+};
+
 /* What to do when the process discards pages that were not yet saved. */
 enum discard_policy {
 	DISCARD_RECORD = 0,	/* save them as LOST extents; the snapshot says so */
@@ -51,6 +77,9 @@ struct snapshot_request {
 	gid_t			 owner_gid;
 	enum discard_policy	 on_discard;
 	int			 prearm;	/* protect while the process runs; snapshot_arm() */
+	enum snapshot_hold	 hold;		/* test hook, normally NONE */
+	enum snapshot_hold_at	 hold_at;
+	unsigned		 hold_count;	/* SNAPSHOT_HOLD_RUNNING */
 };
 
 enum snapshot_state {
@@ -131,5 +160,8 @@ int		 snapshot_probe_kernel(char *why, size_t whylen);
 uint64_t	 snapshot_kernel_features(void);
 
 const char	*snapshot_state_name(enum snapshot_state state);
+
+/* The most snapshots that were armed and not yet done at one time. */
+unsigned	 snapshot_running_peak(void);
 
 #endif /* SNAPD_SNAPSHOT_H */

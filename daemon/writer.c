@@ -148,6 +148,41 @@ writer_drain(struct writer *w)
 }
 
 /*
+ * The test hook's hold (snapshot.h, snapd(8) TEST HOOKS): wait at `at`, once,
+ * until its condition is met, the snapshot is cancelled or fails, the
+ * process exits, or SNAPSHOT_HOLD_MAX_MS pass.  Polled: a test hook, never
+ * on a path that counts.  A "discard" hold drains the buffer meanwhile (w
+ * given), so the fault thread, which reads the events, is never stuck
+ * waiting for a slot.
+ */
+static void
+writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
+{
+	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
+	uint64_t	until = now_ns() + SNAPSHOT_HOLD_MAX_MS * 1000000ULL;
+
+	if (s->req.hold == SNAPSHOT_HOLD_NONE || s->req.hold_at != at)
+		return;
+	log_info("snapshot %llu: test hook: holding the writer",
+	    (unsigned long long)s->id);
+	while (!snapshot_hold_over(s) && !atomic_load(&s->cancel) &&
+	    !atomic_load(&s->fault_error) && poll(&pfd, 1, 5) == 0) {
+		if (w != NULL && s->req.hold == SNAPSHOT_HOLD_DISCARD &&
+		    writer_drain(w) == -1)
+			break;
+		if (now_ns() >= until) {
+			log_warnx("snapshot %llu: test hook: the hold's "
+			    "condition was not met in %d ms; going on",
+			    (unsigned long long)s->id, SNAPSHOT_HOLD_MAX_MS);
+			break;
+		}
+	}
+	s->req.hold = SNAPSHOT_HOLD_NONE;	/* once */
+	log_info("snapshot %llu: test hook: the writer goes on",
+	    (unsigned long long)s->id);
+}
+
+/*
  * Un-protect (and wake) a range from the writer.  EAGAIN means a discard
  * event is queued: only the fault thread reads events, and it may itself
  * be waiting for a buffer slot, so free slots and try again.
@@ -558,6 +593,7 @@ writer_arm(struct snapshot *s)
 	}
 	if (writer_protect_all(s) == -1)
 		goto out;
+	writer_hold(s, NULL, SNAPSHOT_HOLD_AT_ARMING);
 	if (req->prearm)
 		s->prearm_ns = now_ns() - t0;
 	else {
@@ -831,6 +867,8 @@ writer_sweep(struct writer *w)
 				return -1;
 			if (writer_drain(w) == -1)
 				return -1;
+			if (w->pages_out * 2 >= s->pages_total)
+				writer_hold(s, w, SNAPSHOT_HOLD_AT_HALF);
 			if (writer_run(w, r, page, left < WRITER_RUN ?
 			    (uint32_t)left : WRITER_RUN) == -1)
 				return -1;
@@ -871,6 +909,7 @@ writer_thread_main(void *arg)
 		goto fail;
 	}
 	atomic_store(&s->state, SNAPSHOT_RUNNING);
+	snapshot_running_enter(s);
 	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us%s",
 	    (unsigned long long)s->id, (int)s->req.pid, s->comm,
 	    (unsigned long long)s->pages_total,
@@ -882,6 +921,7 @@ writer_thread_main(void *arg)
 
 	if (writer_open_output(s) == -1)
 		goto fail;
+	writer_hold(s, &w, SNAPSHOT_HOLD_AT_ARMED);
 	if (writer_sweep(&w) == -1) {
 		if (atomic_load(&s->fault_error) == ESRCH)
 			snapshot_set_error(s, "the process exited");
@@ -890,6 +930,7 @@ writer_thread_main(void *arg)
 	/* Every page is saved and un-protected. */
 	writer_release_process(s);
 	atomic_store(&s->state, SNAPSHOT_FINISHING);
+	writer_hold(s, NULL, SNAPSHOT_HOLD_AT_FINISHING);
 	output_set_hurry(s->out, 0);
 	if (output_finish(s->out, &res) == -1) {
 		snapshot_set_error(s, "%s", output_error(s->out));
@@ -928,6 +969,7 @@ fail:
 	final = atomic_load(&s->cancel) ? SNAPSHOT_CANCELLED : SNAPSHOT_FAILED;
 done:
 	free(w.readbuf);
+	snapshot_running_leave(s);
 	atomic_store(&s->state, final);
 	snapshot_notify(s, NOTIFY_DONE);
 	return NULL;

@@ -140,6 +140,7 @@ EOF
 snapd_start() {
 	local n=100
 	[ -n "$SNAPD_CONF" ] || snapd_config
+	SNAPD_TEST_HOOKS=${SNAPD_TEST_HOOKS-1} \
 	SNAPD_PROTOCOL_TRACE=${SNAPD_TRACE_DIR:-${SNAPD_PROTOCOL_TRACE:-}} \
 	    "$SNAPD_BIN" -c "$SNAPD_CONF" >>"$SNAPD_LOG" 2>&1 &
 	SNAPD_PID=$!

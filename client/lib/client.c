@@ -691,6 +691,12 @@ start_arguments(const struct snap_region *regions, size_t nregions,
 			    json_integer((json_int_t)opts->buffer_size));
 		if (opts->prearm)
 			bad |= json_object_set_new(args, "prearm", json_true());
+		if (opts->test_hold != NULL) {
+			json_t *hold = json_loads(opts->test_hold, 0, NULL);
+
+			bad |= hold == NULL ||
+			    json_object_set_new(args, "test-hold", hold);
+		}
 	}
 	if (bad) {
 		/* json_string() refuses invalid UTF-8 in a name, too. */

@@ -51,6 +51,9 @@ struct snap_options {
 	int		 level;		/* zstd level, 0 for the default */
 	uint64_t	 buffer_size;	/* bytes, 0 for the default */
 	int		 prearm;	/* 1: protect while running; see snap_arm() */
+	const char	*test_hold;	/* test hook only: the "test-hold" JSON
+					 * object; snapd refuses it unless
+					 * started with SNAPD_TEST_HOOKS=1 */
 };
 
 struct snap_result {

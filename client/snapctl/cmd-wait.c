@@ -78,7 +78,9 @@ progress_draw(struct progress *p)
 	snprintf(text, sizeof(text), " %3d%% %" PRIu64 "/%" PRIu64
 	    " pages  %s  %s", (int)(frac * 100), p->saved, p->total, rate, eta);
 	if (!p->tty) {
+		/* A line as it happens, also into a pipe or a log file. */
 		printf("snapshot %" PRIu64 ":%s\n", p->id, text);
+		fflush(stdout);
 		return;
 	}
 	width = terminal_width();

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Invariant 5, nothing silent, and invariant 3 while the process reshapes
 # its memory during a snapshot.  snapwork's main thread discards the last
-# quarter of its 256 MiB region (which snapd's address-order sweep reaches
-# last, so none of it is saved yet) right after arming, while two writers
-# keep writing the rest, then writes the pages that are still mapped once:
+# quarter of its 256 MiB region right after arming, while two writers keep
+# writing the rest, then writes the pages that are still mapped once.  None
+# of that quarter is saved yet when it goes: snapd's test hook holds the
+# writer's sweep (draining the buffer meanwhile) until snapd has read the
+# discard event.  The kinds:
 #   dontneed  madvise(MADV_DONTNEED)	(UFFD_EVENT_REMOVE)
 #   munmap    munmap()			(UFFD_EVENT_UNMAP)
 #   mremap    mremap() to a new address	(UFFD_EVENT_REMAP)
@@ -47,7 +49,7 @@ for kind in dontneed munmap mremap; do
 	label=discard-$kind
 	t0=$(date +%s.%N)
 	rc=0
-	run_case "$label" --discard "$kind" || rc=$?
+	run_case "$label" --discard "$kind" --test-hold '{"until": "discard"}' || rc=$?
 	dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	if [ "$rc" -ne 0 ]; then
 		show_snapwork "$out"
@@ -91,7 +93,7 @@ snapd_config "on_discard fail"
 snapd_start
 label=discard-policy-fail
 rc=0
-run_case "$label" --discard dontneed --may-fail || rc=$?
+run_case "$label" --discard dontneed --may-fail --test-hold '{"until": "discard"}' || rc=$?
 if [ "$rc" -ne 0 ]; then
 	show_snapwork "$out"
 	case_fail "$label: the workload was hurt (exit $rc): $(tail -n 1 "$out.err")"

@@ -1,22 +1,22 @@
 #!/bin/bash
 # Invariants 3 and 4 under the worst fault, snapd killed with SIGKILL at
-# each stage of a snapshot:
-#   arming       a 2 GiB region of 4 KiB pages (arming takes ~100 ms), killed
-#                as soon as query-snapshots shows the snapshot "arming";
-#   buffer-full  a 64 KiB buffer under two random writers, killed while it
-#                is full and faults have waited (buffer-full-waits > 0);
-#   mid-sweep    killed with 20..90 % of the pages saved;
-#   finishing    zstd level 19, killed when the state is "finishing" or every
-#                page is saved (index, footer, fsync and rename still to do).
+# each stage of a snapshot.  Each stage is made to last by snapd's test hook
+# (snapd(8), TEST HOOKS: the writer is held there until the snapshot is
+# cancelled), so the kill lands in the stage it names on any machine:
+#   arming       every page protected, the armed instant not yet reached;
+#   buffer-full  a 64 KiB buffer under two random writers, the writer held:
+#                killed while it is full and faults have waited
+#                (buffer-full-waits > 0);
+#   mid-sweep    the writer held with half of the pages saved;
+#   finishing    the writer held with every page saved (index, footer,
+#                fsync and rename still to do).
 # Each time snapwork (--expect-fail --after-loss 2) keeps writing for two
 # seconds after it sees snapd gone and must never be blocked for a second
 # after the kill (how long writers waited on snapd before it is printed,
 # not judged here), its memory must be intact, no file may carry a final
 # snapshot name, and a leftover temporary file must not pass `snapctl
-# verify`.  The kill is timed by a poller holding one QMP connection and
-# asking query-snapshots every millisecond or so, so it lands in the stage
-# it names (arming a 2 GiB region takes about 100 ms; finishing at level 19
-# waits for the last chunk's compression).
+# verify`.  The kill comes from a poller holding one QMP connection and
+# asking query-snapshots until the stage is reached.
 . "$(dirname "$0")/../lib.sh"
 t_init
 snapd_config "compression_threads 1"
@@ -77,14 +77,17 @@ kill_case() {
 	: >"$SNAPD_LOG"
 }
 
+hold() {
+	echo "--test-hold={\"until\": \"cancel\", \"at\": \"$1\"}"
+}
 kill_case arming 's["state"] == "arming"' \
-    --size 2G --threads 2 --pattern random
+    --size 256M --threads 2 --pattern random "$(hold arming)"
 kill_case buffer-full 's["state"] == "running" and s["buffer-full-waits"] > 0 and s["buffer-used"] >= s["buffer-size"]' \
-    --size 256M --threads 2 --pattern random --buffer 64K
+    --size 256M --threads 2 --pattern random --buffer 64K "$(hold armed)"
 kill_case mid-sweep 's["state"] == "running" and 0.2 <= s["pages-saved"] / s["pages-total"] <= 0.9' \
-    --size 256M --threads 2 --pattern mixed --buffer 4M
-kill_case finishing 's["state"] == "finishing" or s["pages-saved"] + s["pages-lost"] >= s["pages-total"]' \
-    --size 64M --threads 1 --pattern sequential --untouched 50 --level 19
+    --size 256M --threads 2 --pattern mixed --buffer 4M "$(hold half-swept)"
+kill_case finishing 's["state"] == "finishing" and s["pages-saved"] + s["pages-lost"] >= s["pages-total"]' \
+    --size 64M --threads 1 --pattern sequential --untouched 50 "$(hold finishing)"
 
 # A restarted snapd removes the partial files its killed predecessors left.
 if [ "$leftovers" -gt 0 ]; then

@@ -1,7 +1,9 @@
 #!/bin/bash
 # The process being snapshotted is killed (SIGKILL) in the middle of its
 # snapshot, once while snapd sweeps (4 MiB buffer) and once while its
-# writers wait on a full buffer (64 KiB).  Each time:
+# writers wait on a full buffer (64 KiB).  snapd's test hook holds the
+# writer there (half-way through the sweep; before its first drain) until
+# the snapshot ends, so the kill lands in that stage.  Each time:
 #   - the snapshot fails with a reason, in query-snapshots and in the
 #     SNAPSHOT_FAILED event an event subscriber receives;
 #   - the partial file is removed (nothing of it left in the directory);
@@ -77,9 +79,11 @@ killed_case() {
 }
 
 killed_case mid-sweep 's["state"] == "running" and 0.1 <= s["pages-saved"] / s["pages-total"] <= 0.8' \
-    --size 256M --threads 2 --pattern mixed --buffer 4M
+    --size 256M --threads 2 --pattern mixed --buffer 4M \
+    --test-hold '{"until": "cancel", "at": "half-swept"}'
 killed_case buffer-full 's["state"] == "running" and s["buffer-full-waits"] > 0 and s["buffer-used"] >= s["buffer-size"]' \
-    --size 256M --threads 2 --pattern random --buffer 64K
+    --size 256M --threads 2 --pattern random --buffer 64K \
+    --test-hold '{"until": "cancel"}'
 
 out=$T/after.json
 run_snapwork "$out" --size 64M --threads 2 --pattern mixed --buffer 4M --name after ||

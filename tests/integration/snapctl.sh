@@ -155,9 +155,8 @@ expect_rc 1 ctl delete ../etc
 echo "ok: wait (finished), cancel and delete with their exit codes"
 
 # ---- wait on a running snapshot: progress bar on a tty, lines otherwise -------
-# A slow snapshot: 64 MiB of random text at zstd level 19 (random bytes
-# are stored after a quick look, and once took only 3.2 s; text keeps level
-# 19 searching, well over the 3.5 s the test needs it to run).
+# A snapshot that stays running until cancelled: snapd's test hook holds
+# its writer half-way through the sweep (snapd(8), TEST HOOKS).
 cat >"$T/slow.py" <<'EOF'
 import ctypes, json, mmap, os, socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -181,7 +180,8 @@ s.sendall(msg[1:])
 os.close(u)
 f.readline()
 s.sendall(json.dumps({"execute": "snapshot-start", "arguments": {"uffd": "u", "name": "slow",
-    "level": 19, "regions": [{"start": addr, "length": size, "name": "mem"}]}}).encode() + b"\n")
+    "test-hold": {"until": "cancel", "at": "half-swept"},
+    "regions": [{"start": addr, "length": size, "name": "mem"}]}}).encode() + b"\n")
 while True:
     r = json.loads(f.readline())
     if "event" not in r:
@@ -205,7 +205,12 @@ script -qc "$SNAPCTL_BIN wait $slow" /dev/null >"$T/wait-tty.txt" 2>&1 &
 w_tty=$!
 ctl wait "$slow" >"$T/wait-plain.txt" 2>&1 &
 w_plain=$!
-sleep 3.5
+# Progress comes once a second: wait for two updates in each (30 s at most).
+for _ in $(seq 300); do
+	[ "$(grep -c 'pages' "$T/wait-plain.txt")" -ge 2 ] &&
+	    [ "$(tr '\r' '\n' <"$T/wait-tty.txt" | grep -c '^\[[#.]*\] *[0-9]*%')" -ge 2 ] && break
+	sleep 0.1
+done
 expect_rc 0 ctl list
 case $out in *slow*running*) ;; *) fail "list does not show the slow snapshot running: $out" ;; esac
 expect_rc 0 ctl cancel "$slow"

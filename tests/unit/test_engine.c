@@ -160,6 +160,7 @@ struct run {
 	int			 cancel_on_arm;
 	int			 prearm;	/* ask for pre-arm; arm on PREARMED */
 	int			 prearmed;
+	enum snapshot_hold	 hold;		/* the engine's test hold */
 	struct snapshot_stats	 st;
 };
 
@@ -170,10 +171,19 @@ on_event(struct snapshot *snap, enum snapshot_event ev, void *arg)
 
 	switch (ev) {
 	case SNAPSHOT_EV_PREARMED:
-		/* The writers ran on while it protected; let them write a
-		 * little more, stop them, and arm: that is the instant. */
+		/*
+		 * The writers ran on while it protected; let them write
+		 * until snapd has noted pages written while pre-armed (up to
+		 * 10 s, a safety net), stop them, and arm: that is the
+		 * instant.
+		 */
 		run->prearmed = 1;
-		usleep(20000);
+		for (int i = 0; i < 10000; i++) {
+			snapshot_stats(snap, &run->st);
+			if (run->st.prearm_pages > 0)
+				break;
+			usleep(1000);
+		}
 		pause_writers();
 		CHECK(snapshot_arm(snap) == 0, "snapshot_arm: %s",
 		    strerror(errno));
@@ -273,6 +283,7 @@ start(struct run *run, int dirfd, const char *name, uint64_t buffer,
 		.owner_uid = (uid_t)-1,
 		.owner_gid = (gid_t)-1,
 		.prearm = run->prearm,
+		.hold = run->hold,
 	};
 
 	return snapshot_start(run->base, &req, on_event, run);
@@ -281,7 +292,13 @@ start(struct run *run, int dirfd, const char *name, uint64_t buffer,
 static void
 test_point_in_time(int dirfd, const char *dir, int prearm)
 {
-	struct run		 run = { .prearm = prearm };
+	/*
+	 * The writer is held until a fault has found the buffer full, so
+	 * the synchronous path (a fault waiting for a free slot) is always
+	 * exercised, whatever the machine's speed.
+	 */
+	struct run		 run = { .prearm = prearm,
+				    .hold = SNAPSHOT_HOLD_BUFFER_FULL };
 	const char		*name = prearm ? "pit-prearm" : "pit";
 	struct output_region	 regs[2];
 	pthread_t		 th[NTHREADS];

@@ -163,6 +163,7 @@ static struct {
 	unsigned	 act_after_ms;
 	int		 prearm;
 	unsigned	 prearm_ms;	/* writers run this long pre-armed */
+	const char	*test_hold;	/* --test-hold: snapd's test hook */
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -538,7 +539,7 @@ usage(void)
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
 	    "\t[--expect-fail [--after-loss SECONDS]] [--may-fail] "
 	    "[--dump-expected DIR] [--json]\n"
-	    "\t[--incompressible] [--prearm MS]\n"
+	    "\t[--incompressible] [--prearm MS] [--test-hold JSON]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
@@ -573,6 +574,7 @@ parse_options(int argc, char **argv)
 		{ "dump-expected",	required_argument, NULL, 'd' },
 		{ "json",		no_argument,	   NULL, 'j' },
 		{ "prearm",		required_argument, NULL, 'P' },
+		{ "test-hold",		required_argument, NULL, 'T' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -742,6 +744,9 @@ parse_options(int argc, char **argv)
 				exit(2);
 			}
 			opt.prearm = 1;
+			break;
+		case 'T':
+			opt.test_hold = optarg;
 			break;
 		default:
 			usage();
@@ -1611,6 +1616,7 @@ main(int argc, char **argv)
 	so.format = opt.format;
 	so.level = opt.level;
 	so.buffer_size = opt.buffer;
+	so.test_hold = opt.test_hold;
 	if (opt.prearm) {
 		/*
 		 * Pre-arm while the writers run, let them write for

@@ -1,0 +1,25 @@
+/*
+ * Test hooks: requests that let the test suite create a condition (a full
+ * buffer, snapshots overlapping, a snapshot that stays running) instead of
+ * hoping timing produces it.  They are refused unless snapd was started
+ * with SNAPD_TEST_HOOKS=1 in its environment, which no unit we ship sets;
+ * snapd(8) documents them under TEST HOOKS.
+ */
+#ifndef SNAPD_TESTHOOKS_H
+#define SNAPD_TESTHOOKS_H
+
+#include <jansson.h>
+
+#include "snapshot.h"
+
+/* 1 if this snapd accepts test hooks (SNAPD_TEST_HOOKS=1 at start). */
+int	testhooks_enabled(void);
+
+/*
+ * Fill req's hold from snapshot-start's "test-hold" argument (NULL: none).
+ * Returns 0, or -1 with why set.
+ */
+int	testhooks_hold(const json_t *arg, struct snapshot_request *req,
+	    char *why, size_t whylen);
+
+#endif /* SNAPD_TESTHOOKS_H */
