@@ -275,7 +275,49 @@ out:
 	return rc;
 }
 
-/* Emit pages [first, first + count) of region i, read from its file. */
+/*
+ * How region file fd lies from page first on, for count pages: *hole pages
+ * of hole first (zeros the file system holds no block for), then *data
+ * pages that may hold data.  Holes are found with SEEK_DATA/SEEK_HOLE so
+ * that they cost nothing to walk; where the file system cannot tell, every
+ * page may hold data.  A page only partly in a hole counts as data.
+ */
+static void
+raw_layout(int fd, uint64_t first, uint64_t count, uint64_t *hole,
+    uint64_t *data)
+{
+	const uint64_t	off = first * ZSNAP_PAGE_SIZE;
+	off_t		d, h;
+
+	*hole = 0;
+	*data = count;
+	if ((d = lseek(fd, (off_t)off, SEEK_DATA)) == -1) {
+		if (errno == ENXIO) {	/* only hole from off to the end */
+			*hole = count;
+			*data = 0;
+		}
+		return;
+	}
+	if ((uint64_t)d > off)
+		*hole = (uint64_t)d / ZSNAP_PAGE_SIZE - first;
+	if (*hole >= count) {
+		*hole = count;
+		*data = 0;
+		return;
+	}
+	*data = count - *hole;
+	if ((h = lseek(fd, d, SEEK_HOLE)) != -1 && (uint64_t)h > (uint64_t)d &&
+	    ((uint64_t)h + ZSNAP_PAGE_SIZE - 1) / ZSNAP_PAGE_SIZE - first -
+	    *hole < *data)
+		*data = ((uint64_t)h + ZSNAP_PAGE_SIZE - 1) / ZSNAP_PAGE_SIZE -
+		    first - *hole;
+}
+
+/*
+ * Emit pages [first, first + count) of region i: holes as ZERO extents
+ * without reading them, the rest read in batches and split into runs of
+ * DATA and ZERO pages by content.
+ */
 static int
 raw_walk_range(struct snap_file *f, int fd, uint32_t i, uint64_t first,
     uint64_t count, reader_cb *cb, void *arg)
@@ -288,9 +330,21 @@ raw_walk_range(struct snap_file *f, int fd, uint32_t i, uint64_t first,
 	    batch * ZSNAP_PAGE_SIZE) == -1)
 		return -1;
 	while (count > 0) {
-		size_t	n = count < batch ? (size_t)count : batch;
-		size_t	k = 0;
+		uint64_t	hole, data;
+		size_t		n, k = 0;
 
+		raw_layout(fd, first, count, &hole, &data);
+		if (hole > 0) {
+			struct reader_extent e = { i, ZSNAP_EXTENT_ZERO, first,
+			    hole };
+
+			if (cb(f, arg, NO_CHUNK, &e, NULL) == -1)
+				return -1;
+			first += hole;
+			count -= hole;
+			continue;
+		}
+		n = data < batch ? (size_t)data : batch;
 		if (reader_pread(f, fd, f->data, n * ZSNAP_PAGE_SIZE,
 		    first * ZSNAP_PAGE_SIZE, what) == -1)
 			return -1;

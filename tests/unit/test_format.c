@@ -18,7 +18,8 @@
  * bounded memory and time (the coverage check merges extents, it keeps no
  * bitmap sized by the header), and a duplicated extent plus a gap, which
  * add up to the right page count, is refused by restore and export as by
- * verify, before any byte is written.
+ * verify, before any byte is written.  A sparse raw region file of 64 GiB
+ * is verified without reading its holes.
  *
  * Exit 0 on pass, 1 on the first failure (after saying what was wrong).
  */
@@ -832,6 +833,23 @@ maxrss_kib(void)
 	return ru.ru_maxrss;
 }
 
+/* Bytes this process has read with read(2) and pread(2) so far. */
+static unsigned long long
+read_bytes(void)
+{
+	unsigned long long	 n = 0;
+	char			 line[128];
+	FILE			*io = fopen("/proc/self/io", "r");
+
+	if (io == NULL)
+		die("open /proc/self/io: %s", strerror(errno));
+	while (fgets(line, sizeof(line), io) != NULL)
+		if (sscanf(line, "rchar: %llu", &n) == 1)
+			break;
+	fclose(io);
+	return n;
+}
+
 static double
 now_seconds(void)
 {
@@ -844,9 +862,11 @@ now_seconds(void)
 /*
  * Open and verify a crafted file whose regions claim far more pages than
  * it holds bytes.  want is NULL when verify must accept, else a piece of
- * the message it must fail with.  The reader's memory may not grow by more
- * than 64 MiB whatever the header claims (a per-page bitmap of these
- * regions would take 2 GiB): checked with the peak RSS, and outside
+ * the message it must fail with.  The reader may read at most 16 MiB (a
+ * sparse raw region file read page by page would be 64 GiB) and its memory
+ * may not grow by more than 64 MiB whatever the header claims (a per-page
+ * bitmap of these regions would take 2 GiB): checked with the peak RSS, and
+ * outside
  * AddressSanitizer (which reserves terabytes of shadow) with an address
  * space limit too, so that a reader allocating by the header's claim fails
  * here rather than taking the machine's memory.  The time limit is only a
@@ -857,6 +877,7 @@ expect_bounded(const char *what, const char *path, const char *want)
 {
 	struct snap_file	*f;
 	long			 rss = maxrss_kib();
+	unsigned long long	 read0 = read_bytes();
 	double			 t0 = now_seconds(), dt;
 	int			 rc = -1;
 #ifndef __SANITIZE_ADDRESS__
@@ -894,6 +915,9 @@ expect_bounded(const char *what, const char *path, const char *want)
 		    snap_strerror(NULL));
 	else
 		printf("ok: %s verified in %.3f s\n", what, dt);
+	if (read_bytes() - read0 > 16u << 20)
+		fail("%s: the reader read %llu MiB", what,
+		    (read_bytes() - read0) >> 20);
 	if (maxrss_kib() - rss > 64 * 1024)
 		fail("%s: the reader's peak memory grew by %ld MiB", what,
 		    (maxrss_kib() - rss) / 1024);
@@ -943,6 +967,42 @@ test_huge_claims(void)
 	path_of(path, sizeof(path), "huge-zeros.zsnap");
 	craft_zsnap(path, one, 1, zeros, 2);
 	expect_bounded("2^44 zero pages in two runs", path, NULL);
+}
+
+/*
+ * A raw snapshot's region file is sparse, its holes zero pages: a 64 GiB
+ * file holding one page of data must verify without reading the holes.
+ */
+static void
+test_raw_sparse(void)
+{
+	const uint64_t	 len = 1ull << 36, pages = len / PAGE;
+	unsigned char	 page[PAGE];
+	char		 dir[8192], file[8300], json[1024];
+	int		 fd;
+
+	path_of(dir, sizeof(dir), "sparse.raw");
+	if (mkdir(dir, 0700) == -1)
+		die("mkdir %s: %s", dir, strerror(errno));
+	snprintf(file, sizeof(file), "%s/0.img", dir);
+	memset(page, 0x5a, sizeof(page));
+	if ((fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600)) == -1 ||
+	    ftruncate(fd, (off_t)len) == -1 ||
+	    pwrite(fd, page, PAGE, (off_t)(len / 2)) != PAGE || close(fd) == -1)
+		die("write %s: %s", file, strerror(errno));
+	snprintf(json, sizeof(json), "{\"format\": \"zsnap-raw\", "
+	    "\"version_major\": 1, \"version_minor\": 0, \"page_size\": %u, "
+	    "\"name\": \"sparse\", \"pid\": 1, \"uid\": 0, \"comm\": \"x\", "
+	    "\"armed_realtime_ns\": 1, \"flags\": 0, \"pages_total\": %llu, "
+	    "\"pages_data\": 1, \"pages_zero\": %llu, \"pages_lost\": 0, "
+	    "\"regions\": [{\"index\": 0, \"start\": 0, \"length\": %llu, "
+	    "\"name\": \"r0\", \"file\": \"0.img\", \"lost\": []}]}\n", PAGE,
+	    (unsigned long long)pages, (unsigned long long)pages - 1,
+	    (unsigned long long)len);
+	snprintf(file, sizeof(file), "%s/snapshot.json", dir);
+	write_all(file, (const unsigned char *)json, strlen(json));
+	expect_bounded("a raw region file of 64 GiB, one page of data", dir,
+	    NULL);
 }
 
 /*
@@ -1167,6 +1227,7 @@ main(void)
 	test_crc32c();
 	/* First, while the process is small: they watch its peak memory. */
 	test_huge_claims();
+	test_raw_sparse();
 	test_restore_coverage();
 	layout_build(&l);
 	test_zsnap(&l, dirfd, 0);
