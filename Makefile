@@ -2,6 +2,8 @@
 #
 #   make                  build snapd, snapctl, libsnapclient (shared and static)
 #   make check            install missing Debian packages, build, run every test
+#                         (fuzz targets only replay their corpus and
+#                         regression inputs: the same inputs every run)
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -165,6 +167,8 @@ soak: deps
 	$(MAKE) tests
 	B=$(B) tests/soak.sh
 
+# Explores: libFuzzer looks for new inputs for FUZZ_SECONDS per target.
+# `make check` only replays tests/fuzz/{corpus,regress} (tests/fuzz/run.sh).
 fuzz: deps
 	B=$(B) FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
 

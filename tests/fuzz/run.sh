@@ -1,23 +1,42 @@
 #!/bin/bash
 # Build the libFuzzer targets of tests/fuzz/ into $B/fuzz/ with Debian's
-# clang (address and undefined-behaviour sanitizers, UB is fatal) and run
-# each for FUZZ_SECONDS seconds (default 20) on its seed corpus
-# (tests/fuzz/corpus/NAME) and its regression inputs (tests/fuzz/regress/NAME).
-# Fails if any target crashes, leaks, times out or runs out of memory, on a
-# regression input or on one it found.
+# clang (address and undefined-behaviour sanitizers, UB is fatal), then
+# either replay or explore:
+#
+#	B=build tests/fuzz/run.sh --replay [reader|config|control ...]
+#		(what `make check` runs, through tests/integration/fuzz.sh)
+#		run each target once on every file of its seed corpus
+#		(tests/fuzz/corpus/NAME) and of its regression inputs
+#		(tests/fuzz/regress/NAME) and nothing else: deterministic, the
+#		same inputs every time.  Fails if any input crashes, leaks,
+#		runs out of memory or takes longer than REPLAY_TIMEOUT seconds
+#		(default 25, a safety net: every input takes well under 1 s).
 #
 #	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control ...]
+#		(what `make fuzz` runs) explore: fuzz each target for
+#		FUZZ_SECONDS seconds (default 20) starting from the same
+#		inputs, with a 10 s limit per input.  Fails if any target
+#		crashes, leaks, times out or runs out of memory, on a given
+#		input or on one it found.  Its verdict depends on what it
+#		finds in the time, so it is not part of `make check`.
 #
 # Inputs the fuzzer finds go to $B/fuzz/corpus/NAME (never into the tree);
-# a crashing input goes to $B/fuzz/artifacts/NAME/ and its path is printed:
-# fix the bug, then copy the input into tests/fuzz/regress/NAME/.
+# a crashing or slow input goes to $B/fuzz/artifacts/NAME/ and its path is
+# printed: fix the bug, then copy the input into tests/fuzz/regress/NAME/
+# under a name that says what it is, so that every `make check` replays it.
 # Exits 77 when clang's libFuzzer is not installed.
 set -u
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 CLANG=${CLANG:-clang}
+REPLAY_TIMEOUT=${REPLAY_TIMEOUT:-25}
 OUT=$B/fuzz
+replay=0
+if [ "${1:-}" = --replay ]; then
+	replay=1
+	shift
+fi
 TARGETS=${*:-reader config control}
 
 # Per target: the largest input tried and the sources linked in.
@@ -105,29 +124,65 @@ for t in $TARGETS; do
 	art=$OUT/artifacts/$t
 	log=$OUT/$t.log
 	mkdir -p "$found" "$art" || exit 1
-	dirs=("$found")
-	for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
-		[ -d "$d" ] && dirs+=("$d")
-	done
-	echo "fuzz_$t: ${FUZZ_SECONDS}s on ${dirs[*]}"
 	before=$(ls "$art" | wc -l)
 	# libFuzzer's own error exit code is 77, which means "skipped" to
 	# tests/run.sh: make every failure exit 1.
-	"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-	    -max_len="${MAX_LEN[$t]}" -use_value_profile=1 \
-	    -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
-	    -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
+	common=(-rss_limit_mb=2048 -max_len="${MAX_LEN[$t]}" -error_exitcode=1
+	    -timeout_exitcode=1 -artifact_prefix="$art/")
+	if [ $replay -eq 1 ]; then
+		# Files, not directories: libFuzzer runs each one once and
+		# stops, fuzzing nothing.  READMEs are notes, not inputs.
+		inputs=()
+		for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
+			[ -d "$d" ] || continue
+			while IFS= read -r f; do
+				inputs+=("$f")
+			done < <(find "$d" -type f ! -name 'README*' | sort)
+		done
+		if [ ${#inputs[@]} -eq 0 ]; then
+			failed+=("$t")
+			echo "FAIL: fuzz_$t: no corpus or regression input" >&2
+			continue
+		fi
+		echo "fuzz_$t: replaying ${#inputs[@]} inputs of" \
+		    "tests/fuzz/{corpus,regress}/$t"
+		"$bin" -timeout="$REPLAY_TIMEOUT" "${common[@]}" "${inputs[@]}" \
+		    >"$log" 2>&1
+	else
+		dirs=("$found")
+		for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
+			[ -d "$d" ] && dirs+=("$d")
+		done
+		echo "fuzz_$t: ${FUZZ_SECONDS}s on ${dirs[*]}"
+		"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 \
+		    -use_value_profile=1 -print_final_stats=1 "${common[@]}" \
+		    "${dirs[@]}" >"$log" 2>&1
+	fi
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		failed+=("$t")
 		echo "FAIL: fuzz_$t exited $rc; the last lines of $log:" >&2
 		grep -v '^#[0-9]' "$log" | tail -n 40 | sed 's/^/    | /' >&2
 		if [ "$(ls "$art" | wc -l)" -gt "$before" ]; then
-			echo "    crashing input(s), to fix and then copy into" \
+			echo "    failing input(s), to fix and then copy into" \
 			    "tests/fuzz/regress/$t/:" >&2
 			ls -t "$art" | head -n $(( $(ls "$art" | wc -l) - before )) |
 			    sed "s|^|      $art/|" >&2
 		fi
+		continue
+	fi
+	if [ $replay -eq 1 ]; then
+		ran=$(grep -c '^Executed ' "$log")
+		if [ "$ran" -ne ${#inputs[@]} ]; then
+			failed+=("$t")
+			echo "FAIL: fuzz_$t ran $ran of ${#inputs[@]} inputs" \
+			    "(see $log)" >&2
+			continue
+		fi
+		slowest=$(sed -n 's/^Executed \(.*\) in \([0-9]*\) ms$/\2 \1/p' \
+		    "$log" | sort -n | tail -n 1)
+		echo "    all ran clean; slowest: ${slowest% *} ms" \
+		    "(${slowest#* })"
 		continue
 	fi
 	grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" |
@@ -139,4 +194,10 @@ if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAIL: fuzz targets failed: ${failed[*]}" >&2
 	exit 1
 fi
-echo "fuzz: all targets ran ${FUZZ_SECONDS}s without a crash, leak or timeout"
+if [ $replay -eq 1 ]; then
+	echo "fuzz: every corpus and regression input ran without a crash," \
+	    "leak or timeout"
+else
+	echo "fuzz: all targets ran ${FUZZ_SECONDS}s without a crash, leak" \
+	    "or timeout"
+fi

@@ -1,0 +1,135 @@
+/*
+ * The snapshot reader's internals (not installed), shared by its files:
+ *
+ *	reader.c		opening a zsnap file, checking and walking its
+ *				chunks, snap_file_open/close/info/region
+ *	reader-raw.c		the same for a NAME.raw directory
+ *	reader-verify.c		the coverage check (every page of every region
+ *				covered exactly once) and snap_file_verify()
+ *	reader-restore.c	snap_file_restore(), snap_restore(),
+ *				snap_file_export_raw()
+ *
+ * The input is hostile (see reader.c's opening comment): what a file claims
+ * is checked before it sizes an allocation or a loop, and every cost is
+ * bounded by the bytes the file really holds, never by the pages it claims.
+ * A struct snap_file is used by one thread at a time; nothing is locked.
+ */
+#ifndef SNAPCLIENT_READER_INTERNAL_H
+#define SNAPCLIENT_READER_INTERNAL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zstd.h>
+
+#include "snapclient.h"
+#include "zsnap.h"
+
+/* Sanity caps: larger values are refused before anything is allocated. */
+#define READER_REGIONS_MAX		65536
+#define READER_REGION_BYTES_MAX		(1ull << 56)
+#define READER_INDEX_BYTES_MAX		(1ull << 30)
+#define READER_CHUNK_EXTENTS_MAX	65536
+#define READER_CHUNK_DATA_PAGES_MAX	16384		/* 64 MiB */
+#define READER_JSON_BYTES_MAX		(16u << 20)
+#define READER_RAW_BATCH_PAGES		256
+
+#define ALL_REGIONS			UINT32_MAX
+#define NO_CHUNK			UINT64_MAX
+
+struct reader_extent {
+	uint32_t	region;
+	uint32_t	kind;
+	uint64_t	first;
+	uint64_t	count;
+};
+
+struct reader_range {
+	uint64_t	first;
+	uint64_t	count;
+};
+
+struct snap_file {
+	int			 format;	/* 0 zsnap, 1 raw */
+	int			 fd;		/* the file, or the raw directory */
+	char			 path[PATH_MAX];
+	struct snap_file_info	 info;
+	struct snap_file_region	*regions;
+	uint64_t		*region_pages;
+	uint32_t		 flags;
+	int			 covered;	/* the coverage check passed */
+
+	/* zsnap */
+	uint64_t		 header_end;
+	uint64_t		 index_offset;
+	struct zsnap_index_entry *index;	/* host order */
+	ZSTD_DCtx		*dctx;
+	unsigned char		*payload;	/* one chunk's metadata */
+	size_t			 payload_cap;
+	struct reader_extent	*extents;
+	size_t			 extents_cap;
+	unsigned char		*frame;		/* one chunk's zstd frame */
+	size_t			 frame_cap;
+	unsigned char		*data;		/* its pages, decompressed */
+	size_t			 data_cap;
+
+	/* raw */
+	struct reader_range	**lost;		/* per region, sorted */
+	size_t			*lost_count;
+};
+
+/* A chunk's header, decoded and checked. */
+struct reader_chunk {
+	uint64_t	index;
+	uint64_t	offset;
+	uint32_t	extent_count;
+	uint32_t	data_pages;
+	uint32_t	data_frame_size;
+	uint32_t	data_crc;
+};
+
+/*
+ * Called for each extent a walk hands out: chunk is the zsnap chunk holding
+ * it (NO_CHUNK for a raw snapshot), data its pages for a DATA extent, else
+ * NULL.  Returning -1 (with the message set) stops the walk.
+ */
+typedef int reader_cb(struct snap_file *f, void *arg, uint64_t chunk,
+    const struct reader_extent *x, const unsigned char *data);
+
+/* Set the thread's message to "PATH: ..." and errno to err. */
+void	reader_error(struct snap_file *f, int err, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+/* Grow *buf to at least need bytes; -1 (ENOMEM) with the message set. */
+int	reader_reserve(struct snap_file *f, void **buf, size_t *cap,
+	    size_t need);
+/* Read exactly len bytes of fd at off; what names them in a message. */
+int	reader_pread(struct snap_file *f, int fd, void *buf, size_t len,
+	    uint64_t off, const char *what);
+
+/* Read zsnap chunk i's extent list into f->extents, checked. */
+int	reader_zsnap_chunk_load(struct snap_file *f, uint64_t i,
+	    struct reader_chunk *c);
+
+/*
+ * Hand every extent of region (or of ALL_REGIONS) to cb, with the page data
+ * of DATA extents; all_data: decompress and check every chunk's data even
+ * where no extent of it is wanted (verify).
+ */
+int	reader_walk(struct snap_file *f, uint32_t region, int all_data,
+	    reader_cb *cb, void *arg);
+
+/* reader-raw.c */
+int	reader_raw_open(struct snap_file *f);
+int	reader_raw_walk(struct snap_file *f, uint32_t region, reader_cb *cb,
+	    void *arg);
+
+/*
+ * reader-verify.c: prove that every page of every region is covered by
+ * exactly one extent; 0, or -1 with a message naming the region, the page
+ * and the chunks.  Reads the chunks' metadata only.  Remembered in
+ * f->covered, so restoring region after region checks once.
+ */
+int	reader_check_coverage(struct snap_file *f);
+
+#endif /* SNAPCLIENT_READER_INTERNAL_H */
