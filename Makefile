@@ -6,6 +6,8 @@
 #                         regression inputs: the same inputs every run)
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
+#   make check-repeat N=5 [TARGET=check-sanitizers]   the suite N times on a
+#                         fresh clone of HEAD: is its verdict deterministic?
 #   make install          PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers
 #   (into build-address-undefined/ or build-thread/); `make check-sanitizers`
@@ -155,6 +157,12 @@ check-sanitizers: deps
 	B=build-thread SANITIZE=thread TESTS='^test_engine$$' tests/run.sh || rc=1; \
 	exit $$rc
 
+# The whole suite N times in a row on a fresh clone of what is committed.
+N	?= 5
+TARGET	?= check
+check-repeat:
+	tests/repeat.sh $(N) $(TARGET)
+
 demo: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/demo.sh
@@ -220,4 +228,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers demo bench soak fuzz install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench soak fuzz install uninstall clean

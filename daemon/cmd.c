@@ -30,6 +30,7 @@ const struct cmd_entry cmd_table[] = {
 	{ "query-snapshots", 0, cmd_no_args, cmd_query_snapshots_exec },
 	{ "snapshot-delete", 0, cmd_snapshot_delete_args,
 	    cmd_snapshot_delete_exec },
+	{ "test-release", 0, cmd_test_release_args, cmd_test_release_exec },
 	{ NULL, 0, NULL, NULL }
 };
 

@@ -78,6 +78,7 @@ extern const struct cmd_arg	cmd_getfd_args[];
 extern const struct cmd_arg	cmd_snapshot_start_args[];
 extern const struct cmd_arg	cmd_snapshot_arm_args[];
 extern const struct cmd_arg	cmd_snapshot_cancel_args[];
+extern const struct cmd_arg	cmd_test_release_args[];
 extern const struct cmd_arg	cmd_snapshot_delete_args[];
 
 enum cmd_retval	cmd_capabilities_exec(struct cmd_ctx *);
@@ -88,6 +89,7 @@ enum cmd_retval	cmd_closefd_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_arm_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_cancel_exec(struct cmd_ctx *);
+enum cmd_retval	cmd_test_release_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);
 enum cmd_retval	cmd_query_config_exec(struct cmd_ctx *);

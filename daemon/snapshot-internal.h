@@ -149,6 +149,7 @@ struct snapshot {
 	_Atomic uint64_t	 pages_zero;
 	_Atomic uint64_t	 pages_lost;
 	_Atomic uint64_t	 address_events;	/* REMOVE, UNMAP, REMAP read */
+	_Atomic int		 test_released;	/* snapshot_test_release() */
 	_Atomic uint64_t	 stall_max_ns;
 	_Atomic uint64_t	 bytes_written;
 	uint64_t		 arm_ns;

@@ -422,6 +422,12 @@ snapshot_running_peak(void)
 	return atomic_load(&running_peak);
 }
 
+void
+snapshot_test_release(struct snapshot *s)
+{
+	atomic_store(&s->test_released, 1);
+}
+
 int
 snapshot_hold_over(struct snapshot *s)
 {
@@ -437,6 +443,8 @@ snapshot_hold_over(struct snapshot *s)
 		return atomic_load(&running_peak) >= s->req.hold_count;
 	case SNAPSHOT_HOLD_DISCARD:
 		return atomic_load(&s->address_events) > 0;
+	case SNAPSHOT_HOLD_RELEASE:
+		return atomic_load(&s->test_released);
 	case SNAPSHOT_HOLD_CANCEL:
 		return 0;
 	default:

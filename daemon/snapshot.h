@@ -40,6 +40,8 @@ enum snapshot_hold {
 	SNAPSHOT_HOLD_CANCEL,		/* until cancelled */
 	SNAPSHOT_HOLD_DISCARD,		/* until the process discarded, unmapped
 					 * or moved memory; drains meanwhile */
+	SNAPSHOT_HOLD_RELEASE,		/* until snapshot_test_release(); drains
+					 * meanwhile */
 };
 #define SNAPSHOT_HOLD_MAX_MS	120000
 
@@ -145,6 +147,9 @@ struct snapshot	*snapshot_start(struct event_base *base,
  * not pre-armed and waiting, EALREADY if arming was already asked.
  */
 int		 snapshot_arm(struct snapshot *snap);
+
+/* Test hook: end a SNAPSHOT_HOLD_RELEASE hold (any thread). */
+void		 snapshot_test_release(struct snapshot *snap);
 
 /* Ask a running snapshot to stop; SNAPSHOT_EV_DONE (CANCELLED) follows. */
 void		 snapshot_cancel(struct snapshot *snap, const char *why);

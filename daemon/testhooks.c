@@ -9,6 +9,8 @@
  *   U "cancel"			the snapshot is cancelled
  *   U "discard"			the process discarded, unmapped or moved
  *				memory (the writer drains the buffer meanwhile)
+ *   U "release"			a test-release command names the snapshot
+ *				(the writer drains the buffer meanwhile)
  *   A "armed" (the default)	after the armed reply and the output is
  *				open, before any drain or sweep
  *   A "arming"			protected, before the armed instant (the
@@ -94,14 +96,16 @@ testhooks_hold(const json_t *arg, struct snapshot_request *req, char *why,
 	}
 	if (until == NULL)
 		snprintf(why, whylen, "test-hold needs \"until\": "
-		    "\"buffer-full\", \"running\", \"cancel\" or "
-		    "\"discard\"");
+		    "\"buffer-full\", \"running\", \"cancel\", "
+		    "\"discard\" or \"release\"");
 	else if (strcmp(until, "buffer-full") == 0 && count == NULL)
 		req->hold = SNAPSHOT_HOLD_BUFFER_FULL;
 	else if (strcmp(until, "cancel") == 0 && count == NULL)
 		req->hold = SNAPSHOT_HOLD_CANCEL;
 	else if (strcmp(until, "discard") == 0 && count == NULL)
 		req->hold = SNAPSHOT_HOLD_DISCARD;
+	else if (strcmp(until, "release") == 0 && count == NULL)
+		req->hold = SNAPSHOT_HOLD_RELEASE;
 	else if (strcmp(until, "running") == 0 && json_is_integer(count) &&
 	    json_integer_value(count) >= 1 &&
 	    json_integer_value(count) <= 1024) {
@@ -109,7 +113,8 @@ testhooks_hold(const json_t *arg, struct snapshot_request *req, char *why,
 		req->hold_count = (unsigned)json_integer_value(count);
 	} else
 		snprintf(why, whylen, "test-hold: \"until\" must be "
-		    "\"buffer-full\", \"cancel\", \"discard\", or "
-		    "\"running\" with a \"count\" of 1..1024");
+		    "\"buffer-full\", \"cancel\", \"discard\", "
+		    "\"release\", or \"running\" with a \"count\" of "
+		    "1..1024");
 	return req->hold == SNAPSHOT_HOLD_NONE ? -1 : 0;
 }

@@ -151,9 +151,10 @@ writer_drain(struct writer *w)
  * The test hook's hold (snapshot.h, snapd(8) TEST HOOKS): wait at `at`, once,
  * until its condition is met, the snapshot is cancelled or fails, the
  * process exits, or SNAPSHOT_HOLD_MAX_MS pass.  Polled: a test hook, never
- * on a path that counts.  A "discard" hold drains the buffer meanwhile (w
- * given), so the fault thread, which reads the events, is never stuck
- * waiting for a slot.
+ * on a path that counts.  A "discard" or "release" hold drains the buffer
+ * meanwhile (w given), so the fault thread is never stuck waiting for a
+ * slot: what ends the hold (an event read, the process's own request) may
+ * need the fault thread first.
  */
 static void
 writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
@@ -167,8 +168,8 @@ writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
 	    (unsigned long long)s->id);
 	while (!snapshot_hold_over(s) && !atomic_load(&s->cancel) &&
 	    !atomic_load(&s->fault_error) && poll(&pfd, 1, 5) == 0) {
-		if (w != NULL && s->req.hold == SNAPSHOT_HOLD_DISCARD &&
-		    writer_drain(w) == -1)
+		if (w != NULL && (s->req.hold == SNAPSHOT_HOLD_DISCARD ||
+		    s->req.hold == SNAPSHOT_HOLD_RELEASE) && writer_drain(w) == -1)
 			break;
 		if (now_ns() >= until) {
 			log_warnx("snapshot %llu: test hook: the hold's "

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Kernel writes into a protected region: during the snapshot snapwork's
 # main thread read(2)s from a pipe and pread(2)s from a file, alternately,
-# straight into 16384 write-protected pages (the last quarter of 256 MiB,
-# which snapd's sweep reaches last, so they are still protected), while two
-# writers hammer the rest.  copy_to_user() takes the write-protect fault in
+# straight into 16384 write-protected pages (the last quarter of 256 MiB),
+# while two writers hammer the rest.  They are still protected when the
+# kernel writes them: snapd's test hook holds the writer's sweep (draining
+# the buffer meanwhile) until snapwork says, with test-release, that the
+# kernel writes are done.  copy_to_user() takes the write-protect fault in
 # the kernel: with a full (not user-mode-only) userfaultfd snapd serves it
 # like any other, so every read must complete (no EFAULT), none may take a
 # second, the snapshot must hold the armed instant's bytes, and the live
@@ -17,6 +19,7 @@ out=$T/kernel_write.json
 rc=0
 timeout -k 5 60 "$SNAPWORK" --socket "$SNAPD_SOCK" --json --name kernel-write \
     --size 256M --threads 2 --pattern mixed --buffer 4M --kernel-write \
+    --test-hold '{"until": "release"}' --test-release \
     >"$out" 2>"$out.err" || rc=$?
 [ "$rc" -eq 0 ] || { show_snapwork "$out"; fail "snapwork failed (exit $rc): $(tail -n 1 "$out.err")"; }
 done_=$(json_get "$out" action-done) || fail "no action-done"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The test hooks (snapd(8), TEST HOOKS) are off unless snapd was started
 # with SNAPD_TEST_HOOKS=1: without it a snapshot-start carrying "test-hold"
-# is refused with a message that says why, and nothing is armed.  With it,
+# and the test-release command are refused with a message that says why,
+# and nothing is armed.  With it,
 # a malformed hold is refused the same way.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -24,6 +25,10 @@ start_refused() {
 SNAPD_TEST_HOOKS=0 snapd_start
 grep -q "test hooks are enabled" "$SNAPD_LOG" && fail "snapd says test hooks are enabled with SNAPD_TEST_HOOKS=0"
 start_refused off '{"until": "cancel"}' "not started with SNAPD_TEST_HOOKS=1"
+out=$("$SNAPCTL_BIN" qmp '{"execute": "test-release", "arguments": {"id": 1}}' 2>&1) &&
+	fail "test-release was accepted without SNAPD_TEST_HOOKS=1: $out"
+case $out in *SNAPD_TEST_HOOKS=1*) ;; *) fail "the refused test-release does not say why: $out" ;; esac
+echo "ok: test-release refused: $out"
 snapd_stop || fail "snapd did not stop cleanly"
 
 snapd_start

@@ -164,6 +164,7 @@ static struct {
 	int		 prearm;
 	unsigned	 prearm_ms;	/* writers run this long pre-armed */
 	const char	*test_hold;	/* --test-hold: snapd's test hook */
+	int		 test_release;	/* --test-release: after the action */
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -539,7 +540,8 @@ usage(void)
 	    "[--zero PERCENT] [--run-after SECONDS]\n"
 	    "\t[--expect-fail [--after-loss SECONDS]] [--may-fail] "
 	    "[--dump-expected DIR] [--json]\n"
-	    "\t[--incompressible] [--prearm MS] [--test-hold JSON]\n"
+	    "\t[--incompressible] [--prearm MS] [--test-hold JSON "
+	    "[--test-release]]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
 	exit(2);
@@ -575,6 +577,7 @@ parse_options(int argc, char **argv)
 		{ "json",		no_argument,	   NULL, 'j' },
 		{ "prearm",		required_argument, NULL, 'P' },
 		{ "test-hold",		required_argument, NULL, 'T' },
+		{ "test-release",	no_argument,	   NULL, 'E' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -747,6 +750,9 @@ parse_options(int argc, char **argv)
 			break;
 		case 'T':
 			opt.test_hold = optarg;
+			break;
+		case 'E':
+			opt.test_release = 1;
 			break;
 		default:
 			usage();
@@ -1671,6 +1677,22 @@ main(int argc, char **argv)
 	if (opt.act != ACT_NONE && !rp.start_failed) {
 		rp.act_ok = act_run() == 0;
 		rp.act_done = 1;
+	}
+	if (opt.test_release && !rp.start_failed) {
+		/* The hold "until release": the action is done, go on. */
+		char cmd[128], *reply;
+
+		snprintf(cmd, sizeof(cmd), "{\"execute\": \"test-release\", "
+		    "\"arguments\": {\"id\": %llu}}", (unsigned long long)id);
+		reply = snap_command(c, cmd);
+		if (reply == NULL || strstr(reply, "\"return\"") == NULL) {
+			fprintf(stderr, "snapwork: test-release: %s\n",
+			    reply != NULL ? reply : snap_strerror(c));
+			free(reply);
+			writers_stop();
+			return 1;
+		}
+		free(reply);
 	}
 
 	if (opt.expect_fail && opt.after_loss > 0) {
