@@ -37,6 +37,7 @@
 
 #include "log.h"
 #include "snapshot-internal.h"
+#include "testhook.h"
 #include "uffd.h"
 
 #define FAULT_BATCH	64
@@ -389,6 +390,7 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	}
 	r->stream_next[stream] = page + n;
 	r->stream_width[stream] = width;
+	testhook_pause(s, TESTHOOK_FAULT, r->index, page, n);
 
 	/* Still write-protected: the content is the armed instant's. */
 	for (uint32_t i = 0; i < n; i++) {

@@ -35,6 +35,7 @@
 #include "control.h"
 #include "snapshot.h"
 #include "snapshots.h"
+#include "testhook.h"
 
 static struct event_base	*main_base;
 static const char		*main_config_path;	/* NULL: the default */
@@ -366,6 +367,7 @@ main(int argc, char **argv)
 	static const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
 
 	log_init(LOG_LEVEL_INFO, 0);
+	testhook_init();
 	while ((ch = getopt(argc, argv, "c:hl:nV")) != -1) {
 		switch (ch) {
 		case 'c':

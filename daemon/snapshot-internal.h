@@ -141,6 +141,12 @@ struct snapshot {
 	_Atomic int		 fault_error;	/* fault thread gave up: errno */
 	_Atomic uint64_t	 last_full_notify_ns;
 
+	/* Debug-only test hook (testhook.h): set at arm, then read only. */
+	int			 hook_where;
+	uint32_t		 hook_region;
+	uint64_t		 hook_page;
+	_Atomic int		 hook_fired;
+
 	/* Figures (snapshot_stats()). */
 	_Atomic int		 state;
 	_Atomic uint64_t	 pages_saved;

@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "snapshot-internal.h"
+#include "testhook.h"
 #include "uffd.h"
 
 #define WRITER_RUN	64		/* pages per sweep read: 256 KiB */
@@ -220,6 +221,7 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 	}
 	if (pages == 0)
 		return 0;
+	testhook_pause(s, TESTHOOK_WRITER, r->index, first, n);
 
 	{
 		uint8_t *dst = w->readbuf;
@@ -496,6 +498,7 @@ writer_arm(struct snapshot *s)
 		if (fd >= 0)
 			close(fd);
 	}
+	testhook_load(s);
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)req->pid);
 	pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (pagemap == -1) {
