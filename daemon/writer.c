@@ -149,9 +149,13 @@ writer_drain(struct writer *w)
 }
 
 /*
- * Un-protect (and wake) a range from the writer.  EAGAIN means a discard
- * event is queued: only the fault thread reads events, and it may itself
- * be waiting for a buffer slot, so free slots and try again.
+ * Un-protect (and wake) a range from the writer.  EAGAIN means an event is
+ * queued: only the fault thread reads events, and it may itself be waiting
+ * for a buffer slot, so free slots and try again.  ENOENT means nothing of
+ * the range is registered any more (unmapped, or moved away): wake any
+ * task that faulted there before, so that none sleeps on an address
+ * nobody will un-protect.  Any other failure ends the snapshot: ESRCH is
+ * the armed mm gone, the rest would leave the process's pages protected.
  */
 static int
 writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
@@ -159,13 +163,19 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 	struct snapshot *s = w->s;
 
 	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
-		if (errno != EAGAIN) {
-			if (errno != ENOENT)	/* unmapped meanwhile: fine */
-				log_warn("snapshot %llu: un-protect 0x%llx+%llu",
-				    (unsigned long long)s->id,
-				    (unsigned long long)addr,
-				    (unsigned long long)len);
+		if (errno == ENOENT) {
+			(void)uffd_wake(s->uffd, addr, len);
 			return 0;
+		}
+		if (errno == ESRCH) {
+			snapshot_mm_gone(s);
+			return -1;
+		}
+		if (errno != EAGAIN) {
+			snapshot_set_error(s, "un-protect 0x%llx+%llu: %s",
+			    (unsigned long long)addr, (unsigned long long)len,
+			    strerror(errno));
+			return -1;
 		}
 		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error) ||
 		    writer_drain(w) == -1)
@@ -176,139 +186,139 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 }
 
 /*
- * Save one run of a region: pages [first, first + n).  Pages someone else
- * claimed are skipped; the rest are read in one call.
+ * Read the pages of `todo` (bits over [first, first+64)) from their
+ * claimed addresses into readbuf, at the page's offset from first, one
+ * read per run contiguous in both page and address, then un-protect them
+ * there.  Pages that cannot be read are added to *bad.
+ */
+static int
+writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t todo,
+    uint64_t *bad)
+{
+	struct snapshot	*s = w->s;
+
+	while (todo != 0) {
+		unsigned	i = (unsigned)__builtin_ctzll(todo), n = 1;
+		struct iovec	l;
+		ssize_t		got;
+
+		while (i + n < WRITER_RUN && (todo >> (i + n) & 1) &&
+		    addr[i + n] == addr[i] + n * PAGE_4K)
+			n++;
+		todo &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
+		l.iov_base = w->readbuf + i * PAGE_4K;
+		l.iov_len = n * PAGE_4K;
+		got = snapshot_read_mem(s, &l, 1, addr[i]);
+		if (got == -1 && errno == ESRCH) {
+			snapshot_mm_gone(s);
+			return -1;
+		}
+		if (got == -1) {
+			snapshot_set_error(s, "read 0x%llx+%llu: %s",
+			    (unsigned long long)addr[i],
+			    (unsigned long long)(n * PAGE_4K), strerror(errno));
+			return -1;
+		}
+		/* Past a short read, retry page by page (munmap'ed holes). */
+		for (unsigned j = (unsigned)((size_t)got / PAGE_4K); j < n; j++) {
+			l.iov_base = w->readbuf + (i + j) * PAGE_4K;
+			l.iov_len = PAGE_4K;
+			got = snapshot_read_mem(s, &l, 1, addr[i + j]);
+			if (got == -1 && errno == ESRCH) {
+				snapshot_mm_gone(s);
+				return -1;
+			}
+			if (got != (ssize_t)PAGE_4K)
+				*bad |= 1ULL << (i + j);
+		}
+		if (writer_unprotect(w, addr[i], n * PAGE_4K) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Save one run of a region: pages [first, first + n), n <= WRITER_RUN,
+ * first a multiple of 64.  Pages someone else claimed are skipped.  The
+ * read is tied to the address space by events_seq (snapshot-internal.h):
+ * if a move or discard event was handled between the claim and the
+ * un-protect, pages discarded meanwhile are recorded lost and pages moved
+ * meanwhile are read again where they are now.  Without events that costs
+ * one atomic load and one lock round trip per run.
  */
 static int
 writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 {
 	struct snapshot	*s = w->s;
-	struct iovec	 local[WRITER_RUN], remote[WRITER_RUN];
-	uint64_t	 run_first[WRITER_RUN], run_addr[WRITER_RUN];
-	uint32_t	 run_len[WRITER_RUN], nruns = 0, pages = 0;
-	uint64_t	 p = first, end = first + n;
-	uint32_t	 moves = atomic_load(&s->nmoves);
-	int		 got;
+	uint64_t	 addr[WRITER_RUN], mine, todo, bad = 0, lost = 0, seq;
+	uint64_t	 mask = n == 64 ? ~0ULL : (1ULL << n) - 1;
 
-	/* Claim, a bitmap word at a time, and collect contiguous sub-runs. */
-	while (p < end) {
-		uint64_t word = p >> 6, lo = p & 63;
-		uint64_t hi = end - (word << 6) < 64 ? end - (word << 6) : 64;
-		uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) &
-		    ~((1ULL << lo) - 1);
-		uint64_t won = pagestate_claim_mask(&r->ps, word, mask);
-
-		for (uint64_t b = lo; b < hi; b++) {
-			uint64_t page = (word << 6) + b, addr;
-
-			if (!(won >> b & 1))
-				continue;
-			/* Where it is now (the process may have moved it). */
-			addr = snapshot_page_addr(s, r, page);
-			if (nruns > 0 && run_first[nruns - 1] +
-			    run_len[nruns - 1] == page && run_addr[nruns - 1] +
-			    run_len[nruns - 1] * PAGE_4K == addr)
-				run_len[nruns - 1]++;
-			else {
-				run_first[nruns] = page;
-				run_addr[nruns] = addr;
-				run_len[nruns] = 1;
-				nruns++;
-			}
-			pages++;
-		}
-		p = (word << 6) + hi;
-	}
-	if (pages == 0)
+	seq = atomic_load_explicit(&s->events_seq, memory_order_acquire);
+	mine = pagestate_claim_mask(&r->ps, first >> 6, mask);
+	if (mine == 0)
 		return 0;
+	/* Where each page is now (the process may have moved it). */
+	for (uint64_t m = mine; m != 0; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
+
+		addr[i] = snapshot_page_addr(s, r, first + i);
+	}
 	testhook_pause(s, TESTHOOK_WRITER, r->index, first, n);
 
-	{
-		uint8_t *dst = w->readbuf;
+	for (todo = mine;;) {
+		uint64_t now;
 
-		for (uint32_t i = 0; i < nruns; i++) {
-			local[i].iov_base = dst;
-			local[i].iov_len = run_len[i] * PAGE_4K;
-			remote[i].iov_base = (void *)(uintptr_t)run_addr[i];
-			remote[i].iov_len = run_len[i] * PAGE_4K;
-			dst += local[i].iov_len;
-		}
-	}
-	got = snapshot_read_pages(s, local, nruns, remote, nruns,
-	    pages * PAGE_4K);
-	if (got == -1 && errno == ESRCH) {
-		snapshot_set_error(s, "the process exited");
-		return -1;
-	}
-	if (got != (int)(pages * PAGE_4K)) {
-		/* Part of the range is gone (munmap): read page by page. */
-		uint8_t *dst = w->readbuf;
-
-		for (uint32_t i = 0; i < nruns; i++)
-			for (uint32_t j = 0; j < run_len[i]; j++) {
-				struct iovec l1 = { dst, PAGE_4K };
-				struct iovec r1 = { (void *)(uintptr_t)(run_addr[i] +
-				    j * PAGE_4K), PAGE_4K };
-
-				if (snapshot_read_pages(s, &l1, 1, &r1, 1,
-				    PAGE_4K) != (int)PAGE_4K) {
-					if (errno == ESRCH) {
-						snapshot_set_error(s,
-						    "the process exited");
-						return -1;
-					}
-					/* Unreadable: recorded as lost below. */
-					pagestate_set_suspect(&r->ps,
-					    run_first[i] + j);
-				}
-				dst += PAGE_4K;
-			}
-	}
-
-	/* Discards read by the fault thread before now have marked the pages. */
-	pthread_mutex_lock(&s->event_lock);
-	pthread_mutex_unlock(&s->event_lock);
-
-	/* Release the process first, then do the slow part. */
-	for (uint32_t i = 0; i < nruns; i++) {
-		if (writer_unprotect(w, run_addr[i], run_len[i] * PAGE_4K) == -1)
+		if (writer_read_unprotect(w, addr, todo, &bad) == -1)
 			return -1;
-		for (uint32_t j = 0; j < run_len[i]; j++)
-			pagestate_set_done(&r->ps, run_first[i] + j);
-	}
-	/* Moved meanwhile: release the pages where they are now too. */
-	if (atomic_load(&s->nmoves) != moves)
-		for (uint32_t i = 0; i < nruns; i++)
-			for (uint32_t j = 0; j < run_len[i]; j++)
-				if (writer_unprotect(w, snapshot_page_addr(s, r,
-				    run_first[i] + j), PAGE_4K) == -1)
-					return -1;
+		/* Events read before the un-protect are handled by now. */
+		pthread_mutex_lock(&s->event_lock);
+		now = atomic_load(&s->events_seq);
+		lost = 0;
+		for (uint64_t m = mine; m != 0; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(m);
 
-	{
-		const uint8_t *src = w->readbuf;
+			if (pagestate_is_suspect(&r->ps, first + i))
+				lost |= 1ULL << i;
+		}
+		pthread_mutex_unlock(&s->event_lock);
+		if (now == seq)
+			break;
+		seq = now;
+		todo = 0;
+		for (uint64_t m = mine & ~lost; m != 0; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(m);
+			uint64_t to = snapshot_page_addr(s, r, first + i);
 
-		for (uint32_t i = 0; i < nruns; i++) {
-			uint64_t page = run_first[i], stop = page + run_len[i];
-
-			/* Split the sub-run where pages turned out lost. */
-			while (page < stop) {
-				uint64_t q = page;
-				int lost = pagestate_is_suspect(&r->ps, page);
-
-				while (q < stop &&
-				    pagestate_is_suspect(&r->ps, q) == lost)
-					q++;
-				if (lost) {
-					if (writer_output_lost(w, r->index, page,
-					    q - page) == -1)
-						return -1;
-				} else if (writer_output(w, r->index, page,
-				    (uint32_t)(q - page), src) == -1)
-					return -1;
-				src += (q - page) * PAGE_4K;
-				page = q;
+			if (to != addr[i]) {
+				addr[i] = to;
+				todo |= 1ULL << i;
 			}
 		}
+		if (todo == 0)
+			break;
+		bad &= ~todo;
+		log_debug("snapshot %llu: region %u: %d pages moved while read; "
+		    "reading them again where they are now",
+		    (unsigned long long)s->id, r->index,
+		    __builtin_popcountll(todo));
+	}
+	for (uint64_t m = mine; m != 0; m &= m - 1)
+		pagestate_set_done(&r->ps, first + (unsigned)__builtin_ctzll(m));
+
+	/* Hand the run to the output, split where pages are lost. */
+	lost |= bad;
+	while (mine != 0) {
+		unsigned i = (unsigned)__builtin_ctzll(mine), k = 1;
+		int is_lost = (int)(lost >> i & 1);
+
+		while (i + k < WRITER_RUN && (mine >> (i + k) & 1) &&
+		    (int)(lost >> (i + k) & 1) == is_lost)
+			k++;
+		mine &= k == 64 ? 0 : ~(((1ULL << k) - 1) << i);
+		if (is_lost ? writer_output_lost(w, r->index, first + i, k) :
+		    writer_output(w, r->index, first + i, k,
+		    w->readbuf + i * PAGE_4K))
+			return -1;
 	}
 	return 0;
 }
@@ -499,6 +509,9 @@ writer_arm(struct snapshot *s)
 			close(fd);
 	}
 	testhook_load(s);
+	/* Before pagemap, on which the owner check runs: see readmem.c. */
+	if (snapshot_mem_open(s) == -1)
+		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)req->pid);
 	pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (pagemap == -1) {
@@ -580,12 +593,11 @@ out:
  * Pre-armed: every page is protected and the process runs on; the fault
  * thread un-protects what it writes and notes it.  Wait for snapshot_arm()
  * (the caller has stopped the process by then), a cancel, or the process's
- * exit.
+ * exit or exec (the armed mm gone).
  */
 static int
 writer_prearm_wait(struct snapshot *s)
 {
-	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
 	struct timespec	until;
 	int		rc = 0;
 
@@ -605,8 +617,13 @@ writer_prearm_wait(struct snapshot *s)
 			rc = -1;
 			break;
 		}
-		if (poll(&pfd, 1, 0) == 1) {
-			atomic_store(&s->fault_error, ESRCH);
+		/*
+		 * Judged by the armed mm, not by the pid: the leader may
+		 * have exited while other threads run on (the pidfd does not
+		 * say so, but the mm lives), or the pid may have exec'ed.
+		 */
+		if (!snapshot_mm_alive(s)) {
+			snapshot_mm_gone(s);
 			rc = -1;
 			break;
 		}
@@ -812,6 +829,7 @@ static void
 writer_release_process(struct snapshot *s)
 {
 	writer_stop_fault_thread(s);
+	snapshot_mem_close(s);
 	if (s->uffd >= 0) {
 		close(s->uffd);
 		s->uffd = -1;
@@ -860,6 +878,7 @@ writer_thread_main(void *arg)
 	enum snapshot_state	 final = SNAPSHOT_FAILED;
 	uint64_t		 hurried;
 
+	s->memfd = -1;
 	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
 	if (w.readbuf == NULL) {
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
@@ -868,11 +887,8 @@ writer_thread_main(void *arg)
 	if (writer_arm(s) == -1 || writer_start_fault_thread(s) == -1)
 		goto fail;
 	if (s->req.prearm &&
-	    (writer_prearm_wait(s) == -1 || writer_rearm(s) == -1)) {
-		if (atomic_load(&s->fault_error) == ESRCH)
-			snapshot_set_error(s, "the process exited");
+	    (writer_prearm_wait(s) == -1 || writer_rearm(s) == -1))
 		goto fail;
-	}
 	atomic_store(&s->state, SNAPSHOT_RUNNING);
 	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us%s",
 	    (unsigned long long)s->id, (int)s->req.pid, s->comm,
@@ -885,11 +901,8 @@ writer_thread_main(void *arg)
 
 	if (writer_open_output(s) == -1)
 		goto fail;
-	if (writer_sweep(&w) == -1) {
-		if (atomic_load(&s->fault_error) == ESRCH)
-			snapshot_set_error(s, "the process exited");
+	if (writer_sweep(&w) == -1)
 		goto fail;
-	}
 	/* Every page is saved and un-protected. */
 	writer_release_process(s);
 	atomic_store(&s->state, SNAPSHOT_FINISHING);
