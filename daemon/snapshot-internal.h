@@ -160,10 +160,10 @@ struct snapshot {
 	_Atomic uint64_t	 last_full_notify_ns;
 
 	/* Debug-only test hook (testhook.h): set at arm, then read only. */
-	int			 hook_where;
-	uint32_t		 hook_region;
-	uint64_t		 hook_page;
-	_Atomic int		 hook_fired;
+	int			 hook_on[2];
+	uint32_t		 hook_region[2];
+	uint64_t		 hook_page[2];
+	_Atomic int		 hook_fired[2];
 
 	/* Figures (snapshot_stats()). */
 	_Atomic int		 state;

@@ -52,18 +52,23 @@ testhook_load(struct snapshot *s)
 	snprintf(path, sizeof(path), "%s/%s.pause", testhook_dir, s->name);
 	if ((f = fopen(path, "re")) == NULL)
 		return;
-	if (fscanf(f, "%15s %u %llu", where, &region, &page) == 3 &&
-	    (strcmp(where, "writer") == 0 || strcmp(where, "fault") == 0)) {
-		s->hook_where = where[0] == 'w' ? TESTHOOK_WRITER :
-		    TESTHOOK_FAULT;
-		s->hook_region = region;
-		s->hook_page = page;
+	while (fscanf(f, "%15s %u %llu", where, &region, &page) == 3) {
+		int k = strcmp(where, "writer") == 0 ? TESTHOOK_WRITER :
+		    strcmp(where, "fault") == 0 ? TESTHOOK_FAULT : -1;
+
+		if (k == -1)
+			break;
+		s->hook_on[k] = 1;
+		s->hook_region[k] = region;
+		s->hook_page[k] = page;
 		log_warnx("snapshot %llu: test hook: the %s thread pauses at "
 		    "region %u page %llu", (unsigned long long)s->id, where,
 		    region, page);
-	} else
-		log_warnx("snapshot %llu: test hook %s: expected \"writer|fault "
-		    "REGION PAGE\"", (unsigned long long)s->id, path);
+	}
+	if (!feof(f))
+		log_warnx("snapshot %llu: test hook %s: expected lines "
+		    "\"writer|fault REGION PAGE\"", (unsigned long long)s->id,
+		    path);
 	fclose(f);
 }
 
@@ -74,9 +79,10 @@ testhook_pause(struct snapshot *s, int where, uint32_t region,
 	char	path[1200];
 	int	fd;
 
-	if (s->hook_where != where || s->hook_region != region ||
-	    s->hook_page < first || s->hook_page - first >= count ||
-	    atomic_exchange(&s->hook_fired, 1))
+	if (!s->hook_on[where] || s->hook_region[where] != region ||
+	    s->hook_page[where] < first ||
+	    s->hook_page[where] - first >= count ||
+	    atomic_exchange(&s->hook_fired[where], 1))
 		return;
 	snprintf(path, sizeof(path), "%s/%s.paused", testhook_dir, s->name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) == -1) {
