@@ -21,7 +21,11 @@
  * While a discard event is queued and not yet read, the kernel refuses
  * every (un)protect with EAGAIN.  The fault thread is the one that reads
  * events, so it never spins on EAGAIN: it reads what is queued (handling
- * events at once, keeping faults for after) and tries again.
+ * events at once, keeping faults for after) and tries again.  For the same
+ * reason it never waits for the writer in place: when FAULT_PENDING faults
+ * wait on the writer's run it stops serving faults but goes on reading the
+ * uffd and watching stop_fd.  A read that raced a move or a discard is
+ * caught by events_seq (snapshot-internal.h) before its slot is handed on.
  *
  * Runs only on the fault thread of its snapshot; its state is a struct
  * fault_ctx on that thread's stack.

@@ -9,9 +9,11 @@
  * 2. Sweep: regions in address order, runs of up to WRITER_RUN pages.  Before
  *    each run it drains the page buffer (pages the fault thread copied), so
  *    a faulting task waits for a free slot no longer than one run takes.  It
- *    claims the run's unclaimed pages, reads them in one process_vm_readv
- *    while they are still protected, un-protects them (waking any task that
- *    faulted on them meanwhile), then hands them to the output.
+ *    claims the run's unclaimed pages, reads them from the armed mm
+ *    (readmem.c) while they are still protected, un-protects them (waking
+ *    any task that faulted on them meanwhile), checks that no move or
+ *    discard raced the read (events_seq, snapshot-internal.h), then hands
+ *    them to the output.
  * 3. Drain until every page is accounted for, close the uffd (which drops
  *    every remaining protection), finish the output: index, footer, fsync,
  *    rename into place.
