@@ -21,7 +21,11 @@
  * While a discard event is queued and not yet read, the kernel refuses
  * every (un)protect with EAGAIN.  The fault thread is the one that reads
  * events, so it never spins on EAGAIN: it reads what is queued (handling
- * events at once, keeping faults for after) and tries again.
+ * events at once, keeping faults for after) and tries again.  For the same
+ * reason it never waits for the writer in place: when FAULT_PENDING faults
+ * wait on the writer's run it stops serving faults but goes on reading the
+ * uffd and watching stop_fd.  A read that raced a move or a discard is
+ * caught by events_seq (snapshot-internal.h) before its slot is handed on.
  *
  * Runs only on the fault thread of its snapshot; its state is a struct
  * fault_ctx on that thread's stack.
@@ -37,6 +41,7 @@
 
 #include "log.h"
 #include "snapshot-internal.h"
+#include "testpause.h"
 #include "uffd.h"
 
 #define FAULT_BATCH	64
@@ -72,7 +77,10 @@ static int	fault_read(struct fault_ctx *);
 
 /*
  * Un-protect (and wake) a range from the fault thread.  EAGAIN means an
- * event is queued: read it, then try again.
+ * event is queued: read it, then try again.  ENOENT means nothing of the
+ * range is registered any more (unmapped or moved away): wake whoever
+ * faulted there.  Any other failure fails the snapshot (ESRCH: the armed
+ * mm is gone); the writer then closes the uffd, which releases every task.
  */
 static void
 fault_unprotect(struct fault_ctx *fc, uint64_t addr, uint64_t len)
@@ -80,15 +88,23 @@ fault_unprotect(struct fault_ctx *fc, uint64_t addr, uint64_t len)
 	struct snapshot *s = fc->s;
 
 	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
-		if (errno != EAGAIN) {
-			if (errno != ENOENT)	/* unmapped meanwhile: fine */
-				log_warn("snapshot %llu: un-protect 0x%llx+%llu",
-				    (unsigned long long)s->id,
-				    (unsigned long long)addr,
-				    (unsigned long long)len);
+		if (errno == ENOENT) {
+			(void)uffd_wake(s->uffd, addr, len);
 			return;
 		}
-		if (atomic_load(&s->cancel) || fault_read(fc) == -1)
+		if (errno == ESRCH) {
+			snapshot_mm_gone(s);
+			return;
+		}
+		if (errno != EAGAIN) {
+			snapshot_set_error(s, "un-protect 0x%llx+%llu on a "
+			    "fault: %s", (unsigned long long)addr,
+			    (unsigned long long)len, strerror(errno));
+			atomic_store(&s->fault_error, errno);
+			return;
+		}
+		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error) ||
+		    fault_read(fc) == -1)
 			return;
 		sched_yield();
 	}
@@ -110,18 +126,16 @@ fault_pending_check(struct fault_ctx *fc)
 	fc->npending = kept;
 }
 
+/*
+ * The caller makes room first (fault_thread_main serves no fault while the
+ * array is full), so the thread never waits here: it goes back to reading
+ * the uffd, which lets the writer's un-protect through when a discard event
+ * is queued, and to watching stop_fd.
+ */
 static void
 fault_pending_add(struct fault_ctx *fc, struct region *r, uint64_t page,
     uint64_t addr)
 {
-	if (fc->npending == FAULT_PENDING) {
-		/* The writer holds a run for microseconds: wait it out. */
-		while (!pagestate_is_done(&r->ps, page) &&
-		    !atomic_load(&fc->s->cancel))
-			sched_yield();
-		fault_unprotect(fc, addr, PAGE_4K);
-		return;
-	}
 	fc->pending[fc->npending++] = (struct pending_fault){ r, page, addr };
 }
 
@@ -162,13 +176,23 @@ fault_discard(struct snapshot *s, uint64_t start, uint64_t len)
 		snapshot_lost_push(s, run_region->index, run_first, run_len);
 	/* Nothing of the range is saved later: let the process write it. */
 	if (uffd_unprotect(s->uffd, first,
-	    ((end + PAGE_4K - 1) & ~(PAGE_4K - 1)) - first, 1) == -1 &&
-	    errno != ENOENT && errno != EINVAL)
-		log_debug("snapshot %llu: un-protect discarded range: %s",
-		    (unsigned long long)s->id, strerror(errno));
+	    ((end + PAGE_4K - 1) & ~(PAGE_4K - 1)) - first, 1) == -1) {
+		if (errno == ESRCH)
+			snapshot_mm_gone(s);
+		else if (errno != ENOENT && errno != EINVAL)
+			log_debug("snapshot %llu: un-protect discarded range: "
+			    "%s", (unsigned long long)s->id, strerror(errno));
+	}
 }
 
-/* The process moved [from, from+len) to `to`: follow the pages there. */
+/*
+ * The process moved [from, from+len) to `to`: follow the pages there.
+ * Beyond SNAPSHOT_MOVES_MAX moves the move is not followed: while it is not
+ * in moves[], [from, from+len) still names its pages, so they are marked
+ * discarded there (unsaved ones lost, ones being read suspect, hence lost
+ * too), and the range is released where it is now, since nothing of ours
+ * is there for a write to wait on.
+ */
 static void
 fault_move(struct snapshot *s, uint64_t from, uint64_t to, uint64_t len)
 {
@@ -180,7 +204,10 @@ fault_move(struct snapshot *s, uint64_t from, uint64_t to, uint64_t len)
 		    (unsigned long long)s->id, (unsigned long long)from,
 		    (unsigned long long)len, (unsigned long long)to,
 		    SNAPSHOT_MOVES_MAX);
-		fault_discard(s, to, len);
+		fault_discard(s, from, len);
+		if (uffd_unprotect(s->uffd, to, len, 1) == -1 &&
+		    errno == ESRCH)
+			snapshot_mm_gone(s);
 		return;
 	}
 	log_info("snapshot %llu: process moved 0x%llx+%llu to 0x%llx; "
@@ -325,20 +352,52 @@ fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
 }
 
 /*
+ * Read pages i of `todo` (bits over the run) from addr[i] into their slots,
+ * one page each, un-protecting each where it was read.  Used again for the
+ * pages that moved while the run was read.
+ */
+static void
+fault_reread(struct fault_ctx *fc, const uint32_t *slots, const uint64_t *addr,
+    uint32_t todo, uint32_t *bad)
+{
+	struct snapshot	*s = fc->s;
+
+	for (; todo != 0; todo &= todo - 1) {
+		unsigned	i = (unsigned)__builtin_ctz(todo);
+		struct iovec	l = { pagebuf_mem(&s->buf, slots[i]), PAGE_4K };
+		ssize_t		got = snapshot_read_mem(s, &l, 1, addr[i]);
+
+		if (got == -1 && errno == ESRCH)
+			snapshot_mm_gone(s);
+		if (got == (ssize_t)PAGE_4K)
+			*bad &= ~(1U << i);
+		else
+			*bad |= 1U << i;
+		fault_unprotect(fc, addr[i], PAGE_4K);
+	}
+}
+
+/*
  * Serve one write-protect fault at addr: copy the page (and, when the
  * writes are sequential, the unclaimed pages after it) into buffer slots,
  * then un-protect the run with one ioctl, which wakes the faulting task.
+ * Like the writer's, the read is checked against events_seq after the
+ * un-protect (snapshot-internal.h): a page discarded meanwhile is recorded
+ * lost, a page moved meanwhile is read again where it is now; only then is
+ * a slot handed to the writer.
  */
 static void
 fault_serve(struct fault_ctx *fc, uint64_t addr)
 {
 	struct snapshot	*s = fc->s;
 	struct region	*r;
-	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0;
-	uint32_t	 slots[FAULT_AROUND_MAX], width, n = 0;
+	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0, seq;
+	uint64_t	 where[FAULT_AROUND_MAX];
+	uint32_t	 slots[FAULT_AROUND_MAX], width, n = 0, bad = 0, lost;
 	unsigned	 stream;
-	int		 waited, got;
-	struct iovec	 local[FAULT_AROUND_MAX], remote;
+	int		 waited;
+	ssize_t		 got;
+	struct iovec	 local[FAULT_AROUND_MAX];
 
 	if (atomic_load(&s->prearm_active)) {
 		pthread_mutex_lock(&s->prearm_lock);
@@ -349,11 +408,16 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 		}
 		pthread_mutex_unlock(&s->prearm_lock);
 	}
+	/* Only this thread changes it: a plain load is current. */
+	seq = atomic_load_explicit(&s->events_seq, memory_order_relaxed);
 	r = snapshot_region_at(s, page_addr, &page);
 	if (r == NULL) {
-		/* Not ours (cannot happen for registered ranges): never leave
-		 * a task asleep. */
-		uffd_wake(s->uffd, page_addr, PAGE_4K);
+		/*
+		 * Nothing of ours is here (a move beyond SNAPSHOT_MOVES_MAX
+		 * left it protected): release it, or the task would fault
+		 * again forever.
+		 */
+		fault_unprotect(fc, page_addr, PAGE_4K);
 		return;
 	}
 	if (!pagestate_claim(&r->ps, page)) {
@@ -392,29 +456,55 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	}
 	r->stream_next[stream] = page + n;
 	r->stream_width[stream] = width;
+	testpause_at(s, TESTPAUSE_FAULT, r->index, page, n);
 
 	/* Still write-protected: the content is the armed instant's. */
 	for (uint32_t i = 0; i < n; i++) {
 		local[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
 		local[i].iov_len = PAGE_4K;
+		where[i] = page_addr + i * PAGE_4K;
 	}
-	remote.iov_base = (void *)(uintptr_t)page_addr;
-	remote.iov_len = n * PAGE_4K;
-	got = snapshot_read_pages(s, local, n, &remote, 1, n * PAGE_4K);
+	got = snapshot_read_mem(s, local, n, page_addr);
 	if (got == -1 && errno == ESRCH)
-		atomic_store(&s->fault_error, ESRCH);
+		snapshot_mm_gone(s);
+	for (uint32_t i = 0; i < n; i++)
+		if (got < 0 || (uint64_t)got < (i + 1) * PAGE_4K)
+			bad |= 1U << i;		/* unmapped: lost */
+	fault_unprotect(fc, page_addr, n * PAGE_4K);
+
+	/* Events this thread handled meanwhile: check the run again. */
+	while (atomic_load_explicit(&s->events_seq, memory_order_relaxed) !=
+	    seq && !atomic_load(&s->fault_error)) {
+		uint32_t moved = 0;
+
+		seq = atomic_load_explicit(&s->events_seq,
+		    memory_order_relaxed);
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t to = snapshot_page_addr(s, r, page + i);
+
+			if (!pagestate_is_suspect(&r->ps, page + i) &&
+			    to != where[i]) {
+				where[i] = to;
+				moved |= 1U << i;
+			}
+		}
+		if (moved == 0)
+			break;
+		fault_reread(fc, slots, where, moved, &bad);
+	}
+	lost = bad;
+	for (uint32_t i = 0; i < n; i++)
+		if (pagestate_is_suspect(&r->ps, page + i))
+			lost |= 1U << i;
 	for (uint32_t i = 0; i < n; i++) {
-		if (got >= 0 && (uint64_t)got >= (i + 1) * PAGE_4K)
+		if (!(lost >> i & 1))
 			pagebuf_publish(&s->buf, slots[i], r->index, page + i);
 		else {
-			/* Gone from the process (munmap): recorded as lost. */
 			pagebuf_release(&s->buf, &slots[i], 1);
 			snapshot_lost_push(s, r->index, page + i, 1);
 		}
-	}
-	fault_unprotect(fc, page_addr, n * PAGE_4K);
-	for (uint32_t i = 0; i < n; i++)
 		pagestate_set_done(&r->ps, page + i);
+	}
 	atomic_fetch_add(&s->pages_faulted, n);
 	fault_note_stall(s, t0);
 }
@@ -440,9 +530,14 @@ fault_read(struct fault_ctx *fc)
 	pthread_mutex_lock(&s->event_lock);
 	n = read(s->uffd, msgs, room * sizeof(msgs[0]));
 	count = n > 0 ? (int)(n / (ssize_t)sizeof(msgs[0])) : 0;
-	for (int i = 0; i < count; i++)
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			fault_event(s, &msgs[i]);
+	for (int i = 0; i < count; i++) {
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			continue;
+		fault_event(s, &msgs[i]);
+		/* After its effect is applied: see snapshot-internal.h. */
+		atomic_fetch_add_explicit(&s->events_seq, 1,
+		    memory_order_release);
+	}
 	pthread_mutex_unlock(&s->event_lock);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -522,7 +617,20 @@ fault_thread_main(void *arg)
 			break;
 serve:
 		while (fc->count > 0 && !atomic_load(&s->cancel)) {
-			uint64_t addr = fc->queue[fc->head];
+			uint64_t addr;
+
+			/*
+			 * Every pending fault waits on one writer run: serve
+			 * nothing more until it ends, but go back to reading
+			 * events (the writer's un-protect may be waiting for
+			 * one to be read) and to watching stop_fd.
+			 */
+			if (fc->npending == FAULT_PENDING) {
+				fault_pending_check(fc);
+				if (fc->npending == FAULT_PENDING)
+					break;
+			}
+			addr = fc->queue[fc->head];
 
 			fc->head = (fc->head + 1) % FAULT_QUEUE;
 			fc->count--;

@@ -367,6 +367,7 @@ main(int argc, char **argv)
 	static const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
 
 	log_init(LOG_LEVEL_INFO, 0);
+	testhooks_init();
 	while ((ch = getopt(argc, argv, "c:hl:nV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -452,7 +453,6 @@ main(int argc, char **argv)
 		event_add(watchdog_ev, &half);
 	}
 
-	(void)testhooks_enabled();	/* read once, said in the log */
 	log_info("snapd %s ready (pid %d)", SNAPD_VERSION, (int)getpid());
 	sd_notify(0, "READY=1\nSTATUS=ready; 0 snapshots running");
 	if (event_base_dispatch(main_base) == -1)

@@ -13,8 +13,24 @@
  *   - pagestate bitmaps: atomics (pagestate.h).
  *   - event_lock: held by the fault thread around each read() of the uffd
  *     and the handling of discard events in it, and by the writer while it
- *     checks the suspect bits of a run it has just read.  That makes "a
- *     discard event was read before my check" imply "its pages are marked".
+ *     checks the suspect bits and events_seq after a run it has read.  That
+ *     makes "a discard event was read before my check" imply "its pages are
+ *     marked" and "a move was read" imply "moves[] has it".
+ *   - events_seq: how many REMOVE/UNMAP/REMAP events the fault thread has
+ *     handled; incremented by it under event_lock after applying each one.
+ *     Why a read cannot race a move or an unmap unnoticed: the kernel raises
+ *     the uffd's mmap_changing under the mmap lock as it moves or unmaps
+ *     (before it queues the event) and lowers it only once we have read the
+ *     event; while it is up every UFFDIO_WRITEPROTECT fails with EAGAIN,
+ *     before looking at the range.  So a reader (writer or fault thread)
+ *     notes events_seq when it claims pages, reads them, un-protects them,
+ *     and then (under event_lock) compares: equal means no move or unmap
+ *     touched the address space between the claim and the un-protect, so
+ *     the read saw the armed pages; different means the pages are checked
+ *     again: discarded ones are recorded lost, moved ones read again at
+ *     their new address, where they are still write-protected.
+ *   - memfd (/proc/PID/mem, readmem.c): opened by the writer while arming,
+ *     closed by it after the fault thread is joined; both threads read it.
  *   - lost queue: lost_lock.
  *   - stats: atomics.
  */
@@ -95,6 +111,7 @@ struct snapshot {
 	int			 pidfd;
 	int			 dirfd;
 	int			 stop_fd;	/* eventfd that wakes the fault thread */
+	int			 memfd;		/* /proc/PID/mem: the armed mm (readmem.c) */
 	uint64_t		 features;	/* granted by UFFDIO_API */
 
 	struct region		*regions;	/* in request order */
@@ -107,6 +124,7 @@ struct snapshot {
 
 	struct move		 moves[SNAPSHOT_MOVES_MAX];
 	_Atomic uint32_t	 nmoves;
+	_Atomic uint64_t	 events_seq;	/* see the top of this file */
 
 	pthread_mutex_t		 event_lock;
 	pthread_mutex_t		 lost_lock;
@@ -142,6 +160,12 @@ struct snapshot {
 	_Atomic int		 fault_error;	/* fault thread gave up: errno */
 	_Atomic uint64_t	 last_full_notify_ns;
 
+	/* Debug-only test hook (testpause.h): set at arm, then read only. */
+	int			 hook_on[2];
+	uint32_t		 hook_region[2];
+	uint64_t		 hook_page[2];
+	_Atomic int		 hook_fired[2];
+
 	/* Figures (snapshot_stats()). */
 	_Atomic int		 state;
 	_Atomic uint64_t	 pages_saved;
@@ -175,9 +199,22 @@ uint64_t	 snapshot_page_addr(struct snapshot *s, const struct region *r,
 		    uint64_t page);
 void		 snapshot_lost_push(struct snapshot *s, uint32_t region,
 		    uint64_t first, uint64_t count);
-int		 snapshot_read_pages(struct snapshot *s, const struct iovec *local,
-		    unsigned nlocal, const struct iovec *remote, unsigned nremote,
-		    size_t total);
+
+/* readmem.c */
+struct iovec;
+int		 snapshot_mem_open(struct snapshot *s);
+void		 snapshot_mem_close(struct snapshot *s);
+/*
+ * Read the armed mm from addr on into the local buffers.  Returns the bytes
+ * read (short, or 0, where the range is not mapped), or -1 with errno ESRCH
+ * when the armed mm is gone (exec, every thread exited), other errno on
+ * other failures.
+ */
+ssize_t		 snapshot_read_mem(struct snapshot *s, const struct iovec *local,
+		    unsigned nlocal, uint64_t addr);
+int		 snapshot_mm_alive(struct snapshot *s);
+/* Fail the snapshot: the armed mm is gone (sets the error and fault_error). */
+void		 snapshot_mm_gone(struct snapshot *s);
 
 /* Writer: count s among the snapshots running now (armed, not done). */
 void		 snapshot_running_enter(struct snapshot *s);

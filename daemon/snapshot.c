@@ -8,20 +8,18 @@
  *
  * Threads here: snapshot_start(), snapshot_cancel(), snapshot_free() and
  * notify_cb() run on the main thread; snapshot_notify(),
- * snapshot_set_error(), snapshot_region_at(), snapshot_lost_push() and
- * snapshot_read_pages() are called from the snapshot's own threads;
+ * snapshot_set_error(), snapshot_region_at() and snapshot_lost_push() are
+ * called from the snapshot's own threads (reads are in readmem.c);
  * snapshot_stats() from any.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -213,30 +211,6 @@ snapshot_lost_push(struct snapshot *s, uint32_t region, uint64_t first,
 	}
 	s->lost[s->nlost++] = (struct lost_range){ region, first, count };
 	pthread_mutex_unlock(&s->lost_lock);
-}
-
-/*
- * Read pages of the process.  The caller holds them claimed and still
- * write-protected, so their content cannot change under the read.  Returns
- * the bytes read (short if part of the range is gone), or -1 with errno.
- * If the process has exited its pid may name another process by now:
- * nothing read after that is trusted, so exit is checked after the read.
- */
-int
-snapshot_read_pages(struct snapshot *s, const struct iovec *local,
-    unsigned nlocal, const struct iovec *remote, unsigned nremote, size_t total)
-{
-	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
-	ssize_t		got;
-
-	got = process_vm_readv(s->req.pid, local, nlocal, remote, nremote, 0);
-	if (poll(&pfd, 1, 0) == 1) {
-		errno = ESRCH;
-		return -1;
-	}
-	if (got < 0)
-		return -1;
-	return (int)((size_t)got == total ? (ssize_t)total : got);
 }
 
 static int

@@ -1,6 +1,6 @@
 /*
- * Test hooks (testhooks.h).  The environment is read once, at the first
- * question, so a hook cannot be switched on later by anything a peer does.
+ * Test hooks (testhooks.h).  The environment is read once, by main() at
+ * start, so a hook cannot be switched on later by anything a peer does.
  *
  * "test-hold": {"until": U, "at": A} holds the snapshot's writer once, at
  * A, until U:
@@ -28,20 +28,35 @@
 #include "log.h"
 #include "testhooks.h"
 
+static int	testhooks_on;
+static char	testhooks_dir[1024];
+
+void
+testhooks_init(void)
+{
+	const char *on = getenv("SNAPD_TEST_HOOKS");
+	const char *dir = getenv("SNAPD_TEST_PAUSE_DIR");
+
+	if (on == NULL || strcmp(on, "1") != 0)
+		return;
+	testhooks_on = 1;
+	if (dir != NULL)
+		snprintf(testhooks_dir, sizeof(testhooks_dir), "%s", dir);
+	log_warnx("test hooks are enabled (SNAPD_TEST_HOOKS=1, pause "
+	    "directory %s): for the test suite only, never in production",
+	    testhooks_dir[0] != '\0' ? testhooks_dir : "none");
+}
+
 int
 testhooks_enabled(void)
 {
-	static int enabled = -1;
+	return testhooks_on;
+}
 
-	if (enabled == -1) {
-		const char *v = getenv("SNAPD_TEST_HOOKS");
-
-		enabled = v != NULL && strcmp(v, "1") == 0;
-		if (enabled)
-			log_warnx("test hooks are enabled (SNAPD_TEST_HOOKS=1): "
-			    "for the test suite only, never in production");
-	}
-	return enabled;
+const char *
+testhooks_pause_dir(void)
+{
+	return testhooks_dir;
 }
 
 int

@@ -12,14 +12,18 @@
 
 #include "snapshot.h"
 
+/* Read SNAPD_TEST_HOOKS and SNAPD_TEST_PAUSE_DIR; main(), once, at start. */
+void		 testhooks_init(void);
 /* 1 if this snapd accepts test hooks (SNAPD_TEST_HOOKS=1 at start). */
-int	testhooks_enabled(void);
+int		 testhooks_enabled(void);
+/* SNAPD_TEST_PAUSE_DIR (testpause.h), "" when unset or hooks are off. */
+const char	*testhooks_pause_dir(void);
 
 /*
  * Fill req's hold from snapshot-start's "test-hold" argument (NULL: none).
  * Returns 0, or -1 with why set.
  */
-int	testhooks_hold(const json_t *arg, struct snapshot_request *req,
-	    char *why, size_t whylen);
+int		 testhooks_hold(const json_t *arg, struct snapshot_request *req,
+		    char *why, size_t whylen);
 
 #endif /* SNAPD_TESTHOOKS_H */

@@ -9,9 +9,11 @@
  * 2. Sweep: regions in address order, runs of up to WRITER_RUN pages.  Before
  *    each run it drains the page buffer (pages the fault thread copied), so
  *    a faulting task waits for a free slot no longer than one run takes.  It
- *    claims the run's unclaimed pages, reads them in one process_vm_readv
- *    while they are still protected, un-protects them (waking any task that
- *    faulted on them meanwhile), then hands them to the output.
+ *    claims the run's unclaimed pages, reads them from the armed mm
+ *    (readmem.c) while they are still protected, un-protects them (waking
+ *    any task that faulted on them meanwhile), checks that no move or
+ *    discard raced the read (events_seq, snapshot-internal.h), then hands
+ *    them to the output.
  * 3. Drain until every page is accounted for, close the uffd (which drops
  *    every remaining protection), finish the output: index, footer, fsync,
  *    rename into place.
@@ -34,6 +36,7 @@
 
 #include "log.h"
 #include "snapshot-internal.h"
+#include "testpause.h"
 #include "uffd.h"
 
 #define WRITER_RUN	64		/* pages per sweep read: 256 KiB */
@@ -150,26 +153,29 @@ writer_drain(struct writer *w)
 /*
  * The test hook's hold (snapshot.h, snapd(8) TEST HOOKS): wait at `at`, once,
  * until its condition is met, the snapshot is cancelled or fails, the
- * process exits, or SNAPSHOT_HOLD_MAX_MS pass.  Polled: a test hook, never
+ * process exits, or SNAPSHOT_HOLD_MAX_MS pass.  Returns -1 if a drain
+ * meanwhile failed the snapshot.  Polled: a test hook, never
  * on a path that counts.  A "discard" or "release" hold drains the buffer
  * meanwhile (w given), so the fault thread is never stuck waiting for a
  * slot: what ends the hold (an event read, the process's own request) may
  * need the fault thread first.
  */
-static void
+static int
 writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
 {
 	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
 	uint64_t	until = now_ns() + SNAPSHOT_HOLD_MAX_MS * 1000000ULL;
+	int		rc = 0;
 
 	if (s->req.hold == SNAPSHOT_HOLD_NONE || s->req.hold_at != at)
-		return;
+		return 0;
 	log_info("snapshot %llu: test hook: holding the writer",
 	    (unsigned long long)s->id);
 	while (!snapshot_hold_over(s) && !atomic_load(&s->cancel) &&
 	    !atomic_load(&s->fault_error) && poll(&pfd, 1, 5) == 0) {
 		if (w != NULL && (s->req.hold == SNAPSHOT_HOLD_DISCARD ||
-		    s->req.hold == SNAPSHOT_HOLD_RELEASE) && writer_drain(w) == -1)
+		    s->req.hold == SNAPSHOT_HOLD_RELEASE) &&
+		    (rc = writer_drain(w)) == -1)
 			break;
 		if (now_ns() >= until) {
 			log_warnx("snapshot %llu: test hook: the hold's "
@@ -181,12 +187,17 @@ writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
 	s->req.hold = SNAPSHOT_HOLD_NONE;	/* once */
 	log_info("snapshot %llu: test hook: the writer goes on",
 	    (unsigned long long)s->id);
+	return rc;
 }
 
 /*
- * Un-protect (and wake) a range from the writer.  EAGAIN means a discard
- * event is queued: only the fault thread reads events, and it may itself
- * be waiting for a buffer slot, so free slots and try again.
+ * Un-protect (and wake) a range from the writer.  EAGAIN means an event is
+ * queued: only the fault thread reads events, and it may itself be waiting
+ * for a buffer slot, so free slots and try again.  ENOENT means nothing of
+ * the range is registered any more (unmapped, or moved away): wake any
+ * task that faulted there before, so that none sleeps on an address
+ * nobody will un-protect.  Any other failure ends the snapshot: ESRCH is
+ * the armed mm gone, the rest would leave the process's pages protected.
  */
 static int
 writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
@@ -194,13 +205,19 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 	struct snapshot *s = w->s;
 
 	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
-		if (errno != EAGAIN) {
-			if (errno != ENOENT)	/* unmapped meanwhile: fine */
-				log_warn("snapshot %llu: un-protect 0x%llx+%llu",
-				    (unsigned long long)s->id,
-				    (unsigned long long)addr,
-				    (unsigned long long)len);
+		if (errno == ENOENT) {
+			(void)uffd_wake(s->uffd, addr, len);
 			return 0;
+		}
+		if (errno == ESRCH) {
+			snapshot_mm_gone(s);
+			return -1;
+		}
+		if (errno != EAGAIN) {
+			snapshot_set_error(s, "un-protect 0x%llx+%llu: %s",
+			    (unsigned long long)addr, (unsigned long long)len,
+			    strerror(errno));
+			return -1;
 		}
 		if (atomic_load(&s->cancel) || atomic_load(&s->fault_error) ||
 		    writer_drain(w) == -1)
@@ -211,138 +228,139 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 }
 
 /*
- * Save one run of a region: pages [first, first + n).  Pages someone else
- * claimed are skipped; the rest are read in one call.
+ * Read the pages of `todo` (bits over [first, first+64)) from their
+ * claimed addresses into readbuf, at the page's offset from first, one
+ * read per run contiguous in both page and address, then un-protect them
+ * there.  Pages that cannot be read are added to *bad.
+ */
+static int
+writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t todo,
+    uint64_t *bad)
+{
+	struct snapshot	*s = w->s;
+
+	while (todo != 0) {
+		unsigned	i = (unsigned)__builtin_ctzll(todo), n = 1;
+		struct iovec	l;
+		ssize_t		got;
+
+		while (i + n < WRITER_RUN && (todo >> (i + n) & 1) &&
+		    addr[i + n] == addr[i] + n * PAGE_4K)
+			n++;
+		todo &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
+		l.iov_base = w->readbuf + i * PAGE_4K;
+		l.iov_len = n * PAGE_4K;
+		got = snapshot_read_mem(s, &l, 1, addr[i]);
+		if (got == -1 && errno == ESRCH) {
+			snapshot_mm_gone(s);
+			return -1;
+		}
+		if (got == -1) {
+			snapshot_set_error(s, "read 0x%llx+%llu: %s",
+			    (unsigned long long)addr[i],
+			    (unsigned long long)(n * PAGE_4K), strerror(errno));
+			return -1;
+		}
+		/* Past a short read, retry page by page (munmap'ed holes). */
+		for (unsigned j = (unsigned)((size_t)got / PAGE_4K); j < n; j++) {
+			l.iov_base = w->readbuf + (i + j) * PAGE_4K;
+			l.iov_len = PAGE_4K;
+			got = snapshot_read_mem(s, &l, 1, addr[i + j]);
+			if (got == -1 && errno == ESRCH) {
+				snapshot_mm_gone(s);
+				return -1;
+			}
+			if (got != (ssize_t)PAGE_4K)
+				*bad |= 1ULL << (i + j);
+		}
+		if (writer_unprotect(w, addr[i], n * PAGE_4K) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Save one run of a region: pages [first, first + n), n <= WRITER_RUN,
+ * first a multiple of 64.  Pages someone else claimed are skipped.  The
+ * read is tied to the address space by events_seq (snapshot-internal.h):
+ * if a move or discard event was handled between the claim and the
+ * un-protect, pages discarded meanwhile are recorded lost and pages moved
+ * meanwhile are read again where they are now.  Without events that costs
+ * one atomic load and one lock round trip per run.
  */
 static int
 writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 {
 	struct snapshot	*s = w->s;
-	struct iovec	 local[WRITER_RUN], remote[WRITER_RUN];
-	uint64_t	 run_first[WRITER_RUN], run_addr[WRITER_RUN];
-	uint32_t	 run_len[WRITER_RUN], nruns = 0, pages = 0;
-	uint64_t	 p = first, end = first + n;
-	uint32_t	 moves = atomic_load(&s->nmoves);
-	int		 got;
+	uint64_t	 addr[WRITER_RUN], mine, todo, bad = 0, lost = 0, seq;
+	uint64_t	 mask = n == 64 ? ~0ULL : (1ULL << n) - 1;
 
-	/* Claim, a bitmap word at a time, and collect contiguous sub-runs. */
-	while (p < end) {
-		uint64_t word = p >> 6, lo = p & 63;
-		uint64_t hi = end - (word << 6) < 64 ? end - (word << 6) : 64;
-		uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) &
-		    ~((1ULL << lo) - 1);
-		uint64_t won = pagestate_claim_mask(&r->ps, word, mask);
-
-		for (uint64_t b = lo; b < hi; b++) {
-			uint64_t page = (word << 6) + b, addr;
-
-			if (!(won >> b & 1))
-				continue;
-			/* Where it is now (the process may have moved it). */
-			addr = snapshot_page_addr(s, r, page);
-			if (nruns > 0 && run_first[nruns - 1] +
-			    run_len[nruns - 1] == page && run_addr[nruns - 1] +
-			    run_len[nruns - 1] * PAGE_4K == addr)
-				run_len[nruns - 1]++;
-			else {
-				run_first[nruns] = page;
-				run_addr[nruns] = addr;
-				run_len[nruns] = 1;
-				nruns++;
-			}
-			pages++;
-		}
-		p = (word << 6) + hi;
-	}
-	if (pages == 0)
+	seq = atomic_load_explicit(&s->events_seq, memory_order_acquire);
+	mine = pagestate_claim_mask(&r->ps, first >> 6, mask);
+	if (mine == 0)
 		return 0;
+	/* Where each page is now (the process may have moved it). */
+	for (uint64_t m = mine; m != 0; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
 
-	{
-		uint8_t *dst = w->readbuf;
-
-		for (uint32_t i = 0; i < nruns; i++) {
-			local[i].iov_base = dst;
-			local[i].iov_len = run_len[i] * PAGE_4K;
-			remote[i].iov_base = (void *)(uintptr_t)run_addr[i];
-			remote[i].iov_len = run_len[i] * PAGE_4K;
-			dst += local[i].iov_len;
-		}
+		addr[i] = snapshot_page_addr(s, r, first + i);
 	}
-	got = snapshot_read_pages(s, local, nruns, remote, nruns,
-	    pages * PAGE_4K);
-	if (got == -1 && errno == ESRCH) {
-		snapshot_set_error(s, "the process exited");
-		return -1;
-	}
-	if (got != (int)(pages * PAGE_4K)) {
-		/* Part of the range is gone (munmap): read page by page. */
-		uint8_t *dst = w->readbuf;
+	testpause_at(s, TESTPAUSE_WRITER, r->index, first, n);
 
-		for (uint32_t i = 0; i < nruns; i++)
-			for (uint32_t j = 0; j < run_len[i]; j++) {
-				struct iovec l1 = { dst, PAGE_4K };
-				struct iovec r1 = { (void *)(uintptr_t)(run_addr[i] +
-				    j * PAGE_4K), PAGE_4K };
+	for (todo = mine;;) {
+		uint64_t now;
 
-				if (snapshot_read_pages(s, &l1, 1, &r1, 1,
-				    PAGE_4K) != (int)PAGE_4K) {
-					if (errno == ESRCH) {
-						snapshot_set_error(s,
-						    "the process exited");
-						return -1;
-					}
-					/* Unreadable: recorded as lost below. */
-					pagestate_set_suspect(&r->ps,
-					    run_first[i] + j);
-				}
-				dst += PAGE_4K;
-			}
-	}
-
-	/* Discards read by the fault thread before now have marked the pages. */
-	pthread_mutex_lock(&s->event_lock);
-	pthread_mutex_unlock(&s->event_lock);
-
-	/* Release the process first, then do the slow part. */
-	for (uint32_t i = 0; i < nruns; i++) {
-		if (writer_unprotect(w, run_addr[i], run_len[i] * PAGE_4K) == -1)
+		if (writer_read_unprotect(w, addr, todo, &bad) == -1)
 			return -1;
-		for (uint32_t j = 0; j < run_len[i]; j++)
-			pagestate_set_done(&r->ps, run_first[i] + j);
-	}
-	/* Moved meanwhile: release the pages where they are now too. */
-	if (atomic_load(&s->nmoves) != moves)
-		for (uint32_t i = 0; i < nruns; i++)
-			for (uint32_t j = 0; j < run_len[i]; j++)
-				if (writer_unprotect(w, snapshot_page_addr(s, r,
-				    run_first[i] + j), PAGE_4K) == -1)
-					return -1;
+		/* Events read before the un-protect are handled by now. */
+		pthread_mutex_lock(&s->event_lock);
+		now = atomic_load(&s->events_seq);
+		lost = 0;
+		for (uint64_t m = mine; m != 0; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(m);
 
-	{
-		const uint8_t *src = w->readbuf;
+			if (pagestate_is_suspect(&r->ps, first + i))
+				lost |= 1ULL << i;
+		}
+		pthread_mutex_unlock(&s->event_lock);
+		if (now == seq)
+			break;
+		seq = now;
+		todo = 0;
+		for (uint64_t m = mine & ~lost; m != 0; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(m);
+			uint64_t to = snapshot_page_addr(s, r, first + i);
 
-		for (uint32_t i = 0; i < nruns; i++) {
-			uint64_t page = run_first[i], stop = page + run_len[i];
-
-			/* Split the sub-run where pages turned out lost. */
-			while (page < stop) {
-				uint64_t q = page;
-				int lost = pagestate_is_suspect(&r->ps, page);
-
-				while (q < stop &&
-				    pagestate_is_suspect(&r->ps, q) == lost)
-					q++;
-				if (lost) {
-					if (writer_output_lost(w, r->index, page,
-					    q - page) == -1)
-						return -1;
-				} else if (writer_output(w, r->index, page,
-				    (uint32_t)(q - page), src) == -1)
-					return -1;
-				src += (q - page) * PAGE_4K;
-				page = q;
+			if (to != addr[i]) {
+				addr[i] = to;
+				todo |= 1ULL << i;
 			}
 		}
+		if (todo == 0)
+			break;
+		bad &= ~todo;
+		log_debug("snapshot %llu: region %u: %d pages moved while read; "
+		    "reading them again where they are now",
+		    (unsigned long long)s->id, r->index,
+		    __builtin_popcountll(todo));
+	}
+	for (uint64_t m = mine; m != 0; m &= m - 1)
+		pagestate_set_done(&r->ps, first + (unsigned)__builtin_ctzll(m));
+
+	/* Hand the run to the output, split where pages are lost. */
+	lost |= bad;
+	while (mine != 0) {
+		unsigned i = (unsigned)__builtin_ctzll(mine), k = 1;
+		int is_lost = (int)(lost >> i & 1);
+
+		while (i + k < WRITER_RUN && (mine >> (i + k) & 1) &&
+		    (int)(lost >> (i + k) & 1) == is_lost)
+			k++;
+		mine &= k == 64 ? 0 : ~(((1ULL << k) - 1) << i);
+		if (is_lost ? writer_output_lost(w, r->index, first + i, k) :
+		    writer_output(w, r->index, first + i, k,
+		    w->readbuf + i * PAGE_4K))
+			return -1;
 	}
 	return 0;
 }
@@ -532,6 +550,10 @@ writer_arm(struct snapshot *s)
 		if (fd >= 0)
 			close(fd);
 	}
+	testpause_load(s);
+	/* Before pagemap, on which the owner check runs: see readmem.c. */
+	if (snapshot_mem_open(s) == -1)
+		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)req->pid);
 	pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (pagemap == -1) {
@@ -594,7 +616,7 @@ writer_arm(struct snapshot *s)
 	}
 	if (writer_protect_all(s) == -1)
 		goto out;
-	writer_hold(s, NULL, SNAPSHOT_HOLD_AT_ARMING);
+	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_ARMING);
 	if (req->prearm)
 		s->prearm_ns = now_ns() - t0;
 	else {
@@ -614,12 +636,11 @@ out:
  * Pre-armed: every page is protected and the process runs on; the fault
  * thread un-protects what it writes and notes it.  Wait for snapshot_arm()
  * (the caller has stopped the process by then), a cancel, or the process's
- * exit.
+ * exit or exec (the armed mm gone).
  */
 static int
 writer_prearm_wait(struct snapshot *s)
 {
-	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
 	struct timespec	until;
 	int		rc = 0;
 
@@ -639,8 +660,13 @@ writer_prearm_wait(struct snapshot *s)
 			rc = -1;
 			break;
 		}
-		if (poll(&pfd, 1, 0) == 1) {
-			atomic_store(&s->fault_error, ESRCH);
+		/*
+		 * Judged by the armed mm, not by the pid: the leader may
+		 * have exited while other threads run on (the pidfd does not
+		 * say so, but the mm lives), or the pid may have exec'ed.
+		 */
+		if (!snapshot_mm_alive(s)) {
+			snapshot_mm_gone(s);
 			rc = -1;
 			break;
 		}
@@ -846,6 +872,7 @@ static void
 writer_release_process(struct snapshot *s)
 {
 	writer_stop_fault_thread(s);
+	snapshot_mem_close(s);
 	if (s->uffd >= 0) {
 		close(s->uffd);
 		s->uffd = -1;
@@ -869,7 +896,9 @@ writer_sweep(struct writer *w)
 			if (writer_drain(w) == -1)
 				return -1;
 			if (w->pages_out * 2 >= s->pages_total)
-				writer_hold(s, w, SNAPSHOT_HOLD_AT_HALF);
+				if (writer_hold(s, w, SNAPSHOT_HOLD_AT_HALF) ==
+				    -1)
+					return -1;
 			if (writer_run(w, r, page, left < WRITER_RUN ?
 			    (uint32_t)left : WRITER_RUN) == -1)
 				return -1;
@@ -896,6 +925,7 @@ writer_thread_main(void *arg)
 	enum snapshot_state	 final = SNAPSHOT_FAILED;
 	uint64_t		 hurried;
 
+	s->memfd = -1;
 	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
 	if (w.readbuf == NULL) {
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
@@ -904,11 +934,8 @@ writer_thread_main(void *arg)
 	if (writer_arm(s) == -1 || writer_start_fault_thread(s) == -1)
 		goto fail;
 	if (s->req.prearm &&
-	    (writer_prearm_wait(s) == -1 || writer_rearm(s) == -1)) {
-		if (atomic_load(&s->fault_error) == ESRCH)
-			snapshot_set_error(s, "the process exited");
+	    (writer_prearm_wait(s) == -1 || writer_rearm(s) == -1))
 		goto fail;
-	}
 	atomic_store(&s->state, SNAPSHOT_RUNNING);
 	snapshot_running_enter(s);
 	log_info("snapshot %llu (pid %d, %s): armed %llu pages in %llu us%s",
@@ -922,16 +949,13 @@ writer_thread_main(void *arg)
 
 	if (writer_open_output(s) == -1)
 		goto fail;
-	writer_hold(s, &w, SNAPSHOT_HOLD_AT_ARMED);
-	if (writer_sweep(&w) == -1) {
-		if (atomic_load(&s->fault_error) == ESRCH)
-			snapshot_set_error(s, "the process exited");
+	if (writer_hold(s, &w, SNAPSHOT_HOLD_AT_ARMED) == -1 ||
+	    writer_sweep(&w) == -1)
 		goto fail;
-	}
 	/* Every page is saved and un-protected. */
 	writer_release_process(s);
 	atomic_store(&s->state, SNAPSHOT_FINISHING);
-	writer_hold(s, NULL, SNAPSHOT_HOLD_AT_FINISHING);
+	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_FINISHING);
 	output_set_hurry(s->out, 0);
 	if (output_finish(s->out, &res) == -1) {
 		snapshot_set_error(s, "%s", output_error(s->out));

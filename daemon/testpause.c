@@ -1,0 +1,79 @@
+/*
+ * Debug-only test hooks (testpause.h says what they do and who calls them).
+ * Everything here is a no-op unless SNAPD_TEST_HOOKS=1 was set when the
+ * daemon started.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snapshot-internal.h"
+#include "testhooks.h"
+#include "testpause.h"
+
+void
+testpause_load(struct snapshot *s)
+{
+	char	 path[1200], where[16];
+	FILE	*f;
+	unsigned region;
+	unsigned long long page;
+
+	if (testhooks_pause_dir()[0] == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/%s.pause", testhooks_pause_dir(), s->name);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	while (fscanf(f, "%15s %u %llu", where, &region, &page) == 3) {
+		int k = strcmp(where, "writer") == 0 ? TESTPAUSE_WRITER :
+		    strcmp(where, "fault") == 0 ? TESTPAUSE_FAULT : -1;
+
+		if (k == -1)
+			break;
+		s->hook_on[k] = 1;
+		s->hook_region[k] = region;
+		s->hook_page[k] = page;
+		log_warnx("snapshot %llu: test hook: the %s thread pauses at "
+		    "region %u page %llu", (unsigned long long)s->id, where,
+		    region, page);
+	}
+	if (!feof(f))
+		log_warnx("snapshot %llu: test hook %s: expected lines "
+		    "\"writer|fault REGION PAGE\"", (unsigned long long)s->id,
+		    path);
+	fclose(f);
+}
+
+void
+testpause_at(struct snapshot *s, int where, uint32_t region,
+    uint64_t first, uint64_t count)
+{
+	char	path[1200];
+	int	fd;
+
+	if (!s->hook_on[where] || s->hook_region[where] != region ||
+	    s->hook_page[where] < first ||
+	    s->hook_page[where] - first >= count ||
+	    atomic_exchange(&s->hook_fired[where], 1))
+		return;
+	snprintf(path, sizeof(path), "%s/%s.paused", testhooks_pause_dir(), s->name);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		log_warn("snapshot %llu: test hook: create %s",
+		    (unsigned long long)s->id, path);
+		return;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%s.go", testhooks_pause_dir(), s->name);
+	for (int i = 0; i < TESTPAUSE_WAIT_S * 1000; i++) {
+		if (access(path, F_OK) == 0)
+			return;
+		usleep(1000);
+	}
+	log_warnx("snapshot %llu: test hook: no %s after %d s; going on",
+	    (unsigned long long)s->id, path, TESTPAUSE_WAIT_S);
+}

@@ -1,0 +1,43 @@
+/*
+ * Debug-only test hook, the engine's half (testhooks.h has the switch and
+ * the control side): pause a snapshot's writer or fault thread at one
+ * chosen page, so that the regression tests in tests/integration/races.sh
+ * can land an exec, an exit or an mremap exactly between the claim of a
+ * page and its read, instead of hoping timing produces it.
+ *
+ * Off unless SNAPD_TEST_HOOKS=1 was in the environment when snapd started
+ * (testhooks_enabled()); a production daemon never looks at the files
+ * below.  With it, and SNAPD_TEST_PAUSE_DIR=DIR in snapd's environment
+ * (set by whoever starts snapd, never by a client):
+ *
+ *   DIR/NAME.pause, read when snapshot NAME arms, holds up to one line
+ *	"writer REGION PAGE" and one "fault REGION PAGE".
+ *   The writer thread (after claiming the sweep run holding that page,
+ *   before reading it) or the fault thread (after claiming that page for a
+ *   fault, before reading it) creates DIR/NAME.paused, then waits until
+ *   DIR/NAME.go exists, at most TESTPAUSE_WAIT_S seconds.  Once per
+ *   thread and snapshot.
+ *
+ * testpause_load() runs on the writer thread while arming; testpause_at()
+ * on the writer or fault thread.  The pause state lives in struct snapshot
+ * (hook_*, indexed by TESTPAUSE_WRITER/FAULT), written at arm before the
+ * fault thread serves faults; after that only `hook_fired` changes
+ * (atomically).
+ */
+#ifndef SNAPD_TESTPAUSE_H
+#define SNAPD_TESTPAUSE_H
+
+#include <stdint.h>
+
+#define TESTPAUSE_WRITER		0
+#define TESTPAUSE_FAULT		1
+#define TESTPAUSE_WAIT_S		30
+
+struct snapshot;
+
+void	testpause_load(struct snapshot *s);
+/* Pause if [first, first+count) of region `region` holds the hook's page. */
+void	testpause_at(struct snapshot *s, int where, uint32_t region,
+	    uint64_t first, uint64_t count);
+
+#endif /* SNAPD_TESTPAUSE_H */
