@@ -5,9 +5,13 @@
  * snapshot's point in time), or as an error if arming failed.
  *
  * What a peer may ask: its own process only (the pid argument is for root
- * and peers with CAP_SYS_PTRACE),
- * a buffer no larger than the configured buffer_size (root may ask more),
- * a name from the strict alphabet, in its own directory (paths.h).
+ * and peers with CAP_SYS_PTRACE in snapd's own user namespace),
+ * regions that lie inside the process's mappings and not in hugetlbfs
+ * memory, a buffer no larger than the configured buffer_size (root may ask
+ * more), no more than max_snapshots_per_uid snapshots at once (root: only
+ * max_snapshots), a name from the strict alphabet, in its own directory
+ * (paths.h).  That the uffd belongs to the process is proved at arm
+ * (writer.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +28,7 @@
 #include "config.h"
 #include "control.h"
 #include "paths.h"
+#include "procmaps.h"
 #include "snapshots.h"
 #include "cmd.h"
 #include "testhooks.h"
@@ -47,20 +53,30 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 };
 
 /*
- * 1 if the peer's process has CAP_SYS_PTRACE in its effective set.  Read
- * from /proc by pid, then checked against the pidfd taken at accept: if
- * that process has exited meanwhile the pid may name another one, and the
- * answer is no.
+ * 1 if the peer's process has CAP_SYS_PTRACE in its effective set *in
+ * snapd's user namespace*.  CapEff is relative to the process's own user
+ * namespace: after unshare -U -r any user shows every capability there, so
+ * it counts only when that namespace is snapd's (same ns inode; a process
+ * in a child namespace has no capability in snapd's, whatever it shows).
+ * Read from /proc by pid, then checked against the pidfd taken at accept:
+ * if that process has exited meanwhile the pid may name another one, and
+ * the answer is no.
  */
 static int
 start_peer_may_ptrace(const struct conn *c)
 {
 	unsigned long long	 caps = 0;
+	struct stat		 mine, peer;
 	char			 path[32], line[256];
 	FILE			*f;
 	int			 found = 0;
 
 	if (c->pidfd == -1)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)c->pid);
+	if (stat("/proc/self/ns/user", &mine) == -1 ||
+	    stat(path, &peer) == -1 || mine.st_dev != peer.st_dev ||
+	    mine.st_ino != peer.st_ino)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)c->pid);
 	if ((f = fopen(path, "re")) == NULL)
@@ -74,6 +90,70 @@ start_peer_may_ptrace(const struct conn *c)
 	if (!found || syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0) == -1)
 		return 0;
 	return (caps >> START_CAP_SYS_PTRACE) & 1;
+}
+
+/*
+ * Check every region against the mappings of the process pidfd names: it
+ * must lie wholly inside them (so its length, which sizes the engine's page
+ * bitmaps, is bounded by what the process has), and none of it may be
+ * hugetlbfs memory, whose protection the kernel will only drop a whole huge
+ * page at a time while the engine works in 4 KiB pages: its writers would
+ * wait for the whole snapshot.  -1 with ctx's error set.
+ */
+static int
+start_regions_mapped(struct cmd_ctx *ctx, pid_t pid, int pidfd,
+    const struct output_region *regions, int n)
+{
+	struct procmaps		pm;
+	struct procmaps_vma	vma;
+	int			rc = -1, found;
+
+	if (procmaps_open(&pm, pid, pidfd) == -1) {
+		cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: cannot read "
+		    "the mappings of process %d: %s", (int)pid,
+		    strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct output_region *r = &regions[i];
+		uint64_t addr = r->start, end = r->start + r->length;
+
+		while (addr < end) {
+			if ((found = procmaps_find(&pm, addr, &vma)) == -1) {
+				cmd_error(ctx, SNAPD_ERR_GENERIC,
+				    "snapshot-start: cannot read the mappings "
+				    "of process %d: %s", (int)pid,
+				    strerror(errno));
+				goto out;
+			}
+			if (found == 0 || vma.start > addr) {
+				cmd_error(ctx, SNAPD_ERR_INVALID,
+				    "snapshot-start: region %d ('%s', "
+				    "0x%llx+%llu) is not all mapped in process "
+				    "%d: nothing is mapped at 0x%llx", i,
+				    r->name, (unsigned long long)r->start,
+				    (unsigned long long)r->length, (int)pid,
+				    (unsigned long long)addr);
+				goto out;
+			}
+			if (vma.page_size > 4096) {
+				cmd_error(ctx, SNAPD_ERR_INVALID,
+				    "snapshot-start: region %d ('%s') lies in "
+				    "hugetlbfs memory (%llu kB pages, at "
+				    "0x%llx), which snapd cannot snapshot yet: "
+				    "the process's writes to it would wait for "
+				    "the whole snapshot", i, r->name,
+				    (unsigned long long)(vma.page_size / 1024),
+				    (unsigned long long)vma.start);
+				goto out;
+			}
+			addr = vma.end;
+		}
+	}
+	rc = 0;
+out:
+	procmaps_close(&pm);
+	return rc;
 }
 
 static int
@@ -190,6 +270,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	char			 err[512];
 	json_t			*v;
 	int			 nregions, uffd, dirfd;
+	unsigned		 mine;
 
 	memset(&req, 0, sizeof(req));
 	req.id = snapshots_next_id();
@@ -268,7 +349,8 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		if (c->uid != 0 && !start_peer_may_ptrace(c))
 			return cmd_error(ctx, SNAPD_ERR_PERMISSION,
 			    "snapshot-start: only root or a process with "
-			    "CAP_SYS_PTRACE may snapshot another process (pid)");
+			    "CAP_SYS_PTRACE in snapd's user namespace may "
+			    "snapshot another process (pid)");
 		if (json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX)
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
 			    "snapshot-start: "
@@ -288,6 +370,13 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u "
 		    "snapshots are running (max_snapshots %d)", n.active,
 		    conf->max_snapshots);
+	/* Root, the operator, is bounded by max_snapshots alone. */
+	if (c->uid != 0 && (mine = snapshots_active_uid(c->uid)) >=
+	    (unsigned)conf->max_snapshots_per_uid)
+		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: uid %u "
+		    "has %u snapshots running or pre-armed "
+		    "(max_snapshots_per_uid %d)", (unsigned)c->uid, mine,
+		    conf->max_snapshots_per_uid);
 
 	dirfd = paths_peer_dir(conf->snapshot_dir, c->uid, c->gid, dir,
 	    sizeof(dir), err, sizeof(err));
@@ -310,9 +399,20 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	/*
 	 * The peer's own process is named by the pidfd taken at accept, so a
 	 * pid reused since cannot stand in for it; a pid root names is opened
-	 * by the engine.
+	 * here, so the mappings checked below and the memory the engine arms
+	 * belong to one process.
 	 */
-	if (json_object_get(ctx->args, "pid") == NULL) {
+	if (json_object_get(ctx->args, "pid") != NULL) {
+		if ((req.pidfd = (int)syscall(SYS_pidfd_open, req.pid, 0)) ==
+		    -1) {
+			int saved = errno;
+
+			close(dirfd);
+			return cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: pidfd_open of pid %d: %s",
+			    (int)req.pid, strerror(saved));
+		}
+	} else {
 		if (c->pidfd == -1) {
 			close(dirfd);
 			return cmd_error(ctx, SNAPD_ERR_GENERIC,
@@ -328,6 +428,13 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 			    "snapshot-start: duplicate the pidfd of pid %d: %s",
 			    (int)c->pid, strerror(saved));
 		}
+	}
+
+	if (start_regions_mapped(ctx, req.pid, req.pidfd, regions,
+	    nregions) == -1) {
+		close(req.pidfd);
+		close(dirfd);
+		return CMD_ERROR;
 	}
 
 	/* From here the engine owns the uffd and the pidfd, whatever happens. */

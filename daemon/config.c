@@ -64,6 +64,8 @@ static const struct config_key config_keys[] = {
 	{ "pressure_level", CONFIG_INT, OFF(pressure_level), 0, 19, NULL },
 	{ "buffer_size", CONFIG_SIZE, OFF(buffer_size), 4 * KIB, 64 * GIB, NULL },
 	{ "max_snapshots", CONFIG_INT, OFF(max_snapshots), 1, 1024, NULL },
+	{ "max_snapshots_per_uid", CONFIG_INT, OFF(max_snapshots_per_uid), 1,
+	    1024, NULL },
 	{ "max_message_size", CONFIG_SIZE, OFF(max_message_size), KIB, 16 * MIB,
 	    NULL },
 	{ "max_connections_per_uid", CONFIG_INT, OFF(max_connections_per_uid),
@@ -99,6 +101,7 @@ config_defaults(struct config *conf)
 	conf->pressure_level = 1;
 	conf->buffer_size = 64 * MIB;
 	conf->max_snapshots = 16;
+	conf->max_snapshots_per_uid = 4;
 	conf->max_message_size = SNAPD_MESSAGE_MAX_DEFAULT;
 	conf->max_connections_per_uid = 32;
 	conf->client_timeout = 30;

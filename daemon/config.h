@@ -45,6 +45,7 @@ struct config {
 	int			pressure_level;		/* 0: never hurry */
 	uint64_t		buffer_size;			/* bytes */
 	int			max_snapshots;
+	int			max_snapshots_per_uid;	/* root is not counted */
 	uint64_t		max_message_size;		/* bytes */
 	int			max_connections_per_uid;
 	int			client_timeout;			/* seconds */

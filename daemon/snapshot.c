@@ -286,14 +286,17 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		r->length = req->regions[i].length;
 		r->npages = r->length >> PAGE_SHIFT_4K;
 		r->index = i;
-		if (pagestate_init(&r->ps, r->npages) == -1)
-			fatal("snapshot %llu: page state for %llu pages",
-			    (unsigned long long)s->id,
-			    (unsigned long long)r->npages);
-		if (req->prearm)
-			r->prearm_dirty = xcalloc((r->npages + 63) / 64,
-			    sizeof(*r->prearm_dirty));
 		s->by_addr[i] = r;
+		/*
+		 * These bitmaps grow with the region, whose length the
+		 * request decides: failing to get them fails the request,
+		 * never the daemon.
+		 */
+		if (pagestate_init(&r->ps, r->npages) == -1)
+			goto fail;
+		if (req->prearm && (r->prearm_dirty = calloc((r->npages + 63) /
+		    64, sizeof(*r->prearm_dirty))) == NULL)
+			goto fail;
 		s->pages_total += r->npages;
 	}
 	qsort(s->by_addr, s->nregions, sizeof(*s->by_addr), region_cmp);

@@ -498,6 +498,18 @@ snapshots_query(uid_t uid)
 	return a;
 }
 
+unsigned
+snapshots_active_uid(uid_t uid)
+{
+	struct snap_entry	*e;
+	unsigned		 n = 0;
+
+	TAILQ_FOREACH(e, &snapshots, entry)
+		if (!e->done && e->uid == uid)
+			n++;
+	return n;
+}
+
 void
 snapshots_counters(struct snapshots_counters *c)
 {

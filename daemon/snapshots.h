@@ -107,6 +107,9 @@ int		 snapshots_visible(const struct snap_entry *e, uid_t uid);
 
 void		 snapshots_counters(struct snapshots_counters *c);
 
+/* Snapshots of peer uid not yet done: arming, pre-armed or running. */
+unsigned	 snapshots_active_uid(uid_t uid);
+
 /* Cancel every running snapshot (shutdown); their DONE events follow. */
 void		 snapshots_cancel_all(const char *why);
 /* Cancel the pre-armed ones not yet armed: they have no instant to finish. */

@@ -3,12 +3,14 @@
  *
  * Every function returns 0 on success or -1 with errno set, so callers can
  * log "snapshot 7 (pid 4242): write-protect 0x7f..+1073741824: <strerror>".
- * None of them allocates or logs: they are called on the fault path.
+ * None of them allocates or logs: they are called on the fault path (the
+ * one exception, uffd_traps_kernel_writes(), says so).
  */
 #ifndef SNAPD_UFFD_H
 #define SNAPD_UFFD_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compat.h"
 
@@ -29,5 +31,16 @@ int	uffd_unprotect(int fd, uint64_t start, uint64_t len, int wake);
 int	uffd_wake(int fd, uint64_t start, uint64_t len);
 /* 1 if fd is a userfaultfd, 0 if not, -1 on error. */
 int	uffd_is_userfaultfd(int fd);
+/*
+ * Whether the uffd traps the kernel's own writes (1) or was created with
+ * UFFD_USER_MODE_ONLY (0), which neither fdinfo nor UFFDIO_API tells.
+ * addr is a page of process pid in a writable mapping, write-protected
+ * through fd, with no fault thread reading fd yet.  Arming only: it starts a
+ * thread and maps a page.  The page may be left un-protected (re-protect
+ * it), and one write-protect fault message for it may stay queued on fd,
+ * which the fault thread later serves as a write that did not happen.
+ * -1 with errno on error.
+ */
+int	uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr);
 
 #endif /* SNAPD_UFFD_H */

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procmaps.h"
 #include "snapshot-internal.h"
 #include "testpause.h"
 #include "uffd.h"
@@ -365,26 +366,122 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 	return 0;
 }
 
-/* Check that region r is write-protected in the page tables of our pid. */
+/* The uffd-wp bit of the pte of addr in our pid's page tables: 0, 1, -1. */
 static int
-writer_check_owner(struct snapshot *s, int pagemap, struct region *r)
+owner_wp_bit(struct snapshot *s, int pagemap, uint64_t addr)
 {
 	uint64_t entry;
 
 	if (pread(pagemap, &entry, sizeof(entry),
-	    (off_t)(r->start / PAGE_4K * sizeof(entry))) != sizeof(entry)) {
+	    (off_t)(addr / PAGE_4K * sizeof(entry))) != sizeof(entry)) {
 		snapshot_set_error(s, "read /proc/%d/pagemap: %s",
 		    (int)s->req.pid, strerror(errno));
 		return -1;
 	}
-	if (!(entry & PM_UFFD_WP)) {
-		snapshot_set_error(s, "the userfaultfd does not belong to "
-		    "process %d: region %u (0x%llx) is not write-protected in "
-		    "its page tables", (int)s->req.pid, r->index,
-		    (unsigned long long)r->start);
+	return (entry & PM_UFFD_WP) != 0;
+}
+
+/*
+ * Prove that the uffd belongs to our pid's address space, on region r's
+ * first page, which the caller has write-protected through it and which
+ * nothing un-protects meanwhile (the fault thread is not reading yet, or
+ * the process is held still).  A protection merely present proves nothing:
+ * the process may be under another uffd-wp snapshot already (snapd's own, or
+ * QEMU's).  So the bit is toggled through our uffd and must follow in the
+ * process's pagemap: set, then clear once un-protected (without waking:
+ * nobody may write the page meanwhile), then set again.  A uffd of another
+ * address space acts on that one and cannot move the bit here.
+ *
+ * After the last region, the uffd is also probed for UFFD_USER_MODE_ONLY
+ * (uffd.h) on the first region in writable memory: with such a uffd the
+ * kernel's own writes into the regions would fail with EFAULT in the
+ * process.
+ */
+static int	protect_retry(struct snapshot *, uint64_t, uint64_t);
+
+static int
+writer_check_owner(struct snapshot *s, int pagemap, struct region *r)
+{
+	static const char *const why[3] = {
+		"is not write-protected in its page tables",
+		"stays write-protected in its page tables when this userfaultfd "
+		    "un-protects it (another one protects it)",
+		"is not write-protected again when this userfaultfd protects it",
+	};
+	struct procmaps		pm;
+	struct procmaps_vma	vma;
+	int			bit, rc = -1, traps = 1;
+
+	for (int step = 0; step < 3; step++) {
+		int err = 0;
+
+		if (step == 1)
+			while (uffd_unprotect(s->uffd, r->start, PAGE_4K, 0) ==
+			    -1 && (err = errno) == EAGAIN)
+				usleep(1000);	/* an event queued: brief */
+		if (step == 2 && protect_retry(s, r->start, PAGE_4K) == -1)
+			err = errno;
+		if (err != 0 && err != EAGAIN) {
+			snapshot_set_error(s, "%s region %u (0x%llx): %s",
+			    step == 1 ? "un-protect" : "write-protect",
+			    r->index, (unsigned long long)r->start,
+			    strerror(err));
+			return -1;
+		}
+		if ((bit = owner_wp_bit(s, pagemap, r->start)) == -1)
+			return -1;
+		if (bit != (step != 1)) {
+			snapshot_set_error(s, "the userfaultfd does not belong "
+			    "to process %d: region %u (0x%llx) %s",
+			    (int)s->req.pid, r->index,
+			    (unsigned long long)r->start, why[step]);
+			return -1;
+		}
+	}
+	if (r->index != s->nregions - 1)
+		return 0;
+
+	if (procmaps_open(&pm, s->req.pid, s->pidfd) == -1) {
+		snapshot_set_error(s, "open /proc/%d/maps: %s",
+		    (int)s->req.pid, strerror(errno));
 		return -1;
 	}
-	return 0;
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region *p = &s->regions[i];
+		int found = procmaps_find(&pm, p->start, &vma);
+
+		if (found == -1) {
+			snapshot_set_error(s, "read /proc/%d/maps: %s",
+			    (int)s->req.pid, strerror(errno));
+			goto out;
+		}
+		if (found == 0 || vma.start > p->start || !vma.writable)
+			continue;
+		traps = uffd_traps_kernel_writes(s->uffd, s->req.pid, p->start);
+		if (traps == -1)
+			snapshot_set_error(s, "probe region %u (0x%llx) with a "
+			    "kernel write: %s", i,
+			    (unsigned long long)p->start, strerror(errno));
+		else if (protect_retry(s, p->start, PAGE_4K) == -1) {
+			snapshot_set_error(s, "write-protect region %u "
+			    "(0x%llx): %s", i, (unsigned long long)p->start,
+			    strerror(errno));
+			traps = -1;
+		}
+		break;
+	}
+	if (traps == 0)
+		snapshot_set_error(s, "the userfaultfd was created with "
+		    "UFFD_USER_MODE_ONLY: it does not trap the kernel's own "
+		    "writes, so a read(2) into a region would fail with "
+		    "EFAULT in process %d; create it without that flag "
+		    "(through /dev/userfaultfd where the syscall is refused)",
+		    (int)s->req.pid);
+	else if (traps == 1)
+		rc = 0;
+out:
+	procmaps_close(&pm);
+	return rc;
 }
 
 /*

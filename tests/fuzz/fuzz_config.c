@@ -155,6 +155,7 @@ fuzz_compare(const struct config *a, const struct config *b)
 	    FIELD_DIFF(compression_level) || FIELD_DIFF(compression_threads) ||
 	    FIELD_DIFF(pressure_level) ||
 	    FIELD_DIFF(buffer_size) || FIELD_DIFF(max_snapshots) ||
+	    FIELD_DIFF(max_snapshots_per_uid) ||
 	    FIELD_DIFF(max_message_size) ||
 	    FIELD_DIFF(max_connections_per_uid) ||
 	    FIELD_DIFF(client_timeout) || FIELD_DIFF(on_discard) ||

@@ -15,6 +15,10 @@
 #      idle one (nothing half sent) is not;
 #   4. connections per uid are capped, and the cap is per uid: another
 #      uid is still served, and a freed slot is usable again.
+#   5. a region of 2^62 bytes or past the process's mappings, a region on
+#      MAP_HUGETLB memory (a few 2 MiB pages are reserved for the run and
+#      nr_hugepages restored) and a UFFD_USER_MODE_ONLY uffd are refused
+#      with a clear error; snapd lives and the process is never blocked.
 # Exit 0 pass, 77 skip, 1 fail.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -298,5 +302,92 @@ held.pop().close()
 check(served() is not None, "a freed slot serves root again")
 sys.exit(1 if failures else 0)
 PYEOF
+# 5. Requests that once took snapd down or froze the process: a region of
+# 2^62 bytes (the page bitmaps' allocation failed and snapd exited), a
+# region outside the process's mappings, a region on MAP_HUGETLB memory
+# (accepted, its writers then waited for the whole snapshot), and a
+# UFFD_USER_MODE_ONLY uffd (accepted; read(2) into the region then failed
+# with EFAULT).  Each must be refused with a clear error, snapd alive, the
+# process unblocked.
+hp_saved=$(cat /proc/sys/vm/nr_hugepages)
+restore_hugepages() {
+	local rc=$?
+	echo "$hp_saved" >/proc/sys/vm/nr_hugepages 2>/dev/null
+	(exit $rc)
+	t_cleanup
+}
+trap restore_hugepages EXIT
+echo $((hp_saved + 4)) >/proc/sys/vm/nr_hugepages 2>/dev/null
+hp_free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+timeout 60 python3 - "$SNAPD_SOCK" "$hp_free" "$TOP/tests" <<'PYEOF' || fail "hostile regions or uffd (see above)"
+import ctypes, mmap, os, sys, time
+SOCK, HP_FREE = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from qmp import QMP
+failures = []
+def check(cond, what):
+    print(("ok: " if cond else "FAILED: ") + what)
+    if not cond:
+        failures.append(what)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.syscall.restype = ctypes.c_long
+
+class Client(QMP):
+    def __init__(self):
+        QMP.__init__(self, SOCK)
+    def start(self, name, start, length, user_mode_only=False):
+        # userfaultfd(2): 323 on x86-64; flag 1 is UFFD_USER_MODE_ONLY.
+        u = libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK | (1 if user_mode_only else 0))
+        assert u >= 0, "userfaultfd: errno %d" % ctypes.get_errno()
+        self.cmd({"execute": "getfd", "arguments": {"fdname": "u"}}, [u])
+        os.close(u)
+        return self.cmd({"execute": "snapshot-start", "arguments": {"uffd": "u", "name": name,
+                         "regions": [{"start": start, "length": length}]}})
+
+def err(r):
+    return r["error"]["class"] + ": " + r["error"]["desc"] if r and "error" in r else repr(r)
+
+c = Client()
+m = mmap.mmap(-1, 1 << 20)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+r = c.start("huge", addr, 1 << 62)
+check(r is not None and r.get("error", {}).get("class") == "InvalidParameter" and "not all mapped" in r["error"]["desc"],
+      "a region of 2^62 bytes is refused: %s" % err(r))
+r = c.cmd({"execute": "query-status"}) if r is not None else None
+check(r is not None and "return" in r, "snapd still answers after it")
+c = Client()
+r = c.start("beyond", addr, 64 << 20)
+check(r.get("error", {}).get("class") == "InvalidParameter" and "not all mapped" in r["error"]["desc"],
+      "a region reaching past the mapping is refused: %s" % err(r))
+
+# MAP_PRIVATE|ANONYMOUS|HUGETLB
+if HP_FREE >= 2:
+    h = libc.mmap(None, 4 << 20, 3, 0x02 | 0x20 | 0x40000, -1, 0)
+    check(h not in (None, ctypes.c_void_p(-1).value), "MAP_HUGETLB of 4 MiB (errno %d)" % ctypes.get_errno())
+    ctypes.memset(h, 0x11, 4 << 20)
+    r = c.start("hugetlb", h, 4 << 20)
+    check(r.get("error", {}).get("class") == "InvalidParameter" and "hugetlbfs" in r["error"]["desc"],
+          "a region on MAP_HUGETLB memory is refused: %s" % err(r))
+    t0 = time.monotonic()
+    for off in range(0, 4 << 20, 4096):
+        ctypes.memset(h + off, 0x22, 1)
+    dt = time.monotonic() - t0
+    check(dt < 1.0, "writes to the huge pages are not held (%.3f s for 1024 writes)" % dt)
+else:
+    print("note: no huge pages free: the hugetlbfs case is not run")
+
+# A user-mode-only uffd: refused at arm, and a read(2) into the region works.
+r = c.start("usermode", addr, 1 << 20, user_mode_only=True)
+check(r.get("error") is not None and "UFFD_USER_MODE_ONLY" in r["error"]["desc"],
+      "a UFFD_USER_MODE_ONLY uffd is refused: %s" % err(r))
+rfd, wfd = os.pipe()
+os.write(wfd, b"x" * 4096)
+n = libc.read(rfd, ctypes.c_void_p(addr), 4096)
+check(n == 4096, "read(2) into the region afterwards: %d (errno %d)" % (n, ctypes.get_errno()))
+sys.exit(1 if failures else 0)
+PYEOF
+[ "$hp_free" -ge 2 ] || skip "the kernel gave no huge pages (nr_hugepages $((hp_saved + 4)) asked, $hp_free free): the hugetlbfs case did not run"
 snapd_alive || fail "snapd is gone"
 echo "ok: snapd survived every limit"

@@ -14,6 +14,14 @@
 #   - symlinks planted by the user (NAME.zsnap -> /etc/passwd, the temp
 #     file's name -> a path in /etc, uid-UID itself -> /etc) make snapd
 #     refuse or fail, never read or write through them: /etc is untouched.
+#   - privilege is judged in snapd's user namespace: uid 61001 inside its
+#     own namespace (unshare -U -r, where it shows every capability) may not
+#     name a root process being snapshotted (held pre-armed, never armed),
+#     and a root peer naming that process with a userfaultfd of its own mm
+#     (the same addresses mapped in the peer) fails the owner proof at arm,
+#     though the process's pages are already uffd-wp;
+#   - max_snapshots_per_uid (4): a user's fifth pre-armed snapshot is Busy,
+#     another user is still served.
 # /dev/userfaultfd is opened to the users group for the run and restored
 # by the EXIT trap.  Exit 0 pass, 77 skip, 1 fail.
 . "$(dirname "$0")/../lib.sh"
@@ -27,10 +35,12 @@ UA=61001 UB=61002 UC=61003
 GUSERS=$(getent group users | cut -d: -f3)
 uffd_saved=$(stat -c '%g %a' /dev/userfaultfd) || fail "stat /dev/userfaultfd"
 restore_uffd() {
-	local g m
+	local rc=$? g m
 	read -r g m <<<"$uffd_saved"
 	chgrp "$g" /dev/userfaultfd 2>/dev/null
 	chmod "$m" /dev/userfaultfd 2>/dev/null
+	# t_cleanup exits with $?: give it the script's status, not chmod's.
+	(exit $rc)
 	t_cleanup
 }
 trap restore_uffd EXIT
@@ -250,7 +260,11 @@ if apid == 0:
     # it simple: give it time), then cancel our own.
     time.sleep(2)
     r2 = c.cmd({"execute": "snapshot-cancel", "arguments": {"id": r["return"]["id"]}}) if ok else None
-    c.drain(2)
+    # Wait for the event, not a fixed time: a busy machine may take longer
+    # than two seconds to stop a level-19 compression.
+    end = time.time() + 30
+    while time.time() < end and not any(e["event"] == "SNAPSHOT_FAILED" for e in c.events):
+        c.drain(0.5)
     names = [(e["event"], e["data"].get("cancelled")) for e in c.events]
     os.write(w_a, json.dumps({"cancel": r2, "events": names}).encode() + b"\n")
     os._exit(0)
@@ -402,6 +416,121 @@ check("error" in r and r["error"]["class"] == "NotFound",
       "root's snapshot-delete names its own directory, never a user's: %s" % err(r))
 sys.exit(1 if failures else 0)
 PYEOF
+
+# ---- privilege in snapd's namespace, owner proof, per-uid cap -------------
+command -v unshare >/dev/null || skip "unshare (util-linux) is missing"
+mkdir -m 0755 "$T/py" || fail "mkdir $T/py"
+cat >"$T/py/peer.py" <<'PYEOF'
+# A raw protocol client: python3 peer.py SOCK ROLE [ARGS...]; one JSON line
+# of results on stdout.  The region lives at a fixed address (ADDR) so that
+# a hostile peer can map the same addresses in its own process.
+import ctypes, fcntl, json, os, sys
+from qmp import QMP     # copied beside this script
+SOCK, ROLE = sys.argv[1], sys.argv[2]
+ADDR, SIZE = 0x5e0000000000, 1 << 20
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+
+def region(addr, fill):
+    # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS|FIXED_NOREPLACE
+    a = libc.mmap(addr, SIZE, 3, 0x02 | 0x20 | 0x100000, -1, 0)
+    assert a == addr, "mmap at 0x%x: errno %d" % (addr, ctypes.get_errno())
+    ctypes.memmove(a, fill * SIZE, SIZE)
+
+def new_uffd():
+    dev = os.open("/dev/userfaultfd", os.O_RDWR | os.O_CLOEXEC)
+    fd = fcntl.ioctl(dev, 0xAA00, os.O_CLOEXEC | os.O_NONBLOCK)
+    os.close(dev)
+    return fd
+
+class Client(QMP):
+    def __init__(self):
+        QMP.__init__(self, SOCK)
+    def start(self, name, addr, extra=None):
+        u = new_uffd()
+        self.cmd({"execute": "getfd", "arguments": {"fdname": "u"}}, [u])
+        os.close(u)
+        args = {"uffd": "u", "name": name, "regions": [{"start": addr, "length": SIZE}]}
+        args.update(extra or {})
+        return self.cmd({"execute": "snapshot-start", "arguments": args})
+
+out = {}
+if ROLE == "victim":
+    # Root's process with a secret, held pre-armed (every page uffd-wp,
+    # never armed) until its stdin closes.
+    region(ADDR, b"S")
+    c = Client()
+    out["prearm"] = c.start("victim", ADDR, {"prearm": True})
+    print(json.dumps(out), flush=True)
+    sys.stdin.read()
+elif ROLE == "thief":
+    # Name the victim by pid, with a uffd of our own mm at its addresses.
+    region(ADDR, b"T")
+    c = Client()
+    out["uid-seen"] = os.getuid()
+    out["start"] = c.start(sys.argv[4], ADDR, {"pid": int(sys.argv[3])})
+    print(json.dumps(out), flush=True)
+elif ROLE == "prearm-many":
+    # Pre-arm N snapshots of our own memory and keep them until stdin closes.
+    c = Client()
+    out["starts"] = []
+    for i in range(int(sys.argv[3])):
+        region(ADDR + i * (4 << 20), b"P")
+        out["starts"].append(c.start("many%d" % i, ADDR + i * (4 << 20), {"prearm": True}))
+    print(json.dumps(out), flush=True)
+    sys.stdin.read()
+PYEOF
+# In a directory the other uids may list: Python's import needs that.
+cp "$TOP/tests/qmp.py" "$T/py/qmp.py" || fail "cannot copy tests/qmp.py"
+chmod 0644 "$T/py/peer.py" "$T/py/qmp.py"
+# A python3 the other uids can run: root's may live under /root.
+pybin=
+for p in /usr/bin/python3 "$(python3 -c 'import sys; print(sys.executable)')"; do
+	as_a "$p" -c '' 2>/dev/null && { pybin=$p; break; }
+done
+[ -n "$pybin" ] || skip "no python3 that uid $UA can run"
+coproc VICTIM { exec python3 "$T/py/peer.py" "$SNAPD_SOCK" victim; }
+victim_pid=$VICTIM_PID
+t_track "$victim_pid"
+read -r line <&"${VICTIM[0]}" || fail "the victim said nothing"
+echo "victim (pid $victim_pid, root): $line"
+case $line in *'"return"'*) ;; *) fail "the victim's pre-arm failed: $line" ;; esac
+
+out=$(as_a unshare -U -r "$pybin" "$T/py/peer.py" "$SNAPD_SOCK" thief "$victim_pid" nsthief 2>&1)
+echo "uid $UA in its own user namespace names pid $victim_pid: $out"
+case $out in *'"uid-seen": 0'*) ;; *) fail "the peer is not root in its own namespace: $out" ;; esac
+case $out in *PermissionDenied*) ;; *) fail "a namespaced non-root peer was not refused: $out" ;; esac
+[ ! -e "$SNAPD_DIR/uid-$UA/nsthief.zsnap" ] || fail "a snapshot of root's process landed in uid-$UA"
+echo "ok: uid $UA with every capability in its own namespace may not name a pid"
+
+out=$(python3 "$T/py/peer.py" "$SNAPD_SOCK" thief "$victim_pid" roothief 2>&1)
+echo "root names pid $victim_pid with a uffd of its own mm: $out"
+case $out in *"does not belong to process $victim_pid"*) ;;
+*) fail "a uffd of another mm passed the owner check on uffd-wp pages: $out" ;; esac
+[ ! -e "$SNAPD_DIR/roothief.zsnap" ] || fail "the foreign uffd's snapshot completed"
+echo "ok: a uffd of another mm fails the owner proof although the pages are uffd-wp"
+eval "exec ${VICTIM[1]}>&-"
+wait "$victim_pid" 2>/dev/null
+
+coproc MANY { exec setpriv --reuid=$UB --regid=$UB --groups=$GUSERS "$pybin" "$T/py/peer.py" "$SNAPD_SOCK" prearm-many 5; }
+many_pid=$MANY_PID
+t_track "$many_pid"
+read -r line <&"${MANY[0]}" || fail "the pre-arming user said nothing"
+python3 - "$line" <<'PYEOF' || fail "max_snapshots_per_uid: $line"
+import json, sys
+s = json.loads(sys.argv[1])["starts"]
+ok = all("return" in r for r in s[:4]) and s[4].get("error", {}).get("class") == "Busy" \
+    and "max_snapshots_per_uid" in s[4]["error"]["desc"]
+print(("ok: " if ok else "FAILED: ") + "uid 61002 pre-arms four; its fifth: %s" % s[4])
+sys.exit(0 if ok else 1)
+PYEOF
+out=$T/a2.json
+as_a "$SNAPWORK" --socket "$SNAPD_SOCK" --json --size 4M --name a2 >"$out" 2>"$out.err" ||
+	{ show_snapwork "$out"; fail "uid $UA was not served while uid $UB holds its cap"; }
+echo "ok: uid $UA is still served while uid $UB holds its four"
+eval "exec ${MANY[1]}>&-"
+wait "$many_pid" 2>/dev/null
 
 [ "$(md5sum </etc/passwd)" = "$passwd_before" ] || fail "/etc/passwd changed"
 [ "$(ls -A /etc | md5sum)" = "$etc_before" ] || fail "the listing of /etc changed"

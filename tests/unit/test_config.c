@@ -73,6 +73,7 @@ config_equal(const struct config *a, const struct config *b)
 	    a->pressure_level == b->pressure_level &&
 	    a->buffer_size == b->buffer_size &&
 	    a->max_snapshots == b->max_snapshots &&
+	    a->max_snapshots_per_uid == b->max_snapshots_per_uid &&
 	    a->max_message_size == b->max_message_size &&
 	    a->max_connections_per_uid == b->max_connections_per_uid &&
 	    a->client_timeout == b->client_timeout &&
@@ -141,6 +142,8 @@ static const struct bad_case bad_cases[] = {
 	{ "max_snapshots 0\n", "F:1: max_snapshots 0 out of range (1..1024)\n" },
 	{ "max_snapshots 1025\n",
 	    "F:1: max_snapshots 1025 out of range (1..1024)\n" },
+	{ "max_snapshots_per_uid 0\n",
+	    "F:1: max_snapshots_per_uid 0 out of range (1..1024)\n" },
 	{ "max_message_size 1023\n",
 	    "F:1: max_message_size 1023 out of range (1K..16M)\n" },
 	{ "max_message_size 17M\n",
@@ -243,6 +246,7 @@ check_good(void)
 	    "pressure_level 0\n"
 	    "buffer_size 1G\n"
 	    "max_snapshots 1\n"
+	    "max_snapshots_per_uid 2\n"
 	    "max_message_size 16M\n"
 	    "max_connections_per_uid 4096\n"
 	    "client_timeout 3600\n"
@@ -267,7 +271,8 @@ check_good(void)
 	if (conf.format != OUTPUT_RAW || conf.compression_level != 19 ||
 	    conf.compression_threads != 64 || conf.pressure_level != 0 ||
 	    conf.buffer_size != 1ULL << 30 ||
-	    conf.max_snapshots != 1 || conf.max_message_size != 16 << 20 ||
+	    conf.max_snapshots != 1 || conf.max_snapshots_per_uid != 2 ||
+	    conf.max_message_size != 16 << 20 ||
 	    conf.max_connections_per_uid != 4096 ||
 	    conf.client_timeout != 3600 || conf.on_discard != DISCARD_FAIL ||
 	    conf.shutdown != SHUTDOWN_FINISH || conf.shutdown_timeout != 0 ||
@@ -355,9 +360,12 @@ check_json(void)
 
 	config_defaults(&conf);
 	o = config_to_json(&conf);
-	if (json_object_size(o) != 17)
-		FAIL("query-config object has %zu members, not 17",
+	if (json_object_size(o) != 18)
+		FAIL("query-config object has %zu members, not 18",
 		    json_object_size(o));
+	if (json_integer_value(json_object_get(o,
+	    "max_snapshots_per_uid")) != 4)
+		FAIL("max_snapshots_per_uid in JSON is not the default 4");
 	if (json_integer_value(json_object_get(o, "buffer_size")) != 64 << 20)
 		FAIL("buffer_size in JSON is not in bytes");
 	if (strcmp(json_string_value(json_object_get(o, "format")), "zsnap"))
