@@ -186,12 +186,10 @@ def new_uffd():
     os.close(dev)
     return fd
 
-def start(c, name, size=1 << 20, level=None, extra=None, slow=False):
+def start(c, name, size=1 << 20, extra=None):
     """Start a snapshot of a fresh mapping of ours; returns (reply, mapping)."""
     m = mmap.mmap(-1, size)
-    # Random text keeps zstd level 19 busy; random bytes it stores quickly.
-    m.write(os.urandom(size).translate(bytes((b"etaoinshrdlu cmfwy" * 15)[:256]))
-            if slow else b"\x5a" * size)
+    m.write(b"\x5a" * size)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
     u = new_uffd()
     r = c.cmd({"execute": "getfd", "arguments": {"fdname": "u"}}, [u])
@@ -200,8 +198,6 @@ def start(c, name, size=1 << 20, level=None, extra=None, slow=False):
     args = {"uffd": "u", "regions": [{"start": addr, "length": size, "name": "mem"}]}
     if name is not None:
         args["name"] = name
-    if level:
-        args["level"] = level
     args.update(extra or {})
     return c.cmd({"execute": "snapshot-start", "arguments": args, "id": name}), m
 
@@ -239,29 +235,31 @@ if bpid == 0:
     os.close(r_b)
     os.setgroups([GUSERS]); os.setgid(UB); os.setuid(UB)
     c = Client()
+    os.write(w_b, b"subscribed\n")
     c.drain(8)
     os.write(w_b, json.dumps(c.events).encode())
     os._exit(0)
 os.close(w_b)
-time.sleep(0.3)
+fb = os.fdopen(r_b)
+check(fb.readline() == "subscribed\n", "uid %d subscribed to events" % UB)
 
 r_a, w_a = os.pipe()
+go_r, go_w = os.pipe()
 apid = os.fork()
 if apid == 0:
-    # uid A: a slow snapshot (64 MiB of random text at level 19), which
-    # B then fails to cancel and A cancels itself.
+    # uid A: a snapshot held running until it is cancelled (snapd's test
+    # hook), which B then fails to cancel and A cancels itself once the
+    # parent says so.
     os.close(r_a)
+    os.close(go_w)
     os.setgroups([GUSERS]); os.setgid(UA); os.setuid(UA)
     c = Client()
-    r, m = start(c, "slow", size=64 << 20, level=19, slow=True)
+    r, m = start(c, "slow", size=4 << 20, extra={"test-hold": {"until": "cancel"}})
     os.write(w_a, json.dumps(r).encode() + b"\n")
     ok = "return" in r
-    # Wait for B's attempt (the parent tells us through our stdin... keep
-    # it simple: give it time), then cancel our own.
-    time.sleep(2)
+    os.read(go_r, 1)
     r2 = c.cmd({"execute": "snapshot-cancel", "arguments": {"id": r["return"]["id"]}}) if ok else None
-    # Wait for the event, not a fixed time: a busy machine may take longer
-    # than two seconds to stop a level-19 compression.
+    # Wait for the event (30 s at most).
     end = time.time() + 30
     while time.time() < end and not any(e["event"] == "SNAPSHOT_FAILED" for e in c.events):
         c.drain(0.5)
@@ -269,6 +267,7 @@ if apid == 0:
     os.write(w_a, json.dumps({"cancel": r2, "events": names}).encode() + b"\n")
     os._exit(0)
 os.close(w_a)
+os.close(go_r)
 fa = os.fdopen(r_a)
 r = json.loads(fa.readline())
 check("return" in r, "uid %d started a slow snapshot of its own memory: %s" % (UA, r.get("return", err(r))))
@@ -290,13 +289,15 @@ q = root_ev.cmd({"execute": "query-snapshots"})
 mine = [s for s in q["return"] if s["id"] == slow]
 check(mine and mine[0]["state"] in ("arming", "running", "finishing"),
       "root sees uid %d's snapshot %d still running after uid %d's attempt: %s" % (UA, slow, UB, mine and mine[0]["state"]))
+os.write(go_w, b"x")
+os.close(go_w)
 res = json.loads(fa.readline())
 check(res["cancel"] is not None and "return" in res["cancel"], "uid %d cancels its own snapshot: %r" % (UA, res["cancel"]))
 check(("SNAPSHOT_FAILED", True) in [tuple(x) for x in res["events"]], "uid %d got its SNAPSHOT_FAILED (cancelled): %s" % (UA, res["events"]))
 os.waitpid(apid, 0)
 check(not os.path.exists("%s/uid-%d/slow.zsnap" % (DIR, UA)), "the cancelled snapshot left no file")
 
-b_events = json.loads(os.fdopen(r_b).read() or "[]")
+b_events = json.loads(fb.read() or "[]")
 os.waitpid(bpid, 0)
 check(not any(e["data"].get("id") == slow for e in b_events),
       "uid %d received none of uid %d's events (got %d events)" % (UB, UA, len(b_events)))
