@@ -350,11 +350,15 @@ snapshot_arm(struct snapshot *s)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->prearm_lock);
-	if (atomic_load(&s->state) != SNAPSHOT_PREARMED) {
-		errno = EINVAL;
-		rc = -1;
-	} else if (s->arm_requested) {
+	/*
+	 * Asked already comes first: once asked, the writer may have armed
+	 * and left PREARMED by now, and a second request is still "already".
+	 */
+	if (s->arm_requested) {
 		errno = EALREADY;
+		rc = -1;
+	} else if (atomic_load(&s->state) != SNAPSHOT_PREARMED) {
+		errno = EINVAL;
 		rc = -1;
 	} else {
 		s->arm_requested = 1;

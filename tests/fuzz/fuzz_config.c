@@ -28,7 +28,7 @@
 #include "config.h"
 
 /* Keys in snapd.conf(5); config_to_json() has one member per key. */
-#define CONFIG_KEYS	17
+#define CONFIG_KEYS	18
 
 int	LLVMFuzzerInitialize(int *argc, char ***argv);
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
