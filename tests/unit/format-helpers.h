@@ -25,27 +25,33 @@
 static int		 failures;
 
 static inline void
+say_failed(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+}
+
+/* Count a failure and go on. */
+static inline void
 fail(const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
+	say_failed(fmt, ap);
 	va_end(ap);
 	failures++;
 }
 
+/* Fail and end the test now. */
 static inline void
 die(const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
+	say_failed(fmt, ap);
 	va_end(ap);
 	exit(1);
 }
