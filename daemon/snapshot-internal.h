@@ -242,7 +242,7 @@ void		*writer_thread_main(void *arg);
  */
 struct arm {
 	uint64_t	 t0;		/* when protecting began */
-	int		 pagemap;	/* /proc/PID/pagemap, for the owner check */
+	int		 pagemap;	/* /proc/PID/pagemap: owner check */
 };
 int		 arm_begin(struct snapshot *s, struct arm *a);
 int		 arm_finish(struct snapshot *s, struct arm *a);

@@ -4,8 +4,8 @@
  * file with a given message, reading a little-endian field).
  *
  * Header-only, all static inline: every .c file in tests/unit is a test
- * binary of its own, so a shared .c there would become one.  Each includer gets its
- * own `failures`, counted by fail(); die() ends the test at once.
+ * binary of its own, so a shared .c there would become one.  Each includer
+ * gets its own `failures`, counted by fail(); die() ends the test at once.
  */
 #ifndef SNAPD_TEST_FORMAT_HELPERS_H
 #define SNAPD_TEST_FORMAT_HELPERS_H
