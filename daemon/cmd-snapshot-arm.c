@@ -22,19 +22,14 @@ enum cmd_retval
 cmd_snapshot_arm_exec(struct cmd_ctx *ctx)
 {
 	struct snap_entry	*e;
-	json_int_t		 id;
 
-	id = json_integer_value(json_object_get(ctx->args, "id"));
-	if (id <= 0 || (e = snapshots_find((uint64_t)id)) == NULL)
-		return cmd_error(ctx, SNAPD_ERR_NOT_FOUND, "snapshot-arm: "
-		    "no snapshot with id %lld", (long long)id);
-	if (!snapshots_visible(e, ctx->conn->uid))
-		return cmd_error(ctx, SNAPD_ERR_PERMISSION, "snapshot-arm: "
-		    "snapshot %lld is not yours", (long long)id);
+	/* Not need_running: a finished snapshot gets the message below. */
+	if ((e = cmd_snapshot_lookup(ctx, "snapshot-arm", 0)) == NULL)
+		return CMD_ERROR;
 	if (snapshots_arm(e, ctx->conn->id, ctx->id) == -1)
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-arm: "
-		    "snapshot %lld is not pre-armed and waiting to be armed "
-		    "(%s)", (long long)id, errno == EALREADY ?
+		    "snapshot %llu is not pre-armed and waiting to be armed "
+		    "(%s)", (unsigned long long)e->id, errno == EALREADY ?
 		    "arming was already asked" : e->done ? "it has finished" :
 		    !e->prearm ? "it was not started with \"prearm\": true" :
 		    e->armed ? "it is armed already" : "it is still pre-arming");

@@ -11,7 +11,7 @@
  * more), no more than max_snapshots_per_uid snapshots at once (root: only
  * max_snapshots), a name from the strict alphabet, in its own directory
  * (paths.h).  That the uffd belongs to the process is proved at arm
- * (writer.c).
+ * (arm.c).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -19,22 +19,13 @@ enum cmd_retval
 cmd_test_release_exec(struct cmd_ctx *ctx)
 {
 	struct snap_entry	*e;
-	json_int_t		 id;
 
 	if (!testhooks_enabled())
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "test-release is a "
 		    "test hook: this snapd was not started with "
 		    "SNAPD_TEST_HOOKS=1");
-	id = json_integer_value(json_object_get(ctx->args, "id"));
-	if (id <= 0 || (e = snapshots_find((uint64_t)id)) == NULL)
-		return cmd_error(ctx, SNAPD_ERR_NOT_FOUND, "test-release: "
-		    "no snapshot with id %lld", (long long)id);
-	if (!snapshots_visible(e, ctx->conn->uid))
-		return cmd_error(ctx, SNAPD_ERR_PERMISSION, "test-release: "
-		    "snapshot %lld is not yours", (long long)id);
-	if (e->done || e->snap == NULL)
-		return cmd_error(ctx, SNAPD_ERR_GENERIC, "test-release: "
-		    "snapshot %lld has already finished", (long long)id);
+	if ((e = cmd_snapshot_lookup(ctx, "test-release", 1)) == NULL)
+		return CMD_ERROR;
 	snapshot_test_release(e->snap);
 	return CMD_RETURN;
 }

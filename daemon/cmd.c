@@ -1,13 +1,16 @@
 /*
  * The command table and the argument-shape check the dispatcher (control.c)
- * runs before any command.  A new command is a new cmd-<name>.c and one line
- * here.  Main thread only.
+ * runs before any command, and the lookup of the snapshot a command names
+ * by id, which several commands share.  A new command is a new
+ * cmd-<name>.c and one line here.  Main thread only.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "protocol.h"
+#include "control.h"
+#include "snapshots.h"
 #include "cmd.h"
 
 const struct cmd_arg cmd_no_args[] = {
@@ -122,4 +125,29 @@ cmd_error(struct cmd_ctx *ctx, const char *class, const char *fmt, ...)
 	vsnprintf(ctx->err_desc, sizeof(ctx->err_desc), fmt, ap);
 	va_end(ap);
 	return CMD_ERROR;
+}
+
+struct snap_entry *
+cmd_snapshot_lookup(struct cmd_ctx *ctx, const char *verb, int need_running)
+{
+	struct snap_entry	*e;
+	json_int_t		 id;
+
+	id = json_integer_value(json_object_get(ctx->args, "id"));
+	if (id <= 0 || (e = snapshots_find((uint64_t)id)) == NULL) {
+		cmd_error(ctx, SNAPD_ERR_NOT_FOUND, "%s: no snapshot with id "
+		    "%lld", verb, (long long)id);
+		return NULL;
+	}
+	if (!snapshots_visible(e, ctx->conn->uid)) {
+		cmd_error(ctx, SNAPD_ERR_PERMISSION, "%s: snapshot %lld is not "
+		    "yours", verb, (long long)id);
+		return NULL;
+	}
+	if (need_running && (e->done || e->snap == NULL)) {
+		cmd_error(ctx, SNAPD_ERR_GENERIC, "%s: snapshot %lld has "
+		    "already finished", verb, (long long)id);
+		return NULL;
+	}
+	return e;
 }

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 struct conn;
+struct snap_entry;
 
 /* What an exec did. */
 enum cmd_retval {
@@ -71,6 +72,15 @@ int		cmd_check_args(const struct cmd_entry *entry, json_t *args,
 /* Set the error of ctx and return CMD_ERROR. */
 enum cmd_retval	cmd_error(struct cmd_ctx *ctx, const char *class,
 		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * The snapshot a command names by its "id" argument (an integer the spec
+ * requires), if it exists and the peer may see it, and, with need_running,
+ * has not finished.  Otherwise NULL, with ctx's error set (NotFound,
+ * PermissionDenied, GenericError), each message starting "verb: ".
+ */
+struct snap_entry *cmd_snapshot_lookup(struct cmd_ctx *ctx, const char *verb,
+		    int need_running);
 
 /* Argument specs and exec functions, one pair per cmd-*.c file. */
 extern const struct cmd_arg	cmd_no_args[];

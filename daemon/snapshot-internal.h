@@ -1,12 +1,14 @@
 /*
  * The inside of one snapshot, shared by snapshot.c (life cycle, arming,
- * notifications), fault.c (the fault thread) and writer.c (the writer
- * thread).  Nothing outside those three files includes this.
+ * notifications), fault.c (the fault thread), writer.c and arm.c (the
+ * writer thread), readmem.c and testpause.c.  Nothing outside the engine
+ * includes this.
  *
  * Threads and what guards what:
  *   - main thread: snapshot_start(), snapshot_cancel(), the notify callback,
  *     snapshot_free().  It touches only `pending`, `cancel`, stats atomics.
- *   - writer thread (writer.c): arms, sweeps, owns `out`, tears down.
+ *   - writer thread (writer.c, arming in arm.c): arms, sweeps, owns `out`,
+ *     tears down.
  *   - fault thread (fault.c): reads the uffd and serves faults.
  *   - region table, pid, uffd: written before the threads start, then only
  *     read (uffd is closed by the writer after the fault thread is joined).
@@ -231,5 +233,21 @@ void		*fault_thread_main(void *arg);
 
 /* writer.c */
 void		*writer_thread_main(void *arg);
+
+/*
+ * arm.c, called by the writer thread in this order: arm_begin(), (the test
+ * hook's hold at arming), arm_finish(), arm_start_fault_thread(); for a
+ * pre-arm then arm_prearm_wait() and arm_rearm().  Each returns 0, or -1
+ * with the snapshot's error set.
+ */
+struct arm {
+	uint64_t	 t0;		/* when protecting began */
+	int		 pagemap;	/* /proc/PID/pagemap: owner check */
+};
+int		 arm_begin(struct snapshot *s, struct arm *a);
+int		 arm_finish(struct snapshot *s, struct arm *a);
+int		 arm_start_fault_thread(struct snapshot *s);
+int		 arm_prearm_wait(struct snapshot *s);
+int		 arm_rearm(struct snapshot *s);
 
 #endif /* SNAPD_SNAPSHOT_INTERNAL_H */

@@ -1,9 +1,10 @@
 /*
  * The life cycle of one snapshot: set-up, notifications to the main thread,
  * figures, cancel and free.  The work itself is done by two threads per
- * snapshot: the writer thread (writer.c: arms, sweeps every page in address
- * order, finishes the file) and the fault thread (fault.c: copies each page
- * the process is about to write into the bounded buffer and un-protects it).
+ * snapshot: the writer thread (arm.c arms; writer.c sweeps every page in
+ * address order, finishes the file) and the fault thread (fault.c: copies
+ * each page the process is about to write into the bounded buffer and
+ * un-protects it).
  * snapshot-internal.h says which thread touches what.
  *
  * Threads here: snapshot_start(), snapshot_cancel(), snapshot_free() and

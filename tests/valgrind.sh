@@ -2,8 +2,9 @@
 # Memcheck over the client library: every program given on the command
 # line, or by default the client library's unit tests (test_client, the
 # connection half against a scripted peer; test_format, the reader on good
-# and damaged files), then snapctl's readers (info, verify, export) on a
-# real snapshot and on a truncated copy, each under
+# and damaged files; test_reader_bounds, the reader on crafted files that
+# claim far more than they hold), then snapctl's readers (info, verify,
+# export) on a real snapshot and on a truncated copy, each under
 #	valgrind --error-exitcode=1 --leak-check=full
 # with definite, indirect and possible leaks counted as errors.  Exit 0 if
 # memcheck is clean on all, 77 if valgrind is not installed, 1 otherwise.
@@ -58,7 +59,7 @@ if [ $# -gt 0 ]; then
 		memcheck "$(basename "$p")" 0 "$p"
 	done
 else
-	for t in test_client test_format; do
+	for t in test_client test_format test_reader_bounds; do
 		[ -x "$TESTS_BIN/$t" ] || { echo "FAIL: $TESTS_BIN/$t is not built (make tests)"; exit 1; }
 		memcheck "$t" 0 "$TESTS_BIN/$t"
 	done

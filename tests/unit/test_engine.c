@@ -1,7 +1,7 @@
 /*
- * Engine test: the snapshot engine (daemon/snapshot.c, fault.c, writer.c)
- * driven directly, without the control socket, on this process's own
- * memory, with real userfaultfds and real writer threads.  This is the test
+ * Engine test: the snapshot engine (daemon/snapshot.c, fault.c, arm.c,
+ * writer.c) driven directly, without the control socket, on this process's
+ * own memory, with real userfaultfds and real writer threads.  This is the test
  * the ThreadSanitizer build runs.
  *
  * Proves:

@@ -12,14 +12,7 @@
  * each rejected with the message that says what and where.  The raw
  * format gets the same round trip.  Also checks CRC-32C and the atomic
  * commit (no temporary left behind, no existing snapshot replaced).
- *
- * Crafted files, well-formed but for one lie, check what a hostile file can
- * make the reader do: regions claiming 2^34 or 2^44 pages are judged in
- * bounded memory and time (the coverage check merges extents, it keeps no
- * bitmap sized by the header), and a duplicated extent plus a gap, which
- * add up to the right page count, is refused by restore and export as by
- * verify, before any byte is written.  A sparse raw region file of 64 GiB
- * is verified without reading its holes.
+ * What a hostile file can make the reader do is test_reader_bounds.c's.
  *
  * Exit 0 on pass, 1 on the first failure (after saying what was wrong).
  */
@@ -27,13 +20,10 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -41,12 +31,13 @@
 #include "snapclient.h"
 #include "zsnap.h"
 
+#include "format-helpers.h"
+
 #define PAGE	ZSNAP_PAGE_SIZE
 #define NREG	4
 
 static char		 tmpdir[] = "/tmp/test_format.XXXXXX";
 static uint64_t		 rng_state;
-static int		 failures;
 
 struct op {
 	uint32_t	region;
@@ -64,32 +55,6 @@ struct layout {
 	struct op		*ops;
 	size_t			 nops;
 };
-
-static void
-fail(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	failures++;
-}
-
-static void
-die(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
 
 static uint64_t
 rng(void)
@@ -484,41 +449,6 @@ read_all(const char *path, size_t *len)
 	return buf;
 }
 
-static void
-write_all(const char *path, const unsigned char *buf, size_t len)
-{
-	int	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (fd == -1 || write(fd, buf, len) != (ssize_t)len || close(fd) == -1)
-		die("write %s: %s", path, strerror(errno));
-}
-
-/*
- * Open (and verify) a damaged copy: it must fail, and the message must
- * contain needle.
- */
-static void
-expect_rejected(const char *what, const char *path, const char *needle)
-{
-	struct snap_file	*f;
-	const char		*msg;
-
-	if ((f = snap_file_open(path)) != NULL) {
-		if (snap_file_verify(f) == 0) {
-			fail("%s: verify accepted the damaged copy", what);
-			snap_file_close(f);
-			return;
-		}
-		snap_file_close(f);
-	}
-	msg = snap_strerror(NULL);
-	if (strstr(msg, needle) == NULL)
-		fail("%s: expected a message with \"%s\", got \"%s\"", what,
-		    needle, msg);
-	else
-		printf("ok: %s rejected: %s\n", what, msg);
-}
-
 static uint64_t
 le64_at(const unsigned char *p)
 {
@@ -526,15 +456,6 @@ le64_at(const unsigned char *p)
 
 	memcpy(&v, p, 8);
 	return le64toh(v);
-}
-
-static uint32_t
-le32_at(const unsigned char *p)
-{
-	uint32_t	v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
 }
 
 static void
@@ -680,385 +601,6 @@ test_damage(const char *good)
 		snap_file_close(f);
 	}
 	free(buf);
-}
-
-/* ---- crafted files ------------------------------------------------------ */
-
-struct craft_extent {
-	uint32_t	chunk;		/* the chunk holding it; ascending */
-	uint32_t	region;
-	uint32_t	kind;		/* ZERO or LOST: crafted chunks hold no data */
-	uint64_t	first;
-	uint64_t	count;
-};
-
-static void
-put16(unsigned char *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-/* A skippable frame header at p, and the crc32c ending its payload. */
-static void
-craft_frame(unsigned char *p, uint32_t magic, uint32_t payload)
-{
-	put32(p, magic);
-	put32(p + 4, payload);
-	put32(p + 8 + payload - 4, crc32c(0, p + 8, payload - 4));
-}
-
-/*
- * Write a zsnap file whose region i is pages[i] pages long and whose chunks
- * hold the extents x: every checksum, offset and count right (the footer's
- * page counts are the sums over x), so the file is well-formed in every
- * respect but the one a test is about.
- */
-static void
-craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
-    const struct craft_extent *x, size_t nx)
-{
-	const size_t	 hdr = 8 + sizeof(struct zsnap_header) +
-			    nreg * sizeof(struct zsnap_region) + 4;
-	uint32_t	 nchunks = nx > 0 ? x[nx - 1].chunk + 1 : 0;
-	uint64_t	 kinds[3] = { 0, 0, 0 }, total = 0;
-	unsigned char	*buf, *p, *idx, *ft;
-	size_t		 len, ilen, k = 0;
-
-	len = hdr + nchunks * (8 + sizeof(struct zsnap_chunk) + 4) +
-	    nx * sizeof(struct zsnap_extent) +
-	    (ilen = 8 + 8 + nchunks * sizeof(struct zsnap_index_entry) + 4) +
-	    ZSNAP_FOOTER_FRAME_SIZE;
-	if ((buf = calloc(1, len)) == NULL)
-		die("out of memory");
-	p = buf + 8;
-	memcpy(p, ZSNAP_MAGIC, 8);
-	put16(p + offsetof(struct zsnap_header, version_major), 1);
-	put32(p + offsetof(struct zsnap_header, page_size), PAGE);
-	put32(p + offsetof(struct zsnap_header, region_count), nreg);
-	put64(p + offsetof(struct zsnap_header, armed_realtime_ns), 1);
-	memcpy(p + offsetof(struct zsnap_header, name), "crafted", 7);
-	for (uint32_t i = 0; i < nreg; i++) {
-		unsigned char *r = p + sizeof(struct zsnap_header) +
-		    i * sizeof(struct zsnap_region);
-
-		put64(r + offsetof(struct zsnap_region, start),
-		    (uint64_t)i << 58);
-		put64(r + offsetof(struct zsnap_region, length),
-		    pages[i] * PAGE);
-		snprintf((char *)r + offsetof(struct zsnap_region, name),
-		    ZSNAP_NAME_MAX, "r%u", i);
-		total += pages[i];
-	}
-	craft_frame(buf, ZSNAP_FRAME_HEADER, (uint32_t)(hdr - 8));
-
-	p = buf + hdr;
-	idx = buf + len - ZSNAP_FOOTER_FRAME_SIZE - ilen;
-	for (uint32_t c = 0; c < nchunks; c++) {
-		unsigned char	*e, *ent = idx + 16 +
-				    c * sizeof(struct zsnap_index_entry);
-		uint32_t	 n = 0, payload;
-
-		for (e = p + 8 + sizeof(struct zsnap_chunk);
-		    k < nx && x[k].chunk == c; k++, n++,
-		    e += sizeof(struct zsnap_extent)) {
-			put32(e + offsetof(struct zsnap_extent, region),
-			    x[k].region);
-			put32(e + offsetof(struct zsnap_extent, kind), x[k].kind);
-			put64(e + offsetof(struct zsnap_extent, first_page),
-			    x[k].first);
-			put64(e + offsetof(struct zsnap_extent, page_count),
-			    x[k].count);
-			kinds[x[k].kind] += x[k].count;
-		}
-		payload = (uint32_t)(sizeof(struct zsnap_chunk) +
-		    n * sizeof(struct zsnap_extent) + 4);
-		put32(p + 8 + offsetof(struct zsnap_chunk, seq), c);
-		put32(p + 8 + offsetof(struct zsnap_chunk, extent_count), n);
-		craft_frame(p, ZSNAP_FRAME_CHUNK, payload);
-		put64(ent + offsetof(struct zsnap_index_entry, offset),
-		    (uint64_t)(p - buf));
-		put64(ent + offsetof(struct zsnap_index_entry, length),
-		    8 + payload);
-		put32(ent + offsetof(struct zsnap_index_entry, seq), c);
-		put32(ent + offsetof(struct zsnap_index_entry, extent_count), n);
-		put32(ent + offsetof(struct zsnap_index_entry, chunk_crc),
-		    le32_at(p + 8 + payload - 4));
-		p += 8 + payload;
-	}
-	put64(idx + 8, nchunks);
-	craft_frame(idx, ZSNAP_FRAME_INDEX, (uint32_t)(ilen - 8));
-
-	ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE;
-	put32(ft, ZSNAP_FRAME_FOOTER);
-	put32(ft + 4, sizeof(struct zsnap_footer));
-	ft += 8;
-	memcpy(ft, ZSNAP_FOOTER_MAGIC, 8);
-	put64(ft + offsetof(struct zsnap_footer, index_offset),
-	    (uint64_t)(idx - buf));
-	put64(ft + offsetof(struct zsnap_footer, index_length), ilen);
-	put64(ft + offsetof(struct zsnap_footer, chunk_count), nchunks);
-	put64(ft + offsetof(struct zsnap_footer, pages_total), total);
-	put64(ft + offsetof(struct zsnap_footer, pages_data), kinds[0]);
-	put64(ft + offsetof(struct zsnap_footer, pages_zero), kinds[1]);
-	put64(ft + offsetof(struct zsnap_footer, pages_lost), kinds[2]);
-	put32(ft + offsetof(struct zsnap_footer, flags),
-	    kinds[2] > 0 ? ZSNAP_F_LOST_PAGES : 0);
-	put32(ft + offsetof(struct zsnap_footer, crc),
-	    crc32c(0, ft, offsetof(struct zsnap_footer, crc)));
-	write_all(path, buf, len);
-	free(buf);
-}
-
-static long
-maxrss_kib(void)
-{
-	struct rusage	ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
-/* Bytes this process has read with read(2) and pread(2) so far. */
-static unsigned long long
-read_bytes(void)
-{
-	unsigned long long	 n = 0;
-	char			 line[128];
-	FILE			*io = fopen("/proc/self/io", "r");
-
-	if (io == NULL)
-		die("open /proc/self/io: %s", strerror(errno));
-	while (fgets(line, sizeof(line), io) != NULL)
-		if (sscanf(line, "rchar: %llu", &n) == 1)
-			break;
-	fclose(io);
-	return n;
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/*
- * Open and verify a crafted file whose regions claim far more pages than
- * it holds bytes.  want is NULL when verify must accept, else a piece of
- * the message it must fail with.  The reader may read at most 16 MiB (a
- * sparse raw region file read page by page would be 64 GiB) and its memory
- * may not grow by more than 64 MiB whatever the header claims (a per-page
- * bitmap of these regions would take 2 GiB): checked with the peak RSS, and
- * outside
- * AddressSanitizer (which reserves terabytes of shadow) with an address
- * space limit too, so that a reader allocating by the header's claim fails
- * here rather than taking the machine's memory.  The time limit is only a
- * safety net, generous for a loaded machine.
- */
-static void
-expect_bounded(const char *what, const char *path, const char *want)
-{
-	struct snap_file	*f;
-	long			 rss = maxrss_kib();
-	unsigned long long	 read0 = read_bytes();
-	double			 t0 = now_seconds(), dt;
-	int			 rc = -1;
-#ifndef __SANITIZE_ADDRESS__
-	struct rlimit		 old, lim;
-	unsigned long		 vm_pages = 0;
-	FILE			*statm = fopen("/proc/self/statm", "r");
-
-	if (statm == NULL || fscanf(statm, "%lu", &vm_pages) != 1)
-		die("read /proc/self/statm: %s", strerror(errno));
-	fclose(statm);
-	if (getrlimit(RLIMIT_AS, &old) == -1)
-		die("getrlimit: %s", strerror(errno));
-	lim = old;
-	lim.rlim_cur = vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + (256u << 20);
-	if (setrlimit(RLIMIT_AS, &lim) == -1)
-		die("setrlimit: %s", strerror(errno));
-#endif
-	if ((f = snap_file_open(path)) != NULL) {
-		rc = snap_file_verify(f);
-		snap_file_close(f);
-	}
-#ifndef __SANITIZE_ADDRESS__
-	setrlimit(RLIMIT_AS, &old);
-#endif
-	dt = now_seconds() - t0;
-	if (want == NULL && rc == -1)
-		fail("%s: rejected: %s", what, snap_strerror(NULL));
-	else if (want != NULL && rc == 0)
-		fail("%s: verify accepted it", what);
-	else if (want != NULL && strstr(snap_strerror(NULL), want) == NULL)
-		fail("%s: expected a message with \"%s\", got \"%s\"", what, want,
-		    snap_strerror(NULL));
-	else if (want != NULL)
-		printf("ok: %s rejected in %.3f s: %s\n", what, dt,
-		    snap_strerror(NULL));
-	else
-		printf("ok: %s verified in %.3f s\n", what, dt);
-	if (read_bytes() - read0 > 16u << 20)
-		fail("%s: the reader read %llu MiB", what,
-		    (read_bytes() - read0) >> 20);
-	if (maxrss_kib() - rss > 64 * 1024)
-		fail("%s: the reader's peak memory grew by %ld MiB", what,
-		    (maxrss_kib() - rss) / 1024);
-	if (dt > 20)
-		fail("%s: took %.1f s", what, dt);
-}
-
-/* Regions of 2^32 and 2^44 pages described by a few hundred bytes. */
-static void
-test_huge_claims(void)
-{
-	static const uint64_t four[4] = { 1ull << 32, 1ull << 32, 1ull << 32,
-	    1ull << 32 };
-	static const uint64_t one[1] = { 1ull << 44 };
-	static const struct craft_extent twice[] = {
-		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 1ull << 32 },
-		{ 0, 1, ZSNAP_EXTENT_ZERO, 0, 1ull << 32 },
-		{ 0, 2, ZSNAP_EXTENT_LOST, 0, 1ull << 32 },
-		{ 1, 3, ZSNAP_EXTENT_ZERO, 0, (1ull << 32) - 2 },
-		{ 1, 3, ZSNAP_EXTENT_ZERO, (1ull << 32) - 3, 1 },
-	};
-	static const struct craft_extent gap[] = {
-		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 1ull << 32 },
-		{ 0, 1, ZSNAP_EXTENT_ZERO, 0, 1ull << 32 },
-		{ 1, 2, ZSNAP_EXTENT_ZERO, 1, (1ull << 32) - 1 },
-		{ 2, 3, ZSNAP_EXTENT_ZERO, 0, 1ull << 32 },
-	};
-	static const struct craft_extent zeros[] = {
-		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 1ull << 43 },
-		{ 1, 0, ZSNAP_EXTENT_ZERO, 1ull << 43, 1ull << 43 },
-	};
-	char	path[8192];
-
-	path_of(path, sizeof(path), "huge-twice.zsnap");
-	craft_zsnap(path, four, 4, twice, 5);
-	expect_bounded("2^34 pages claimed, the last region's page covered "
-	    "twice", path, "region 3 page 4294967293: covered twice (both in "
-	    "chunk 1)");
-
-	path_of(path, sizeof(path), "huge-gap.zsnap");
-	craft_zsnap(path, four, 4, gap, 4);
-	expect_bounded("2^34 pages claimed, one page never covered", path,
-	    "region 2 page 0: not covered by any extent (pages 0 to 0 "
-	    "missing)");
-
-	/* Legitimate: zero runs describe many pages in few bytes. */
-	path_of(path, sizeof(path), "huge-zeros.zsnap");
-	craft_zsnap(path, one, 1, zeros, 2);
-	expect_bounded("2^44 zero pages in two runs", path, NULL);
-}
-
-/*
- * A raw snapshot's region file is sparse, its holes zero pages: a 64 GiB
- * file holding one page of data must verify without reading the holes.
- */
-static void
-test_raw_sparse(void)
-{
-	const uint64_t	 len = 1ull << 36, pages = len / PAGE;
-	unsigned char	 page[PAGE];
-	char		 dir[8192], file[8300], json[1024];
-	int		 fd;
-
-	path_of(dir, sizeof(dir), "sparse.raw");
-	if (mkdir(dir, 0700) == -1)
-		die("mkdir %s: %s", dir, strerror(errno));
-	snprintf(file, sizeof(file), "%s/0.img", dir);
-	memset(page, 0x5a, sizeof(page));
-	if ((fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600)) == -1 ||
-	    ftruncate(fd, (off_t)len) == -1 ||
-	    pwrite(fd, page, PAGE, (off_t)(len / 2)) != PAGE || close(fd) == -1)
-		die("write %s: %s", file, strerror(errno));
-	snprintf(json, sizeof(json), "{\"format\": \"zsnap-raw\", "
-	    "\"version_major\": 1, \"version_minor\": 0, \"page_size\": %u, "
-	    "\"name\": \"sparse\", \"pid\": 1, \"uid\": 0, \"comm\": \"x\", "
-	    "\"armed_realtime_ns\": 1, \"flags\": 0, \"pages_total\": %llu, "
-	    "\"pages_data\": 1, \"pages_zero\": %llu, \"pages_lost\": 0, "
-	    "\"regions\": [{\"index\": 0, \"start\": 0, \"length\": %llu, "
-	    "\"name\": \"r0\", \"file\": \"0.img\", \"lost\": []}]}\n", PAGE,
-	    (unsigned long long)pages, (unsigned long long)pages - 1,
-	    (unsigned long long)len);
-	snprintf(file, sizeof(file), "%s/snapshot.json", dir);
-	write_all(file, (const unsigned char *)json, strlen(json));
-	expect_bounded("a raw region file of 64 GiB, one page of data", dir,
-	    NULL);
-}
-
-/*
- * A page covered twice and another never: the page count adds up, so a
- * reader that only counts "restores" it and leaves the gap's memory as it
- * was.  Restore and export must refuse the file, as verify does, before
- * writing anything, whichever region is asked for.
- */
-static void
-test_restore_coverage(void)
-{
-	static const uint64_t pages[2] = { 4, 2 };
-	static const struct craft_extent x[] = {
-		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 2 },
-		{ 0, 1, ZSNAP_EXTENT_ZERO, 0, 2 },
-		{ 1, 0, ZSNAP_EXTENT_ZERO, 0, 1 },	/* page 0 again */
-		{ 1, 0, ZSNAP_EXTENT_ZERO, 3, 1 },	/* page 2 never */
-	};
-	const char		*want = "dup-gap.zsnap: region 0 page 0: "
-				    "covered twice (chunks 0 and 1)";
-	unsigned char		 mem[4 * PAGE];
-	char			 path[8192], dir[8192];
-	struct snap_file	*f;
-	struct stat		 st;
-
-	path_of(path, sizeof(path), "dup-gap.zsnap");
-	path_of(dir, sizeof(dir), "dup-gap.raw");
-	craft_zsnap(path, pages, 2, x, 4);
-	if ((f = snap_file_open(path)) == NULL)
-		die("open %s: %s", path, snap_strerror(NULL));
-	for (uint32_t r = 0; r < 2; r++) {
-		memset(mem, 0xAA, sizeof(mem));
-		errno = 0;
-		if (snap_file_restore(f, r, mem, sizeof(mem), NULL) == 0)
-			fail("duplicate extent and gap: region %u restored", r);
-		else if (errno != EBADMSG ||
-		    strstr(snap_strerror(NULL), want) == NULL)
-			fail("duplicate extent and gap: restore of region %u: "
-			    "errno %d, message \"%s\", expected EBADMSG and "
-			    "\"%s\"", r, errno, snap_strerror(NULL), want);
-		else
-			printf("ok: restore of region %u refused: %s\n", r,
-			    snap_strerror(NULL));
-		if (mem[0] != 0xAA || memcmp(mem, mem + 1, sizeof(mem) - 1))
-			fail("duplicate extent and gap: restore of region %u "
-			    "wrote memory before refusing", r);
-	}
-	if (snap_file_export_raw(f, dir) == 0)
-		fail("duplicate extent and gap: exported");
-	else if (strstr(snap_strerror(NULL), want) == NULL)
-		fail("duplicate extent and gap: export: \"%s\", expected \"%s\"",
-		    snap_strerror(NULL), want);
-	if (stat(dir, &st) == 0)
-		fail("duplicate extent and gap: export left %s", dir);
-	snap_file_close(f);
-	expect_rejected("duplicate extent and gap", path, want);
 }
 
 /* ---- the tests ---------------------------------------------------------- */
@@ -1225,10 +767,6 @@ main(void)
 		die("open %s: %s", tmpdir, strerror(errno));
 
 	test_crc32c();
-	/* First, while the process is small: they watch its peak memory. */
-	test_huge_claims();
-	test_raw_sparse();
-	test_restore_coverage();
 	layout_build(&l);
 	test_zsnap(&l, dirfd, 0);
 	test_zsnap(&l, dirfd, 2);
