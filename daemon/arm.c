@@ -186,8 +186,8 @@ arm_check_owner(struct snapshot *s, int pagemap, struct region *r)
 {
 	static const char *const why[3] = {
 		"is not write-protected in its page tables",
-		"stays write-protected in its page tables when this userfaultfd "
-		    "un-protects it (another one protects it)",
+		("stays write-protected in its page tables when this "
+		    "userfaultfd un-protects it (another one protects it)"),
 		"is not write-protected again when this userfaultfd protects it",
 	};
 	struct procmaps		pm;
