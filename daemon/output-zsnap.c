@@ -406,11 +406,19 @@ zsnap_write_chunk(struct output *out, struct zchunk *ch)
 		return -1;
 	}
 	if (z->index_count == z->index_cap) {
-		z->index_cap *= 2;
-		z->index = reallocarray(z->index, z->index_cap,
+		/* Grows with the snapshot: running out fails it, not snapd. */
+		void *grown = reallocarray(z->index, z->index_cap * 2,
 		    sizeof(*z->index));
-		if (z->index == NULL)
-			fatal("snapshot %s: chunk index", out->name);
+
+		if (grown == NULL) {
+			output_set_error(out, "snapshot %s: chunk index of %zu "
+			    "entries: %s", out->name, (size_t)z->index_cap * 2,
+			    strerror(ENOMEM));
+			errno = ENOMEM;
+			return -1;
+		}
+		z->index = grown;
+		z->index_cap *= 2;
 	}
 	offset = sink_bytes(z->sink);
 	if (zsnap_write(out, z->chunk_buf, ZSNAP_SKIP_HDR_SIZE + payload_size)

@@ -204,11 +204,24 @@ snapshot_lost_push(struct snapshot *s, uint32_t region, uint64_t first,
 		}
 	}
 	if (s->nlost == s->lost_cap) {
-		s->lost_cap = s->lost_cap ? s->lost_cap * 2 : 64;
-		s->lost = realloc(s->lost, s->lost_cap * sizeof(*s->lost));
-		if (s->lost == NULL)
-			fatal("snapshot %llu: lost-page list",
-			    (unsigned long long)s->id);
+		size_t			 cap = s->lost_cap ? s->lost_cap * 2 : 64;
+		struct lost_range	*grown;
+
+		/*
+		 * Its size follows what the process discards, so running out
+		 * fails this snapshot (a lost range it cannot record would
+		 * be silent), never the daemon.
+		 */
+		grown = reallocarray(s->lost, cap, sizeof(*s->lost));
+		if (grown == NULL) {
+			pthread_mutex_unlock(&s->lost_lock);
+			snapshot_set_error(s, "lost-page list of %zu ranges: %s",
+			    cap, strerror(ENOMEM));
+			atomic_store(&s->fault_error, ENOMEM);
+			return;
+		}
+		s->lost = grown;
+		s->lost_cap = cap;
 	}
 	s->lost[s->nlost++] = (struct lost_range){ region, first, count };
 	pthread_mutex_unlock(&s->lost_lock);
