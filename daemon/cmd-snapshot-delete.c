@@ -15,12 +15,21 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_snapshot_delete_args[] = {
+static enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_snapshot_delete_args[] = {
 	{ "name", CMD_ARG_STRING, 1 },
 	{ NULL, 0, 0 }
 };
 
-enum cmd_retval
+const struct cmd_entry cmd_snapshot_delete_entry = {
+	.name = "snapshot-delete",
+	.args = cmd_snapshot_delete_args,
+	.flags = 0,
+	.exec = cmd_snapshot_delete_exec,
+};
+
+static enum cmd_retval
 cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 {
 	const char	*name;

@@ -39,7 +39,9 @@
 /* capability(7) number of CAP_SYS_PTRACE. */
 #define START_CAP_SYS_PTRACE	19
 
-const struct cmd_arg cmd_snapshot_start_args[] = {
+static enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "uffd", CMD_ARG_STRING, 1 },
 	{ "regions", CMD_ARG_ARRAY, 1 },
 	{ "name", CMD_ARG_STRING, 0 },
@@ -50,6 +52,13 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "prearm", CMD_ARG_BOOL, 0 },
 	{ "test-hold", CMD_ARG_OBJECT, 0 },
 	{ NULL, 0, 0 }
+};
+
+const struct cmd_entry cmd_snapshot_start_entry = {
+	.name = "snapshot-start",
+	.args = cmd_snapshot_start_args,
+	.flags = 0,
+	.exec = cmd_snapshot_start_exec,
 };
 
 /*
@@ -257,7 +266,7 @@ start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
 	return (int)n;
 }
 
-enum cmd_retval
+static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
 	const struct config	*conf = config_get();
