@@ -39,8 +39,7 @@ cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 	name = json_string_value(json_object_get(ctx->args, "name"));
 	if (!paths_name_valid(name))
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-delete: "
-		    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
-		    "starting with '.')", SNAPD_NAME_MAX);
+		    "invalid name (use " SNAPD_NAME_RULE ")");
 	dirfd = paths_peer_dir(config_get()->snapshot_dir, ctx->conn->uid,
 	    ctx->conn->gid, dir, sizeof(dir), err, sizeof(err));
 	if (dirfd == -1)
