@@ -42,6 +42,8 @@ else
 B		?= build-$(subst $(comma),-,$(SANITIZE))
 endif
 comma		:= ,
+empty		:=
+space		:= $(empty) $(empty)
 
 PKGS		= libevent_pthreads libevent_core libzstd libsystemd jansson
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -147,14 +149,18 @@ check: deps
 	$(MAKE) tests
 	B=$(B) SANITIZE=$(SANITIZE) tests/run.sh
 
-# The whole suite under ASan+UBSan, then the engine test (the threads) under
-# TSan.  CI runs this after `make check`.
+# The whole suite under ASan+UBSan, then the unit tests of what threads
+# share (the engine, the page buffer, the page state, the sinks) under TSan.
+# CI runs this after `make check`.
+TSAN_TESTS	= test_engine test_pagebuf test_pagestate test_sink
 check-sanitizers: deps
 	$(MAKE) SANITIZE=address,undefined tests
-	$(MAKE) SANITIZE=thread build-thread/tests/test_engine
+	$(MAKE) SANITIZE=thread $(TSAN_TESTS:%=build-thread/tests/%)
 	rc=0; \
 	B=build-address-undefined SANITIZE=address,undefined tests/run.sh || rc=1; \
-	B=build-thread SANITIZE=thread TESTS='^test_engine$$' tests/run.sh || rc=1; \
+	B=build-thread SANITIZE=thread \
+	    TESTS='^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$' \
+	    tests/run.sh || rc=1; \
 	exit $$rc
 
 # The whole suite N times in a row on a fresh clone of what is committed.

@@ -6,7 +6,16 @@
  */
 #include "cmd.h"
 
-enum cmd_retval
+static enum cmd_retval	cmd_capabilities_exec(struct cmd_ctx *);
+
+const struct cmd_entry cmd_capabilities_entry = {
+	.name = "qmp_capabilities",
+	.args = NULL,
+	.flags = CMD_BEFORE_NEGOTIATION,
+	.exec = cmd_capabilities_exec,
+};
+
+static enum cmd_retval
 cmd_capabilities_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = NULL;

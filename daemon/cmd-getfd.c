@@ -10,9 +10,26 @@
 #include "control.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_getfd_args[] = {
+static enum cmd_retval	cmd_getfd_exec(struct cmd_ctx *);
+static enum cmd_retval	cmd_closefd_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_getfd_args[] = {
 	{ "fdname", CMD_ARG_STRING, 1 },
 	{ NULL, 0, 0 }
+};
+
+const struct cmd_entry cmd_getfd_entry = {
+	.name = "getfd",
+	.args = cmd_getfd_args,
+	.flags = 0,
+	.exec = cmd_getfd_exec,
+};
+
+const struct cmd_entry cmd_closefd_entry = {
+	.name = "closefd",
+	.args = cmd_getfd_args,
+	.flags = 0,
+	.exec = cmd_closefd_exec,
 };
 
 static int
@@ -28,7 +45,7 @@ cmd_fdname_valid(const char *name)
 	return 1;
 }
 
-enum cmd_retval
+static enum cmd_retval
 cmd_getfd_exec(struct cmd_ctx *ctx)
 {
 	const char	*name;
@@ -51,7 +68,7 @@ cmd_getfd_exec(struct cmd_ctx *ctx)
 	return CMD_RETURN;
 }
 
-enum cmd_retval
+static enum cmd_retval
 cmd_closefd_exec(struct cmd_ctx *ctx)
 {
 	const char *name;

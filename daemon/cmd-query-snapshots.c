@@ -6,7 +6,16 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-enum cmd_retval
+static enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
+
+const struct cmd_entry cmd_query_snapshots_entry = {
+	.name = "query-snapshots",
+	.args = NULL,
+	.flags = 0,
+	.exec = cmd_query_snapshots_exec,
+};
+
+static enum cmd_retval
 cmd_query_snapshots_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = snapshots_query(ctx->conn->uid);

@@ -11,7 +11,16 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-enum cmd_retval
+static enum cmd_retval	cmd_query_status_exec(struct cmd_ctx *);
+
+const struct cmd_entry cmd_query_status_entry = {
+	.name = "query-status",
+	.args = NULL,
+	.flags = 0,
+	.exec = cmd_query_status_exec,
+};
+
+static enum cmd_retval
 cmd_query_status_exec(struct cmd_ctx *ctx)
 {
 	struct snapshots_counters n;

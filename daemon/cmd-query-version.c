@@ -7,7 +7,16 @@
 #include "log.h"
 #include "cmd.h"
 
-enum cmd_retval
+static enum cmd_retval	cmd_query_version_exec(struct cmd_ctx *);
+
+const struct cmd_entry cmd_query_version_entry = {
+	.name = "query-version",
+	.args = NULL,
+	.flags = 0,
+	.exec = cmd_query_version_exec,
+};
+
+static enum cmd_retval
 cmd_query_version_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = json_pack("{ss si}", "version", SNAPD_VERSION,

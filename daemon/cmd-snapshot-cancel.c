@@ -10,12 +10,21 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_snapshot_cancel_args[] = {
+static enum cmd_retval	cmd_snapshot_cancel_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_snapshot_cancel_args[] = {
 	{ "id", CMD_ARG_INT, 1 },
 	{ NULL, 0, 0 }
 };
 
-enum cmd_retval
+const struct cmd_entry cmd_snapshot_cancel_entry = {
+	.name = "snapshot-cancel",
+	.args = cmd_snapshot_cancel_args,
+	.flags = 0,
+	.exec = cmd_snapshot_cancel_exec,
+};
+
+static enum cmd_retval
 cmd_snapshot_cancel_exec(struct cmd_ctx *ctx)
 {
 	struct snap_entry	*e;

@@ -15,12 +15,21 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_snapshot_delete_args[] = {
+static enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_snapshot_delete_args[] = {
 	{ "name", CMD_ARG_STRING, 1 },
 	{ NULL, 0, 0 }
 };
 
-enum cmd_retval
+const struct cmd_entry cmd_snapshot_delete_entry = {
+	.name = "snapshot-delete",
+	.args = cmd_snapshot_delete_args,
+	.flags = 0,
+	.exec = cmd_snapshot_delete_exec,
+};
+
+static enum cmd_retval
 cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 {
 	const char	*name;
@@ -30,8 +39,7 @@ cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 	name = json_string_value(json_object_get(ctx->args, "name"));
 	if (!paths_name_valid(name))
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-delete: "
-		    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
-		    "starting with '.')", SNAPD_NAME_MAX);
+		    "invalid name (use " SNAPD_NAME_RULE ")");
 	dirfd = paths_peer_dir(config_get()->snapshot_dir, ctx->conn->uid,
 	    ctx->conn->gid, dir, sizeof(dir), err, sizeof(err));
 	if (dirfd == -1)

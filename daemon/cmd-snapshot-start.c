@@ -34,12 +34,12 @@
 #include "testhooks.h"
 #include "uffd.h"
 
-/* The most buffer anyone may ask for: the configuration's upper bound. */
-#define START_BUFFER_MAX	(64ULL << 30)
 /* capability(7) number of CAP_SYS_PTRACE. */
 #define START_CAP_SYS_PTRACE	19
 
-const struct cmd_arg cmd_snapshot_start_args[] = {
+static enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "uffd", CMD_ARG_STRING, 1 },
 	{ "regions", CMD_ARG_ARRAY, 1 },
 	{ "name", CMD_ARG_STRING, 0 },
@@ -50,6 +50,13 @@ const struct cmd_arg cmd_snapshot_start_args[] = {
 	{ "prearm", CMD_ARG_BOOL, 0 },
 	{ "test-hold", CMD_ARG_OBJECT, 0 },
 	{ NULL, 0, 0 }
+};
+
+const struct cmd_entry cmd_snapshot_start_entry = {
+	.name = "snapshot-start",
+	.args = cmd_snapshot_start_args,
+	.flags = 0,
+	.exec = cmd_snapshot_start_exec,
 };
 
 /*
@@ -136,7 +143,7 @@ start_regions_mapped(struct cmd_ctx *ctx, pid_t pid, int pidfd,
 				    (unsigned long long)addr);
 				goto out;
 			}
-			if (vma.page_size > 4096) {
+			if (vma.page_size > SNAPD_PAGE_SIZE) {
 				cmd_error(ctx, SNAPD_ERR_INVALID,
 				    "snapshot-start: region %d ('%s') lies in "
 				    "hugetlbfs memory (%llu kB pages, at "
@@ -236,8 +243,7 @@ start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
 		else if (!json_is_string(name) ||
 		    !paths_name_valid(json_string_value(name))) {
 			cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
-			    "region %zu: name must be 1 to %d of A-Z a-z 0-9 . _ "
-			    "-, not starting with '.'", i, SNAPD_NAME_MAX);
+			    "region %zu: name must be " SNAPD_NAME_RULE, i);
 			return -1;
 		} else
 			snprintf(out[i].name, sizeof(out[i].name), "%s",
@@ -257,7 +263,7 @@ start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
 	return (int)n;
 }
 
-enum cmd_retval
+static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
 	const struct config	*conf = config_get();
@@ -307,8 +313,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		if (!paths_name_valid(json_string_value(v)))
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
 			    "snapshot-start: "
-			    "invalid name (use 1 to %d of A-Z a-z 0-9 . _ -, not "
-			    "starting with '.')", SNAPD_NAME_MAX);
+			    "invalid name (use " SNAPD_NAME_RULE ")");
 		snprintf(name, sizeof(name), "%s", json_string_value(v));
 	} else
 		snprintf(name, sizeof(name), "snap-%llu",
@@ -316,30 +321,33 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	req.name = name;
 
 	if ((v = json_object_get(ctx->args, "format")) != NULL) {
-		if (strcmp(json_string_value(v), "zsnap") == 0)
+		if (strcmp(json_string_value(v), SNAPD_FORMAT_ZSNAP) == 0)
 			req.format = OUTPUT_ZSNAP;
-		else if (strcmp(json_string_value(v), "raw") == 0)
+		else if (strcmp(json_string_value(v), SNAPD_FORMAT_RAW) == 0)
 			req.format = OUTPUT_RAW;
 		else
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
 			    "snapshot-start: "
-			    "format must be \"zsnap\" or \"raw\"");
+			    "format must be \"" SNAPD_FORMAT_ZSNAP "\" or \""
+			    SNAPD_FORMAT_RAW "\"");
 	}
 	if ((v = json_object_get(ctx->args, "level")) != NULL) {
-		if (json_integer_value(v) < 1 || json_integer_value(v) > 19)
+		if (json_integer_value(v) < SNAPD_LEVEL_MIN ||
+		    json_integer_value(v) > SNAPD_LEVEL_MAX)
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: "
-			    "level must be 1..19");
+			    "snapshot-start: level must be %d..%d",
+			    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX);
 		req.level = (int)json_integer_value(v);
 	}
 	if ((v = json_object_get(ctx->args, "buffer-size")) != NULL) {
 		json_int_t size = json_integer_value(v);
 
-		if (size < 4096 || (uint64_t)size > START_BUFFER_MAX)
+		if (size < SNAPD_BUFFER_SIZE_MIN ||
+		    (uint64_t)size > SNAPD_BUFFER_SIZE_MAX)
 			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: "
-			    "buffer-size must be 4096..%llu bytes",
-			    (unsigned long long)START_BUFFER_MAX);
+			    "snapshot-start: buffer-size must be %u..%llu bytes",
+			    SNAPD_BUFFER_SIZE_MIN,
+			    (unsigned long long)SNAPD_BUFFER_SIZE_MAX);
 		req.buffer_size = (size_t)size;
 		/* Non-root peers may ask for less, never more. */
 		if (c->uid != 0 && req.buffer_size > conf->buffer_size)

@@ -10,12 +10,21 @@
 #include "testhooks.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_test_release_args[] = {
+static enum cmd_retval	cmd_test_release_exec(struct cmd_ctx *);
+
+static const struct cmd_arg cmd_test_release_args[] = {
 	{ "id", CMD_ARG_INT, 1 },
 	{ NULL, 0, 0 }
 };
 
-enum cmd_retval
+const struct cmd_entry cmd_test_release_entry = {
+	.name = "test-release",
+	.args = cmd_test_release_args,
+	.flags = 0,
+	.exec = cmd_test_release_exec,
+};
+
+static enum cmd_retval
 cmd_test_release_exec(struct cmd_ctx *ctx)
 {
 	struct snap_entry	*e;

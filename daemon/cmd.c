@@ -2,7 +2,8 @@
  * The command table and the argument-shape check the dispatcher (control.c)
  * runs before any command, and the lookup of the snapshot a command names
  * by id, which several commands share.  A new command is a new
- * cmd-<name>.c and one line here.  Main thread only.
+ * cmd-<name>.c holding its cmd_<name>_entry, one extern in cmd.h and one
+ * line in cmd_table[] here.  Main thread only.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,36 +14,29 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-const struct cmd_arg cmd_no_args[] = {
-	{ NULL, 0, 0 }
+/* Every command snapd knows, in the order PROTOCOL.md lists them. */
+static const struct cmd_entry *const cmd_table[] = {
+	&cmd_capabilities_entry,
+	&cmd_query_version_entry,
+	&cmd_query_status_entry,
+	&cmd_query_config_entry,
+	&cmd_getfd_entry,
+	&cmd_closefd_entry,
+	&cmd_snapshot_start_entry,
+	&cmd_snapshot_arm_entry,
+	&cmd_snapshot_cancel_entry,
+	&cmd_query_snapshots_entry,
+	&cmd_snapshot_delete_entry,
+	&cmd_test_release_entry,
 };
-
-const struct cmd_entry cmd_table[] = {
-	{ "qmp_capabilities", CMD_BEFORE_NEGOTIATION, cmd_no_args,
-	    cmd_capabilities_exec },
-	{ "query-version", 0, cmd_no_args, cmd_query_version_exec },
-	{ "query-status", 0, cmd_no_args, cmd_query_status_exec },
-	{ "query-config", 0, cmd_no_args, cmd_query_config_exec },
-	{ "getfd", 0, cmd_getfd_args, cmd_getfd_exec },
-	{ "closefd", 0, cmd_getfd_args, cmd_closefd_exec },
-	{ "snapshot-start", 0, cmd_snapshot_start_args,
-	    cmd_snapshot_start_exec },
-	{ "snapshot-arm", 0, cmd_snapshot_arm_args, cmd_snapshot_arm_exec },
-	{ "snapshot-cancel", 0, cmd_snapshot_cancel_args,
-	    cmd_snapshot_cancel_exec },
-	{ "query-snapshots", 0, cmd_no_args, cmd_query_snapshots_exec },
-	{ "snapshot-delete", 0, cmd_snapshot_delete_args,
-	    cmd_snapshot_delete_exec },
-	{ "test-release", 0, cmd_test_release_args, cmd_test_release_exec },
-	{ NULL, 0, NULL, NULL }
-};
+#define CMD_NCOMMANDS	(sizeof(cmd_table) / sizeof(cmd_table[0]))
 
 const struct cmd_entry *
 cmd_find(const char *name)
 {
-	for (const struct cmd_entry *e = cmd_table; e->name != NULL; e++)
-		if (strcmp(e->name, name) == 0)
-			return e;
+	for (size_t i = 0; i < CMD_NCOMMANDS; i++)
+		if (strcmp(cmd_table[i]->name, name) == 0)
+			return cmd_table[i];
 	return NULL;
 }
 
@@ -86,12 +80,14 @@ int
 cmd_check_args(const struct cmd_entry *entry, json_t *args, char *err,
     size_t errlen)
 {
-	const struct cmd_arg	*a;
-	const char		*key;
-	json_t			*v;
+	static const struct cmd_arg	 none[] = { { NULL, 0, 0 } };
+	const struct cmd_arg		*spec, *a;
+	const char			*key;
+	json_t				*v;
 
+	spec = entry->args != NULL ? entry->args : none;
 	json_object_foreach(args, key, v) {
-		for (a = entry->args; a->name != NULL; a++)
+		for (a = spec; a->name != NULL; a++)
 			if (strcmp(a->name, key) == 0)
 				break;
 		if (a->name == NULL) {
@@ -105,7 +101,7 @@ cmd_check_args(const struct cmd_entry *entry, json_t *args, char *err,
 			return -1;
 		}
 	}
-	for (a = entry->args; a->name != NULL; a++) {
+	for (a = spec; a->name != NULL; a++) {
 		if (a->required && json_object_get(args, a->name) == NULL) {
 			snprintf(err, errlen, "%s: parameter '%s' is missing",
 			    entry->name, a->name);

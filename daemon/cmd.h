@@ -1,11 +1,16 @@
 /*
  * Control commands, in tmux's manner: every command is one file
- * (cmd-<name>.c) holding its exec function and its argument spec, and one
- * line in cmd_table[] (cmd.c).  The dispatcher in control.c checks, once
- * for every command, that it exists, that capabilities were negotiated,
- * the CMD_ROOT_ONLY flag, and the shape of the arguments against the spec
- * (unknown members, missing required ones, wrong JSON types), so a
- * command's exec sees only well-formed arguments and checks their values.
+ * (cmd-<name>.c) holding its entry, cmd_<name>_entry (name, argument spec,
+ * flags, exec), with the spec and the exec static beside it, and one line
+ * in cmd_table[] (cmd.c), the only list of them.  snapctl's commands
+ * (client/snapctl/) read the same way.  The dispatcher in control.c checks,
+ * once for every command, that it exists, that capabilities were
+ * negotiated (CMD_BEFORE_NEGOTIATION), and the shape of the arguments
+ * against the spec (unknown members, missing required ones, wrong JSON
+ * types), so a command's exec sees only well-formed arguments and checks
+ * their values.  Who may do what is the command's own check, against its
+ * arguments (snapshot-start's pid, cmd_snapshot_lookup's owner), since no
+ * command is refused to a peer outright.
  *
  * Everything runs on the main thread.
  */
@@ -45,6 +50,7 @@ enum cmd_arg_type {
 	CMD_ARG_OBJECT,
 };
 
+/* One argument a command takes; a spec is an array ending with a NULL name. */
 struct cmd_arg {
 	const char		*name;		/* NULL ends a spec */
 	enum cmd_arg_type	 type;
@@ -52,16 +58,13 @@ struct cmd_arg {
 };
 
 #define CMD_BEFORE_NEGOTIATION	0x1	/* only before qmp_capabilities */
-#define CMD_ROOT_ONLY		0x2	/* peers with uid 0 only */
 
 struct cmd_entry {
 	const char		*name;
+	const struct cmd_arg	*args;		/* NULL: takes no arguments */
 	int			 flags;
-	const struct cmd_arg	*args;
 	enum cmd_retval		(*exec)(struct cmd_ctx *);
 };
-
-extern const struct cmd_entry	cmd_table[];
 
 const struct cmd_entry *cmd_find(const char *name);
 
@@ -82,26 +85,18 @@ enum cmd_retval	cmd_error(struct cmd_ctx *ctx, const char *class,
 struct snap_entry *cmd_snapshot_lookup(struct cmd_ctx *ctx, const char *verb,
 		    int need_running);
 
-/* Argument specs and exec functions, one pair per cmd-*.c file. */
-extern const struct cmd_arg	cmd_no_args[];
-extern const struct cmd_arg	cmd_getfd_args[];
-extern const struct cmd_arg	cmd_snapshot_start_args[];
-extern const struct cmd_arg	cmd_snapshot_arm_args[];
-extern const struct cmd_arg	cmd_snapshot_cancel_args[];
-extern const struct cmd_arg	cmd_test_release_args[];
-extern const struct cmd_arg	cmd_snapshot_delete_args[];
-
-enum cmd_retval	cmd_capabilities_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_query_version_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_query_status_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_getfd_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_closefd_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_snapshot_arm_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_snapshot_cancel_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_test_release_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);
-enum cmd_retval	cmd_query_config_exec(struct cmd_ctx *);
+/* One entry per cmd-*.c file; cmd_table[] (cmd.c) lists them. */
+extern const struct cmd_entry	cmd_capabilities_entry;
+extern const struct cmd_entry	cmd_query_version_entry;
+extern const struct cmd_entry	cmd_query_status_entry;
+extern const struct cmd_entry	cmd_query_config_entry;
+extern const struct cmd_entry	cmd_getfd_entry;
+extern const struct cmd_entry	cmd_closefd_entry;
+extern const struct cmd_entry	cmd_snapshot_start_entry;
+extern const struct cmd_entry	cmd_snapshot_arm_entry;
+extern const struct cmd_entry	cmd_snapshot_cancel_entry;
+extern const struct cmd_entry	cmd_query_snapshots_entry;
+extern const struct cmd_entry	cmd_snapshot_delete_entry;
+extern const struct cmd_entry	cmd_test_release_entry;
 
 #endif /* SNAPD_CMD_H */

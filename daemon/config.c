@@ -39,7 +39,10 @@ struct config_key {
 	const char *const	*names;		/* CONFIG_ENUM: index = value */
 };
 
-static const char *const format_names[] = { "zsnap", "raw", NULL };
+/* Indexed by enum output_format. */
+static const char *const format_names[] = {
+	SNAPD_FORMAT_ZSNAP, SNAPD_FORMAT_RAW, NULL
+};
 static const char *const discard_names[] = { "record", "fail", NULL };
 static const char *const shutdown_names[] = { "cancel", "finish", NULL };
 static const char *const level_names[] = {
@@ -59,10 +62,13 @@ static const struct config_key config_keys[] = {
 	{ "socket_mode", CONFIG_OCTAL, OFF(socket_mode), 0, 0777, NULL },
 	{ "snapshot_dir", CONFIG_PATH, OFF(snapshot_dir), 0, 0, NULL },
 	{ "format", CONFIG_ENUM, OFF(format), 0, 0, format_names },
-	{ "compression_level", CONFIG_INT, OFF(compression_level), 1, 19, NULL },
+	{ "compression_level", CONFIG_INT, OFF(compression_level),
+	    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX, NULL },
 	{ "compression_threads", CONFIG_INT, OFF(compression_threads), 0, 64, NULL },
-	{ "pressure_level", CONFIG_INT, OFF(pressure_level), 0, 19, NULL },
-	{ "buffer_size", CONFIG_SIZE, OFF(buffer_size), 4 * KIB, 64 * GIB, NULL },
+	{ "pressure_level", CONFIG_INT, OFF(pressure_level), 0,
+	    SNAPD_LEVEL_MAX, NULL },
+	{ "buffer_size", CONFIG_SIZE, OFF(buffer_size), SNAPD_BUFFER_SIZE_MIN,
+	    SNAPD_BUFFER_SIZE_MAX, NULL },
 	{ "max_snapshots", CONFIG_INT, OFF(max_snapshots), 1, 1024, NULL },
 	{ "max_snapshots_per_uid", CONFIG_INT, OFF(max_snapshots_per_uid), 1,
 	    1024, NULL },
@@ -131,7 +137,7 @@ config_set(const struct config *conf)
 const char *
 config_format_name(enum output_format format)
 {
-	return format == OUTPUT_RAW ? "raw" : "zsnap";
+	return format == OUTPUT_RAW ? SNAPD_FORMAT_RAW : SNAPD_FORMAT_ZSNAP;
 }
 
 const char *

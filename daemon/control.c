@@ -481,12 +481,6 @@ conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
 		    "ignored");
 		goto out;
 	}
-	if ((entry->flags & CMD_ROOT_ONLY) && c->uid != 0) {
-		snprintf(err, sizeof(err), "%s: only root may do this",
-		    entry->name);
-		conn_send_error(c, id, SNAPD_ERR_PERMISSION, err);
-		goto out;
-	}
 	if (cmd_check_args(entry, args, err, sizeof(err)) == -1) {
 		conn_send_error(c, id, SNAPD_ERR_INVALID, err);
 		goto out;

@@ -20,9 +20,13 @@
 
 #include <jansson.h>
 
+#include "protocol.h"
 #include "log.h"
 #include "output-impl.h"
 #include "utf8.h"
+
+_Static_assert(ZSNAP_PAGE_SIZE == SNAPD_PAGE_SIZE,
+    "the on-disk page is the page snapd works in");
 
 static _Thread_local char	open_error[OUTPUT_ERROR_MAX];
 
@@ -109,10 +113,11 @@ output_open(const struct output_params *params)
 		}
 		total += r->length / ZSNAP_PAGE_SIZE;
 	}
-	if (params->level < 1 || params->level > 19) {
+	if (params->level < SNAPD_LEVEL_MIN || params->level > SNAPD_LEVEL_MAX) {
 		snprintf(open_error, sizeof(open_error),
-		    "snapshot %s: compression level %d is not in 1..19",
-		    params->name, params->level);
+		    "snapshot %s: compression level %d is not in %d..%d",
+		    params->name, params->level, SNAPD_LEVEL_MIN,
+		    SNAPD_LEVEL_MAX);
 		errno = EINVAL;
 		return NULL;
 	}

@@ -16,14 +16,14 @@
 int
 pagebuf_init(struct pagebuf *pb, uint64_t bytes)
 {
-	uint64_t n = bytes / 4096;
+	uint64_t n = bytes / SNAPD_PAGE_SIZE;
 
 	if (n == 0 || n > UINT32_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
 	*pb = (struct pagebuf){ .nslots = (uint32_t)n, .nfree = (uint32_t)n };
-	pb->mem = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE,
+	pb->mem = mmap(NULL, n * SNAPD_PAGE_SIZE, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (pb->mem == MAP_FAILED) {
 		pb->mem = NULL;
@@ -56,7 +56,7 @@ void
 pagebuf_destroy(struct pagebuf *pb)
 {
 	if (pb->mem != NULL) {
-		munmap(pb->mem, (uint64_t)pb->nslots * 4096);
+		munmap(pb->mem, (uint64_t)pb->nslots * SNAPD_PAGE_SIZE);
 		pthread_mutex_destroy(&pb->lock);
 		pthread_cond_destroy(&pb->slot_free);
 		pthread_cond_destroy(&pb->slot_ready);

@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "protocol.h"
+
 struct pagebuf_slot {
 	uint32_t	region;
 	uint64_t	page;		/* page index within the region */
@@ -42,7 +44,7 @@ void	 pagebuf_destroy(struct pagebuf *pb);
 static inline uint8_t *
 pagebuf_mem(struct pagebuf *pb, uint32_t slot)
 {
-	return pb->mem + (uint64_t)slot * 4096;
+	return pb->mem + (uint64_t)slot * SNAPD_PAGE_SIZE;
 }
 /* A free slot, waiting while there is none.  *waited is set to 1 if it had
  * to wait.  Returns -1 once cancelled. */

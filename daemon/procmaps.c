@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "protocol.h"
 #include "procmaps.h"
 
 /* Open /proc/PID/NAME and check that pidfd's process is still there. */
@@ -94,7 +95,7 @@ procmaps_find_smaps(struct procmaps *pm, uint64_t addr,
 				found = 1;
 				vma->start = start;
 				vma->end = end;
-				vma->page_size = 4096;
+				vma->page_size = SNAPD_PAGE_SIZE;
 				vma->writable = perms[1] == 'w';
 			}
 		} else if (in && sscanf(line, "KernelPageSize: %" SCNu64 " kB",

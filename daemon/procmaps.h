@@ -29,7 +29,7 @@ struct procmaps {
 
 struct procmaps_vma {
 	uint64_t	start, end;
-	uint64_t	page_size;	/* the kernel's page size: > 4096 is hugetlb */
+	uint64_t	page_size;	/* > SNAPD_PAGE_SIZE: hugetlb */
 	int		writable;
 };
 

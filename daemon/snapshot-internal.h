@@ -44,13 +44,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "protocol.h"
 #include "output.h"
 #include "pagebuf.h"
 #include "pagestate.h"
 #include "snapshot.h"
 
 #define PAGE_SHIFT_4K	12
-#define PAGE_4K		4096ULL
+/* The engine's names for SNAPD_PAGE_SIZE, 64-bit so masks keep high bits. */
+#define PAGE_4K		((unsigned long long)SNAPD_PAGE_SIZE)
 
 struct event;
 

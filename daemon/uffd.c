@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "protocol.h"
 #include "uffd.h"
 
 int
@@ -202,14 +203,14 @@ uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr)
 	pthread_t		 t;
 	int			 err, rc = -1, waited;
 
-	p.src = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-	    0);
+	p.src = mmap(NULL, SNAPD_PAGE_SIZE, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p.src == MAP_FAILED)
 		return -1;
 	atomic_init(&p.tid, 0);
 	atomic_init(&p.done, 0);
 	if ((err = pthread_create(&t, NULL, probe_write_main, &p)) != 0) {
-		munmap(p.src, 4096);
+		munmap(p.src, SNAPD_PAGE_SIZE);
 		errno = err;
 		return -1;
 	}
@@ -233,12 +234,13 @@ uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr)
 		err = ETIMEDOUT;
 	/* Let a waiting write go on, to fail on our PROT_NONE page. */
 	while (!atomic_load(&p.done)) {
-		if (uffd_unprotect(fd, addr, 4096, 1) == -1 && errno != EAGAIN)
-			uffd_wake(fd, addr, 4096);
+		if (uffd_unprotect(fd, addr, SNAPD_PAGE_SIZE, 1) == -1 &&
+		    errno != EAGAIN)
+			uffd_wake(fd, addr, SNAPD_PAGE_SIZE);
 		usleep(PROBE_STEP_US);
 	}
 	pthread_join(t, NULL);
-	munmap(p.src, 4096);
+	munmap(p.src, SNAPD_PAGE_SIZE);
 	if (rc == -1)
 		errno = err;
 	return rc;

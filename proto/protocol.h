@@ -32,6 +32,29 @@
 
 /* Snapshot and region names: [A-Za-z0-9._-], not starting with '.', 1..63. */
 #define SNAPD_NAME_MAX			63
+/* That rule as every message about a bad name words it. */
+#define SNAPD_NAME_RULE		"1 to " SNAPD_XSTR(SNAPD_NAME_MAX) \
+	" of A-Z a-z 0-9 . _ -, not starting with '.'"
+
+/*
+ * snapd works in 4 KiB pages: the regions a client names, the engine's
+ * protection and buffer slots, both output formats (proto/zsnap.h's
+ * ZSNAP_PAGE_SIZE is this, frozen on disk).
+ */
+#define SNAPD_PAGE_SIZE			4096u
+
+/* snapshot-start's "format" (and the format config key): the wire names. */
+#define SNAPD_FORMAT_ZSNAP		"zsnap"
+#define SNAPD_FORMAT_RAW		"raw"
+/* snapshot-start's "level" (and compression_level): zstd levels. */
+#define SNAPD_LEVEL_MIN			1
+#define SNAPD_LEVEL_MAX			19
+/* snapshot-start's "buffer-size" (and buffer_size), in bytes. */
+#define SNAPD_BUFFER_SIZE_MIN		SNAPD_PAGE_SIZE
+#define SNAPD_BUFFER_SIZE_MAX		(64ULL << 30)
+
+#define SNAPD_STR(x)			#x
+#define SNAPD_XSTR(x)			SNAPD_STR(x)
 
 /* Error classes (QMP's, plus our own). */
 #define SNAPD_ERR_GENERIC		"GenericError"

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "protocol.h"
 #include "snapctl.h"
 
 static int	cmd_info_exec(struct ctl *, int, char **);
@@ -56,7 +57,7 @@ info_json(const char *path, const struct snap_file_info *in,
 	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s#, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I}",
 	    "file", path,
-	    "format", in->format == 1 ? "raw" : "zsnap",
+	    "format", in->format == 1 ? SNAPD_FORMAT_RAW : SNAPD_FORMAT_ZSNAP,
 	    "name", in->name,
 	    "pid", (json_int_t)in->pid,
 	    "uid", (json_int_t)in->uid,
@@ -138,8 +139,8 @@ cmd_info_exec(struct ctl *ctl, int argc, char **argv)
 		kv_add(kv, "chunks", "%" PRIu64, in.chunk_count);
 	kv_add(kv, "pages", "%" PRIu64 " (%s): %" PRIu64 " data, %" PRIu64
 	    " zero, %" PRIu64 " lost", in.pages_total,
-	    fmt_bytes(in.pages_total * 4096, b, sizeof(b)), in.pages_data,
-	    in.pages_zero, in.pages_lost);
+	    fmt_bytes(in.pages_total * SNAPD_PAGE_SIZE, b, sizeof(b)),
+	    in.pages_data, in.pages_zero, in.pages_lost);
 	kv_add(kv, "regions", "%" PRIu32, in.region_count);
 	kv_print(kv);
 	if (in.region_count > 0) {

@@ -67,7 +67,7 @@ progress_draw(struct progress *p)
 		frac = 1;
 	if (p->rate > 0) {
 		snprintf(rate, sizeof(rate), "%.1f MiB/s",
-		    p->rate * 4096 / (1024 * 1024));
+		    p->rate * SNAPD_PAGE_SIZE / (1024 * 1024));
 		left = (double)(p->total - p->saved) / p->rate;
 		snprintf(eta, sizeof(eta), "ETA %d:%02d", (int)left / 60,
 		    (int)left % 60);

@@ -16,16 +16,9 @@
 
 #include "config.h"
 #include "paths.h"
+#include "unit-check.h"
 
-static int	failures;
 static char	tmpdir[] = "/tmp/test_config.XXXXXX";
-
-#define FAIL(...) do {							\
-	fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);		\
-	fprintf(stderr, __VA_ARGS__);					\
-	fputc('\n', stderr);						\
-	failures++;							\
-} while (0)
 
 static const char *
 write_file(const char *name, const char *text)
