@@ -158,7 +158,7 @@ raw_pages(struct output *out, uint32_t region, uint64_t first,
 		uint32_t run = i;
 
 		while (run < npages &&
-		    !output_page_is_zero(base + (size_t)run * ZSNAP_PAGE_SIZE))
+		    !zsnap_page_is_zero(base + (size_t)run * ZSNAP_PAGE_SIZE))
 			run++;
 		if (run > i) {
 			size_t len = (size_t)(run - i) * ZSNAP_PAGE_SIZE;
@@ -174,7 +174,7 @@ raw_pages(struct output *out, uint32_t region, uint64_t first,
 			i = run;
 		}
 		while (i < npages &&
-		    output_page_is_zero(base + (size_t)i * ZSNAP_PAGE_SIZE)) {
+		    zsnap_page_is_zero(base + (size_t)i * ZSNAP_PAGE_SIZE)) {
 			out->pages_zero++;
 			i++;
 		}

@@ -185,8 +185,7 @@ export_extent(struct snap_file *f, void *arg, uint64_t chunk,
 		const unsigned char *pg = data + i * ZSNAP_PAGE_SIZE;
 		uint64_t run = i;
 
-		while (run < e->count && !(pg[0] == 0 && memcmp(pg, pg + 1,
-		    ZSNAP_PAGE_SIZE - 1) == 0)) {
+		while (run < e->count && !zsnap_page_is_zero(pg)) {
 			run++;
 			pg += ZSNAP_PAGE_SIZE;
 		}
