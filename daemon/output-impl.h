@@ -53,7 +53,5 @@ extern const struct output_format_ops output_raw_ops;
 
 void	output_set_error(struct output *out, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-/* Is this page (ZSNAP_PAGE_SIZE bytes, any alignment) all zero bytes? */
-int	output_page_is_zero(const void *page);
 
 #endif /* SNAPD_OUTPUT_IMPL_H */

@@ -553,7 +553,7 @@ zsnap_pages(struct output *out, uint32_t region, uint64_t first,
 	const unsigned char	*page = data;
 
 	for (uint32_t i = 0; i < npages; i++, page += ZSNAP_PAGE_SIZE) {
-		if (output_page_is_zero(page)) {
+		if (zsnap_page_is_zero(page)) {
 			if (zsnap_add_extent(out, region, ZSNAP_EXTENT_ZERO,
 			    first + i, 1) == -1)
 				return -1;

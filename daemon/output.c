@@ -42,25 +42,6 @@ output_set_error(struct output *out, const char *fmt, ...)
 	errno = saved;
 }
 
-int
-output_page_is_zero(const void *page)
-{
-	const unsigned char	*p = page;
-	uint64_t		 w[8];
-
-	/*
-	 * 64 bytes per step with an early exit: data pages usually differ
-	 * from zero in their first line, zero pages are read once.  memcpy
-	 * keeps it legal for unaligned buffers and compiles to plain loads.
-	 */
-	for (size_t off = 0; off < ZSNAP_PAGE_SIZE; off += sizeof(w)) {
-		memcpy(w, p + off, sizeof(w));
-		if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * The process name as the snapshot records it.  /proc/PID/comm is whatever
  * bytes the process chose (prctl PR_SET_NAME), or a UTF-8 name cut at 15

@@ -27,12 +27,6 @@ struct sink_file {
 	char		 name[NAME_MAX + 1];
 };
 
-struct sink_fd {
-	struct sink	 base;
-	int		 fd;
-	char		 label[128];
-};
-
 static void
 sink_set_error(struct sink *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -224,64 +218,6 @@ sink_file_name(const struct sink *s)
 	if (s->ops != &file_ops)
 		return NULL;
 	return ((const struct sink_file *)s)->name;
-}
-
-/* ---- descriptor sink ---------------------------------------------------- */
-
-static int
-fd_write(struct sink *s, const void *buf, size_t len)
-{
-	struct sink_fd	*f = (struct sink_fd *)s;
-
-	if (sink_write_all(f->fd, buf, len) == -1) {
-		sink_set_error(s, "write %s: %s", f->label, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int
-fd_sync(struct sink *s)
-{
-	return 0;
-}
-
-static int
-fd_finish(struct sink *s)
-{
-	s->finished = 1;
-	return 0;
-}
-
-static void
-fd_abort(struct sink *s)
-{
-}
-
-static void
-fd_free(struct sink *s)
-{
-	free(s);
-}
-
-static const struct sink_ops fd_ops = {
-	.write = fd_write,
-	.sync = fd_sync,
-	.finish = fd_finish,
-	.abort = fd_abort,
-	.free = fd_free,
-};
-
-struct sink *
-sink_fd_open(int fd, const char *label)
-{
-	struct sink_fd	*f;
-
-	f = xcalloc(1, sizeof(*f));
-	f->base.ops = &fd_ops;
-	f->fd = fd;
-	snprintf(f->label, sizeof(f->label), "%s", label);
-	return &f->base;
 }
 
 /* ---- generic ------------------------------------------------------------ */

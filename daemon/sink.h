@@ -1,7 +1,15 @@
 /*
- * The byte-stream output every snapshot encoder writes through, in the
- * manner of redis's rio: an encoder calls sink_write() and never knows
- * whether the bytes go to a file, a pipe or (later) a remote peer.
+ * The byte-stream output of the streamed snapshot formats, in the manner
+ * of redis's rio: an encoder calls sink_write() and never knows whether
+ * the bytes go to a file or (later) a pipe or a remote peer.  zsnap
+ * (output-zsnap.c) writes through it, and so will any future streamed
+ * destination; today the file sink is the only one.
+ *
+ * Not every output is a stream: the raw format is positional (a sparse
+ * file per region, pages written with pwrite(2) at their offsets in any
+ * order, a directory committed as a whole), so output-raw.c writes
+ * through proto/rawdir.c, the raw format's one writer that the reader's
+ * export shares, and not through a sink.
  *
  * A sink keeps a running count of the bytes written.  Its operations:
  *
@@ -54,12 +62,6 @@ struct sink	*sink_file_open(int dirfd, const char *name, const char *suffix,
 		    mode_t mode, uid_t uid, gid_t gid, char *err, size_t errlen);
 /* The final name ("NAME.SUFFIX") of a file sink, relative to its dirfd. */
 const char	*sink_file_name(const struct sink *s);
-
-/*
- * A sink on an open descriptor (a pipe or socket): finish and sync only
- * flush nothing and succeed, abort just stops.  The fd is borrowed.
- */
-struct sink	*sink_fd_open(int fd, const char *label);
 
 int		 sink_write(struct sink *s, const void *buf, size_t len);
 int		 sink_sync(struct sink *s);

@@ -107,6 +107,13 @@ enum zsnap_extent_kind {
 	ZSNAP_EXTENT_LOST = 2,	/* discarded by the process before they were saved */
 };
 
+/*
+ * Is this page (ZSNAP_PAGE_SIZE bytes, any alignment) all zero bytes, so a
+ * ZERO page?  The one test every writer (zsnap, raw) and the raw reader
+ * use, so they agree on what ZERO means (proto/zsnap.c).
+ */
+int	zsnap_page_is_zero(const void *page);
+
 struct zsnap_extent {
 	uint32_t	region;			/* index into the region table */
 	uint32_t	kind;			/* enum zsnap_extent_kind */

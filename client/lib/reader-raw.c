@@ -356,13 +356,11 @@ raw_walk_range(struct snap_file *f, int fd, uint32_t i, uint64_t first,
 			const unsigned char	*pg;
 
 			pg = f->data + k * ZSNAP_PAGE_SIZE;
-			zero = pg[0] == 0 && memcmp(pg, pg + 1,
-			    ZSNAP_PAGE_SIZE - 1) == 0;
+			zero = zsnap_page_is_zero(pg);
 			do {
 				run++;
 				pg = f->data + run * ZSNAP_PAGE_SIZE;
-			} while (run < n && (pg[0] == 0 && memcmp(pg, pg + 1,
-			    ZSNAP_PAGE_SIZE - 1) == 0) == zero);
+			} while (run < n && zsnap_page_is_zero(pg) == zero);
 			e.region = i;
 			e.kind = zero ? ZSNAP_EXTENT_ZERO : ZSNAP_EXTENT_DATA;
 			e.first = first + k;

@@ -25,7 +25,7 @@ PKGS="libzstd jansson"
     -Iproto -Idaemon $(pkg-config --cflags $PKGS) \
     -o "$B/fuzz/make_seeds" tests/fuzz/make_seeds.c daemon/output.c \
     daemon/output-zsnap.c daemon/output-raw.c daemon/sink.c daemon/log.c \
-    proto/crc32c.c $(pkg-config --libs $PKGS)
+    proto/*.c $(pkg-config --libs $PKGS)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$B/fuzz/make_seeds" "$tmp"
