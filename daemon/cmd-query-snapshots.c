@@ -3,12 +3,12 @@
  * sees all), running or among the last 64 finished.
  */
 #include "control.h"
-#include "snapshots.h"
+#include "report.h"
 #include "cmd.h"
 
 enum cmd_retval
 cmd_query_snapshots_exec(struct cmd_ctx *ctx)
 {
-	ctx->ret = snapshots_query(ctx->conn->uid);
+	ctx->ret = report_query(ctx->conn->uid);
 	return CMD_RETURN;
 }
