@@ -3,7 +3,7 @@
  * sees all), running or among the last 64 finished.
  */
 #include "control.h"
-#include "snapshots.h"
+#include "report.h"
 #include "cmd.h"
 
 static enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
@@ -18,6 +18,6 @@ const struct cmd_entry cmd_query_snapshots_entry = {
 static enum cmd_retval
 cmd_query_snapshots_exec(struct cmd_ctx *ctx)
 {
-	ctx->ret = snapshots_query(ctx->conn->uid);
+	ctx->ret = report_query(ctx->conn->uid);
 	return CMD_RETURN;
 }

@@ -10,7 +10,7 @@
 
 #include "protocol.h"
 #include "control.h"
-#include "snapshots.h"
+#include "report.h"
 #include "cmd.h"
 
 static enum cmd_retval	cmd_snapshot_arm_exec(struct cmd_ctx *);
@@ -35,7 +35,7 @@ cmd_snapshot_arm_exec(struct cmd_ctx *ctx)
 	/* Not need_running: a finished snapshot gets the message below. */
 	if ((e = cmd_snapshot_lookup(ctx, "snapshot-arm", 0)) == NULL)
 		return CMD_ERROR;
-	if (snapshots_arm(e, ctx->conn->id, ctx->id) == -1)
+	if (report_arm(e, ctx->conn->id, ctx->id) == -1)
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-arm: "
 		    "snapshot %llu is not pre-armed and waiting to be armed "
 		    "(%s)", (unsigned long long)e->id, errno == EALREADY ?

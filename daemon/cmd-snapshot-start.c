@@ -29,7 +29,7 @@
 #include "control.h"
 #include "paths.h"
 #include "procmaps.h"
-#include "snapshots.h"
+#include "report.h"
 #include "cmd.h"
 #include "testhooks.h"
 #include "uffd.h"
@@ -447,7 +447,7 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 
 	/* From here the engine owns the uffd and the pidfd, whatever happens. */
 	req.uffd = control_fd_take(c, uffd_name);
-	if (snapshots_start(&req, dir, c->id, ctx->id, err,
+	if (report_start(&req, dir, c->id, ctx->id, err,
 	    sizeof(err)) == NULL) {
 		close(dirfd);
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);

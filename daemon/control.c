@@ -1,7 +1,9 @@
 /*
- * The control socket: accept loop, connections, framing and the choke
- * point every message passes before a command runs (see control.h and
- * proto/PROTOCOL.md).
+ * The control socket's connections: framing, the output queue, and the
+ * choke point every message passes before a command runs (see control.h
+ * and proto/PROTOCOL.md).  The listener and the peer's identity are in
+ * control-accept.c, the named fd table in control-fd.c, the protocol trace
+ * in control-trace.c.
  *
  * Everything here runs on the main thread, from libevent callbacks.
  *
@@ -24,193 +26,45 @@
  *
  * Lifetime.  A connection is never freed from inside a callback that may
  * still use it: conn_kill() closes the socket and stops its events, then
- * frees it from its own zero-timeout event (resume_ev).
- *
- * Identity.  At accept the peer's uid, gid and pid come from SO_PEERCRED
- * and a pidfd from SO_PEERPIDFD; on a kernel without it (before 6.5) from
- * pidfd_open(pid), checked afterwards against a pid recycled meanwhile
- * (control_peer_pidfd()).  snapshot-start hands a dup of that pidfd to the
- * engine, so the process snapshotted is the very one that connected.
- *
- * Tracing.  With SNAPD_PROTOCOL_TRACE set in snapd's environment, every
- * message received and sent is appended to a trace file, one JSON object a
- * line (see control_trace_open()).  It is a debugging aid, and what the
- * test suite validates against proto/schema.json.
+ * frees it from its own zero-timeout event (resume_ev).  When it is freed,
+ * the snapshot list hears of it (snapshots_conn_closed()): a pre-armed
+ * snapshot it never armed is cancelled.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "compat.h"
 #include "protocol.h"
 #include "log.h"
 #include "config.h"
 #include "cmd.h"
 #include "snapshot.h"
 #include "snapshots.h"
+#include "uffd.h"
 #include "control.h"
+#include "control-internal.h"
+#include "control-trace.h"
 
 /* Bytes of output a connection may have queued before it is dropped. */
 #define CONTROL_OUT_MIN		(1024 * 1024)
-/* Connections accepted per accept callback, so one flood cannot starve. */
-#define CONTROL_ACCEPT_BATCH	64
-/* The environment variable naming the protocol trace file or directory. */
-#define CONTROL_TRACE_ENV	"SNAPD_PROTOCOL_TRACE"
 
 static TAILQ_HEAD(, conn) control_conns = TAILQ_HEAD_INITIALIZER(control_conns);
-static struct event_base	*control_base;
-static struct event		*control_accept_ev;
-static struct event		*control_pause_ev;
-static int			 control_listen_fd = -1;
-static int			 control_reserve_fd = -1;
-static int			 control_accepting;
 static unsigned			 control_count;
 static uint64_t			 control_last_id;
-static struct timespec		 control_started;
 static int			 control_pagemap_scan = -1;
-static int			 control_trace_fd = -1;
-static char			 control_trace_path[PATH_MAX];
 
 static void	conn_kill(struct conn *);
 static void	conn_process(struct conn *);
-
-/* ---- protocol trace ------------------------------------------------- */
-
-/*
- * Open the trace named by $SNAPD_PROTOCOL_TRACE, if set and not empty: a
- * directory gets a file of its own, snapd-PID.trace, so that every daemon
- * of a test run can write into one shared directory; anything else is a
- * file, appended to.  Each line is
- *
- *	{"time": S.US, "pid": P, "conn": N, "dir": "recv"|"send", "msg": M}
- *
- * with M the message, or "raw": TEXT instead of "msg" for a received line
- * that was not JSON (bytes outside printable ASCII as \xNN).  conn is the
- * connection's id (0 for a peer refused at accept).  Every line is one
- * write() on an O_APPEND descriptor, so a killed daemon leaves whole lines.
- */
-static void
-control_trace_open(void)
-{
-	const char	*env = getenv(CONTROL_TRACE_ENV);
-	struct stat	 st;
-
-	if (env == NULL || env[0] == '\0')
-		return;
-	if (stat(env, &st) == 0 && S_ISDIR(st.st_mode))
-		snprintf(control_trace_path, sizeof(control_trace_path),
-		    "%s/snapd-%d.trace", env, (int)getpid());
-	else
-		snprintf(control_trace_path, sizeof(control_trace_path), "%s",
-		    env);
-	control_trace_fd = open(control_trace_path, O_WRONLY | O_APPEND |
-	    O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (control_trace_fd == -1) {
-		log_warn("protocol trace %s (from $%s): open; not tracing",
-		    control_trace_path, CONTROL_TRACE_ENV);
-		return;
-	}
-	log_info("protocol trace: every message goes to %s",
-	    control_trace_path);
-}
-
-/* Append one trace line: member is "msg" (text is JSON) or "raw". */
-static void
-control_trace(uint64_t conn_id, const char *dir, const char *member,
-    const char *text, size_t len)
-{
-	struct timeval	 tv;
-	char		 head[160];
-	struct iovec	 iov[3];
-	ssize_t		 n;
-	size_t		 total;
-	int		 hlen;
-
-	if (control_trace_fd == -1)
-		return;
-	gettimeofday(&tv, NULL);
-	hlen = snprintf(head, sizeof(head), "{\"time\":%lld.%06ld,\"pid\":%d,"
-	    "\"conn\":%llu,\"dir\":\"%s\",\"%s\":", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (int)getpid(), (unsigned long long)conn_id, dir,
-	    member);
-	iov[0].iov_base = head;
-	iov[0].iov_len = (size_t)hlen;
-	iov[1].iov_base = (void *)(uintptr_t)text;
-	iov[1].iov_len = len;
-	iov[2].iov_base = (void *)(uintptr_t)"}\n";
-	iov[2].iov_len = 2;
-	total = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
-	n = writev(control_trace_fd, iov, 3);
-	if (n == -1 || (size_t)n != total) {
-		if (n == -1)
-			log_warn("protocol trace %s: write; tracing stops",
-			    control_trace_path);
-		else
-			log_warnx("protocol trace %s: short write (%zd of %zu "
-			    "bytes); tracing stops", control_trace_path, n,
-			    total);
-		close(control_trace_fd);
-		control_trace_fd = -1;
-	}
-}
-
-/* Trace a received line that is not JSON, as a string of printable ASCII. */
-static void
-control_trace_raw(uint64_t conn_id, const char *line, size_t len)
-{
-	json_t	*str;
-	char	*text, *esc, *p;
-
-	if (control_trace_fd == -1)
-		return;
-	esc = p = xmalloc(len * 4 + 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)line[i];
-
-		if (ch >= 0x20 && ch < 0x7f)
-			*p++ = (char)ch;
-		else
-			p += sprintf(p, "\\x%02x", ch);
-	}
-	*p = '\0';
-	str = json_string(esc);
-	free(esc);
-	if (str == NULL || (text = json_dumps(str, JSON_ENCODE_ANY)) == NULL)
-		fatalx("out of memory tracing a message");
-	json_decref(str);
-	control_trace(conn_id, "recv", "raw", text, strlen(text));
-	free(text);
-}
-
-/* Trace a received message that parsed as JSON. */
-static void
-control_trace_recv(uint64_t conn_id, json_t *msg)
-{
-	char *text;
-
-	if (control_trace_fd == -1)
-		return;
-	if ((text = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
-		fatalx("out of memory tracing a message");
-	control_trace(conn_id, "recv", "msg", text, strlen(text));
-	free(text);
-}
 
 /* ---- output --------------------------------------------------------- */
 
@@ -341,70 +195,79 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_kill(c);
 }
 
-/* ---- fds ------------------------------------------------------------- */
-
-int
-control_fd_store(struct conn *c, const char *name, int fd)
-{
-	for (int i = 0; i < c->nfds; i++) {
-		if (strcmp(c->fds[i].name, name) == 0) {
-			close(c->fds[i].fd);
-			c->fds[i].fd = fd;
-			return 0;
-		}
-	}
-	if (c->nfds == SNAPD_FDS_PER_CONNECTION_MAX) {
-		close(fd);
-		errno = EMFILE;
-		return -1;
-	}
-	snprintf(c->fds[c->nfds].name, sizeof(c->fds[c->nfds].name), "%s",
-	    name);
-	c->fds[c->nfds].fd = fd;
-	c->nfds++;
-	return 0;
-}
-
-int
-control_fd_peek(struct conn *c, const char *name)
-{
-	for (int i = 0; i < c->nfds; i++)
-		if (strcmp(c->fds[i].name, name) == 0)
-			return c->fds[i].fd;
-	return -1;
-}
-
-int
-control_fd_take(struct conn *c, const char *name)
-{
-	for (int i = 0; i < c->nfds; i++) {
-		if (strcmp(c->fds[i].name, name) == 0) {
-			int fd = c->fds[i].fd;
-
-			c->fds[i] = c->fds[--c->nfds];
-			return fd;
-		}
-	}
-	return -1;
-}
-
-int
-control_fd_close(struct conn *c, const char *name)
-{
-	int fd = control_fd_take(c, name);
-
-	if (fd == -1)
-		return -1;
-	close(fd);
-	return 0;
-}
-
 /* ---- the choke point ------------------------------------------------- */
 
 /*
- * Check one message and run its command.  fds are the descriptors that
- * came with it; the command takes what it keeps, the caller closes the
- * rest.
+ * The choke point: check that msg is a command this connection may run now,
+ * with arguments of the right shape.  Returns its entry, with *argsp its
+ * arguments (a new empty object, and *empty_args set, when it has none);
+ * or NULL once the error is sent.
+ */
+static const struct cmd_entry *
+conn_check(struct conn *c, json_t *msg, json_t *id, json_t **argsp,
+    int *empty_args)
+{
+	const struct cmd_entry	*entry;
+	json_t			*exec, *args, *v;
+	const char		*key, *name;
+	char			 err[512];
+
+	json_object_foreach(msg, key, v) {
+		if (strcmp(key, "execute") != 0 && strcmp(key, "arguments") &&
+		    strcmp(key, "id") != 0) {
+			snprintf(err, sizeof(err), "unknown member '%.64s'", key);
+			conn_send_error(c, id, SNAPD_ERR_INVALID, err);
+			return NULL;
+		}
+	}
+	exec = json_object_get(msg, "execute");
+	if (exec == NULL || !json_is_string(exec)) {
+		conn_send_error(c, id, SNAPD_ERR_INVALID,
+		    "'execute' must be present and name a command (a string)");
+		return NULL;
+	}
+	name = json_string_value(exec);
+	args = json_object_get(msg, "arguments");
+	if (args == NULL) {
+		args = control_check(json_object());
+		*empty_args = 1;
+	} else if (!json_is_object(args)) {
+		conn_send_error(c, id, SNAPD_ERR_INVALID,
+		    "'arguments' must be an object");
+		return NULL;
+	}
+	*argsp = args;
+
+	entry = cmd_find(name);
+	if (!c->negotiated) {
+		if (entry == NULL || !(entry->flags & CMD_BEFORE_NEGOTIATION)) {
+			conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND,
+			    "Expecting capabilities negotiation with "
+			    "'qmp_capabilities'");
+			return NULL;
+		}
+	} else if (entry == NULL) {
+		snprintf(err, sizeof(err), "The command %.64s has not been "
+		    "found", name);
+		conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND, err);
+		return NULL;
+	} else if (entry->flags & CMD_BEFORE_NEGOTIATION) {
+		conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND,
+		    "Capabilities negotiation is already complete, command "
+		    "ignored");
+		return NULL;
+	}
+	if (cmd_check_args(entry, args, err, sizeof(err)) == -1) {
+		conn_send_error(c, id, SNAPD_ERR_INVALID, err);
+		return NULL;
+	}
+	return entry;
+}
+
+/*
+ * Parse one message, check it and run its command.  fds are the
+ * descriptors that came with it; the command takes what it keeps, the
+ * caller closes the rest.
  */
 static void
 conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
@@ -413,10 +276,8 @@ conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
 	const struct cmd_entry	*entry;
 	struct cmd_ctx		 ctx;
 	json_error_t		 jerr;
-	json_t			*msg, *id, *exec, *args, *v;
-	const char		*key, *name;
+	json_t			*msg, *id, *args = NULL;
 	char			 err[512];
-	enum cmd_retval		 rv;
 	int			 empty_args = 0;
 
 	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -437,54 +298,8 @@ conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
 		return;
 	}
 	id = json_object_get(msg, "id");
-	json_object_foreach(msg, key, v) {
-		if (strcmp(key, "execute") != 0 && strcmp(key, "arguments") &&
-		    strcmp(key, "id") != 0) {
-			snprintf(err, sizeof(err), "unknown member '%.64s'", key);
-			conn_send_error(c, id, SNAPD_ERR_INVALID, err);
-			goto out;
-		}
-	}
-	exec = json_object_get(msg, "execute");
-	if (exec == NULL || !json_is_string(exec)) {
-		conn_send_error(c, id, SNAPD_ERR_INVALID,
-		    "'execute' must be present and name a command (a string)");
+	if ((entry = conn_check(c, msg, id, &args, &empty_args)) == NULL)
 		goto out;
-	}
-	name = json_string_value(exec);
-	args = json_object_get(msg, "arguments");
-	if (args == NULL) {
-		args = control_check(json_object());
-		empty_args = 1;
-	} else if (!json_is_object(args)) {
-		conn_send_error(c, id, SNAPD_ERR_INVALID,
-		    "'arguments' must be an object");
-		goto out;
-	}
-
-	entry = cmd_find(name);
-	if (!c->negotiated) {
-		if (entry == NULL || !(entry->flags & CMD_BEFORE_NEGOTIATION)) {
-			conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND,
-			    "Expecting capabilities negotiation with "
-			    "'qmp_capabilities'");
-			goto out;
-		}
-	} else if (entry == NULL) {
-		snprintf(err, sizeof(err), "The command %.64s has not been "
-		    "found", name);
-		conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND, err);
-		goto out;
-	} else if (entry->flags & CMD_BEFORE_NEGOTIATION) {
-		conn_send_error(c, id, SNAPD_ERR_COMMAND_NOT_FOUND,
-		    "Capabilities negotiation is already complete, command "
-		    "ignored");
-		goto out;
-	}
-	if (cmd_check_args(entry, args, err, sizeof(err)) == -1) {
-		conn_send_error(c, id, SNAPD_ERR_INVALID, err);
-		goto out;
-	}
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conn = c;
@@ -494,8 +309,7 @@ conn_dispatch(struct conn *c, const char *line, size_t len, int *fds,
 	ctx.nfds = nfds;
 	log_debug("connection %llu (uid %u): %s", (unsigned long long)c->id,
 	    (unsigned)c->uid, entry->name);
-	rv = entry->exec(&ctx);
-	switch (rv) {
+	switch (entry->exec(&ctx)) {
 	case CMD_RETURN:
 		if (entry->flags & CMD_BEFORE_NEGOTIATION)
 			c->negotiated = 1;
@@ -741,7 +555,7 @@ conn_kill(struct conn *c)
 	event_add(c->resume_ev, &zero);
 }
 
-/* ---- accepting ------------------------------------------------------- */
+/* ---- new connections ------------------------------------------------ */
 
 static void
 control_greeting(struct conn *c)
@@ -760,147 +574,27 @@ control_greeting(struct conn *c)
 	    "features", control_kernel_features())));
 }
 
-/* Tell a peer we will not serve it, without waiting, and close. */
-static void
-control_refuse(int fd, const char *class, const char *desc)
+
+void
+conn_new(struct event_base *base, int fd, const struct ucred *cred,
+    int pidfd)
 {
-	json_t	*msg;
-	char	*text;
-
-	msg = json_pack("{s{ss ss}}", "error", "class", class, "desc", desc);
-	if (msg != NULL && (text = json_dumps(msg, JSON_COMPACT)) != NULL) {
-		size_t len = strlen(text);
-
-		control_trace(0, "send", "msg", text, len);
-		(void)!send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)!send(fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		free(text);
-	}
-	json_decref(msg);
-	close(fd);
-}
-
-/*
- * The uid owning /proc/PID (the process's effective uid), or -1 with errno.
- */
-static int
-control_proc_uid(pid_t pid, uid_t *uid)
-{
-	struct stat	st;
-	char		path[32];
-
-	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-	if (stat(path, &st) == -1)
-		return -1;
-	*uid = st.st_uid;
-	return 0;
-}
-
-/*
- * A pidfd of the peer of socket fd, whose SO_PEERCRED is cred.  Returns it,
- * or -1 with errno: ESRCH when the peer process has exited (or cannot be
- * told from a process that took its pid), anything else when no pidfd
- * could be had (EMFILE...).
- *
- * SO_PEERPIDFD (linux 6.5) names the very process that connected.  Before
- * it, pidfd_open(pid) may race with the peer exiting and its pid being
- * reused, so the fallback checks afterwards that the pidfd's process is
- * alive, that the socket's peer pid is still that pid, and that the
- * process has the peer's uid: a pid recycled meanwhile by another user's
- * process is refused (one recycled by the same user gains that user
- * nothing: it may snapshot its own processes anyway).
- */
-static int
-control_peer_pidfd(int fd, const struct ucred *cred)
-{
-	struct ucred	again;
-	socklen_t	len;
-	uid_t		puid;
-	int		pidfd, saved;
-
-	len = sizeof(pidfd);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0)
-		return pidfd;
-	if (errno != ENOPROTOOPT && errno != EINVAL && errno != EOPNOTSUPP)
-		return -1;
-
-	pidfd = (int)syscall(SYS_pidfd_open, cred->pid, 0);
-	if (pidfd == -1)
-		return -1;
-	len = sizeof(again);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &again, &len) == -1) {
-		saved = errno;
-		close(pidfd);
-		errno = saved;
-		return -1;
-	}
-	if (again.pid != cred->pid ||
-	    syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == -1 ||
-	    control_proc_uid(cred->pid, &puid) == -1 || puid != cred->uid) {
-		close(pidfd);
-		errno = ESRCH;
-		return -1;
-	}
-	return pidfd;
-}
-
-static void
-control_conn_new(int fd)
-{
-	struct ucred	 cred;
-	socklen_t	 len = sizeof(cred);
-	struct conn	*c;
-	unsigned	 same = 0;
-	char		 desc[128];
-	int		 pidfd;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		log_warn("control socket: new connection: SO_PEERCRED");
-		close(fd);
-		return;
-	}
-	TAILQ_FOREACH(c, &control_conns, entry)
-		if (c->uid == cred.uid && conn_alive(c))
-			same++;
-	if (same >= (unsigned)config_get()->max_connections_per_uid) {
-		snprintf(desc, sizeof(desc), "too many connections for uid %u "
-		    "(limit %d)", (unsigned)cred.uid,
-		    config_get()->max_connections_per_uid);
-		log_warnx("control socket: pid %d: %s; refused", (int)cred.pid,
-		    desc);
-		control_refuse(fd, SNAPD_ERR_BUSY, desc);
-		return;
-	}
-	if ((pidfd = control_peer_pidfd(fd, &cred)) == -1) {
-		if (errno != ESRCH && errno != ENODATA) {
-			snprintf(desc, sizeof(desc), "cannot identify the "
-			    "peer process (pidfd of pid %d): %s", (int)cred.pid,
-			    strerror(errno));
-			log_warnx("control socket: uid %u: %s; refused",
-			    (unsigned)cred.uid, desc);
-			control_refuse(fd, SNAPD_ERR_BUSY, desc);
-			return;
-		}
-		/* It may still query; snapshot-start of itself is refused. */
-		log_debug("control socket: uid %u pid %d: no pidfd of the peer "
-		    "process: %s", (unsigned)cred.uid, (int)cred.pid,
-		    strerror(errno));
-	}
+	struct conn *c;
 
 	c = xcalloc(1, sizeof(*c));
 	c->id = ++control_last_id;
 	c->fd = fd;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	c->pid = cred.pid;
+	c->uid = cred->uid;
+	c->gid = cred->gid;
+	c->pid = cred->pid;
 	c->pidfd = pidfd;
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
-	c->read_ev = event_new(control_base, fd, EV_READ | EV_PERSIST,
+	c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST,
 	    conn_read_cb, c);
-	c->write_ev = event_new(control_base, fd, EV_WRITE, conn_write_cb, c);
-	c->stall_ev = evtimer_new(control_base, conn_stall_cb, c);
-	c->resume_ev = evtimer_new(control_base, conn_resume_cb, c);
+	c->write_ev = event_new(base, fd, EV_WRITE, conn_write_cb, c);
+	c->stall_ev = evtimer_new(base, conn_stall_cb, c);
+	c->resume_ev = evtimer_new(base, conn_resume_cb, c);
 	if (c->in == NULL || c->out == NULL || c->read_ev == NULL ||
 	    c->write_ev == NULL || c->stall_ev == NULL || c->resume_ev == NULL)
 		fatalx("out of memory setting up a connection");
@@ -913,107 +607,16 @@ control_conn_new(int fd)
 	control_greeting(c);
 }
 
-static void
-control_reserve(void)
+unsigned
+control_connections_of_uid(uid_t uid)
 {
-	if (control_reserve_fd == -1)
-		control_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
+	struct conn	*c;
+	unsigned	 n = 0;
 
-static void
-control_pause_cb(evutil_socket_t fd, short what, void *arg)
-{
-	control_reserve();
-	if (control_accepting)
-		event_add(control_accept_ev, NULL);
-}
-
-/* Stop accepting for a second: the fd table is full. */
-static void
-control_pause(void)
-{
-	struct timeval one = { 1, 0 };
-
-	event_del(control_accept_ev);
-	event_add(control_pause_ev, &one);
-}
-
-static void
-control_accept_cb(evutil_socket_t lfd, short what, void *arg)
-{
-	int fd, i;
-
-	for (i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd != -1) {
-			control_conn_new(fd);
-			continue;
-		}
-		switch (errno) {
-		case EAGAIN:
-			return;
-		case EINTR:
-		case ECONNABORTED:
-			continue;
-		case EMFILE:
-		case ENFILE:
-			log_warn("control socket: accept");
-			/*
-			 * Use the reserve fd to take the waiting peer off the
-			 * queue and tell it, rather than letting the listener
-			 * stay readable and spin.
-			 */
-			if (control_reserve_fd != -1) {
-				close(control_reserve_fd);
-				control_reserve_fd = -1;
-				fd = accept4(lfd, NULL, NULL,
-				    SOCK_NONBLOCK | SOCK_CLOEXEC);
-				if (fd != -1)
-					control_refuse(fd, SNAPD_ERR_BUSY,
-					    "snapd is out of file descriptors");
-			}
-			control_pause();
-			return;
-		default:
-			log_warn("control socket: accept");
-			control_pause();
-			return;
-		}
-	}
-}
-
-void
-control_init(struct event_base *base, int listen_fd)
-{
-	int flags;
-
-	control_base = base;
-	control_listen_fd = listen_fd;
-	clock_gettime(CLOCK_MONOTONIC, &control_started);
-	control_trace_open();
-	if ((flags = fcntl(listen_fd, F_GETFL)) == -1 ||
-	    fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) == -1)
-		fatal("control socket: set non-blocking");
-	control_accept_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST,
-	    control_accept_cb, NULL);
-	control_pause_ev = evtimer_new(base, control_pause_cb, NULL);
-	if (control_accept_ev == NULL || control_pause_ev == NULL)
-		fatalx("cannot create the accept events");
-	control_reserve();
-	if (control_reserve_fd == -1)
-		log_warn("control socket: open /dev/null for the reserve fd");
-	control_accepting = 1;
-	event_add(control_accept_ev, NULL);
-}
-
-void
-control_stop_accepting(void)
-{
-	control_accepting = 0;
-	if (control_accept_ev != NULL)
-		event_del(control_accept_ev);
-	if (control_pause_ev != NULL)
-		event_del(control_pause_ev);
+	TAILQ_FOREACH(c, &control_conns, entry)
+		if (c->uid == uid && conn_alive(c))
+			n++;
+	return n;
 }
 
 void
@@ -1027,19 +630,8 @@ control_close_all(void)
 			(void)evbuffer_write(c->out, c->fd);
 		conn_free(c);
 	}
-	if (control_accept_ev != NULL) {
-		event_free(control_accept_ev);
-		event_free(control_pause_ev);
-		control_accept_ev = control_pause_ev = NULL;
-	}
-	if (control_reserve_fd != -1) {
-		close(control_reserve_fd);
-		control_reserve_fd = -1;
-	}
-	if (control_trace_fd != -1) {
-		close(control_trace_fd);
-		control_trace_fd = -1;
-	}
+	control_accept_free();
+	control_trace_close();
 }
 
 /* ---- what commands and snapshots call -------------------------------- */
@@ -1050,42 +642,13 @@ control_connection_count(void)
 	return control_count;
 }
 
-uint64_t
-control_uptime_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - control_started.tv_sec) * 1000 +
-	    (uint64_t)((now.tv_nsec - control_started.tv_nsec) / 1000000);
-}
-
-/*
- * PAGEMAP_SCAN with an empty range walks nothing: it succeeds where the
- * ioctl exists and fails with ENOTTY where it does not.
- */
-static int
-control_probe_pagemap_scan(void)
-{
-	struct pm_scan_arg	arg;
-	int			fd, ok;
-
-	if ((fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	memset(&arg, 0, sizeof(arg));
-	arg.size = sizeof(arg);
-	ok = ioctl(fd, PAGEMAP_SCAN, &arg) >= 0;
-	close(fd);
-	return ok;
-}
-
 json_t *
 control_kernel_features(void)
 {
 	uint64_t f = snapshot_kernel_features();
 
 	if (control_pagemap_scan == -1)
-		control_pagemap_scan = control_probe_pagemap_scan();
+		control_pagemap_scan = uffd_probe_pagemap_scan();
 	return control_check(json_pack("{sb sb sb}",
 	    "wp-unpopulated", (f & UFFD_FEATURE_WP_UNPOPULATED) != 0,
 	    "wp-async", (f & UFFD_FEATURE_WP_ASYNC) != 0,
@@ -1165,3 +728,4 @@ control_event(uid_t owner, const char *name, json_t *data)
 	}
 	json_decref(msg);
 }
+

@@ -50,7 +50,7 @@ struct conn {
 	 */
 	int		 pidfd;
 
-	/* The rest is control.c's own. */
+	/* The rest is the control socket's own (control*.c). */
 	int		 negotiated;	/* qmp_capabilities done */
 	int		 waiting;	/* a deferred reply is outstanding */
 	int		 closing;	/* flush the output, then close */

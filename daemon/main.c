@@ -34,7 +34,7 @@
 #include "config.h"
 #include "control.h"
 #include "snapshot.h"
-#include "snapshots.h"
+#include "report.h"
 #include "testhooks.h"
 
 static struct event_base	*main_base;
@@ -426,7 +426,7 @@ main(int argc, char **argv)
 		fatalx("libevent: cannot create the event base");
 
 	listen_fd = main_listen(&conf, &activated);
-	snapshots_init(main_base);
+	report_init(main_base);
 	snapshots_set_idle_cb(main_exit_loop, NULL);
 	control_init(main_base, listen_fd);
 
@@ -460,6 +460,7 @@ main(int argc, char **argv)
 
 	control_close_all();
 	snapshots_free_all();
+	report_free_all();
 	for (i = 0; i < 3; i++)
 		event_free(sig_ev[i]);
 	event_free(status_ev);

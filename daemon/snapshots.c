@@ -9,9 +9,10 @@
  * The engine calls snapshots_engine_cb() on the main thread, like the
  * progress timer and every other function here, so nothing needs a lock;
  * only snapshot_stats() reads figures the engine's threads update (atomics).
+ * What happens is handed to snapshots_event_cb with the figures: this file
+ * neither knows the wire nor who waits for a reply.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,6 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "config.h"
-#include "control.h"
 #include "snapshots.h"
 
 #define SNAPSHOTS_FINISHED_KEPT	64
@@ -36,6 +35,7 @@ static struct snapshots_counters snapshots_count;
 static uint64_t			 snapshots_bytes_done;	/* by finished ones */
 static void			(*snapshots_idle_cb)(void *);
 static void			*snapshots_idle_arg;
+static snapshots_event_cb	*snapshots_event;
 
 static uint64_t
 snapshots_now_ms(void)
@@ -44,30 +44,6 @@ snapshots_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static json_t *
-snapshots_check(json_t *o)
-{
-	if (o == NULL)
-		fatalx("out of memory building a snapshot message");
-	return o;
-}
-
-/* json_pack() that cannot fail: a failure is out of memory or a bug. */
-static json_t *
-snapshots_pack(const char *fmt, ...)
-{
-	json_error_t	 jerr;
-	json_t		*o;
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	o = json_vpack_ex(&jerr, 0, fmt, ap);
-	va_end(ap);
-	if (o == NULL)
-		fatalx("building a snapshot message: %s", jerr.text);
-	return o;
 }
 
 void
@@ -119,22 +95,17 @@ snapshots_progress(evutil_socket_t fd, short what, void *arg)
 		if (e->done || !e->armed || e->snap == NULL)
 			continue;
 		snapshot_stats(e->snap, &st);
-		control_event(e->uid, SNAPD_EV_PROGRESS,
-		    snapshots_pack("{sI sI sI sI sI}",
-		    "id", (json_int_t)e->id,
-		    "pages-saved", (json_int_t)st.pages_saved,
-		    "pages-total", (json_int_t)st.pages_total,
-		    "bytes-written", (json_int_t)st.bytes_written,
-		    "buffer-used", (json_int_t)st.buffer_used));
+		snapshots_event(e, SNAPSHOTS_EV_PROGRESS, &st);
 	}
 }
 
 void
-snapshots_init(struct event_base *base)
+snapshots_init(struct event_base *base, snapshots_event_cb *cb)
 {
 	struct timeval one = { 1, 0 };
 
 	snapshots_base = base;
+	snapshots_event = cb;
 	snapshots_progress_ev = event_new(base, -1, EV_PERSIST,
 	    snapshots_progress, NULL);
 	if (snapshots_progress_ev == NULL)
@@ -171,6 +142,12 @@ snapshots_find_running(const char *dir, const char *name)
 	return NULL;
 }
 
+struct snap_entry *
+snapshots_next(struct snap_entry *e)
+{
+	return e == NULL ? TAILQ_FIRST(&snapshots) : TAILQ_NEXT(e, entry);
+}
+
 int
 snapshots_visible(const struct snap_entry *e, uid_t uid)
 {
@@ -189,25 +166,12 @@ snapshots_trim(void)
 		if (!e->done)
 			continue;
 		TAILQ_REMOVE(&snapshots, e, entry);
-		if (e->reply_id != NULL)
-			json_decref(e->reply_id);
 		free(e);
 		snapshots_finished--;
 	}
 }
 
-/* The deferred reply has gone: forget its id. */
-static void
-snapshots_replied(struct snap_entry *e)
-{
-	e->reply_pending = 0;
-	if (e->reply_id != NULL) {
-		json_decref(e->reply_id);
-		e->reply_id = NULL;
-	}
-}
-
-/* Pre-armed: the snapshot-start reply; snapshot-arm comes next. */
+/* Pre-armed: snapshot-arm comes next. */
 static void
 snapshots_prearmed(struct snap_entry *e)
 {
@@ -215,32 +179,20 @@ snapshots_prearmed(struct snap_entry *e)
 
 	e->prearmed = 1;
 	snapshot_stats(e->snap, &st);
-	if (e->reply_pending) {
-		control_reply(e->reply_conn, e->reply_id,
-		    snapshots_pack("{sI ss ss ss sI sI}",
-		    "id", (json_int_t)e->id,
-		    "name", e->name,
-		    "file", e->file,
-		    "state", "prearmed",
-		    "prearm-us", (json_int_t)(st.prearm_ns / 1000),
-		    "pages", (json_int_t)st.pages_total));
-		snapshots_replied(e);
-	}
+	snapshots_event(e, SNAPSHOTS_EV_PREARMED, &st);
 }
 
 int
-snapshots_arm(struct snap_entry *e, uint64_t conn_id, json_t *reply_id)
+snapshots_arm(struct snap_entry *e)
 {
 	if (e->done || e->snap == NULL || !e->prearmed || e->armed ||
-	    e->reply_pending) {
+	    e->arm_asked) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (snapshot_arm(e->snap) == -1)
 		return -1;
-	e->reply_pending = 1;
-	e->reply_conn = conn_id;
-	e->reply_id = json_incref(reply_id);
+	e->arm_asked = 1;
 	return 0;
 }
 
@@ -263,27 +215,7 @@ snapshots_armed(struct snap_entry *e)
 
 	e->armed = 1;
 	snapshot_stats(e->snap, &st);	/* the engine logged the arming */
-	if (e->reply_pending) {
-		json_t *r = snapshots_pack("{sI ss ss sI sI}",
-		    "id", (json_int_t)e->id,
-		    "name", e->name,
-		    "file", e->file,
-		    "arm-us", (json_int_t)(st.arm_ns / 1000),
-		    "pages", (json_int_t)st.pages_total);
-
-		if (e->prearmed)
-			json_object_set_new(r, "prearm-pages",
-			    json_integer((json_int_t)st.prearm_pages));
-		control_reply(e->reply_conn, e->reply_id, r);
-		snapshots_replied(e);
-	}
-	control_event(e->uid, SNAPD_EV_ARMED,
-	    snapshots_pack("{sI ss si sI sI}",
-	    "id", (json_int_t)e->id,
-	    "name", e->name,
-	    "pid", (int)e->pid,
-	    "arm-us", (json_int_t)(st.arm_ns / 1000),
-	    "pages", (json_int_t)st.pages_total));
+	snapshots_event(e, SNAPSHOTS_EV_ARMED, &st);
 }
 
 static void
@@ -296,11 +228,7 @@ snapshots_buffer_full(struct snap_entry *e)
 		return;
 	e->last_buffer_full_ms = now;
 	snapshot_stats(e->snap, &st);
-	control_event(e->uid, SNAPD_EV_BUFFER_FULL,
-	    snapshots_pack("{sI sI sI}",
-	    "id", (json_int_t)e->id,
-	    "buffer-size", (json_int_t)st.buffer_size,
-	    "buffer-full-waits", (json_int_t)st.buffer_full_waits));
+	snapshots_event(e, SNAPSHOTS_EV_BUFFER_FULL, &st);
 }
 
 static void
@@ -328,21 +256,7 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 		    (unsigned long long)st->pages_faulted,
 		    (unsigned long long)st->pages_lost,
 		    (unsigned long long)(st->duration_ns / 1000000));
-		control_event(e->uid, SNAPD_EV_COMPLETED,
-		    snapshots_pack("{sI ss ss sI sI sI sI sI sI sI sI sI sI}",
-		    "id", (json_int_t)e->id,
-		    "name", e->name,
-		    "file", e->file,
-		    "size", (json_int_t)st->file_size,
-		    "pages", (json_int_t)st->pages_total,
-		    "pages-faulted", (json_int_t)st->pages_faulted,
-		    "pages-zero", (json_int_t)st->pages_zero,
-		    "pages-lost", (json_int_t)st->pages_lost,
-		    "buffer-full-waits", (json_int_t)st->buffer_full_waits,
-		    "buffer-peak", (json_int_t)st->buffer_peak,
-		    "stall-max-us", (json_int_t)(st->stall_max_ns / 1000),
-		    "arm-us", (json_int_t)(st->arm_ns / 1000),
-		    "duration-us", (json_int_t)(st->duration_ns / 1000)));
+		snapshots_event(e, SNAPSHOTS_EV_COMPLETED, st);
 	} else {
 		int cancelled = st->state == SNAPSHOT_CANCELLED;
 
@@ -352,23 +266,7 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 			    cancelled ? "cancelled" : "failed (no reason given)");
 		log_debug("snapshot %llu (pid %d): %s", (unsigned long long)e->id,
 		    (int)e->pid, st->error);
-		if (e->reply_pending) {
-			e->reply_pending = 0;
-			snprintf(path, sizeof(path), "snapshot %llu: %.512s",
-			    (unsigned long long)e->id, st->error);
-			control_reply_error(e->reply_conn, e->reply_id,
-			    SNAPD_ERR_GENERIC, path);
-		}
-		control_event(e->uid, SNAPD_EV_FAILED,
-		    snapshots_pack("{sI ss ss sb}",
-		    "id", (json_int_t)e->id,
-		    "name", e->name,
-		    "reason", st->error,
-		    "cancelled", cancelled));
-	}
-	if (e->reply_id != NULL) {
-		json_decref(e->reply_id);
-		e->reply_id = NULL;
+		snapshots_event(e, SNAPSHOTS_EV_FAILED, st);
 	}
 	snapshots_trim();
 	if (snapshots_count.active == 0 && snapshots_idle_cb != NULL)
@@ -401,7 +299,7 @@ snapshots_engine_cb(struct snapshot *snap, enum snapshot_event ev, void *arg)
 
 struct snap_entry *
 snapshots_start(const struct snapshot_request *req, const char *dir,
-    uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
+    uint64_t conn_id, char *err, size_t errlen)
 {
 	struct snap_entry	*e;
 	struct snapshot		*snap;
@@ -416,12 +314,8 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 	snprintf(e->dir, sizeof(e->dir), "%s", dir);
 	snprintf(e->file, sizeof(e->file), "%s/%s%s", dir, req->name,
 	    req->format == OUTPUT_RAW ? ZSNAP_RAW_SUFFIX : ZSNAP_SUFFIX);
-	e->reply_pending = 1;
-	e->reply_conn = conn_id;
 	e->start_conn = conn_id;
 	e->prearm = req->prearm;
-	if (reply_id != NULL)
-		e->reply_id = json_incref(reply_id);
 	e->final.state = SNAPSHOT_ARMING;
 	e->final.buffer_size = req->buffer_size;
 
@@ -439,8 +333,6 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 		TAILQ_REMOVE(&snapshots, e, entry);
 		snapshots_count.active--;
 		snapshots_count.total--;
-		if (e->reply_id != NULL)
-			json_decref(e->reply_id);
 		free(e);
 		errno = saved;
 		return NULL;
@@ -452,50 +344,6 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 	    (unsigned)e->uid, req->region_count, e->file,
 	    (unsigned long long)req->buffer_size);
 	return e;
-}
-
-json_t *
-snapshots_query(uid_t uid)
-{
-	struct snap_entry	*e;
-	struct snapshot_stats	 st;
-	json_t			*a = snapshots_check(json_array()), *o;
-
-	TAILQ_FOREACH(e, &snapshots, entry) {
-		if (!snapshots_visible(e, uid))
-			continue;
-		snapshots_stats(e, &st);
-		o = snapshots_pack("{sI ss ss si si ss ss sI sI sI sI "
-		    "sI sI sI sI sI sI sI sI sI}",
-		    "id", (json_int_t)e->id,
-		    "name", e->name,
-		    "state", snapshot_state_name(st.state),
-		    "pid", (int)e->pid,
-		    "uid", (int)e->uid,
-		    "format", config_format_name(e->format),
-		    "file", e->file,
-		    "pages-total", (json_int_t)st.pages_total,
-		    "pages-saved", (json_int_t)st.pages_saved,
-		    "pages-faulted", (json_int_t)st.pages_faulted,
-		    "pages-zero", (json_int_t)st.pages_zero,
-		    "pages-lost", (json_int_t)st.pages_lost,
-		    "buffer-size", (json_int_t)(st.buffer_size != 0 ?
-			st.buffer_size : e->buffer_size),
-		    "buffer-used", (json_int_t)st.buffer_used,
-		    "buffer-peak", (json_int_t)st.buffer_peak,
-		    "buffer-full-waits", (json_int_t)st.buffer_full_waits,
-		    "stall-max-us", (json_int_t)(st.stall_max_ns / 1000),
-		    "bytes-written", (json_int_t)st.bytes_written,
-		    "arm-us", (json_int_t)(st.arm_ns / 1000),
-		    "duration-us", (json_int_t)(st.duration_ns / 1000));
-		if (e->done && (st.state == SNAPSHOT_FAILED ||
-		    st.state == SNAPSHOT_CANCELLED) &&
-		    json_object_set_new(o, "error", json_string(st.error)) == -1)
-			fatalx("out of memory building query-snapshots");
-		if (json_array_append_new(a, o) == -1)
-			fatalx("out of memory building query-snapshots");
-	}
-	return a;
 }
 
 unsigned
@@ -575,8 +423,6 @@ snapshots_free_all(void)
 
 	while ((e = TAILQ_FIRST(&snapshots)) != NULL) {
 		TAILQ_REMOVE(&snapshots, e, entry);
-		if (e->reply_id != NULL)
-			json_decref(e->reply_id);
 		free(e);
 	}
 	if (snapshots_progress_ev != NULL) {

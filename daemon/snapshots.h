@@ -2,13 +2,15 @@
  * The daemon's list of snapshots: those running and the last 64 finished,
  * with who asked for them, and the events they produce.
  *
- * Each entry wraps one struct snapshot of the engine (snapshot.h) while it
- * runs.  The engine's callback (always on the main thread) drives the
- * entry: SNAPSHOT_EV_ARMED sends the deferred snapshot-start reply and
- * SNAPSHOT_ARMED; SNAPSHOT_EV_BUFFER_FULL sends SNAPSHOT_BUFFER_FULL (at
- * most once a second); SNAPSHOT_EV_DONE keeps the final figures, sends
- * SNAPSHOT_COMPLETED or SNAPSHOT_FAILED and frees the engine's snapshot.
- * A one-second timer sends SNAPSHOT_PROGRESS for every running snapshot.
+ * This is bookkeeping only: it knows nothing of the wire.  Each entry wraps
+ * one struct snapshot of the engine (snapshot.h) while it runs.  The
+ * engine's callback (always on the main thread) drives the entry, and every
+ * change worth telling is handed upward as a typed event (enum
+ * snapshots_event, below) with the entry and its figures, to the one
+ * callback given to snapshots_init(); the control layer (report.c) turns
+ * those into replies and protocol events.  SNAPSHOTS_EV_BUFFER_FULL comes at
+ * most once a second per snapshot; a one-second timer gives
+ * SNAPSHOTS_EV_PROGRESS for every armed, running snapshot.
  *
  * Main thread only.
  */
@@ -19,8 +21,6 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
-
-#include <jansson.h>
 
 #include "protocol.h"
 #include "snapshot.h"
@@ -45,18 +45,29 @@ struct snap_entry {
 	int			 done;
 	int			 cancel_requested;
 
+	int			 arm_asked;	/* snapshot-arm accepted */
+
 	uint64_t		 start_conn;	/* the connection that started it */
-
-	/*
-	 * The deferred reply: snapshot-start's, sent when armed (or pre-armed,
-	 * or failed before); then snapshot-arm's, sent when armed.
-	 */
-	int			 reply_pending;
-	uint64_t		 reply_conn;
-	json_t			*reply_id;
-
 	uint64_t		 last_buffer_full_ms;
 };
+
+/*
+ * What happened to an entry, handed upward with its figures.  FAILED also
+ * covers a cancel (st->state SNAPSHOT_CANCELLED) and a failure to arm; its
+ * st->error always says why.  Exactly one of COMPLETED and FAILED ends every
+ * entry that snapshots_start() returned.
+ */
+enum snapshots_event {
+	SNAPSHOTS_EV_PREARMED,		/* protected while running; arm next */
+	SNAPSHOTS_EV_ARMED,		/* the point in time */
+	SNAPSHOTS_EV_PROGRESS,		/* once a second while running */
+	SNAPSHOTS_EV_BUFFER_FULL,	/* a fault waited for a free slot */
+	SNAPSHOTS_EV_COMPLETED,
+	SNAPSHOTS_EV_FAILED,
+};
+
+typedef void snapshots_event_cb(struct snap_entry *e,
+    enum snapshots_event ev, const struct snapshot_stats *st);
 
 struct snapshots_counters {
 	unsigned	active;		/* not yet done */
@@ -65,29 +76,29 @@ struct snapshots_counters {
 	uint64_t	bytes_written;	/* by all, finished and running */
 };
 
-void		 snapshots_init(struct event_base *base);
+/* Start the progress timer; cb gets every event of every entry. */
+void		 snapshots_init(struct event_base *base, snapshots_event_cb *cb);
 
 /* The id the next snapshots_start() will use. */
 uint64_t	 snapshots_next_id(void);
 
 /*
- * Start a snapshot (req->id must be snapshots_next_id()); dir is the path
- * of req->dirfd.  The snapshot-start reply goes to connection conn_id with
- * id reply_id (borrowed; a reference is kept) once it is armed.  Returns the
- * entry, or NULL with a message in err if the engine could not even start
- * it (req->uffd is closed either way).
+ * Start a snapshot (req->id must be snapshots_next_id()) for connection
+ * conn_id; dir is the path of req->dirfd.  Its events may come before this
+ * returns.  Returns the entry, or NULL with a message in err if the engine
+ * could not even start it (then no event comes; req->uffd is closed either
+ * way).
  */
 struct snap_entry *snapshots_start(const struct snapshot_request *req,
-		    const char *dir, uint64_t conn_id, json_t *reply_id,
-		    char *err, size_t errlen);
+		    const char *dir, uint64_t conn_id, char *err,
+		    size_t errlen);
 
 /*
- * Arm a pre-armed snapshot (snapshot-arm): its reply goes to conn_id with
- * reply_id once armed.  -1 with errno EINVAL if it is not pre-armed and
- * waiting, EALREADY if already asked.
+ * Arm a pre-armed snapshot (snapshot-arm); SNAPSHOTS_EV_ARMED follows.  -1
+ * with errno EINVAL if it is not pre-armed and waiting, EALREADY if already
+ * asked.
  */
-int		 snapshots_arm(struct snap_entry *e, uint64_t conn_id,
-		    json_t *reply_id);
+int		 snapshots_arm(struct snap_entry *e);
 
 /* A connection closed: cancel the pre-armed snapshots it never armed. */
 void		 snapshots_conn_closed(uint64_t conn_id);
@@ -99,8 +110,8 @@ struct snap_entry *snapshots_find_running(const char *dir, const char *name);
 /* Current figures of an entry, running or done. */
 void		 snapshots_stats(struct snap_entry *e, struct snapshot_stats *st);
 
-/* The query-snapshots array of what a peer with uid may see. */
-json_t		*snapshots_query(uid_t uid);
+/* The entries in start order (oldest first): e NULL gives the first. */
+struct snap_entry *snapshots_next(struct snap_entry *e);
 
 /* 1 if a peer with uid may see (and cancel) e. */
 int		 snapshots_visible(const struct snap_entry *e, uid_t uid);

@@ -245,3 +245,22 @@ uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr)
 		errno = err;
 	return rc;
 }
+
+/*
+ * PAGEMAP_SCAN with an empty range walks nothing: it succeeds where the
+ * ioctl exists and fails with ENOTTY where it does not.
+ */
+int
+uffd_probe_pagemap_scan(void)
+{
+	struct pm_scan_arg	arg;
+	int			fd, ok;
+
+	if ((fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	memset(&arg, 0, sizeof(arg));
+	arg.size = sizeof(arg);
+	ok = ioctl(fd, PAGEMAP_SCAN, &arg) >= 0;
+	close(fd);
+	return ok;
+}

@@ -22,6 +22,8 @@
 
 /* What the running kernel offers, asked on a throwaway userfaultfd. */
 int	uffd_probe(uint64_t *features);
+/* 1 if the kernel has the PAGEMAP_SCAN ioctl (linux 6.7), else 0. */
+int	uffd_probe_pagemap_scan(void);
 /* UFFDIO_API on a handed-over uffd; *features in: wanted, out: granted. */
 int	uffd_api(int fd, uint64_t *features);
 int	uffd_register_wp(int fd, uint64_t start, uint64_t len);

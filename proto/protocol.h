@@ -9,11 +9,16 @@
  *
  * History:
  *   1	first version.
+ *   2	one name per quantity: SNAPSHOT_COMPLETED's "size" is
+ *	"bytes-written" and its "pages" "pages-total", as in
+ *	query-snapshots and SNAPSHOT_PROGRESS; "pages" is "pages-total" in
+ *	SNAPSHOT_ARMED and the snapshot-start and snapshot-arm replies;
+ *	SNAPSHOT_FAILED's "reason" is "error", as in query-snapshots.
  */
 #ifndef SNAPD_PROTOCOL_H
 #define SNAPD_PROTOCOL_H
 
-#define SNAPD_PROTOCOL_VERSION		1
+#define SNAPD_PROTOCOL_VERSION		2
 
 /* Default paths (the configuration may change them). */
 #define SNAPD_DEFAULT_SOCKET		"/run/snapd/snapd.sock"

@@ -813,28 +813,34 @@ copy_string(char *dst, size_t size, const json_t *obj, const char *key)
 	snprintf(dst, size, "%s", s != NULL ? s : "");
 }
 
-/* Fill res from a query-snapshots entry in a terminal state. */
+/*
+ * Fill res from the figures of a finished snapshot: a query-snapshots entry
+ * or the data of SNAPSHOT_COMPLETED or SNAPSHOT_FAILED, which use the same
+ * names (proto/PROTOCOL.md).  why is the error to give when a failure names
+ * none.
+ */
 static void
-result_from_entry(struct snap_result *res, const json_t *e, const char *state)
+result_parse(struct snap_result *res, const json_t *d, int completed,
+    const char *why)
 {
 	memset(res, 0, sizeof(*res));
-	res->id = get_u64(e, "id");
-	res->completed = strcmp(state, "completed") == 0;
-	copy_string(res->name, sizeof(res->name), e, "name");
-	copy_string(res->file, sizeof(res->file), e, "file");
-	copy_string(res->error, sizeof(res->error), e, "error");
-	if (!res->completed && res->error[0] == '\0')
-		snprintf(res->error, sizeof(res->error), "%s", state);
-	res->size = get_u64(e, "bytes-written");
-	res->pages = get_u64(e, "pages-total");
-	res->pages_faulted = get_u64(e, "pages-faulted");
-	res->pages_zero = get_u64(e, "pages-zero");
-	res->pages_lost = get_u64(e, "pages-lost");
-	res->buffer_full_waits = get_u64(e, "buffer-full-waits");
-	res->buffer_peak = get_u64(e, "buffer-peak");
-	res->stall_max_us = get_u64(e, "stall-max-us");
-	res->arm_us = get_u64(e, "arm-us");
-	res->duration_us = get_u64(e, "duration-us");
+	res->id = get_u64(d, "id");
+	res->completed = completed;
+	copy_string(res->name, sizeof(res->name), d, "name");
+	copy_string(res->file, sizeof(res->file), d, "file");
+	copy_string(res->error, sizeof(res->error), d, "error");
+	if (!completed && res->error[0] == '\0')
+		snprintf(res->error, sizeof(res->error), "%s", why);
+	res->size = get_u64(d, "bytes-written");
+	res->pages = get_u64(d, "pages-total");
+	res->pages_faulted = get_u64(d, "pages-faulted");
+	res->pages_zero = get_u64(d, "pages-zero");
+	res->pages_lost = get_u64(d, "pages-lost");
+	res->buffer_full_waits = get_u64(d, "buffer-full-waits");
+	res->buffer_peak = get_u64(d, "buffer-peak");
+	res->stall_max_us = get_u64(d, "stall-max-us");
+	res->arm_us = get_u64(d, "arm-us");
+	res->duration_us = get_u64(d, "duration-us");
 }
 
 /*
@@ -846,40 +852,18 @@ result_from_event(struct snap_result *res, const json_t *msg, uint64_t id)
 {
 	const char	*name = json_string_value(json_object_get(msg, "event"));
 	const json_t	*d = json_object_get(msg, "data");
-	int		 completed;
 
 	if (name == NULL || !json_is_integer(json_object_get(d, "id")) ||
 	    get_u64(d, "id") != id)
 		return 0;
 	if (strcmp(name, SNAPD_EV_COMPLETED) == 0)
-		completed = 1;
+		result_parse(res, d, 1, "");
 	else if (strcmp(name, SNAPD_EV_FAILED) == 0)
-		completed = 0;
+		result_parse(res, d, 0,
+		    json_is_true(json_object_get(d, "cancelled")) ?
+		    "cancelled" : "failed");
 	else
 		return 0;
-	memset(res, 0, sizeof(*res));
-	res->id = id;
-	res->completed = completed;
-	copy_string(res->name, sizeof(res->name), d, "name");
-	if (completed) {
-		copy_string(res->file, sizeof(res->file), d, "file");
-		res->size = get_u64(d, "size");
-		res->pages = get_u64(d, "pages");
-		res->pages_faulted = get_u64(d, "pages-faulted");
-		res->pages_zero = get_u64(d, "pages-zero");
-		res->pages_lost = get_u64(d, "pages-lost");
-		res->buffer_full_waits = get_u64(d, "buffer-full-waits");
-		res->buffer_peak = get_u64(d, "buffer-peak");
-		res->stall_max_us = get_u64(d, "stall-max-us");
-		res->arm_us = get_u64(d, "arm-us");
-		res->duration_us = get_u64(d, "duration-us");
-	} else {
-		copy_string(res->error, sizeof(res->error), d, "reason");
-		if (res->error[0] == '\0')
-			snprintf(res->error, sizeof(res->error), "%s",
-			    json_is_true(json_object_get(d, "cancelled")) ?
-			    "cancelled" : "failed");
-	}
 	return 1;
 }
 
@@ -907,7 +891,8 @@ wait_query(struct snap_client *c, uint64_t id, struct snap_result *res)
 		} else if (strcmp(state, "completed") == 0 ||
 		    strcmp(state, "failed") == 0 ||
 		    strcmp(state, "cancelled") == 0) {
-			result_from_entry(res, e, state);
+			result_parse(res, e, strcmp(state, "completed") == 0,
+			    state);
 			rc = 1;
 		} else
 			rc = 0;

@@ -53,7 +53,7 @@
 #include "log.h"
 #include "config.h"
 #include "control.h"
-#include "snapshots.h"
+#include "report.h"
 
 #define FUZZ_MESSAGE_MAX	4096
 #define FUZZ_FDS_PER_LINE_MAX	5
@@ -223,7 +223,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    fuzz_addrlen) == -1 || listen(fuzz_listen_fd, 16) == -1)
 		fuzz_fatal("bind and listen");
 
-	snapshots_init(fuzz_base);
+	report_init(fuzz_base);
 	control_init(fuzz_base, fuzz_listen_fd);
 	return 0;
 }

@@ -71,7 +71,7 @@ killed_case() {
 		sleep 0.1
 		n=$((n - 1))
 	done
-	grep "SNAPSHOT_FAILED.*\"$label\"" "$events" | grep -q '"reason": *"[^"]' ||
+	grep "SNAPSHOT_FAILED.*\"$label\"" "$events" | grep -q '"error": *"[^"]' ||
 		fail "$label: SNAPSHOT_FAILED has no reason: $(grep SNAPSHOT_FAILED "$events")"
 	left=$(find "$SNAPD_DIR" -name "*$label*" -print)
 	[ -z "$left" ] || fail "$label: the partial file was not removed: $left"

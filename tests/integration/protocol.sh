@@ -145,11 +145,11 @@ EOF
 )
 [ "$(lines "$out")" -eq 24 ] || fail "expected 24 lines (greeting + 23 replies), got:
 $out"
-expect "$out" 1 '{"QMP":' '"protocol":1' '"package":"snapd ' '"capabilities":[]' '"features":{'
+expect "$out" 1 '{"QMP":' '"protocol":2' '"package":"snapd ' '"capabilities":[]' '"features":{'
 expect "$out" 2 '"class":"CommandNotFound"' "Expecting capabilities negotiation with 'qmp_capabilities'" '"id":7'
 expect "$out" 3 '{"return":{}}'
 expect "$out" 4 '"class":"CommandNotFound"'
-expect "$out" 5 '"return":{"version":"' '"protocol":1' '"id":"abc"'
+expect "$out" 5 '"return":{"version":"' '"protocol":2' '"id":"abc"'
 expect "$out" 6 '"return":{"version":' '"snapshots-active":0' '"connections":' '"uptime-ms":' '"kernel-features":{' '"id":{"a":[1,2]}'
 expect "$out" 7 "\"socket\":\"$sock\"" '"max_message_size":1024' '"client_timeout":2' '"buffer_size":67108864' '"format":"zsnap"' '"id":3'
 expect "$out" 8 '"class":"CommandNotFound"' 'no-such-command' '"id":4'

@@ -367,7 +367,7 @@ def a_symlinks():
         c.drain(3)
         failed = [e for e in c.events if e["event"] == "SNAPSHOT_FAILED" and e["data"]["id"] == r["return"]["id"]]
         checks.append((bool(failed), "a snapshot whose temp name is a planted symlink fails: %s" %
-                       (failed and failed[0]["data"]["reason"])))
+                       (failed and failed[0]["data"]["error"])))
     else:
         checks.append((True, "a snapshot whose temp name is a planted symlink is refused: %s" % err(r)))
     checks.append((not os.path.lexists("/etc/%s-tmp" % probe), "nothing was created in /etc through it"))

@@ -259,7 +259,7 @@ echo "ok: events, human and --json"
 expect_rc 0 ctl qmp '{"execute": "query-version"}'
 printf '%s' "$out" | python3 -c '
 import json, sys
-assert json.load(sys.stdin)["return"]["protocol"] == 1' || fail "qmp query-version: $out"
+assert json.load(sys.stdin)["return"]["protocol"] == 2' || fail "qmp query-version: $out"
 expect_rc 1 ctl qmp '{"execute": "no-such-command"}'
 case $out in *CommandNotFound*) ;; *) fail "qmp of an unknown command: $out" ;; esac
 expect_rc 0 ctl --json qmp '{"execute": "query-snapshots", "id": 5}'
@@ -275,7 +275,7 @@ out=$(printf '%s\n' '{"execute":"qmp_capabilities","id":"caps"}' \
 python3 - <<EOF || fail "socat session: $out"
 import json
 lines = [json.loads(l) for l in '''$out'''.splitlines() if l.strip()]
-assert "QMP" in lines[0] and lines[0]["QMP"]["protocol"] == 1, lines[0]
+assert "QMP" in lines[0] and lines[0]["QMP"]["protocol"] == 2, lines[0]
 assert lines[1] == {"return": {}, "id": "caps"}, lines[1]
 assert lines[2]["id"] == "st" and lines[2]["return"]["snapshots-active"] == 0, lines[2]
 EOF

@@ -196,12 +196,12 @@ peer_main(void *arg)
 #define GREETING_WP \
 	"{\"QMP\": {\"version\": {\"qemu\": {\"major\": 0, \"minor\": 1, " \
 	"\"micro\": 0}, \"package\": \"snapd 0.1.0\"}, \"capabilities\": [], " \
-	"\"protocol\": 1, \"features\": {\"wp-unpopulated\": true, " \
+	"\"protocol\": 2, \"features\": {\"wp-unpopulated\": true, " \
 	"\"wp-async\": true, \"pagemap-scan\": true}}}"
 #define GREETING_NO_WP \
 	"{\"QMP\": {\"version\": {\"qemu\": {\"major\": 0, \"minor\": 1, " \
 	"\"micro\": 0}, \"package\": \"snapd 0.1.0\"}, \"capabilities\": [], " \
-	"\"protocol\": 1, \"features\": {\"wp-unpopulated\": false, " \
+	"\"protocol\": 2, \"features\": {\"wp-unpopulated\": false, " \
 	"\"wp-async\": false, \"pagemap-scan\": false}}}"
 
 static void
@@ -496,8 +496,8 @@ script_wait_running(struct peer *p)
 	    " \"name\": \"other\", \"file\": \"/x/other.zsnap\"}, "
 	    "\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}");
 	peer_send(p, "{\"event\": \"SNAPSHOT_COMPLETED\", \"data\": {\"id\": 5,"
-	    " \"name\": \"s5\", \"file\": \"/x/s5.zsnap\", \"size\": 1234, "
-	    "\"pages\": 10, \"pages-faulted\": 2, \"pages-zero\": 7, "
+	    " \"name\": \"s5\", \"file\": \"/x/s5.zsnap\", \"bytes-written\": "
+	    "1234, \"pages-total\": 10, \"pages-faulted\": 2, \"pages-zero\": 7, "
 	    "\"pages-lost\": 0, \"buffer-full-waits\": 0, \"buffer-peak\": "
 	    "8192, \"stall-max-us\": 55, \"arm-us\": 12, \"duration-us\": "
 	    "999}, \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}");
@@ -505,7 +505,7 @@ script_wait_running(struct peer *p)
 	if ((m = peer_expect(p, "query-snapshots")) == NULL)
 		return;
 	peer_send(p, "{\"event\": \"SNAPSHOT_FAILED\", \"data\": {\"id\": 6, "
-	    "\"name\": \"s6\", \"reason\": \"process_vm_readv: No such "
+	    "\"name\": \"s6\", \"error\": \"process_vm_readv: No such "
 	    "process\", \"cancelled\": false}, \"timestamp\": {\"seconds\": "
 	    "1, \"microseconds\": 2}}");
 	peer_reply(p, m, "[{\"id\": 6, \"name\": \"s6\", \"state\": "
@@ -703,7 +703,7 @@ script_start(struct peer *p)
 		peer_fail(p, "test peer: options not passed");
 	peer_send(p, "{\"event\": \"SNAPSHOT_ARMED\", \"data\": {\"id\": 77}}");
 	peer_reply(p, args, "{\"id\": 77, \"name\": \"t1\", \"file\": "
-	    "\"/x/t1.zsnap\", \"arm-us\": 5, \"pages\": 8}");
+	    "\"/x/t1.zsnap\", \"arm-us\": 5, \"pages-total\": 8}");
 	json_decref(m);
 	json_decref(args);
 }
