@@ -18,7 +18,7 @@
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary
 # linking tests/workload/lib/*.c.  A new file needs no Makefile change.
 
-VERSION		= 0.1.0
+VERSION		= 0.2.0
 SOVERSION	= 0
 PREFIX		?= /usr/local
 DESTDIR		?=
