@@ -263,181 +263,294 @@ start_regions(struct cmd_ctx *ctx, json_t *regions, struct output_region *out)
 	return (int)n;
 }
 
+/* A request for peer c's own process with every setting from conf. */
+static void
+start_request_init(struct snapshot_request *req, const struct config *conf,
+    const struct conn *c)
+{
+	memset(req, 0, sizeof(*req));
+	req->id = snapshots_next_id();
+	req->uid = c->uid;
+	req->pid = c->pid;
+	req->pidfd = -1;	/* set just before the engine takes over */
+	req->format = conf->format;
+	req->level = conf->compression_level;
+	req->threads = conf->compression_threads;
+	req->pressure_level = conf->pressure_level;
+	req->buffer_size = conf->buffer_size;
+	req->on_discard = conf->on_discard;
+	req->mode = 0600;
+	req->owner_uid = c->uid;
+	req->owner_gid = c->gid;
+}
+
+/*
+ * The "uffd" argument must name a userfaultfd passed on this connection;
+ * its name in *uffd_name.  -1 with ctx's error set.
+ */
+static int
+start_uffd_check(struct cmd_ctx *ctx, const char **uffd_name)
+{
+	int	uffd;
+
+	*uffd_name = json_string_value(json_object_get(ctx->args, "uffd"));
+	if ((uffd = control_fd_peek(ctx->conn, *uffd_name)) == -1) {
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: no "
+		    "descriptor named '%.64s' on this connection (send it "
+		    "with getfd first)", *uffd_name);
+		return -1;
+	}
+	if (uffd_is_userfaultfd(uffd) != 1) {
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+		    "descriptor '%.64s' is not a userfaultfd", *uffd_name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The snapshot's name into name (SNAPD_NAME_MAX + 1 bytes): the "name"
+ * argument, or snap-ID.  -1 with ctx's error set.
+ */
+static int
+start_parse_name(struct cmd_ctx *ctx, const struct snapshot_request *req,
+    char *name, size_t size)
+{
+	json_t	*v;
+
+	if ((v = json_object_get(ctx->args, "name")) != NULL) {
+		if (!paths_name_valid(json_string_value(v))) {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
+			    "invalid name (use " SNAPD_NAME_RULE ")");
+			return -1;
+		}
+		snprintf(name, size, "%s", json_string_value(v));
+	} else
+		snprintf(name, size, "snap-%llu", (unsigned long long)req->id);
+	return 0;
+}
+
+/*
+ * The optional arguments into req: format, level, buffer-size (non-root
+ * peers capped at the configured size), pid (root or CAP_SYS_PTRACE only),
+ * prearm and test-hold.  -1 with ctx's error set.
+ */
+static int
+start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
+    struct snapshot_request *req)
+{
+	struct conn	*c = ctx->conn;
+	char		 err[512];
+	json_t		*v;
+
+	if ((v = json_object_get(ctx->args, "format")) != NULL) {
+		if (strcmp(json_string_value(v), SNAPD_FORMAT_ZSNAP) == 0)
+			req->format = OUTPUT_ZSNAP;
+		else if (strcmp(json_string_value(v), SNAPD_FORMAT_RAW) == 0)
+			req->format = OUTPUT_RAW;
+		else {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
+			    "format must be \"" SNAPD_FORMAT_ZSNAP "\" or \""
+			    SNAPD_FORMAT_RAW "\"");
+			return -1;
+		}
+	}
+	if ((v = json_object_get(ctx->args, "level")) != NULL) {
+		if (json_integer_value(v) < SNAPD_LEVEL_MIN ||
+		    json_integer_value(v) > SNAPD_LEVEL_MAX) {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: level must be %d..%d",
+			    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX);
+			return -1;
+		}
+		req->level = (int)json_integer_value(v);
+	}
+	if ((v = json_object_get(ctx->args, "buffer-size")) != NULL) {
+		json_int_t size = json_integer_value(v);
+
+		if (size < SNAPD_BUFFER_SIZE_MIN ||
+		    (uint64_t)size > SNAPD_BUFFER_SIZE_MAX) {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: buffer-size must be %u..%llu bytes",
+			    SNAPD_BUFFER_SIZE_MIN,
+			    (unsigned long long)SNAPD_BUFFER_SIZE_MAX);
+			return -1;
+		}
+		req->buffer_size = (size_t)size;
+		/* Non-root peers may ask for less, never more. */
+		if (c->uid != 0 && req->buffer_size > conf->buffer_size)
+			req->buffer_size = conf->buffer_size;
+	}
+	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
+		if (c->uid != 0 && !start_peer_may_ptrace(c)) {
+			cmd_error(ctx, SNAPD_ERR_PERMISSION,
+			    "snapshot-start: only root or a process with "
+			    "CAP_SYS_PTRACE in snapd's user namespace may "
+			    "snapshot another process (pid)");
+			return -1;
+		}
+		if (json_integer_value(v) <= 0 ||
+		    json_integer_value(v) > INT_MAX) {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: "
+			    "pid must be a positive process id");
+			return -1;
+		}
+		req->pid = (pid_t)json_integer_value(v);
+	}
+
+	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
+		req->prearm = json_is_true(v);
+	if (testhooks_hold(json_object_get(ctx->args, "test-hold"), req, err,
+	    sizeof(err)) == -1) {
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Room for one more snapshot: fewer than max_snapshots running, and for a
+ * peer other than root fewer than max_snapshots_per_uid of its own.  -1
+ * with ctx's error set.
+ */
+static int
+start_check_limits(struct cmd_ctx *ctx, const struct config *conf)
+{
+	struct snapshots_counters n;
+	struct conn		*c = ctx->conn;
+	unsigned		 mine;
+
+	snapshots_counters(&n);
+	if (n.active >= (unsigned)conf->max_snapshots) {
+		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u "
+		    "snapshots are running (max_snapshots %d)", n.active,
+		    conf->max_snapshots);
+		return -1;
+	}
+	/* Root, the operator, is bounded by max_snapshots alone. */
+	if (c->uid != 0 && (mine = snapshots_active_uid(c->uid)) >=
+	    (unsigned)conf->max_snapshots_per_uid) {
+		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: uid %u "
+		    "has %u snapshots running or pre-armed "
+		    "(max_snapshots_per_uid %d)", (unsigned)c->uid, mine,
+		    conf->max_snapshots_per_uid);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Open the peer's snapshot directory (its path into dir, size bytes) and
+ * check that no snapshot called name runs or exists there.  The directory's
+ * descriptor, or -1 with ctx's error set.
+ */
+static int
+start_prepare_dir(struct cmd_ctx *ctx, const struct config *conf,
+    const char *name, char *dir, size_t size)
+{
+	struct conn	*c = ctx->conn;
+	char		 err[512];
+	int		 dirfd;
+
+	dirfd = paths_peer_dir(conf->snapshot_dir, c->uid, c->gid, dir,
+	    size, err, sizeof(err));
+	if (dirfd == -1) {
+		cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s", err);
+		return -1;
+	}
+	if (snapshots_find_running(dir, name) != NULL) {
+		close(dirfd);
+		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: a "
+		    "snapshot named '%s' is already running", name);
+		return -1;
+	}
+	if (paths_snapshot_exists(dirfd, name)) {
+		close(dirfd);
+		cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
+		    "snapshot '%s' already exists in %s: %s", name, dir,
+		    strerror(EEXIST));
+		return -1;
+	}
+	return dirfd;
+}
+
+/*
+ * A pidfd for the process to snapshot into req->pidfd.  The peer's own
+ * process is named by the pidfd taken at accept, so a pid reused since
+ * cannot stand in for it; a pid root names is opened here, so the mappings
+ * checked next and the memory the engine arms belong to one process.  -1
+ * with ctx's error set.
+ */
+static int
+start_open_pidfd(struct cmd_ctx *ctx, struct snapshot_request *req)
+{
+	struct conn	*c = ctx->conn;
+
+	if (json_object_get(ctx->args, "pid") != NULL) {
+		if ((req->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0)) ==
+		    -1) {
+			cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: pidfd_open of pid %d: %s",
+			    (int)req->pid, strerror(errno));
+			return -1;
+		}
+	} else {
+		if (c->pidfd == -1) {
+			cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: the process that connected (pid "
+			    "%d) has exited or is not visible to snapd: %s",
+			    (int)c->pid, strerror(ESRCH));
+			return -1;
+		}
+		if ((req->pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-start: duplicate the pidfd of pid %d: %s",
+			    (int)c->pid, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
 	const struct config	*conf = config_get();
 	struct output_region	 regions[SNAPD_REGIONS_MAX];
 	struct snapshot_request	 req;
-	struct snapshots_counters n;
 	struct conn		*c = ctx->conn;
 	const char		*uffd_name;
 	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
 	char			 err[512];
-	json_t			*v;
-	int			 nregions, uffd, dirfd;
-	unsigned		 mine;
+	int			 nregions, dirfd;
 
-	memset(&req, 0, sizeof(req));
-	req.id = snapshots_next_id();
-	req.uid = c->uid;
-	req.pid = c->pid;
-	req.pidfd = -1;		/* set just before the engine takes over */
-	req.format = conf->format;
-	req.level = conf->compression_level;
-	req.threads = conf->compression_threads;
-	req.pressure_level = conf->pressure_level;
-	req.buffer_size = conf->buffer_size;
-	req.on_discard = conf->on_discard;
-	req.mode = 0600;
-	req.owner_uid = c->uid;
-	req.owner_gid = c->gid;
-
-	uffd_name = json_string_value(json_object_get(ctx->args, "uffd"));
-	if ((uffd = control_fd_peek(c, uffd_name)) == -1)
-		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: no "
-		    "descriptor named '%.64s' on this connection (send it "
-		    "with getfd first)", uffd_name);
-	if (uffd_is_userfaultfd(uffd) != 1)
-		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
-		    "descriptor '%.64s' is not a userfaultfd", uffd_name);
-
+	start_request_init(&req, conf, c);
+	if (start_uffd_check(ctx, &uffd_name) == -1)
+		return CMD_ERROR;
 	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
 	    regions);
 	if (nregions == -1)
 		return CMD_ERROR;
 	req.regions = regions;
 	req.region_count = (uint32_t)nregions;
-
-	if ((v = json_object_get(ctx->args, "name")) != NULL) {
-		if (!paths_name_valid(json_string_value(v)))
-			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: "
-			    "invalid name (use " SNAPD_NAME_RULE ")");
-		snprintf(name, sizeof(name), "%s", json_string_value(v));
-	} else
-		snprintf(name, sizeof(name), "snap-%llu",
-		    (unsigned long long)req.id);
+	if (start_parse_name(ctx, &req, name, sizeof(name)) == -1)
+		return CMD_ERROR;
 	req.name = name;
+	if (start_parse_options(ctx, conf, &req) == -1 ||
+	    start_check_limits(ctx, conf) == -1)
+		return CMD_ERROR;
 
-	if ((v = json_object_get(ctx->args, "format")) != NULL) {
-		if (strcmp(json_string_value(v), SNAPD_FORMAT_ZSNAP) == 0)
-			req.format = OUTPUT_ZSNAP;
-		else if (strcmp(json_string_value(v), SNAPD_FORMAT_RAW) == 0)
-			req.format = OUTPUT_RAW;
-		else
-			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: "
-			    "format must be \"" SNAPD_FORMAT_ZSNAP "\" or \""
-			    SNAPD_FORMAT_RAW "\"");
-	}
-	if ((v = json_object_get(ctx->args, "level")) != NULL) {
-		if (json_integer_value(v) < SNAPD_LEVEL_MIN ||
-		    json_integer_value(v) > SNAPD_LEVEL_MAX)
-			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: level must be %d..%d",
-			    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX);
-		req.level = (int)json_integer_value(v);
-	}
-	if ((v = json_object_get(ctx->args, "buffer-size")) != NULL) {
-		json_int_t size = json_integer_value(v);
-
-		if (size < SNAPD_BUFFER_SIZE_MIN ||
-		    (uint64_t)size > SNAPD_BUFFER_SIZE_MAX)
-			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: buffer-size must be %u..%llu bytes",
-			    SNAPD_BUFFER_SIZE_MIN,
-			    (unsigned long long)SNAPD_BUFFER_SIZE_MAX);
-		req.buffer_size = (size_t)size;
-		/* Non-root peers may ask for less, never more. */
-		if (c->uid != 0 && req.buffer_size > conf->buffer_size)
-			req.buffer_size = conf->buffer_size;
-	}
-	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
-		if (c->uid != 0 && !start_peer_may_ptrace(c))
-			return cmd_error(ctx, SNAPD_ERR_PERMISSION,
-			    "snapshot-start: only root or a process with "
-			    "CAP_SYS_PTRACE in snapd's user namespace may "
-			    "snapshot another process (pid)");
-		if (json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX)
-			return cmd_error(ctx, SNAPD_ERR_INVALID,
-			    "snapshot-start: "
-			    "pid must be a positive process id");
-		req.pid = (pid_t)json_integer_value(v);
-	}
-
-	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
-		req.prearm = json_is_true(v);
-	if (testhooks_hold(json_object_get(ctx->args, "test-hold"), &req, err,
-	    sizeof(err)) == -1)
-		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
-		    err);
-
-	snapshots_counters(&n);
-	if (n.active >= (unsigned)conf->max_snapshots)
-		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u "
-		    "snapshots are running (max_snapshots %d)", n.active,
-		    conf->max_snapshots);
-	/* Root, the operator, is bounded by max_snapshots alone. */
-	if (c->uid != 0 && (mine = snapshots_active_uid(c->uid)) >=
-	    (unsigned)conf->max_snapshots_per_uid)
-		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: uid %u "
-		    "has %u snapshots running or pre-armed "
-		    "(max_snapshots_per_uid %d)", (unsigned)c->uid, mine,
-		    conf->max_snapshots_per_uid);
-
-	dirfd = paths_peer_dir(conf->snapshot_dir, c->uid, c->gid, dir,
-	    sizeof(dir), err, sizeof(err));
-	if (dirfd == -1)
-		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s",
-		    err);
-	if (snapshots_find_running(dir, name) != NULL) {
-		close(dirfd);
-		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: a "
-		    "snapshot named '%s' is already running", name);
-	}
-	if (paths_snapshot_exists(dirfd, name)) {
-		close(dirfd);
-		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
-		    "snapshot '%s' already exists in %s: %s", name, dir,
-		    strerror(EEXIST));
-	}
+	if ((dirfd = start_prepare_dir(ctx, conf, name, dir,
+	    sizeof(dir))) == -1)
+		return CMD_ERROR;
 	req.dirfd = dirfd;
-
-	/*
-	 * The peer's own process is named by the pidfd taken at accept, so a
-	 * pid reused since cannot stand in for it; a pid root names is opened
-	 * here, so the mappings checked below and the memory the engine arms
-	 * belong to one process.
-	 */
-	if (json_object_get(ctx->args, "pid") != NULL) {
-		if ((req.pidfd = (int)syscall(SYS_pidfd_open, req.pid, 0)) ==
-		    -1) {
-			int saved = errno;
-
-			close(dirfd);
-			return cmd_error(ctx, SNAPD_ERR_GENERIC,
-			    "snapshot-start: pidfd_open of pid %d: %s",
-			    (int)req.pid, strerror(saved));
-		}
-	} else {
-		if (c->pidfd == -1) {
-			close(dirfd);
-			return cmd_error(ctx, SNAPD_ERR_GENERIC,
-			    "snapshot-start: the process that connected (pid "
-			    "%d) has exited or is not visible to snapd: %s",
-			    (int)c->pid, strerror(ESRCH));
-		}
-		if ((req.pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 0)) == -1) {
-			int saved = errno;
-
-			close(dirfd);
-			return cmd_error(ctx, SNAPD_ERR_GENERIC,
-			    "snapshot-start: duplicate the pidfd of pid %d: %s",
-			    (int)c->pid, strerror(saved));
-		}
+	if (start_open_pidfd(ctx, &req) == -1) {
+		close(dirfd);
+		return CMD_ERROR;
 	}
-
 	if (start_regions_mapped(ctx, req.pid, req.pidfd, regions,
 	    nregions) == -1) {
 		close(req.pidfd);

@@ -216,6 +216,160 @@ config_parse_uint(const char *s, int base, uint64_t *out, const char **end)
 }
 
 /*
+ * The setters below each take one key's value text for one type and store
+ * it in field; 0, or -1 with a message (no "file:line: " prefix) in err.
+ */
+
+/* An absolute path, short enough to take a file name after it. */
+static int
+config_set_path(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	if (value[0] != '/') {
+		snprintf(err, errlen,
+		    "bad value '%s' for %s: expected an "
+		    "absolute path", value, k->name);
+		return -1;
+	}
+	if (strlen(value) >= PATH_MAX - 64) {
+		snprintf(err, errlen, "bad value for %s: path too long",
+		    k->name);
+		return -1;
+	}
+	strcpy(field, value);
+	return 0;
+}
+
+/* A group that exists, or "" for none. */
+static int
+config_set_group(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	if (strlen(value) >= CONFIG_GROUP_MAX) {
+		snprintf(err, errlen,
+		    "bad value for %s: group name too "
+		    "long", k->name);
+		return -1;
+	}
+	if (value[0] != '\0') {
+		errno = 0;
+		if (getgrnam(value) == NULL) {
+			snprintf(err, errlen, "bad value '%s' for %s: %s",
+			    value, k->name, errno != 0 ? strerror(errno) :
+			    "no such group");
+			return -1;
+		}
+	}
+	strcpy(field, value);
+	return 0;
+}
+
+/*
+ * A number in base, nothing after it, within k's range, into *v; what
+ * names the expected form in the message ("integer", "octal mode").
+ */
+static int
+config_parse_ranged(const struct config_key *k, const char *value, int base,
+    const char *what, uint64_t *v, char *err, size_t errlen)
+{
+	char		 range[64];
+	const char	*end;
+
+	if (config_parse_uint(value, base, v, &end) == -1 || *end != '\0') {
+		snprintf(err, errlen,
+		    "bad value '%s' for %s: expected an "
+		    "%s", value, k->name, what);
+		return -1;
+	}
+	if (*v < k->min || *v > k->max) {
+		config_range_text(k, range, sizeof(range));
+		snprintf(err, errlen, "%s %s out of range (%s)", k->name,
+		    value, range);
+		return -1;
+	}
+	return 0;
+}
+
+/* A byte count with an optional K, M, G or T suffix, within k's range. */
+static int
+config_set_size(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	uint64_t	 v, mult = 1;
+	const char	*end;
+
+	if (config_parse_uint(value, 10, &v, &end) == -1)
+		goto badsize;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		mult = KIB;
+		break;
+	case 'M': case 'm':
+		mult = MIB;
+		break;
+	case 'G': case 'g':
+		mult = GIB;
+		break;
+	case 'T': case 't':
+		mult = TIB;
+		break;
+	default:
+		goto badsize;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		goto badsize;
+	if (v > UINT64_MAX / mult) {
+		snprintf(err, errlen, "%s %s out of range", k->name, value);
+		return -1;
+	}
+	v *= mult;
+	if (v < k->min || v > k->max) {
+		char lo[32], hi[32];
+
+		config_size_text(k->min, lo, sizeof(lo));
+		config_size_text(k->max, hi, sizeof(hi));
+		snprintf(err, errlen, "%s %s out of range (%s..%s)",
+		    k->name, value, lo, hi);
+		return -1;
+	}
+	*(uint64_t *)field = v;
+	return 0;
+
+badsize:
+	snprintf(err, errlen, "bad value '%s' for %s: expected a size (bytes, "
+	    "or with a K, M, G or T suffix)", value, k->name);
+	return -1;
+}
+
+/* One of k's names; the value stored is its index. */
+static int
+config_set_enum(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	char	 choices[128] = "";
+	size_t	 n = 0;
+
+	for (int i = 0; k->names[i] != NULL; i++) {
+		if (strcmp(k->names[i], value) == 0) {
+			*(int *)field = i;
+			return 0;
+		}
+	}
+	for (int i = 0; k->names[i] != NULL; i++) {
+		n += (size_t)snprintf(choices + n,
+		    sizeof(choices) - n, "%s%s", i ? "|" : "",
+		    k->names[i]);
+		if (n >= sizeof(choices))
+			break;
+	}
+	snprintf(err, errlen, "bad value '%s' for %s: expected %s",
+	    value, k->name, choices);
+	return -1;
+}
+
+/*
  * Set one key from its value text.  Returns 0, or -1 with a message (no
  * "file:line: " prefix) in err.
  */
@@ -224,11 +378,8 @@ config_set_value(struct config *conf, const struct config_key *k,
     const char *value, char *err, size_t errlen)
 {
 	char		*field = (char *)conf + k->offset;
-	char		 range[64];
-	uint64_t	 v, mult = 1;
-	const char	*end;
+	uint64_t	 v;
 
-	config_range_text(k, range, sizeof(range));
 	/* Paths and group names go into query-config's JSON reply. */
 	if ((k->type == CONFIG_PATH || k->type == CONFIG_GROUP) &&
 	    !utf8_valid(value)) {
@@ -238,133 +389,27 @@ config_set_value(struct config *conf, const struct config_key *k,
 	}
 	switch (k->type) {
 	case CONFIG_PATH:
-		if (value[0] != '/') {
-			snprintf(err, errlen,
-			    "bad value '%s' for %s: expected an "
-			    "absolute path", value, k->name);
-			return -1;
-		}
-		if (strlen(value) >= PATH_MAX - 64) {
-			snprintf(err, errlen, "bad value for %s: path too long",
-			    k->name);
-			return -1;
-		}
-		strcpy(field, value);
-		return 0;
+		return config_set_path(k, field, value, err, errlen);
 	case CONFIG_GROUP:
-		if (strlen(value) >= CONFIG_GROUP_MAX) {
-			snprintf(err, errlen,
-			    "bad value for %s: group name too "
-			    "long", k->name);
-			return -1;
-		}
-		if (value[0] != '\0') {
-			errno = 0;
-			if (getgrnam(value) == NULL) {
-				snprintf(err, errlen, "bad value '%s' for %s: %s",
-				    value, k->name, errno != 0 ? strerror(errno) :
-				    "no such group");
-				return -1;
-			}
-		}
-		strcpy(field, value);
-		return 0;
+		return config_set_group(k, field, value, err, errlen);
 	case CONFIG_OCTAL:
-		if (config_parse_uint(value, 8, &v, &end) == -1 || *end != '\0') {
-			snprintf(err, errlen,
-			    "bad value '%s' for %s: expected an "
-			    "octal mode", value, k->name);
+		if (config_parse_ranged(k, value, 8, "octal mode", &v, err,
+		    errlen) == -1)
 			return -1;
-		}
-		if (v < k->min || v > k->max) {
-			snprintf(err, errlen, "%s %s out of range (%s)", k->name,
-			    value, range);
-			return -1;
-		}
 		*(mode_t *)field = (mode_t)v;
 		return 0;
 	case CONFIG_INT:
-		if (config_parse_uint(value, 10, &v, &end) == -1 || *end != '\0') {
-			snprintf(err, errlen,
-			    "bad value '%s' for %s: expected an "
-			    "integer", value, k->name);
+		if (config_parse_ranged(k, value, 10, "integer", &v, err,
+		    errlen) == -1)
 			return -1;
-		}
-		if (v < k->min || v > k->max) {
-			snprintf(err, errlen, "%s %s out of range (%s)", k->name,
-			    value, range);
-			return -1;
-		}
 		*(int *)field = (int)v;
 		return 0;
 	case CONFIG_SIZE:
-		if (config_parse_uint(value, 10, &v, &end) == -1)
-			goto badsize;
-		switch (*end) {
-		case '\0':
-			break;
-		case 'K': case 'k':
-			mult = KIB;
-			break;
-		case 'M': case 'm':
-			mult = MIB;
-			break;
-		case 'G': case 'g':
-			mult = GIB;
-			break;
-		case 'T': case 't':
-			mult = TIB;
-			break;
-		default:
-			goto badsize;
-		}
-		if (*end != '\0' && end[1] != '\0')
-			goto badsize;
-		if (v > UINT64_MAX / mult) {
-			snprintf(err, errlen, "%s %s out of range", k->name, value);
-			return -1;
-		}
-		v *= mult;
-		if (v < k->min || v > k->max) {
-			char lo[32], hi[32];
-
-			config_size_text(k->min, lo, sizeof(lo));
-			config_size_text(k->max, hi, sizeof(hi));
-			snprintf(err, errlen, "%s %s out of range (%s..%s)",
-			    k->name, value, lo, hi);
-			return -1;
-		}
-		*(uint64_t *)field = v;
-		return 0;
+		return config_set_size(k, field, value, err, errlen);
 	case CONFIG_ENUM:
-		for (int i = 0; k->names[i] != NULL; i++) {
-			if (strcmp(k->names[i], value) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-		}
-		{
-			char	 choices[128] = "";
-			size_t	 n = 0;
-
-			for (int i = 0; k->names[i] != NULL; i++) {
-				n += (size_t)snprintf(choices + n,
-				    sizeof(choices) - n, "%s%s", i ? "|" : "",
-				    k->names[i]);
-				if (n >= sizeof(choices))
-					break;
-			}
-			snprintf(err, errlen, "bad value '%s' for %s: expected %s",
-			    value, k->name, choices);
-		}
-		return -1;
+		return config_set_enum(k, field, value, err, errlen);
 	}
 	snprintf(err, errlen, "internal error: key %s has no type", k->name);
-	return -1;
-
-badsize:
-	snprintf(err, errlen, "bad value '%s' for %s: expected a size (bytes, "
-	    "or with a K, M, G or T suffix)", value, k->name);
 	return -1;
 }
 

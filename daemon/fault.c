@@ -378,6 +378,146 @@ fault_reread(struct fault_ctx *fc, const uint32_t *slots, const uint64_t *addr,
 }
 
 /*
+ * A first buffer slot for the faulting page into *slot, waiting for the
+ * writer if the buffer is full (and then telling the control layer, at most
+ * once a second; t0 is when the fault was taken).  -1 when cancelled.
+ */
+static int
+fault_slot_get(struct snapshot *s, uint64_t t0, uint32_t *slot)
+{
+	int	waited;
+
+	if (pagebuf_get(&s->buf, slot, &waited) == -1)
+		return -1;
+	if (waited) {
+		uint64_t last = atomic_load(&s->last_full_notify_ns);
+
+		if (t0 - last >= 1000000000ULL &&
+		    atomic_compare_exchange_strong(&s->last_full_notify_ns,
+		    &last, t0))
+			snapshot_notify(s, NOTIFY_BUFFER_FULL);
+	}
+	return 0;
+}
+
+/*
+ * Fault-around: extend the run from page (claimed, its slot in slots[0])
+ * over the pages after it, up to the width the stream's writes call for.
+ * Only with slots free now and pages nobody else has, and only while the
+ * pages lie contiguous at page_addr.  Returns the run's length.
+ */
+static uint32_t
+fault_around(struct snapshot *s, struct region *r, uint64_t page,
+    uint64_t page_addr, uint32_t *slots)
+{
+	uint32_t	 width, n = 1;
+	unsigned	 stream;
+
+	width = fault_width(r, page, &stream);
+	while (n < width && page + n < r->npages &&
+	    snapshot_page_addr(s, r, page + n) == page_addr + n * PAGE_4K) {
+		if (pagebuf_try_get(&s->buf, &slots[n]) == -1)
+			break;
+		if (!pagestate_claim(&r->ps, page + n)) {
+			pagebuf_release(&s->buf, &slots[n], 1);
+			break;
+		}
+		n++;
+	}
+	r->stream_next[stream] = page + n;
+	r->stream_width[stream] = width;
+	return n;
+}
+
+/*
+ * Copy the run of n pages at page_addr into its slots, then un-protect it
+ * with one ioctl, which wakes the faulting task.  where[] gets each page's
+ * address; the pages that could not be read are set in the returned mask.
+ */
+static uint32_t
+fault_copy_run(struct fault_ctx *fc, const uint32_t *slots, uint64_t *where,
+    uint32_t n, uint64_t page_addr)
+{
+	struct snapshot	*s = fc->s;
+	struct iovec	 local[FAULT_AROUND_MAX];
+	uint32_t	 bad = 0;
+	ssize_t		 got;
+
+	/* Still write-protected: the content is the armed instant's. */
+	for (uint32_t i = 0; i < n; i++) {
+		local[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
+		local[i].iov_len = PAGE_4K;
+		where[i] = page_addr + i * PAGE_4K;
+	}
+	got = snapshot_read_mem(s, local, n, page_addr);
+	if (got == -1 && errno == ESRCH)
+		snapshot_mm_gone(s);
+	for (uint32_t i = 0; i < n; i++)
+		if (got < 0 || (uint64_t)got < (i + 1) * PAGE_4K)
+			bad |= 1U << i;		/* unmapped: lost */
+	fault_unprotect(fc, page_addr, n * PAGE_4K);
+	return bad;
+}
+
+/*
+ * Events this thread handled since seq (read before the run was claimed):
+ * check the run again, reading each page that moved meanwhile where it is
+ * now, until no event comes between.  *bad as for fault_reread().
+ */
+static void
+fault_recheck_run(struct fault_ctx *fc, struct region *r, uint64_t page,
+    const uint32_t *slots, uint64_t *where, uint32_t n, uint64_t seq,
+    uint32_t *bad)
+{
+	struct snapshot	*s = fc->s;
+
+	while (atomic_load_explicit(&s->events_seq, memory_order_relaxed) !=
+	    seq && !atomic_load(&s->fault_error)) {
+		uint32_t moved = 0;
+
+		seq = atomic_load_explicit(&s->events_seq,
+		    memory_order_relaxed);
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t to = snapshot_page_addr(s, r, page + i);
+
+			if (!pagestate_is_suspect(&r->ps, page + i) &&
+			    to != where[i]) {
+				where[i] = to;
+				moved |= 1U << i;
+			}
+		}
+		if (moved == 0)
+			break;
+		fault_reread(fc, slots, where, moved, bad);
+	}
+}
+
+/*
+ * Hand the run's slots to the writer, or, for pages unread (bad) or
+ * discarded meanwhile (suspect), free them and record the pages lost;
+ * either way the pages are done.
+ */
+static void
+fault_publish_run(struct snapshot *s, struct region *r, uint64_t page,
+    uint32_t *slots, uint32_t n, uint32_t bad)
+{
+	uint32_t	 lost = bad;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (pagestate_is_suspect(&r->ps, page + i))
+			lost |= 1U << i;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!(lost >> i & 1))
+			pagebuf_publish(&s->buf, slots[i], r->index, page + i);
+		else {
+			pagebuf_release(&s->buf, &slots[i], 1);
+			snapshot_lost_push(s, r->index, page + i, 1);
+		}
+		pagestate_set_done(&r->ps, page + i);
+	}
+}
+
+/*
  * Serve one write-protect fault at addr: copy the page (and, when the
  * writes are sequential, the unclaimed pages after it) into buffer slots,
  * then un-protect the run with one ioctl, which wakes the faulting task.
@@ -393,11 +533,7 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	struct region	*r;
 	uint64_t	 page, page_addr = addr & ~(PAGE_4K - 1), t0, seq;
 	uint64_t	 where[FAULT_AROUND_MAX];
-	uint32_t	 slots[FAULT_AROUND_MAX], width, n = 0, bad = 0, lost;
-	unsigned	 stream;
-	int		 waited;
-	ssize_t		 got;
-	struct iovec	 local[FAULT_AROUND_MAX];
+	uint32_t	 slots[FAULT_AROUND_MAX], n, bad;
 
 	if (atomic_load(&s->prearm_active)) {
 		pthread_mutex_lock(&s->prearm_lock);
@@ -429,82 +565,15 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	}
 
 	t0 = now_ns();
-	if (pagebuf_get(&s->buf, &slots[0], &waited) == -1) {
+	if (fault_slot_get(s, t0, &slots[0]) == -1) {
 		/* Cancelled: closing the uffd will release the task. */
 		return;
 	}
-	if (waited) {
-		uint64_t last = atomic_load(&s->last_full_notify_ns);
-
-		if (t0 - last >= 1000000000ULL &&
-		    atomic_compare_exchange_strong(&s->last_full_notify_ns,
-		    &last, t0))
-			snapshot_notify(s, NOTIFY_BUFFER_FULL);
-	}
-	n = 1;
-	width = fault_width(r, page, &stream);
-	/* Extend only with slots free now and pages nobody else has. */
-	while (n < width && page + n < r->npages &&
-	    snapshot_page_addr(s, r, page + n) == page_addr + n * PAGE_4K) {
-		if (pagebuf_try_get(&s->buf, &slots[n]) == -1)
-			break;
-		if (!pagestate_claim(&r->ps, page + n)) {
-			pagebuf_release(&s->buf, &slots[n], 1);
-			break;
-		}
-		n++;
-	}
-	r->stream_next[stream] = page + n;
-	r->stream_width[stream] = width;
+	n = fault_around(s, r, page, page_addr, slots);
 	testpause_at(s, TESTPAUSE_FAULT, r->index, page, n);
-
-	/* Still write-protected: the content is the armed instant's. */
-	for (uint32_t i = 0; i < n; i++) {
-		local[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
-		local[i].iov_len = PAGE_4K;
-		where[i] = page_addr + i * PAGE_4K;
-	}
-	got = snapshot_read_mem(s, local, n, page_addr);
-	if (got == -1 && errno == ESRCH)
-		snapshot_mm_gone(s);
-	for (uint32_t i = 0; i < n; i++)
-		if (got < 0 || (uint64_t)got < (i + 1) * PAGE_4K)
-			bad |= 1U << i;		/* unmapped: lost */
-	fault_unprotect(fc, page_addr, n * PAGE_4K);
-
-	/* Events this thread handled meanwhile: check the run again. */
-	while (atomic_load_explicit(&s->events_seq, memory_order_relaxed) !=
-	    seq && !atomic_load(&s->fault_error)) {
-		uint32_t moved = 0;
-
-		seq = atomic_load_explicit(&s->events_seq,
-		    memory_order_relaxed);
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t to = snapshot_page_addr(s, r, page + i);
-
-			if (!pagestate_is_suspect(&r->ps, page + i) &&
-			    to != where[i]) {
-				where[i] = to;
-				moved |= 1U << i;
-			}
-		}
-		if (moved == 0)
-			break;
-		fault_reread(fc, slots, where, moved, &bad);
-	}
-	lost = bad;
-	for (uint32_t i = 0; i < n; i++)
-		if (pagestate_is_suspect(&r->ps, page + i))
-			lost |= 1U << i;
-	for (uint32_t i = 0; i < n; i++) {
-		if (!(lost >> i & 1))
-			pagebuf_publish(&s->buf, slots[i], r->index, page + i);
-		else {
-			pagebuf_release(&s->buf, &slots[i], 1);
-			snapshot_lost_push(s, r->index, page + i, 1);
-		}
-		pagestate_set_done(&r->ps, page + i);
-	}
+	bad = fault_copy_run(fc, slots, where, n, page_addr);
+	fault_recheck_run(fc, r, page, slots, where, n, seq, &bad);
+	fault_publish_run(s, r, page, slots, n, bad);
 	atomic_fetch_add(&s->pages_faulted, n);
 	fault_note_stall(s, t0);
 }

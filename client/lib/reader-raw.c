@@ -168,15 +168,17 @@ raw_parse_region(struct snap_file *f, json_t *jr, uint32_t i)
 	return 0;
 }
 
-int
-reader_raw_open(struct snap_file *f)
+/*
+ * Reads snapshot.json, at most READER_JSON_BYTES_MAX bytes, and parses it
+ * into *root, which must be an object; *size is the file's length.
+ */
+static int
+raw_json_load(struct snap_file *f, json_t **root, uint64_t *size)
 {
 	struct stat	 st;
 	json_error_t	 jerr;
-	json_t		*root = NULL, *regions, *jr;
-	char		*text = NULL, format[32];
-	uint64_t	 major, minor, page_size, v;
-	size_t		 i, count;
+	json_t		*doc = NULL;
+	char		*text = NULL;
 	int		 fd, rc = -1;
 
 	fd = openat(f->fd, "snapshot.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -201,18 +203,39 @@ reader_raw_open(struct snap_file *f)
 	if (reader_pread(f, fd, text, (size_t)st.st_size, 0,
 	    "snapshot.json") == -1)
 		goto out;
-	root = json_loadb(text, (size_t)st.st_size, JSON_REJECT_DUPLICATES,
+	doc = json_loadb(text, (size_t)st.st_size, JSON_REJECT_DUPLICATES,
 	    &jerr);
-	if (root == NULL || !json_is_object(root)) {
+	if (doc == NULL || !json_is_object(doc)) {
 		reader_error(f, EBADMSG, "snapshot.json: line %d: %s",
-		    root ? 1 : jerr.line, root ? "not an object" : jerr.text);
+		    doc ? 1 : jerr.line, doc ? "not an object" : jerr.text);
 		goto out;
 	}
+	*root = doc;
+	doc = NULL;
+	*size = (uint64_t)st.st_size;
+	rc = 0;
+out:
+	json_decref(doc);
+	free(text);
+	close(fd);
+	return rc;
+}
+
+/*
+ * The top-level members of snapshot.json: the format and version this
+ * reader must know, then the snapshot's description into f->info.
+ */
+static int
+raw_parse_top(struct snap_file *f, json_t *root)
+{
+	char		format[32];
+	uint64_t	major, minor, page_size, v;
+
 	if (json_str(f, root, "format", "top level", format, sizeof(format)) ||
 	    json_u64(f, root, "version_major", "top level", &major) ||
 	    json_u64(f, root, "version_minor", "top level", &minor) ||
 	    json_u64(f, root, "page_size", "top level", &page_size))
-		goto out;
+		return -1;
 	f->info.version_major = (unsigned)major;
 	f->info.version_minor = (unsigned)minor;
 	if (strcmp(format, "zsnap-raw") != 0 || major != ZSNAP_VERSION_MAJOR ||
@@ -222,7 +245,7 @@ reader_raw_open(struct snap_file *f)
 		    "%u.x with %u-byte pages", format, (unsigned long long)major,
 		    (unsigned long long)minor, (unsigned long long)page_size,
 		    ZSNAP_VERSION_MAJOR, ZSNAP_PAGE_SIZE);
-		goto out;
+		return -1;
 	}
 	if (json_str(f, root, "name", "top level", f->info.name,
 	    sizeof(f->info.name)) ||
@@ -234,23 +257,32 @@ reader_raw_open(struct snap_file *f)
 	    json_u64(f, root, "pages_data", "top level", &f->info.pages_data) ||
 	    json_u64(f, root, "pages_zero", "top level", &f->info.pages_zero) ||
 	    json_u64(f, root, "pages_lost", "top level", &f->info.pages_lost))
-		goto out;
+		return -1;
 	if (json_u64(f, root, "pid", "top level", &v))
-		goto out;
+		return -1;
 	f->info.pid = (uint32_t)v;
 	if (json_u64(f, root, "uid", "top level", &v))
-		goto out;
+		return -1;
 	f->info.uid = (uint32_t)v;
 	if (json_u64(f, root, "flags", "top level", &v))
-		goto out;
+		return -1;
 	f->flags = (uint32_t)v;
+	return 0;
+}
+
+/* The "regions" array: 1 to READER_REGIONS_MAX regions, each checked. */
+static int
+raw_parse_regions(struct snap_file *f, json_t *root)
+{
+	json_t	*regions, *jr;
+	size_t	 i, count;
 
 	regions = json_object_get(root, "regions");
 	count = json_array_size(regions);
 	if (!json_is_array(regions) || count == 0 || count > READER_REGIONS_MAX) {
 		reader_error(f, EBADMSG, "snapshot.json: \"regions\" is not an "
 		    "array of 1 to %u regions", READER_REGIONS_MAX);
-		goto out;
+		return -1;
 	}
 	f->info.region_count = (uint32_t)count;
 	f->regions = calloc(count, sizeof(*f->regions));
@@ -260,18 +292,30 @@ reader_raw_open(struct snap_file *f)
 	if (f->regions == NULL || f->region_pages == NULL || f->lost == NULL ||
 	    f->lost_count == NULL) {
 		reader_error(f, ENOMEM, "cannot allocate %zu regions", count);
-		goto out;
+		return -1;
 	}
 	json_array_foreach(regions, i, jr) {
 		if (raw_parse_region(f, jr, (uint32_t)i) == -1)
-			goto out;
+			return -1;
 	}
-	f->info.file_size += (uint64_t)st.st_size;
+	return 0;
+}
+
+int
+reader_raw_open(struct snap_file *f)
+{
+	json_t		*root = NULL;
+	uint64_t	 json_size;
+	int		 rc = -1;
+
+	if (raw_json_load(f, &root, &json_size) == -1)
+		return -1;
+	if (raw_parse_top(f, root) == -1 || raw_parse_regions(f, root) == -1)
+		goto out;
+	f->info.file_size += json_size;
 	rc = 0;
 out:
 	json_decref(root);
-	free(text);
-	close(fd);
 	return rc;
 }
 

@@ -182,14 +182,118 @@ zsnap_read_footer(struct snap_file *f, struct zsnap_footer *ft)
 	return 0;
 }
 
+/*
+ * The header's fixed part in buf, payload bytes with a good checksum: its
+ * magic, the version and page size this reader must know, and a region
+ * count that the payload's size agrees with; then the snapshot's
+ * description into f->info.
+ */
+static int
+zsnap_parse_header(struct snap_file *f, const unsigned char *buf,
+    uint32_t payload)
+{
+	uint32_t	 count;
+	unsigned	 major, minor;
+
+	if (memcmp(buf, ZSNAP_MAGIC, 8) != 0) {
+		reader_error(f, EBADMSG, "header at offset 0: bad magic");
+		return -1;
+	}
+	major = get32(buf + offsetof(struct zsnap_header, version_major)) &
+	    0xffff;
+	minor = get32(buf + offsetof(struct zsnap_header, version_major)) >> 16;
+	f->info.version_major = major;
+	f->info.version_minor = minor;
+	if (major != ZSNAP_VERSION_MAJOR) {
+		reader_error(f, ENOTSUP, "header at offset 0: format version "
+		    "%u.%u, this reader knows %u.x", major, minor,
+		    ZSNAP_VERSION_MAJOR);
+		return -1;
+	}
+	if (get32(buf + offsetof(struct zsnap_header, page_size)) !=
+	    ZSNAP_PAGE_SIZE) {
+		reader_error(f, ENOTSUP, "header at offset 0: page size %u, "
+		    "this reader knows %u",
+		    get32(buf + offsetof(struct zsnap_header, page_size)),
+		    ZSNAP_PAGE_SIZE);
+		return -1;
+	}
+	count = get32(buf + offsetof(struct zsnap_header, region_count));
+	if (count == 0 || count > READER_REGIONS_MAX ||
+	    payload != sizeof(struct zsnap_header) +
+	    (uint64_t)count * sizeof(struct zsnap_region) + 4) {
+		reader_error(f, EBADMSG, "header at offset 0: %u bytes do not "
+		    "hold a region table of %u regions", payload, count);
+		return -1;
+	}
+	f->info.region_count = count;
+	f->flags = get32(buf + offsetof(struct zsnap_header, flags));
+	f->info.armed_realtime_ns = get64(buf + offsetof(struct zsnap_header,
+	    armed_realtime_ns));
+	if (f->info.armed_realtime_ns > INT64_MAX) {
+		reader_error(f, EBADMSG, "header at offset 0: armed time %llu ns "
+		    "is past 2^63", (unsigned long long)f->info.armed_realtime_ns);
+		return -1;
+	}
+	f->info.pid = get32(buf + offsetof(struct zsnap_header, pid));
+	f->info.uid = get32(buf + offsetof(struct zsnap_header, uid));
+	get_name(f->info.comm, sizeof(f->info.comm),
+	    (const char *)buf + offsetof(struct zsnap_header, comm), 16);
+	get_name(f->info.name, sizeof(f->info.name),
+	    (const char *)buf + offsetof(struct zsnap_header, name),
+	    ZSNAP_NAME_MAX);
+	return 0;
+}
+
+/*
+ * The header's region table at r, f->info.region_count entries, into
+ * f->regions and f->region_pages: each region whole pages, below 2^56
+ * bytes, and ending below 2^63.
+ */
+static int
+zsnap_parse_regions(struct snap_file *f, const unsigned char *r)
+{
+	uint32_t	 count = f->info.region_count;
+
+	f->regions = calloc(count, sizeof(*f->regions));
+	f->region_pages = calloc(count, sizeof(*f->region_pages));
+	if (f->regions == NULL || f->region_pages == NULL) {
+		reader_error(f, ENOMEM, "cannot allocate %u regions", count);
+		return -1;
+	}
+	for (uint32_t i = 0; i < count; i++, r += sizeof(struct zsnap_region)) {
+		struct snap_file_region *g = &f->regions[i];
+
+		g->start = get64(r + offsetof(struct zsnap_region, start));
+		g->length = get64(r + offsetof(struct zsnap_region, length));
+		get_name(g->name, sizeof(g->name), (const char *)r +
+		    offsetof(struct zsnap_region, name), ZSNAP_NAME_MAX);
+		if (g->length == 0 || g->length % ZSNAP_PAGE_SIZE != 0 ||
+		    g->length > READER_REGION_BYTES_MAX) {
+			reader_error(f, EBADMSG, "header at offset 0: region %u "
+			    "(%s): length %llu is not a positive multiple of the "
+			    "page size below 2^56", i, g->name,
+			    (unsigned long long)g->length);
+			return -1;
+		}
+		if (g->start > INT64_MAX - g->length) {
+			reader_error(f, EBADMSG, "header at offset 0: region %u "
+			    "(%s): start %#llx plus length %llu passes 2^63", i,
+			    g->name, (unsigned long long)g->start,
+			    (unsigned long long)g->length);
+			return -1;
+		}
+		f->region_pages[i] = g->length / ZSNAP_PAGE_SIZE;
+	}
+	return 0;
+}
+
 static int
 zsnap_read_header(struct snap_file *f)
 {
 	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE], *buf;
-	const unsigned char *r;
 	uint64_t	 limit = f->info.file_size - ZSNAP_FOOTER_FRAME_SIZE;
-	uint32_t	 payload, count;
-	unsigned	 major, minor;
+	uint32_t	 payload;
 
 	if (reader_pread(f, f->fd, skip, sizeof(skip), 0, "header") == -1)
 		return -1;
@@ -214,85 +318,9 @@ zsnap_read_header(struct snap_file *f)
 		reader_error(f, EBADMSG, "header at offset 0: checksum mismatch");
 		goto fail;
 	}
-	if (memcmp(buf, ZSNAP_MAGIC, 8) != 0) {
-		reader_error(f, EBADMSG, "header at offset 0: bad magic");
+	if (zsnap_parse_header(f, buf, payload) == -1 ||
+	    zsnap_parse_regions(f, buf + sizeof(struct zsnap_header)) == -1)
 		goto fail;
-	}
-	major = get32(buf + offsetof(struct zsnap_header, version_major)) &
-	    0xffff;
-	minor = get32(buf + offsetof(struct zsnap_header, version_major)) >> 16;
-	f->info.version_major = major;
-	f->info.version_minor = minor;
-	if (major != ZSNAP_VERSION_MAJOR) {
-		reader_error(f, ENOTSUP, "header at offset 0: format version "
-		    "%u.%u, this reader knows %u.x", major, minor,
-		    ZSNAP_VERSION_MAJOR);
-		goto fail;
-	}
-	if (get32(buf + offsetof(struct zsnap_header, page_size)) !=
-	    ZSNAP_PAGE_SIZE) {
-		reader_error(f, ENOTSUP, "header at offset 0: page size %u, "
-		    "this reader knows %u",
-		    get32(buf + offsetof(struct zsnap_header, page_size)),
-		    ZSNAP_PAGE_SIZE);
-		goto fail;
-	}
-	count = get32(buf + offsetof(struct zsnap_header, region_count));
-	if (count == 0 || count > READER_REGIONS_MAX ||
-	    payload != sizeof(struct zsnap_header) +
-	    (uint64_t)count * sizeof(struct zsnap_region) + 4) {
-		reader_error(f, EBADMSG, "header at offset 0: %u bytes do not "
-		    "hold a region table of %u regions", payload, count);
-		goto fail;
-	}
-	f->info.region_count = count;
-	f->flags = get32(buf + offsetof(struct zsnap_header, flags));
-	f->info.armed_realtime_ns = get64(buf + offsetof(struct zsnap_header,
-	    armed_realtime_ns));
-	if (f->info.armed_realtime_ns > INT64_MAX) {
-		reader_error(f, EBADMSG, "header at offset 0: armed time %llu ns "
-		    "is past 2^63", (unsigned long long)f->info.armed_realtime_ns);
-		goto fail;
-	}
-	f->info.pid = get32(buf + offsetof(struct zsnap_header, pid));
-	f->info.uid = get32(buf + offsetof(struct zsnap_header, uid));
-	get_name(f->info.comm, sizeof(f->info.comm),
-	    (const char *)buf + offsetof(struct zsnap_header, comm), 16);
-	get_name(f->info.name, sizeof(f->info.name),
-	    (const char *)buf + offsetof(struct zsnap_header, name),
-	    ZSNAP_NAME_MAX);
-
-	f->regions = calloc(count, sizeof(*f->regions));
-	f->region_pages = calloc(count, sizeof(*f->region_pages));
-	if (f->regions == NULL || f->region_pages == NULL) {
-		reader_error(f, ENOMEM, "cannot allocate %u regions", count);
-		goto fail;
-	}
-	r = buf + sizeof(struct zsnap_header);
-	for (uint32_t i = 0; i < count; i++, r += sizeof(struct zsnap_region)) {
-		struct snap_file_region *g = &f->regions[i];
-
-		g->start = get64(r + offsetof(struct zsnap_region, start));
-		g->length = get64(r + offsetof(struct zsnap_region, length));
-		get_name(g->name, sizeof(g->name), (const char *)r +
-		    offsetof(struct zsnap_region, name), ZSNAP_NAME_MAX);
-		if (g->length == 0 || g->length % ZSNAP_PAGE_SIZE != 0 ||
-		    g->length > READER_REGION_BYTES_MAX) {
-			reader_error(f, EBADMSG, "header at offset 0: region %u "
-			    "(%s): length %llu is not a positive multiple of the "
-			    "page size below 2^56", i, g->name,
-			    (unsigned long long)g->length);
-			goto fail;
-		}
-		if (g->start > INT64_MAX - g->length) {
-			reader_error(f, EBADMSG, "header at offset 0: region %u "
-			    "(%s): start %#llx plus length %llu passes 2^63", i,
-			    g->name, (unsigned long long)g->start,
-			    (unsigned long long)g->length);
-			goto fail;
-		}
-		f->region_pages[i] = g->length / ZSNAP_PAGE_SIZE;
-	}
 	f->header_end = ZSNAP_SKIP_HDR_SIZE + (uint64_t)payload;
 	free(buf);
 	return 0;
@@ -301,14 +329,62 @@ fail:
 	return -1;
 }
 
+/*
+ * The index's count entries at e, for the index at offset off, into
+ * f->index.  Chunks lie end to end from the header to the index, in order.
+ */
+static int
+zsnap_parse_index_entries(struct snap_file *f, const unsigned char *e,
+    uint64_t count, uint64_t off)
+{
+	uint64_t	 expect = f->header_end;
+
+	for (uint64_t i = 0; i < count; i++, e += sizeof(struct zsnap_index_entry)) {
+		struct zsnap_index_entry *x = &f->index[i];
+		uint64_t min;
+
+		x->offset = get64(e + offsetof(struct zsnap_index_entry, offset));
+		x->length = get64(e + offsetof(struct zsnap_index_entry, length));
+		x->seq = get32(e + offsetof(struct zsnap_index_entry, seq));
+		x->extent_count = get32(e + offsetof(struct zsnap_index_entry,
+		    extent_count));
+		x->chunk_crc = get32(e + offsetof(struct zsnap_index_entry,
+		    chunk_crc));
+		min = ZSNAP_SKIP_HDR_SIZE + sizeof(struct zsnap_chunk) +
+		    (uint64_t)x->extent_count * sizeof(struct zsnap_extent) + 4;
+		if (x->offset != expect || x->length < min ||
+		    x->length > off - x->offset || x->seq != i ||
+		    x->extent_count == 0 ||
+		    x->extent_count > READER_CHUNK_EXTENTS_MAX) {
+			reader_error(f, EBADMSG, "index at offset %llu: entry "
+			    "%llu (chunk %u at offset %llu, length %llu, %u "
+			    "extents) is out of place: expected chunk %llu at "
+			    "offset %llu", (unsigned long long)off,
+			    (unsigned long long)i, x->seq,
+			    (unsigned long long)x->offset,
+			    (unsigned long long)x->length, x->extent_count,
+			    (unsigned long long)i, (unsigned long long)expect);
+			return -1;
+		}
+		expect = x->offset + x->length;
+	}
+	if (expect != off) {
+		reader_error(f, EBADMSG, "index at offset %llu: its chunks end "
+		    "at offset %llu, not where the index starts",
+		    (unsigned long long)off, (unsigned long long)expect);
+		return -1;
+	}
+	return 0;
+}
+
+
 static int
 zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 {
 	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE], *buf = NULL;
-	const unsigned char *e;
 	uint64_t	 off = ft->index_offset, len = ft->index_length;
 	uint64_t	 footer_off = f->info.file_size - ZSNAP_FOOTER_FRAME_SIZE;
-	uint64_t	 payload, count, expect;
+	uint64_t	 payload, count;
 
 	if (off < f->header_end || off > footer_off ||
 	    len != footer_off - off || len < ZSNAP_SKIP_HDR_SIZE + 12 ||
@@ -362,44 +438,8 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 		    "chunks", (unsigned long long)count);
 		goto fail;
 	}
-	/* Chunks lie end to end from the header to the index, in order. */
-	expect = f->header_end;
-	e = buf + 8;
-	for (uint64_t i = 0; i < count; i++, e += sizeof(struct zsnap_index_entry)) {
-		struct zsnap_index_entry *x = &f->index[i];
-		uint64_t min;
-
-		x->offset = get64(e + offsetof(struct zsnap_index_entry, offset));
-		x->length = get64(e + offsetof(struct zsnap_index_entry, length));
-		x->seq = get32(e + offsetof(struct zsnap_index_entry, seq));
-		x->extent_count = get32(e + offsetof(struct zsnap_index_entry,
-		    extent_count));
-		x->chunk_crc = get32(e + offsetof(struct zsnap_index_entry,
-		    chunk_crc));
-		min = ZSNAP_SKIP_HDR_SIZE + sizeof(struct zsnap_chunk) +
-		    (uint64_t)x->extent_count * sizeof(struct zsnap_extent) + 4;
-		if (x->offset != expect || x->length < min ||
-		    x->length > off - x->offset || x->seq != i ||
-		    x->extent_count == 0 ||
-		    x->extent_count > READER_CHUNK_EXTENTS_MAX) {
-			reader_error(f, EBADMSG, "index at offset %llu: entry "
-			    "%llu (chunk %u at offset %llu, length %llu, %u "
-			    "extents) is out of place: expected chunk %llu at "
-			    "offset %llu", (unsigned long long)off,
-			    (unsigned long long)i, x->seq,
-			    (unsigned long long)x->offset,
-			    (unsigned long long)x->length, x->extent_count,
-			    (unsigned long long)i, (unsigned long long)expect);
-			goto fail;
-		}
-		expect = x->offset + x->length;
-	}
-	if (expect != off) {
-		reader_error(f, EBADMSG, "index at offset %llu: its chunks end "
-		    "at offset %llu, not where the index starts",
-		    (unsigned long long)off, (unsigned long long)expect);
+	if (zsnap_parse_index_entries(f, buf + 8, count, off) == -1)
 		goto fail;
-	}
 	f->index_offset = off;
 	f->info.chunk_count = count;
 	free(buf);
@@ -447,22 +487,17 @@ zsnap_open(struct snap_file *f)
 /* ---- zsnap: chunks ------------------------------------------------------- */
 
 /*
- * Read chunk i's metadata frame into f->extents and check it against the
- * index, the region table and itself.
+ * Read chunk i's metadata frame, payload bytes for the extent count the
+ * index gives, into f->payload and check its checksum against itself and
+ * against the index's; make room for its extents in f->extents.
  */
-int
-reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
+static int
+zsnap_chunk_read_meta(struct snap_file *f, uint64_t i, uint64_t payload)
 {
 	const struct zsnap_index_entry *x = &f->index[i];
 	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE];
-	const unsigned char *p;
-	uint64_t	 payload, data_sum = 0;
-	uint32_t	 crc, seq;
+	uint32_t	 crc;
 
-	c->index = i;
-	c->offset = x->offset;
-	payload = sizeof(struct zsnap_chunk) +
-	    (uint64_t)x->extent_count * sizeof(struct zsnap_extent) + 4;
 	if (reader_pread(f, f->fd, skip, sizeof(skip), x->offset,
 	    "chunk") == -1)
 		return -1;
@@ -481,9 +516,8 @@ reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
 	if (reader_pread(f, f->fd, f->payload, payload,
 	    x->offset + ZSNAP_SKIP_HDR_SIZE, "chunk") == -1)
 		return -1;
-	p = f->payload;
-	crc = get32(p + payload - 4);
-	if (crc32c(0, p, payload - 4) != crc) {
+	crc = get32(f->payload + payload - 4);
+	if (crc32c(0, f->payload, payload - 4) != crc) {
 		reader_error(f, EBADMSG, "chunk %llu at offset %llu: header "
 		    "checksum mismatch", (unsigned long long)i,
 		    (unsigned long long)x->offset);
@@ -496,6 +530,84 @@ reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
 		    (unsigned long long)x->offset, crc, x->chunk_crc);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Chunk c's extents at p into f->extents: each in an existing region, of a
+ * known kind and inside its region; their DATA pages must add up to the
+ * chunk header's count.
+ */
+static int
+zsnap_chunk_parse_extents(struct snap_file *f, const struct reader_chunk *c,
+    const unsigned char *p)
+{
+	unsigned long long i = c->index, offset = c->offset;
+	uint64_t	 data_sum = 0;
+
+	for (uint32_t k = 0; k < c->extent_count;
+	    k++, p += sizeof(struct zsnap_extent)) {
+		struct reader_extent *e = &f->extents[k];
+		uint64_t pages;
+
+		e->region = get32(p + offsetof(struct zsnap_extent, region));
+		e->kind = get32(p + offsetof(struct zsnap_extent, kind));
+		e->first = get64(p + offsetof(struct zsnap_extent, first_page));
+		e->count = get64(p + offsetof(struct zsnap_extent, page_count));
+		if (e->region >= f->info.region_count) {
+			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
+			    "extent %u: region %u does not exist (%u regions)",
+			    i, offset, k, e->region, f->info.region_count);
+			return -1;
+		}
+		if (e->kind > ZSNAP_EXTENT_LOST) {
+			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
+			    "extent %u: unknown kind %u", i, offset, k,
+			    e->kind);
+			return -1;
+		}
+		pages = f->region_pages[e->region];
+		if (e->count == 0 || e->first >= pages ||
+		    e->count > pages - e->first) {
+			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
+			    "extent %u: region %u pages %llu+%llu outside the "
+			    "region (%llu pages)", i, offset, k, e->region,
+			    (unsigned long long)e->first,
+			    (unsigned long long)e->count,
+			    (unsigned long long)pages);
+			return -1;
+		}
+		if (e->kind == ZSNAP_EXTENT_DATA)
+			data_sum += e->count;
+	}
+	if (data_sum != c->data_pages) {
+		reader_error(f, EBADMSG, "chunk %llu at offset %llu: its DATA "
+		    "extents hold %llu pages, its header says %u", i, offset,
+		    (unsigned long long)data_sum, c->data_pages);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Read chunk i's metadata frame into f->extents and check it against the
+ * index, the region table and itself.
+ */
+int
+reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
+{
+	const struct zsnap_index_entry *x = &f->index[i];
+	const unsigned char *p;
+	uint64_t	 payload;
+	uint32_t	 seq;
+
+	c->index = i;
+	c->offset = x->offset;
+	payload = sizeof(struct zsnap_chunk) +
+	    (uint64_t)x->extent_count * sizeof(struct zsnap_extent) + 4;
+	if (zsnap_chunk_read_meta(f, i, payload) == -1)
+		return -1;
+	p = f->payload;
 	seq = get32(p + offsetof(struct zsnap_chunk, seq));
 	c->extent_count = get32(p + offsetof(struct zsnap_chunk, extent_count));
 	c->data_pages = get32(p + offsetof(struct zsnap_chunk, data_pages));
@@ -528,53 +640,7 @@ reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
 		return -1;
 	}
 
-	p += sizeof(struct zsnap_chunk);
-	for (uint32_t k = 0; k < c->extent_count;
-	    k++, p += sizeof(struct zsnap_extent)) {
-		struct reader_extent *e = &f->extents[k];
-		uint64_t pages;
-
-		e->region = get32(p + offsetof(struct zsnap_extent, region));
-		e->kind = get32(p + offsetof(struct zsnap_extent, kind));
-		e->first = get64(p + offsetof(struct zsnap_extent, first_page));
-		e->count = get64(p + offsetof(struct zsnap_extent, page_count));
-		if (e->region >= f->info.region_count) {
-			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
-			    "extent %u: region %u does not exist (%u regions)",
-			    (unsigned long long)i, (unsigned long long)x->offset,
-			    k, e->region, f->info.region_count);
-			return -1;
-		}
-		if (e->kind > ZSNAP_EXTENT_LOST) {
-			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
-			    "extent %u: unknown kind %u",
-			    (unsigned long long)i, (unsigned long long)x->offset,
-			    k, e->kind);
-			return -1;
-		}
-		pages = f->region_pages[e->region];
-		if (e->count == 0 || e->first >= pages ||
-		    e->count > pages - e->first) {
-			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
-			    "extent %u: region %u pages %llu+%llu outside the "
-			    "region (%llu pages)",
-			    (unsigned long long)i, (unsigned long long)x->offset,
-			    k, e->region, (unsigned long long)e->first,
-			    (unsigned long long)e->count,
-			    (unsigned long long)pages);
-			return -1;
-		}
-		if (e->kind == ZSNAP_EXTENT_DATA)
-			data_sum += e->count;
-	}
-	if (data_sum != c->data_pages) {
-		reader_error(f, EBADMSG, "chunk %llu at offset %llu: its DATA "
-		    "extents hold %llu pages, its header says %u",
-		    (unsigned long long)i, (unsigned long long)x->offset,
-		    (unsigned long long)data_sum, c->data_pages);
-		return -1;
-	}
-	return 0;
+	return zsnap_chunk_parse_extents(f, c, p + sizeof(struct zsnap_chunk));
 }
 
 /* Read, decompress and check chunk c's page data into f->data. */
