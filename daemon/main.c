@@ -354,20 +354,13 @@ main_watchdog(evutil_socket_t fd, short what, void *arg)
 	sd_notify(0, "WATCHDOG=1");
 }
 
-int
-main(int argc, char **argv)
+/* The options; returns 1 for -n (check the configuration and exit). */
+static int
+main_options(int argc, char **argv)
 {
-	struct config	 conf;
-	struct event	*sig_ev[3], *status_ev, *watchdog_ev = NULL;
-	struct timeval	 one = { 1, 0 };
-	enum log_level	 level;
-	uint64_t	 watchdog_usec = 0;
-	char		 why[512];
-	int		 ch, check = 0, listen_fd, activated, i;
-	static const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+	enum log_level	level;
+	int		ch, check = 0;
 
-	log_init(LOG_LEVEL_INFO, 0);
-	testhooks_init();
 	while ((ch = getopt(argc, argv, "c:hl:nV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -389,13 +382,78 @@ main(int argc, char **argv)
 		case 'V':
 			printf("snapd %s (control protocol %d)\n",
 			    SNAPD_VERSION, SNAPD_PROTOCOL_VERSION);
-			return 0;
+			exit(0);
 		default:
 			usage(1);
 		}
 	}
 	if (optind != argc)
 		usage(1);
+	return check;
+}
+
+/* The events of the main loop besides the socket's: signals and timers. */
+struct main_events {
+	struct event	*sig[3];
+	struct event	*status;
+	struct event	*watchdog;
+};
+
+static void
+main_events_add(struct main_events *ev)
+{
+	static const int	sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct timeval		one = { 1, 0 };
+	uint64_t		watchdog_usec = 0;
+
+	for (int i = 0; i < 3; i++) {
+		ev->sig[i] = evsignal_new(main_base, sigs[i], main_signal, NULL);
+		if (ev->sig[i] == NULL || event_add(ev->sig[i], NULL) == -1)
+			fatalx("libevent: cannot watch signal %d", sigs[i]);
+	}
+	ev->status = event_new(main_base, -1, EV_PERSIST, main_status_update,
+	    NULL);
+	if (ev->status == NULL)
+		fatalx("libevent: cannot create the status timer");
+	event_add(ev->status, &one);
+	ev->watchdog = NULL;
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+		struct timeval half = {
+			(time_t)(watchdog_usec / 2 / 1000000),
+			(suseconds_t)(watchdog_usec / 2 % 1000000)
+		};
+
+		ev->watchdog = event_new(main_base, -1, EV_PERSIST,
+		    main_watchdog, NULL);
+		if (ev->watchdog == NULL)
+			fatalx("libevent: cannot create the watchdog timer");
+		event_add(ev->watchdog, &half);
+	}
+}
+
+static void
+main_events_free(struct main_events *ev)
+{
+	for (int i = 0; i < 3; i++)
+		event_free(ev->sig[i]);
+	event_free(ev->status);
+	if (ev->watchdog != NULL)
+		event_free(ev->watchdog);
+	if (main_shutdown_ev != NULL)
+		event_free(main_shutdown_ev);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config		conf;
+	struct main_events	ev;
+	char			why[512];
+	int			check, listen_fd, activated;
+
+	log_init(LOG_LEVEL_INFO, 0);
+	testhooks_init();
+	check = main_options(argc, argv);
 
 	if (main_load_config(&conf, stderr) == -1) {
 		if (check)
@@ -429,29 +487,7 @@ main(int argc, char **argv)
 	report_init(main_base);
 	snapshots_set_idle_cb(main_exit_loop, NULL);
 	control_init(main_base, listen_fd);
-
-	for (i = 0; i < 3; i++) {
-		sig_ev[i] = evsignal_new(main_base, sigs[i], main_signal, NULL);
-		if (sig_ev[i] == NULL || event_add(sig_ev[i], NULL) == -1)
-			fatalx("libevent: cannot watch signal %d", sigs[i]);
-	}
-	status_ev = event_new(main_base, -1, EV_PERSIST, main_status_update,
-	    NULL);
-	if (status_ev == NULL)
-		fatalx("libevent: cannot create the status timer");
-	event_add(status_ev, &one);
-	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
-		struct timeval half = {
-			(time_t)(watchdog_usec / 2 / 1000000),
-			(suseconds_t)(watchdog_usec / 2 % 1000000)
-		};
-
-		watchdog_ev = event_new(main_base, -1, EV_PERSIST,
-		    main_watchdog, NULL);
-		if (watchdog_ev == NULL)
-			fatalx("libevent: cannot create the watchdog timer");
-		event_add(watchdog_ev, &half);
-	}
+	main_events_add(&ev);
 
 	log_info("snapd %s ready (pid %d)", SNAPD_VERSION, (int)getpid());
 	sd_notify(0, "READY=1\nSTATUS=ready; 0 snapshots running");
@@ -461,13 +497,7 @@ main(int argc, char **argv)
 	control_close_all();
 	snapshots_free_all();
 	report_free_all();
-	for (i = 0; i < 3; i++)
-		event_free(sig_ev[i]);
-	event_free(status_ev);
-	if (watchdog_ev != NULL)
-		event_free(watchdog_ev);
-	if (main_shutdown_ev != NULL)
-		event_free(main_shutdown_ev);
+	main_events_free(&ev);
 	close(listen_fd);
 	if (!activated && unlink(conf.socket) == -1 && errno != ENOENT)
 		log_warn("control socket %s: remove", conf.socket);

@@ -142,8 +142,8 @@ def line():
     return json.loads(l)
 
 g = line()
-if "QMP" not in g or g["QMP"].get("protocol") != 1:
-    sys.exit("not a protocol 1 QMP greeting: %r" % g)
+if "QMP" not in g or g["QMP"].get("protocol") != 2:
+    sys.exit("not a protocol 2 QMP greeting: %r" % g)
 print("greeting:", json.dumps(g))
 for cmd in ({"execute": "qmp_capabilities", "id": 1},
             {"execute": "query-version", "id": 2}):
