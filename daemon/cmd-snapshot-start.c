@@ -31,7 +31,7 @@
 #include "procmaps.h"
 #include "report.h"
 #include "cmd.h"
-#include "testhooks.h"
+#include "testhold.h"
 #include "uffd.h"
 
 /* capability(7) number of CAP_SYS_PTRACE. */
@@ -403,7 +403,7 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 
 	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
 		req->prearm = json_is_true(v);
-	if (testhooks_hold(json_object_get(ctx->args, "test-hold"), req, err,
+	if (testhold_parse(json_object_get(ctx->args, "test-hold"), req, err,
 	    sizeof(err)) == -1) {
 		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s", err);
 		return -1;

@@ -1,5 +1,5 @@
 /*
- * test-release: a test hook (testhooks.h).  Ends the "release" hold of a
+ * test-release: a test hook (testhold.h).  Ends the "release" hold of a
  * snapshot started with "test-hold": {"until": "release"}, so that the
  * test decides the moment its writer goes on.  Refused unless snapd was
  * started with SNAPD_TEST_HOOKS=1.
@@ -7,7 +7,7 @@
 #include "protocol.h"
 #include "control.h"
 #include "snapshots.h"
-#include "testhooks.h"
+#include "testpause.h"
 #include "cmd.h"
 
 static enum cmd_retval	cmd_test_release_exec(struct cmd_ctx *);
@@ -29,7 +29,7 @@ cmd_test_release_exec(struct cmd_ctx *ctx)
 {
 	struct snap_entry	*e;
 
-	if (!testhooks_enabled())
+	if (!testpause_enabled())
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "test-release is a "
 		    "test hook: this snapd was not started with "
 		    "SNAPD_TEST_HOOKS=1");

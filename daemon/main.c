@@ -35,7 +35,7 @@
 #include "control.h"
 #include "snapshot.h"
 #include "report.h"
-#include "testhooks.h"
+#include "testpause.h"
 
 static struct event_base	*main_base;
 static const char		*main_config_path;	/* NULL: the default */
@@ -452,7 +452,7 @@ main(int argc, char **argv)
 	int			check, listen_fd, activated;
 
 	log_init(LOG_LEVEL_INFO, 0);
-	testhooks_init();
+	testpause_init();
 	check = main_options(argc, argv);
 
 	if (main_load_config(&conf, stderr) == -1) {

@@ -13,8 +13,38 @@
 
 #include "log.h"
 #include "snapshot-internal.h"
-#include "testhooks.h"
 #include "testpause.h"
+
+static int	testpause_on;
+static char	testpause_dir[1024];
+
+void
+testpause_init(void)
+{
+	const char *on = getenv("SNAPD_TEST_HOOKS");
+	const char *dir = getenv("SNAPD_TEST_PAUSE_DIR");
+
+	if (on == NULL || strcmp(on, "1") != 0)
+		return;
+	testpause_on = 1;
+	if (dir != NULL)
+		snprintf(testpause_dir, sizeof(testpause_dir), "%s", dir);
+	log_warnx("test hooks are enabled (SNAPD_TEST_HOOKS=1, pause "
+	    "directory %s): for the test suite only, never in production",
+	    testpause_dir[0] != '\0' ? testpause_dir : "none");
+}
+
+int
+testpause_enabled(void)
+{
+	return testpause_on;
+}
+
+static const char *
+testpause_pause_dir(void)
+{
+	return testpause_dir;
+}
 
 void
 testpause_load(struct snapshot *s)
@@ -24,9 +54,9 @@ testpause_load(struct snapshot *s)
 	unsigned region;
 	unsigned long long page;
 
-	if (testhooks_pause_dir()[0] == '\0')
+	if (testpause_pause_dir()[0] == '\0')
 		return;
-	snprintf(path, sizeof(path), "%s/%s.pause", testhooks_pause_dir(), s->name);
+	snprintf(path, sizeof(path), "%s/%s.pause", testpause_pause_dir(), s->name);
 	if ((f = fopen(path, "re")) == NULL)
 		return;
 	while (fscanf(f, "%15s %u %llu", where, &region, &page) == 3) {
@@ -61,14 +91,14 @@ testpause_at(struct snapshot *s, int where, uint32_t region,
 	    s->hook_page[where] - first >= count ||
 	    atomic_exchange(&s->hook_fired[where], 1))
 		return;
-	snprintf(path, sizeof(path), "%s/%s.paused", testhooks_pause_dir(), s->name);
+	snprintf(path, sizeof(path), "%s/%s.paused", testpause_pause_dir(), s->name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) == -1) {
 		log_warn("snapshot %llu: test hook: create %s",
 		    (unsigned long long)s->id, path);
 		return;
 	}
 	close(fd);
-	snprintf(path, sizeof(path), "%s/%s.go", testhooks_pause_dir(), s->name);
+	snprintf(path, sizeof(path), "%s/%s.go", testpause_pause_dir(), s->name);
 	for (int i = 0; i < TESTPAUSE_WAIT_S * 1000; i++) {
 		if (access(path, F_OK) == 0)
 			return;

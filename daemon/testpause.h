@@ -1,12 +1,13 @@
 /*
- * Debug-only test hook, the engine's half (testhooks.h has the switch and
- * the control side): pause a snapshot's writer or fault thread at one
- * chosen page, so that the regression tests in tests/integration/races.sh
+ * Debug-only test hooks, the engine's half: the switch (SNAPD_TEST_HOOKS=1
+ * in snapd's environment at start, read by testpause_init(); testhold.h, in
+ * the control layer, parses the hold a test asks for), and pause points:
+ * pause a snapshot's writer or fault thread at one chosen page, so that the regression tests in tests/integration/races.sh
  * can land an exec, an exit or an mremap exactly between the claim of a
  * page and its read, instead of hoping timing produces it.
  *
  * Off unless SNAPD_TEST_HOOKS=1 was in the environment when snapd started
- * (testhooks_enabled()); a production daemon never looks at the files
+ * (testpause_enabled()); a production daemon never looks at the files
  * below.  With it, and SNAPD_TEST_PAUSE_DIR=DIR in snapd's environment
  * (set by whoever starts snapd, never by a client):
  *
@@ -35,6 +36,10 @@
 
 struct snapshot;
 
+/* Read SNAPD_TEST_HOOKS and SNAPD_TEST_PAUSE_DIR; main(), once, at start. */
+void	testpause_init(void);
+/* 1 if this snapd accepts test hooks (SNAPD_TEST_HOOKS=1 at start). */
+int	testpause_enabled(void);
 void	testpause_load(struct snapshot *s);
 /* Pause if [first, first+count) of region `region` holds the hook's page. */
 void	testpause_at(struct snapshot *s, int where, uint32_t region,

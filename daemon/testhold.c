@@ -1,6 +1,6 @@
 /*
- * Test hooks (testhooks.h).  The environment is read once, by main() at
- * start, so a hook cannot be switched on later by anything a peer does.
+ * The "test-hold" argument of snapshot-start (testhold.h), accepted only
+ * when the test-hook switch is on (testpause.h).
  *
  * "test-hold": {"until": U, "at": A} holds the snapshot's writer once, at
  * A, until U:
@@ -26,41 +26,11 @@
 #include <string.h>
 
 #include "log.h"
-#include "testhooks.h"
-
-static int	testhooks_on;
-static char	testhooks_dir[1024];
-
-void
-testhooks_init(void)
-{
-	const char *on = getenv("SNAPD_TEST_HOOKS");
-	const char *dir = getenv("SNAPD_TEST_PAUSE_DIR");
-
-	if (on == NULL || strcmp(on, "1") != 0)
-		return;
-	testhooks_on = 1;
-	if (dir != NULL)
-		snprintf(testhooks_dir, sizeof(testhooks_dir), "%s", dir);
-	log_warnx("test hooks are enabled (SNAPD_TEST_HOOKS=1, pause "
-	    "directory %s): for the test suite only, never in production",
-	    testhooks_dir[0] != '\0' ? testhooks_dir : "none");
-}
+#include "testhold.h"
+#include "testpause.h"
 
 int
-testhooks_enabled(void)
-{
-	return testhooks_on;
-}
-
-const char *
-testhooks_pause_dir(void)
-{
-	return testhooks_dir;
-}
-
-int
-testhooks_hold(const json_t *arg, struct snapshot_request *req, char *why,
+testhold_parse(const json_t *arg, struct snapshot_request *req, char *why,
     size_t whylen)
 {
 	static const char *const at_names[] = {
@@ -75,7 +45,7 @@ testhooks_hold(const json_t *arg, struct snapshot_request *req, char *why,
 
 	if (arg == NULL)
 		return 0;
-	if (!testhooks_enabled()) {
+	if (!testpause_enabled()) {
 		snprintf(why, whylen, "test-hold is a test hook: this snapd "
 		    "was not started with SNAPD_TEST_HOOKS=1");
 		return -1;
