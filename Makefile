@@ -13,7 +13,9 @@
 #   (into build-address-undefined/ or build-thread/); `make check-sanitizers`
 #   runs the whole suite under ASan+UBSan and the engine test under TSan.
 #
-# Sources are found by directory: every daemon/*.c goes into snapd, every
+# Sources are found by directory: every daemon/LAYER/*.c goes into snapd
+# (the layers, lowest first: base, format, engine, control; a lower layer
+# never includes a higher one, tests/integration/layers.sh checks), every
 # client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary
 # linking tests/workload/lib/*.c.  A new file needs no Makefile change.
@@ -54,7 +56,8 @@ WARN		= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		  -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS		?= -O2 -g
 ALL_CFLAGS	= -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -pthread \
-		  -DSNAPD_VERSION=\"$(VERSION)\" -Iproto -Idaemon -Iclient/lib \
+		  -DSNAPD_VERSION=\"$(VERSION)\" -Iproto \
+		  $(DAEMON_LAYERS:%=-Idaemon/%) -Iclient/lib \
 		  $(PKG_CFLAGS)
 LDFLAGS		?=
 ifneq ($(SANITIZE),)
@@ -63,7 +66,8 @@ LDFLAGS		+= -fsanitize=$(SANITIZE)
 endif
 
 PROTO_SRC	= $(wildcard proto/*.c)
-DAEMON_SRC	= $(wildcard daemon/*.c)
+DAEMON_LAYERS	= base format engine control
+DAEMON_SRC	= $(foreach l,$(DAEMON_LAYERS),$(wildcard daemon/$(l)/*.c))
 LIB_SRC		= $(wildcard client/lib/*.c)
 SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)
 WORKLOAD_SRC	= $(wildcard tests/workload/*.c)
@@ -79,7 +83,7 @@ UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WORKLOAD_BIN	= $(WORKLOAD_SRC:tests/workload/%.c=$(B)/tests/%)
 WORKLOAD_LIB_OBJ = $(WORKLOAD_LIB_SRC:%.c=$(B)/%.o)
 # Unit tests link every daemon object except the one holding main().
-DAEMON_LIBOBJ	= $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ))
+DAEMON_LIBOBJ	= $(filter-out $(B)/daemon/control/main.o,$(DAEMON_OBJ))
 
 SONAME		= libsnapclient.so.$(SOVERSION)
 LIBSO		= $(B)/libsnapclient.so.$(VERSION)

@@ -22,9 +22,9 @@ mkdir -p "$C/reader" "$C/config" "$C/control" "$B/fuzz"
 # ---- reader ----------------------------------------------------------------
 PKGS="libzstd jansson"
 "$CC" -std=gnu11 -O1 -D_GNU_SOURCE -pthread -DSNAPD_VERSION='"seeds"' \
-    -Iproto -Idaemon $(pkg-config --cflags $PKGS) \
-    -o "$B/fuzz/make_seeds" tests/fuzz/make_seeds.c daemon/output.c \
-    daemon/output-zsnap.c daemon/output-raw.c daemon/sink.c daemon/log.c \
+    -Iproto -Idaemon/base -Idaemon/format $(pkg-config --cflags $PKGS) \
+    -o "$B/fuzz/make_seeds" tests/fuzz/make_seeds.c daemon/format/*.c \
+    daemon/base/log.c \
     proto/*.c $(pkg-config --libs $PKGS)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -46,8 +46,10 @@ snapshot_dir "/srv/snap shots"
 format raw
 compression_level 19
 compression_threads 0
+pressure_level 0
 buffer_size 4k
 max_snapshots 1024
+max_snapshots_per_uid 1
 max_message_size 16m
 max_connections_per_uid 4096
 client_timeout 3600

@@ -71,22 +71,23 @@ WARN		= -Wall -Wextra -Wshadow -Wstrict-prototypes \\
 SAN		= -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS		= -std=gnu11 -g -O1 -fno-omit-frame-pointer \$(SAN) \\
 		  -fsanitize=fuzzer-no-link -D_GNU_SOURCE -pthread \\
-		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto -Idaemon -Iclient/lib \\
+		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto -Idaemon/base \\
+		  -Idaemon/format -Idaemon/engine -Idaemon/control -Iclient/lib \\
 		  $PKG_CFLAGS \$(WARN)
 LINK		= \$(CC) -fsanitize=fuzzer \$(SAN) -pthread
 
 PROTO		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard proto/*.c))
 LIB		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard client/lib/*.c))
-DAEMON		= \$(patsubst %.c,\$(O)/%.o,\$(filter-out daemon/main.c,\\
-		    \$(wildcard daemon/*.c)))
+DAEMON		= \$(patsubst %.c,\$(O)/%.o,\$(filter-out daemon/control/main.c,\\
+		    \$(wildcard daemon/*/*.c)))
 
 all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control
 
 $OUT/fuzz_reader: \$(O)/tests/fuzz/fuzz_reader.o \$(LIB) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
-$OUT/fuzz_config: \$(O)/tests/fuzz/fuzz_config.o \$(O)/daemon/config.o \\
-    \$(O)/daemon/log.o \$(PROTO)
+$OUT/fuzz_config: \$(O)/tests/fuzz/fuzz_config.o \$(O)/daemon/control/config.o \\
+    \$(O)/daemon/base/log.o \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
 $OUT/fuzz_control: \$(O)/tests/fuzz/fuzz_control.o \$(DAEMON) \$(PROTO)
