@@ -1,7 +1,7 @@
 /*
  * The raw snapshot format's one writer (proto/FORMAT.md, "raw"): a
  * directory NAME holding one sparse file "R.img" per region and
- * "snapshot.json".  snapd's raw output (daemon/output-raw.c) and the
+ * "snapshot.json".  snapd's raw output (daemon/format/output-raw.c) and the
  * reader's export (snap_file_export_raw(), client/lib/reader-restore.c)
  * both write through it, so the two cannot drift apart.
  *
@@ -15,7 +15,7 @@
  *
  * Raw is positional, not a stream: pages arrive in any order and land at
  * their offsets with pwrite(2), zero pages left as holes.  That is why it
- * does not sit behind the daemon's byte-stream sink (daemon/sink.h).
+ * does not sit behind the daemon's byte-stream sink (daemon/format/sink.h).
  *
  * Functions return 0, or -1 with errno set and a message in rawdir_error()
  * naming what failed ("write .x.raw.tmp-42/0.img: No space left on

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the snapd.conf(5) parser (daemon/config.c): the
+ * libFuzzer target for the snapd.conf(5) parser (daemon/control/config.c): the
  * input is a configuration file, written to a memfd and loaded with
  * config_load() through /proc/self/fd/N, exactly as `snapd -c FILE` does.
  *

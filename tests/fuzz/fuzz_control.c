@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the control socket's choke point: framing, the
- * message checks and the command table (daemon/control.c, daemon/cmd.c and
+ * message checks and the command table (daemon/control/control.c, daemon/control/cmd.c and
  * every cmd-*.c), reached the way a peer reaches them, through a real
  * Unix socket.  The harness runs the daemon's own control_init() on a
  * listening socket of its own, connects, writes the input, and runs the

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Invariants 5 and 6 when the address space changes in the middle of a
-# read, forced with snapd's debug-only test hook (daemon/testpause.h:
+# read, forced with snapd's debug-only test hook (daemon/engine/testpause.h:
 # SNAPD_TEST_HOOKS=1 pauses the writer or fault thread after it claimed a
 # page and before it read it) and tests/workload/snaprace.c:
 #   exec            the process execs while the writer holds a claimed run:

@@ -1,6 +1,6 @@
 /*
- * Unit test of snapd.conf parsing (daemon/config.c) and of the snapshot
- * name checker (daemon/paths.c).
+ * Unit test of snapd.conf parsing (daemon/control/config.c) and of the snapshot
+ * name checker (daemon/control/paths.c).
  *
  * Good and bad configurations are written to temporary files and parsed;
  * every bad one must fail with exactly the expected "file:line: message"

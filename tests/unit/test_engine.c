@@ -1,5 +1,5 @@
 /*
- * Engine test: the snapshot engine (daemon/snapshot.c, fault.c, arm.c,
+ * Engine test: the snapshot engine (daemon/engine/snapshot.c, fault.c, arm.c,
  * writer.c) driven directly, without the control socket, on this process's
  * own memory, with real userfaultfds and real writer threads.  This is the test
  * the ThreadSanitizer build runs.

@@ -1,5 +1,5 @@
 /*
- * Unit test of the bounded page buffer (daemon/pagebuf.c), the hand-off
+ * Unit test of the bounded page buffer (daemon/engine/pagebuf.c), the hand-off
  * between the fault thread and the writer thread.  What must hold:
  *
  *   bounded	never more slots out (got, not yet released) than nslots;

@@ -1,5 +1,5 @@
 /*
- * Unit test of the per-page state bitmaps (daemon/pagestate.h).  What must
+ * Unit test of the per-page state bitmaps (daemon/engine/pagestate.h).  What must
  * hold:
  *
  *   once	every page is claimed exactly once, however many threads

@@ -1,5 +1,5 @@
 /*
- * Unit test of the output sinks (daemon/sink.h).  What must hold:
+ * Unit test of the output sinks (daemon/format/sink.h).  What must hold:
  *
  *   file	what is written is what the finished file holds, under its
  *		final name only after finish, with the mode asked; the

@@ -2,7 +2,7 @@
  * snaprace: the workload of tests/integration/races.sh.  It snapshots one
  * region of its own memory (1024 pages, page i holding page_fill(i, 1) at
  * the armed instant) while it changes its address space at a moment that
- * snapd's debug-only test hook (daemon/testpause.h) makes exact: the hook
+ * snapd's debug-only test hook (daemon/engine/testpause.h) makes exact: the hook
  * pauses snapd's writer (or fault) thread after it claimed a page and
  * before it read it; snaprace does its action, then says go.
  *
