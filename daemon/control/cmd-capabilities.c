@@ -6,18 +6,15 @@
  */
 #include "cmd.h"
 
-static enum cmd_retval	cmd_capabilities_exec(struct cmd_ctx *);
-
-const struct cmd_entry cmd_capabilities_entry = {
-	.name = "qmp_capabilities",
-	.args = NULL,
-	.flags = CMD_BEFORE_NEGOTIATION,
-	.exec = cmd_capabilities_exec,
-};
-
 static enum cmd_retval
 cmd_capabilities_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = NULL;
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_capabilities_entry = {
+	.name = "qmp_capabilities",
+	.flags = CMD_BEFORE_NEGOTIATION,
+	.exec = cmd_capabilities_exec,
+};

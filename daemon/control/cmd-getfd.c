@@ -10,26 +10,9 @@
 #include "control.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_getfd_exec(struct cmd_ctx *);
-static enum cmd_retval	cmd_closefd_exec(struct cmd_ctx *);
-
 static const struct cmd_arg cmd_getfd_args[] = {
 	{ "fdname", CMD_ARG_STRING, 1 },
 	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_getfd_entry = {
-	.name = "getfd",
-	.args = cmd_getfd_args,
-	.flags = 0,
-	.exec = cmd_getfd_exec,
-};
-
-const struct cmd_entry cmd_closefd_entry = {
-	.name = "closefd",
-	.args = cmd_getfd_args,
-	.flags = 0,
-	.exec = cmd_closefd_exec,
 };
 
 static int
@@ -79,3 +62,15 @@ cmd_closefd_exec(struct cmd_ctx *ctx)
 		    "descriptor named '%.64s' on this connection", name);
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_getfd_entry = {
+	.name = "getfd",
+	.args = cmd_getfd_args,
+	.exec = cmd_getfd_exec,
+};
+
+const struct cmd_entry cmd_closefd_entry = {
+	.name = "closefd",
+	.args = cmd_getfd_args,
+	.exec = cmd_closefd_exec,
+};

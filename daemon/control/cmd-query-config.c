@@ -5,18 +5,14 @@
 #include "config.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_query_config_exec(struct cmd_ctx *);
-
-const struct cmd_entry cmd_query_config_entry = {
-	.name = "query-config",
-	.args = NULL,
-	.flags = 0,
-	.exec = cmd_query_config_exec,
-};
-
 static enum cmd_retval
 cmd_query_config_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = config_to_json(config_get());
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_query_config_entry = {
+	.name = "query-config",
+	.exec = cmd_query_config_exec,
+};

@@ -6,18 +6,14 @@
 #include "report.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_query_snapshots_exec(struct cmd_ctx *);
-
-const struct cmd_entry cmd_query_snapshots_entry = {
-	.name = "query-snapshots",
-	.args = NULL,
-	.flags = 0,
-	.exec = cmd_query_snapshots_exec,
-};
-
 static enum cmd_retval
 cmd_query_snapshots_exec(struct cmd_ctx *ctx)
 {
 	ctx->ret = report_query(ctx->conn->uid);
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_query_snapshots_entry = {
+	.name = "query-snapshots",
+	.exec = cmd_query_snapshots_exec,
+};

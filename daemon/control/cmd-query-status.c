@@ -11,15 +11,6 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_query_status_exec(struct cmd_ctx *);
-
-const struct cmd_entry cmd_query_status_entry = {
-	.name = "query-status",
-	.args = NULL,
-	.flags = 0,
-	.exec = cmd_query_status_exec,
-};
-
 static enum cmd_retval
 cmd_query_status_exec(struct cmd_ctx *ctx)
 {
@@ -41,3 +32,8 @@ cmd_query_status_exec(struct cmd_ctx *ctx)
 		fatalx("out of memory building query-status");
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_query_status_entry = {
+	.name = "query-status",
+	.exec = cmd_query_status_exec,
+};

@@ -7,15 +7,6 @@
 #include "log.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_query_version_exec(struct cmd_ctx *);
-
-const struct cmd_entry cmd_query_version_entry = {
-	.name = "query-version",
-	.args = NULL,
-	.flags = 0,
-	.exec = cmd_query_version_exec,
-};
-
 static enum cmd_retval
 cmd_query_version_exec(struct cmd_ctx *ctx)
 {
@@ -25,3 +16,8 @@ cmd_query_version_exec(struct cmd_ctx *ctx)
 		fatalx("out of memory building query-version");
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_query_version_entry = {
+	.name = "query-version",
+	.exec = cmd_query_version_exec,
+};

@@ -13,20 +13,6 @@
 #include "report.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_snapshot_arm_exec(struct cmd_ctx *);
-
-static const struct cmd_arg cmd_snapshot_arm_args[] = {
-	{ "id", CMD_ARG_INT, 1 },
-	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_snapshot_arm_entry = {
-	.name = "snapshot-arm",
-	.args = cmd_snapshot_arm_args,
-	.flags = 0,
-	.exec = cmd_snapshot_arm_exec,
-};
-
 static enum cmd_retval
 cmd_snapshot_arm_exec(struct cmd_ctx *ctx)
 {
@@ -44,3 +30,9 @@ cmd_snapshot_arm_exec(struct cmd_ctx *ctx)
 		    e->armed ? "it is armed already" : "it is still pre-arming");
 	return CMD_DEFER;
 }
+
+const struct cmd_entry cmd_snapshot_arm_entry = {
+	.name = "snapshot-arm",
+	.args = CMD_ARGS({ "id", CMD_ARG_INT, 1 }),
+	.exec = cmd_snapshot_arm_exec,
+};

@@ -10,20 +10,6 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_snapshot_cancel_exec(struct cmd_ctx *);
-
-static const struct cmd_arg cmd_snapshot_cancel_args[] = {
-	{ "id", CMD_ARG_INT, 1 },
-	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_snapshot_cancel_entry = {
-	.name = "snapshot-cancel",
-	.args = cmd_snapshot_cancel_args,
-	.flags = 0,
-	.exec = cmd_snapshot_cancel_exec,
-};
-
 static enum cmd_retval
 cmd_snapshot_cancel_exec(struct cmd_ctx *ctx)
 {
@@ -37,3 +23,9 @@ cmd_snapshot_cancel_exec(struct cmd_ctx *ctx)
 	snapshot_cancel(e->snap, why);
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_snapshot_cancel_entry = {
+	.name = "snapshot-cancel",
+	.args = CMD_ARGS({ "id", CMD_ARG_INT, 1 }),
+	.exec = cmd_snapshot_cancel_exec,
+};

@@ -15,20 +15,6 @@
 #include "snapshots.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_snapshot_delete_exec(struct cmd_ctx *);
-
-static const struct cmd_arg cmd_snapshot_delete_args[] = {
-	{ "name", CMD_ARG_STRING, 1 },
-	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_snapshot_delete_entry = {
-	.name = "snapshot-delete",
-	.args = cmd_snapshot_delete_args,
-	.flags = 0,
-	.exec = cmd_snapshot_delete_exec,
-};
-
 static enum cmd_retval
 cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 {
@@ -60,3 +46,9 @@ cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 	    (unsigned)ctx->conn->uid);
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_snapshot_delete_entry = {
+	.name = "snapshot-delete",
+	.args = CMD_ARGS({ "name", CMD_ARG_STRING, 1 }),
+	.exec = cmd_snapshot_delete_exec,
+};

@@ -37,28 +37,6 @@
 /* capability(7) number of CAP_SYS_PTRACE. */
 #define START_CAP_SYS_PTRACE	19
 
-static enum cmd_retval	cmd_snapshot_start_exec(struct cmd_ctx *);
-
-static const struct cmd_arg cmd_snapshot_start_args[] = {
-	{ "uffd", CMD_ARG_STRING, 1 },
-	{ "regions", CMD_ARG_ARRAY, 1 },
-	{ "name", CMD_ARG_STRING, 0 },
-	{ "format", CMD_ARG_STRING, 0 },
-	{ "level", CMD_ARG_INT, 0 },
-	{ "buffer-size", CMD_ARG_INT, 0 },
-	{ "pid", CMD_ARG_INT, 0 },
-	{ "prearm", CMD_ARG_BOOL, 0 },
-	{ "test-hold", CMD_ARG_OBJECT, 0 },
-	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_snapshot_start_entry = {
-	.name = "snapshot-start",
-	.args = cmd_snapshot_start_args,
-	.flags = 0,
-	.exec = cmd_snapshot_start_exec,
-};
-
 /*
  * 1 if the peer's process has CAP_SYS_PTRACE in its effective set *in
  * snapd's user namespace*.  CapEff is relative to the process's own user
@@ -568,3 +546,18 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	close(dirfd);
 	return CMD_DEFER;
 }
+
+const struct cmd_entry cmd_snapshot_start_entry = {
+	.name = "snapshot-start",
+	.args = CMD_ARGS(
+	    { "uffd", CMD_ARG_STRING, 1 },
+	    { "regions", CMD_ARG_ARRAY, 1 },
+	    { "name", CMD_ARG_STRING, 0 },
+	    { "format", CMD_ARG_STRING, 0 },
+	    { "level", CMD_ARG_INT, 0 },
+	    { "buffer-size", CMD_ARG_INT, 0 },
+	    { "pid", CMD_ARG_INT, 0 },
+	    { "prearm", CMD_ARG_BOOL, 0 },
+	    { "test-hold", CMD_ARG_OBJECT, 0 }),
+	.exec = cmd_snapshot_start_exec,
+};

@@ -10,20 +10,6 @@
 #include "testpause.h"
 #include "cmd.h"
 
-static enum cmd_retval	cmd_test_release_exec(struct cmd_ctx *);
-
-static const struct cmd_arg cmd_test_release_args[] = {
-	{ "id", CMD_ARG_INT, 1 },
-	{ NULL, 0, 0 }
-};
-
-const struct cmd_entry cmd_test_release_entry = {
-	.name = "test-release",
-	.args = cmd_test_release_args,
-	.flags = 0,
-	.exec = cmd_test_release_exec,
-};
-
 static enum cmd_retval
 cmd_test_release_exec(struct cmd_ctx *ctx)
 {
@@ -38,3 +24,9 @@ cmd_test_release_exec(struct cmd_ctx *ctx)
 	snapshot_test_release(e->snap);
 	return CMD_RETURN;
 }
+
+const struct cmd_entry cmd_test_release_entry = {
+	.name = "test-release",
+	.args = CMD_ARGS({ "id", CMD_ARG_INT, 1 }),
+	.exec = cmd_test_release_exec,
+};

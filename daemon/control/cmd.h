@@ -57,6 +57,13 @@ struct cmd_arg {
 	int			 required;
 };
 
+/*
+ * A command's argument spec, written in its entry:
+ * .args = CMD_ARGS({ "id", CMD_ARG_INT, 1 }) adds the NULL name that ends it.
+ */
+#define CMD_ARGS(...)							\
+	((const struct cmd_arg[]){ __VA_ARGS__, { NULL, 0, 0 } })
+
 #define CMD_BEFORE_NEGOTIATION	0x1	/* only before qmp_capabilities */
 
 struct cmd_entry {
