@@ -11,9 +11,7 @@ static int	cmd_cancel_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_cancel_entry = {
 	.name = "cancel",
-	.args = "ID",
-	.min_args = 1,
-	.max_args = 1,
+	.args = { "ID", 1, 1 },
 	.flags = CMD_DAEMON,
 	.help = "stop a running snapshot",
 	.exec = cmd_cancel_exec,
@@ -22,18 +20,10 @@ const struct cmd_entry cmd_cancel_entry = {
 static int
 cmd_cancel_exec(struct ctl *ctl, int argc, char **argv)
 {
-	json_t		*ret;
-	uint64_t	 id;
-	int		 status;
+	uint64_t	id;
 
 	if (ctl_parse_id(argv[0], &id) == -1)
 		usage_error("cancel: not a snapshot id: %s", argv[0]);
-	ret = ctl_execute(ctl, "snapshot-cancel",
-	    json_pack("{s:I}", "id", (json_int_t)id), &status);
-	if (ret == NULL)
-		return status;
-	if (ctl->json)
-		ctl_print_json(ret);
-	json_decref(ret);
-	return EXIT_OK;
+	return ctl_execute_quiet(ctl, "snapshot-cancel",
+	    json_pack("{s:I}", "id", (json_int_t)id));
 }

@@ -11,9 +11,7 @@ static int	cmd_delete_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_delete_entry = {
 	.name = "delete",
-	.args = "NAME",
-	.min_args = 1,
-	.max_args = 1,
+	.args = { "NAME", 1, 1 },
 	.flags = CMD_DAEMON,
 	.help = "remove a finished snapshot",
 	.exec = cmd_delete_exec,
@@ -22,15 +20,6 @@ const struct cmd_entry cmd_delete_entry = {
 static int
 cmd_delete_exec(struct ctl *ctl, int argc, char **argv)
 {
-	json_t	*ret;
-	int	 status;
-
-	ret = ctl_execute(ctl, "snapshot-delete",
-	    json_pack("{s:s}", "name", argv[0]), &status);
-	if (ret == NULL)
-		return status;
-	if (ctl->json)
-		ctl_print_json(ret);
-	json_decref(ret);
-	return EXIT_OK;
+	return ctl_execute_quiet(ctl, "snapshot-delete",
+	    json_pack("{s:s}", "name", argv[0]));
 }

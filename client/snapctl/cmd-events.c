@@ -19,9 +19,7 @@ static int	cmd_events_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_events_entry = {
 	.name = "events",
-	.args = "",
-	.min_args = 0,
-	.max_args = 0,
+	.args = { "", 0, 0 },
 	.flags = CMD_DAEMON,
 	.help = "follow events live, one per line",
 	.exec = cmd_events_exec,

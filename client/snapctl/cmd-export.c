@@ -12,10 +12,7 @@ static int	cmd_export_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_export_entry = {
 	.name = "export",
-	.args = "FILE --raw DIR",
-	.min_args = 2,
-	.max_args = 3,
-	.flags = 0,
+	.args = { "FILE --raw DIR", 2, 3 },
 	.help = "write a snapshot as a raw directory",
 	.exec = cmd_export_exec,
 };

@@ -16,10 +16,7 @@ static int	cmd_info_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_info_entry = {
 	.name = "info",
-	.args = "FILE",
-	.min_args = 1,
-	.max_args = 1,
-	.flags = 0,
+	.args = { "FILE", 1, 1 },
 	.help = "describe a snapshot file: header, regions, page counts",
 	.exec = cmd_info_exec,
 };

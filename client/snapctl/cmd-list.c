@@ -13,9 +13,7 @@ static int	cmd_list_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_list_entry = {
 	.name = "list",
-	.args = "",
-	.min_args = 0,
-	.max_args = 0,
+	.args = { "", 0, 0 },
 	.flags = CMD_DAEMON,
 	.help = "list snapshots, running and finished",
 	.exec = cmd_list_exec,

@@ -14,9 +14,7 @@ static int	cmd_qmp_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_qmp_entry = {
 	.name = "qmp",
-	.args = "JSON",
-	.min_args = 1,
-	.max_args = 1,
+	.args = { "JSON", 1, 1 },
 	.flags = CMD_DAEMON,
 	.help = "send one raw command, print the reply",
 	.exec = cmd_qmp_exec,

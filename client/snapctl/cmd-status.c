@@ -15,9 +15,7 @@ static int	cmd_status_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_status_entry = {
 	.name = "status",
-	.args = "",
-	.min_args = 0,
-	.max_args = 0,
+	.args = { "", 0, 0 },
 	.flags = CMD_DAEMON,
 	.help = "show snapd's figures",
 	.exec = cmd_status_exec,

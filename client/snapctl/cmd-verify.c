@@ -20,10 +20,7 @@ static int	cmd_verify_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_verify_entry = {
 	.name = "verify",
-	.args = "FILE",
-	.min_args = 1,
-	.max_args = 1,
-	.flags = 0,
+	.args = { "FILE", 1, 1 },
 	.help = "check every checksum and page of a snapshot file",
 	.exec = cmd_verify_exec,
 };

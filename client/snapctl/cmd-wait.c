@@ -25,9 +25,7 @@ static int	cmd_wait_exec(struct ctl *, int, char **);
 
 const struct cmd_entry cmd_wait_entry = {
 	.name = "wait",
-	.args = "ID",
-	.min_args = 1,
-	.max_args = 1,
+	.args = { "ID", 1, 1 },
 	.flags = CMD_DAEMON,
 	.help = "wait for a snapshot, showing progress",
 	.exec = cmd_wait_exec,

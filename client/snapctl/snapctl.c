@@ -50,8 +50,8 @@ usage(FILE *f)
 	    "commands:\n", SNAPD_SOCKET_ENV, SNAPD_DEFAULT_SOCKET);
 	for (i = 0; i < NCOMMANDS; i++) {
 		snprintf(left, sizeof(left), "%s%s%s", cmd_table[i]->name,
-		    *cmd_table[i]->args != '\0' ? " " : "",
-		    cmd_table[i]->args);
+		    *cmd_table[i]->args.usage != '\0' ? " " : "",
+		    cmd_table[i]->args.usage);
 		fprintf(f, "  %-22s %s\n", left, cmd_table[i]->help);
 	}
 	fprintf(f, "\nexit status: 0 ok, 1 failed, 2 usage error, "
@@ -125,11 +125,11 @@ main(int argc, char **argv)
 		usage_error("unknown command: %s", argv[0]);
 	argc--;
 	argv++;
-	if (argc < cmd->min_args ||
-	    (cmd->max_args >= 0 && argc > cmd->max_args))
+	if (argc < cmd->args.min ||
+	    (cmd->args.max >= 0 && argc > cmd->args.max))
 		usage_error("%s: %s; usage: snapctl %s %s", cmd->name,
-		    argc < cmd->min_args ? "missing argument" :
-		    "too many arguments", cmd->name, cmd->args);
+		    argc < cmd->args.min ? "missing argument" :
+		    "too many arguments", cmd->name, cmd->args.usage);
 
 	if (cmd->flags & CMD_DAEMON) {
 		ctl.client = snap_connect(ctl.socket);

@@ -32,11 +32,16 @@ struct ctl {
 
 #define CMD_DAEMON	0x1	/* connects to snapd */
 
+/* The arguments a command takes, checked by the dispatcher. */
+struct cmd_args {
+	const char	*usage;		/* as usage() shows them */
+	int		 min;
+	int		 max;		/* -1: no limit */
+};
+
 struct cmd_entry {
 	const char	*name;
-	const char	*args;		/* the arguments, as usage() shows them */
-	int		 min_args;
-	int		 max_args;
+	struct cmd_args	 args;
 	int		 flags;		/* CMD_* */
 	const char	*help;		/* one line */
 	int		(*exec)(struct ctl *, int argc, char **argv);
@@ -68,6 +73,9 @@ int	ctl_file_failure(const char *path, const char *what);
  * after printing why, with *status the exit code. args is stolen. */
 json_t	*ctl_execute(struct ctl *ctl, const char *cmd, json_t *args,
 	    int *status);
+/* Run cmd on snapd for its effect: prints nothing, or the reply with -j;
+ * returns the exit code.  args is stolen. */
+int	ctl_execute_quiet(struct ctl *ctl, const char *cmd, json_t *args);
 void	ctl_print_json(const json_t *value);
 int	ctl_parse_id(const char *s, uint64_t *id);
 

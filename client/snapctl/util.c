@@ -122,6 +122,20 @@ ctl_execute(struct ctl *ctl, const char *cmd, json_t *args, int *status)
 	return ret;
 }
 
+int
+ctl_execute_quiet(struct ctl *ctl, const char *cmd, json_t *args)
+{
+	json_t	*ret;
+	int	 status;
+
+	if ((ret = ctl_execute(ctl, cmd, args, &status)) == NULL)
+		return status;
+	if (ctl->json)
+		ctl_print_json(ret);
+	json_decref(ret);
+	return EXIT_OK;
+}
+
 void
 ctl_print_json(const json_t *value)
 {
