@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "ioutil.h"
 #include "rawdir.h"
 #include "zsnap.h"
 
@@ -57,21 +57,9 @@ struct rawdir {
 	char			 error[RAWDIR_ERROR_MAX];
 };
 
-static void
-rawdir_set_error(struct rawdir *rd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-rawdir_set_error(struct rawdir *rd, const char *fmt, ...)
-{
-	va_list	ap;
-	int	saved = errno;
-
-	va_start(ap, fmt);
-	vsnprintf(rd->error, sizeof(rd->error), fmt, ap);
-	va_end(ap);
-	errno = saved;
-}
+/* Set rd's error message; errno is kept. */
+#define rawdir_set_error(rd, ...)					\
+	ioutil_set_error((rd)->error, sizeof((rd)->error), __VA_ARGS__)
 
 /* "WHAT TMPNAME/FILE: strerror(errno)", errno kept; returns -1. */
 static int
@@ -92,33 +80,6 @@ static int
 rawdir_owned(const struct rawdir *rd)
 {
 	return rd->uid != (uid_t)-1 || rd->gid != (gid_t)-1;
-}
-
-/* Write all of buf to fd, at off if off is not -1; short writes, EINTR. */
-static int
-rawdir_write_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const unsigned char	*p = buf;
-
-	while (len > 0) {
-		ssize_t	n = off == -1 ? write(fd, p, len) :
-		    pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;	/* a regular file never does this */
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		if (off != -1)
-			off += n;
-	}
-	return 0;
 }
 
 static int
@@ -278,7 +239,7 @@ rawdir_pages(struct rawdir *rd, uint32_t region, uint64_t first,
 		if (run > i) {
 			size_t len = (size_t)(run - i) * ZSNAP_PAGE_SIZE;
 
-			if (rawdir_write_all(rd->files[region].fd,
+			if (ioutil_write_all(rd->files[region].fd,
 			    base + i * ZSNAP_PAGE_SIZE, len,
 			    (off_t)((first + i) * ZSNAP_PAGE_SIZE)) == -1) {
 				rawdir_file_name(file, sizeof(file), region);
@@ -443,8 +404,8 @@ rawdir_write_json(struct rawdir *rd, const struct rawdir_info *info)
 		return rawdir_fail(rd, "create", "snapshot.json");
 	}
 	if ((rawdir_owned(rd) && fchown(fd, rd->uid, rd->gid) == -1) ||
-	    rawdir_write_all(fd, text, len, -1) == -1 ||
-	    rawdir_write_all(fd, "\n", 1, -1) == -1 || fsync(fd) == -1) {
+	    ioutil_write_all(fd, text, len, -1) == -1 ||
+	    ioutil_write_all(fd, "\n", 1, -1) == -1 || fsync(fd) == -1) {
 		free(text);
 		rawdir_fail(rd, "write", "snapshot.json");
 		close(fd);

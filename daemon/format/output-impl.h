@@ -9,9 +9,9 @@
 #ifndef SNAPD_OUTPUT_IMPL_H
 #define SNAPD_OUTPUT_IMPL_H
 
-#include <stdarg.h>
 #include <stdint.h>
 
+#include "ioutil.h"
 #include "output.h"
 
 #define OUTPUT_ERROR_MAX	512
@@ -51,7 +51,8 @@ struct output {
 extern const struct output_format_ops output_zsnap_ops;
 extern const struct output_format_ops output_raw_ops;
 
-void	output_set_error(struct output *out, const char *fmt, ...)
-	    __attribute__((format(printf, 2, 3)));
+/* Set out's error message; errno is kept. */
+#define output_set_error(out, ...)					\
+	ioutil_set_error((out)->error, sizeof((out)->error), __VA_ARGS__)
 
 #endif /* SNAPD_OUTPUT_IMPL_H */

@@ -13,7 +13,6 @@
  * the message yet.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +28,6 @@ _Static_assert(ZSNAP_PAGE_SIZE == SNAPD_PAGE_SIZE,
     "the on-disk page is the page snapd works in");
 
 static _Thread_local char	open_error[OUTPUT_ERROR_MAX];
-
-void
-output_set_error(struct output *out, const char *fmt, ...)
-{
-	va_list	ap;
-	int	saved = errno;
-
-	va_start(ap, fmt);
-	vsnprintf(out->error, sizeof(out->error), fmt, ap);
-	va_end(ap);
-	errno = saved;
-}
 
 /*
  * The process name as the snapshot records it.  /proc/PID/comm is whatever

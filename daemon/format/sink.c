@@ -10,12 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ioutil.h"
 #include "log.h"
 #include "sink.h"
 
@@ -27,44 +27,9 @@ struct sink_file {
 	char		 name[NAME_MAX + 1];
 };
 
-static void
-sink_set_error(struct sink *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-sink_set_error(struct sink *s, const char *fmt, ...)
-{
-	va_list	ap;
-	int	saved = errno;
-
-	va_start(ap, fmt);
-	vsnprintf(s->error, sizeof(s->error), fmt, ap);
-	va_end(ap);
-	errno = saved;
-}
-
-int
-sink_write_all(int fd, const void *buf, size_t len)
-{
-	const char	*p = buf;
-
-	while (len > 0) {
-		ssize_t	n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;	/* a regular file never does this */
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+/* Set s's error message; errno is kept. */
+#define sink_set_error(s, ...)						\
+	ioutil_set_error((s)->error, sizeof((s)->error), __VA_ARGS__)
 
 /* ---- file sink ---------------------------------------------------------- */
 
@@ -73,7 +38,7 @@ file_write(struct sink *s, const void *buf, size_t len)
 {
 	struct sink_file	*f = (struct sink_file *)s;
 
-	if (sink_write_all(f->fd, buf, len) == -1) {
+	if (ioutil_write_all(f->fd, buf, len, -1) == -1) {
 		sink_set_error(s, "write %s: %s", f->tmpname, strerror(errno));
 		return -1;
 	}

@@ -71,7 +71,4 @@ void		 sink_free(struct sink *s);
 uint64_t	 sink_bytes(const struct sink *s);
 const char	*sink_error(const struct sink *s);
 
-/* write(2) all of buf to fd, retrying short writes and EINTR. */
-int		 sink_write_all(int fd, const void *buf, size_t len);
-
 #endif /* SNAPD_SINK_H */
