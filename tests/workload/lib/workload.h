@@ -1,6 +1,7 @@
 /*
- * What the bundled workloads (snapwork, snapbench) share: option parsing.
- * Every .c file beside this header is linked into every workload binary.
+ * What the bundled workloads (snapwork, snapbench, snaprace) share: option
+ * parsing and die().  Every .c file beside this header is linked into
+ * every workload binary.
  */
 #ifndef SNAPD_WORKLOAD_H
 #define SNAPD_WORKLOAD_H
@@ -11,5 +12,9 @@
 int	parse_size(const char *s, uint64_t *out);
 /* A decimal number up to max; 0 or -1. */
 int	parse_uint(const char *s, unsigned max, unsigned *out);
+
+/* Print "PROGRAM: message" on stderr (stdout flushed first) and exit 1. */
+void	die(const char *fmt, ...)
+	    __attribute__((noreturn, format(printf, 1, 2)));
 
 #endif /* SNAPD_WORKLOAD_H */
