@@ -203,26 +203,6 @@ static uint64_t		 act_protected;		/* pages still uffd-wp when hit */
 static char		 act_error[256];
 
 static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t
 rng_next(uint64_t *state)
 {
 	*state += 0x9e3779b97f4a7c15ull;

@@ -1,7 +1,7 @@
 /*
  * What the bundled workloads (snapwork, snapbench, snaprace) share: option
- * parsing and die().  Every .c file beside this header is linked into
- * every workload binary.
+ * parsing, die(), a clock and a mixer.  Every .c file beside this header
+ * is linked into every workload binary.
  */
 #ifndef SNAPD_WORKLOAD_H
 #define SNAPD_WORKLOAD_H
@@ -16,5 +16,11 @@ int	parse_uint(const char *s, unsigned max, unsigned *out);
 /* Print "PROGRAM: message" on stderr (stdout flushed first) and exit 1. */
 void	die(const char *fmt, ...)
 	    __attribute__((noreturn, format(printf, 1, 2)));
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t	now_ns(void);
+/* A 64-bit mix of x (splitmix64's finalizer): the workloads' page bytes
+ * are built from it, so it must never change. */
+uint64_t	mix64(uint64_t x);
 
 #endif /* SNAPD_WORKLOAD_H */
