@@ -102,7 +102,8 @@ log_vwrite(enum log_level level, int with_errno, const char *fmt, va_list ap)
 	errno = saved_errno;
 }
 
-#define LOG_FN(name, level, with_errno)				\
+/* then: what the function does after logging (fatal and fatalx exit). */
+#define LOG_FN(name, level, with_errno, then)			\
 void								\
 name(const char *fmt, ...)					\
 {								\
@@ -110,34 +111,15 @@ name(const char *fmt, ...)					\
 	va_start(ap, fmt);					\
 	log_vwrite(level, with_errno, fmt, ap);			\
 	va_end(ap);						\
+	then;							\
 }
 
-LOG_FN(log_warn, LOG_LEVEL_WARNING, 1)
-LOG_FN(log_warnx, LOG_LEVEL_WARNING, 0)
-LOG_FN(log_info, LOG_LEVEL_INFO, 0)
-LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 1, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 0, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
+LOG_FN(log_warn, LOG_LEVEL_WARNING, 1, (void)0)
+LOG_FN(log_warnx, LOG_LEVEL_WARNING, 0, (void)0)
+LOG_FN(log_info, LOG_LEVEL_INFO, 0, (void)0)
+LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0, (void)0)
+LOG_FN(fatal, LOG_LEVEL_ERROR, 1, exit(1))
+LOG_FN(fatalx, LOG_LEVEL_ERROR, 0, exit(1))
 
 void *
 xmalloc(size_t size)
