@@ -37,7 +37,9 @@
 #ifndef SNAPD_ZSNAP_H
 #define SNAPD_ZSNAP_H
 
+#include <endian.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ZSNAP_VERSION_MAJOR	1
 #define ZSNAP_VERSION_MINOR	0
@@ -167,5 +169,39 @@ _Static_assert(sizeof(struct zsnap_footer) == 72, "zsnap_footer is on disk");
  */
 #define ZSNAP_RAW_SUFFIX	".raw"
 #define ZSNAP_SUFFIX		".zsnap"
+
+/* A little-endian field at p, of any alignment: for the readers and the
+ * tests that take a file apart byte by byte. */
+static inline uint32_t
+zsnap_get32(const unsigned char *p)
+{
+	uint32_t	v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t
+zsnap_get64(const unsigned char *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void
+zsnap_put32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void
+zsnap_put64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
 
 #endif /* SNAPD_ZSNAP_H */

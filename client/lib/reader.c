@@ -110,24 +110,6 @@ reader_pread(struct snap_file *f, int fd, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	uint32_t	v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-	uint64_t	v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 /* Copy a NUL-padded on-disk name into a C string of size dstlen. */
 static void
 get_name(char *dst, size_t dstlen, const char *src, size_t srclen)
@@ -157,28 +139,28 @@ zsnap_read_footer(struct snap_file *f, struct zsnap_footer *ft)
 
 	if (reader_pread(f, f->fd, buf, sizeof(buf), off, "footer") == -1)
 		return -1;
-	if (get32(buf) != ZSNAP_FRAME_FOOTER ||
-	    get32(buf + 4) != sizeof(struct zsnap_footer) ||
+	if (zsnap_get32(buf) != ZSNAP_FRAME_FOOTER ||
+	    zsnap_get32(buf + 4) != sizeof(struct zsnap_footer) ||
 	    memcmp(p, ZSNAP_FOOTER_MAGIC, 8) != 0) {
 		reader_error(f, EBADMSG, "truncated or incomplete: no zsnap "
 		    "footer at end of file (size %llu)", (unsigned long long)size);
 		return -1;
 	}
 	if (crc32c(0, p, offsetof(struct zsnap_footer, crc)) !=
-	    get32(p + offsetof(struct zsnap_footer, crc))) {
+	    zsnap_get32(p + offsetof(struct zsnap_footer, crc))) {
 		reader_error(f, EBADMSG, "footer at offset %llu: checksum "
 		    "mismatch", (unsigned long long)off);
 		return -1;
 	}
 	memcpy(ft->magic, p, 8);
-	ft->index_offset = get64(p + offsetof(struct zsnap_footer, index_offset));
-	ft->index_length = get64(p + offsetof(struct zsnap_footer, index_length));
-	ft->chunk_count = get64(p + offsetof(struct zsnap_footer, chunk_count));
-	ft->pages_total = get64(p + offsetof(struct zsnap_footer, pages_total));
-	ft->pages_data = get64(p + offsetof(struct zsnap_footer, pages_data));
-	ft->pages_zero = get64(p + offsetof(struct zsnap_footer, pages_zero));
-	ft->pages_lost = get64(p + offsetof(struct zsnap_footer, pages_lost));
-	ft->flags = get32(p + offsetof(struct zsnap_footer, flags));
+	ft->index_offset = zsnap_get64(p + offsetof(struct zsnap_footer, index_offset));
+	ft->index_length = zsnap_get64(p + offsetof(struct zsnap_footer, index_length));
+	ft->chunk_count = zsnap_get64(p + offsetof(struct zsnap_footer, chunk_count));
+	ft->pages_total = zsnap_get64(p + offsetof(struct zsnap_footer, pages_total));
+	ft->pages_data = zsnap_get64(p + offsetof(struct zsnap_footer, pages_data));
+	ft->pages_zero = zsnap_get64(p + offsetof(struct zsnap_footer, pages_zero));
+	ft->pages_lost = zsnap_get64(p + offsetof(struct zsnap_footer, pages_lost));
+	ft->flags = zsnap_get32(p + offsetof(struct zsnap_footer, flags));
 	return 0;
 }
 
@@ -199,9 +181,9 @@ zsnap_parse_header(struct snap_file *f, const unsigned char *buf,
 		reader_error(f, EBADMSG, "header at offset 0: bad magic");
 		return -1;
 	}
-	major = get32(buf + offsetof(struct zsnap_header, version_major)) &
+	major = zsnap_get32(buf + offsetof(struct zsnap_header, version_major)) &
 	    0xffff;
-	minor = get32(buf + offsetof(struct zsnap_header, version_major)) >> 16;
+	minor = zsnap_get32(buf + offsetof(struct zsnap_header, version_major)) >> 16;
 	f->info.version_major = major;
 	f->info.version_minor = minor;
 	if (major != ZSNAP_VERSION_MAJOR) {
@@ -210,15 +192,15 @@ zsnap_parse_header(struct snap_file *f, const unsigned char *buf,
 		    ZSNAP_VERSION_MAJOR);
 		return -1;
 	}
-	if (get32(buf + offsetof(struct zsnap_header, page_size)) !=
+	if (zsnap_get32(buf + offsetof(struct zsnap_header, page_size)) !=
 	    ZSNAP_PAGE_SIZE) {
 		reader_error(f, ENOTSUP, "header at offset 0: page size %u, "
 		    "this reader knows %u",
-		    get32(buf + offsetof(struct zsnap_header, page_size)),
+		    zsnap_get32(buf + offsetof(struct zsnap_header, page_size)),
 		    ZSNAP_PAGE_SIZE);
 		return -1;
 	}
-	count = get32(buf + offsetof(struct zsnap_header, region_count));
+	count = zsnap_get32(buf + offsetof(struct zsnap_header, region_count));
 	if (count == 0 || count > READER_REGIONS_MAX ||
 	    payload != sizeof(struct zsnap_header) +
 	    (uint64_t)count * sizeof(struct zsnap_region) + 4) {
@@ -227,16 +209,16 @@ zsnap_parse_header(struct snap_file *f, const unsigned char *buf,
 		return -1;
 	}
 	f->info.region_count = count;
-	f->flags = get32(buf + offsetof(struct zsnap_header, flags));
-	f->info.armed_realtime_ns = get64(buf + offsetof(struct zsnap_header,
+	f->flags = zsnap_get32(buf + offsetof(struct zsnap_header, flags));
+	f->info.armed_realtime_ns = zsnap_get64(buf + offsetof(struct zsnap_header,
 	    armed_realtime_ns));
 	if (f->info.armed_realtime_ns > INT64_MAX) {
 		reader_error(f, EBADMSG, "header at offset 0: armed time %llu ns "
 		    "is past 2^63", (unsigned long long)f->info.armed_realtime_ns);
 		return -1;
 	}
-	f->info.pid = get32(buf + offsetof(struct zsnap_header, pid));
-	f->info.uid = get32(buf + offsetof(struct zsnap_header, uid));
+	f->info.pid = zsnap_get32(buf + offsetof(struct zsnap_header, pid));
+	f->info.uid = zsnap_get32(buf + offsetof(struct zsnap_header, uid));
 	get_name(f->info.comm, sizeof(f->info.comm),
 	    (const char *)buf + offsetof(struct zsnap_header, comm), 16);
 	get_name(f->info.name, sizeof(f->info.name),
@@ -264,8 +246,8 @@ zsnap_parse_regions(struct snap_file *f, const unsigned char *r)
 	for (uint32_t i = 0; i < count; i++, r += sizeof(struct zsnap_region)) {
 		struct snap_file_region *g = &f->regions[i];
 
-		g->start = get64(r + offsetof(struct zsnap_region, start));
-		g->length = get64(r + offsetof(struct zsnap_region, length));
+		g->start = zsnap_get64(r + offsetof(struct zsnap_region, start));
+		g->length = zsnap_get64(r + offsetof(struct zsnap_region, length));
 		get_name(g->name, sizeof(g->name), (const char *)r +
 		    offsetof(struct zsnap_region, name), ZSNAP_NAME_MAX);
 		if (g->length == 0 || g->length % ZSNAP_PAGE_SIZE != 0 ||
@@ -297,7 +279,7 @@ zsnap_read_header(struct snap_file *f)
 
 	if (reader_pread(f, f->fd, skip, sizeof(skip), 0, "header") == -1)
 		return -1;
-	payload = get32(skip + 4);
+	payload = zsnap_get32(skip + 4);
 	if (payload < sizeof(struct zsnap_header) + 4 ||
 	    payload > sizeof(struct zsnap_header) +
 	    READER_REGIONS_MAX * sizeof(struct zsnap_region) + 4 ||
@@ -314,7 +296,7 @@ zsnap_read_header(struct snap_file *f)
 	if (reader_pread(f, f->fd, buf, payload, ZSNAP_SKIP_HDR_SIZE,
 	    "header") == -1)
 		goto fail;
-	if (crc32c(0, buf, payload - 4) != get32(buf + payload - 4)) {
+	if (crc32c(0, buf, payload - 4) != zsnap_get32(buf + payload - 4)) {
 		reader_error(f, EBADMSG, "header at offset 0: checksum mismatch");
 		goto fail;
 	}
@@ -343,12 +325,12 @@ zsnap_parse_index_entries(struct snap_file *f, const unsigned char *e,
 		struct zsnap_index_entry *x = &f->index[i];
 		uint64_t min;
 
-		x->offset = get64(e + offsetof(struct zsnap_index_entry, offset));
-		x->length = get64(e + offsetof(struct zsnap_index_entry, length));
-		x->seq = get32(e + offsetof(struct zsnap_index_entry, seq));
-		x->extent_count = get32(e + offsetof(struct zsnap_index_entry,
+		x->offset = zsnap_get64(e + offsetof(struct zsnap_index_entry, offset));
+		x->length = zsnap_get64(e + offsetof(struct zsnap_index_entry, length));
+		x->seq = zsnap_get32(e + offsetof(struct zsnap_index_entry, seq));
+		x->extent_count = zsnap_get32(e + offsetof(struct zsnap_index_entry,
 		    extent_count));
-		x->chunk_crc = get32(e + offsetof(struct zsnap_index_entry,
+		x->chunk_crc = zsnap_get32(e + offsetof(struct zsnap_index_entry,
 		    chunk_crc));
 		min = ZSNAP_SKIP_HDR_SIZE + sizeof(struct zsnap_chunk) +
 		    (uint64_t)x->extent_count * sizeof(struct zsnap_extent) + 4;
@@ -399,10 +381,10 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 	if (reader_pread(f, f->fd, skip, sizeof(skip), off, "index") == -1)
 		return -1;
 	payload = len - ZSNAP_SKIP_HDR_SIZE;
-	if (get32(skip) != ZSNAP_FRAME_INDEX || get32(skip + 4) != payload) {
+	if (zsnap_get32(skip) != ZSNAP_FRAME_INDEX || zsnap_get32(skip + 4) != payload) {
 		reader_error(f, EBADMSG, "index at offset %llu: no index frame "
 		    "there (magic %#x, size %u)", (unsigned long long)off,
-		    get32(skip), get32(skip + 4));
+		    zsnap_get32(skip), zsnap_get32(skip + 4));
 		return -1;
 	}
 	if ((buf = malloc(payload)) == NULL) {
@@ -413,12 +395,12 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 	if (reader_pread(f, f->fd, buf, payload, off + ZSNAP_SKIP_HDR_SIZE,
 	    "index") == -1)
 		goto fail;
-	if (crc32c(0, buf, payload - 4) != get32(buf + payload - 4)) {
+	if (crc32c(0, buf, payload - 4) != zsnap_get32(buf + payload - 4)) {
 		reader_error(f, EBADMSG, "index at offset %llu: checksum "
 		    "mismatch", (unsigned long long)off);
 		goto fail;
 	}
-	count = get64(buf);
+	count = zsnap_get64(buf);
 	if (count > (payload - 12) / sizeof(struct zsnap_index_entry) ||
 	    payload != 12 + count * sizeof(struct zsnap_index_entry)) {
 		reader_error(f, EBADMSG, "index at offset %llu: %llu bytes do "
@@ -457,7 +439,7 @@ zsnap_open(struct snap_file *f)
 	uint64_t		size = f->info.file_size;
 
 	if (size < 4 || reader_pread(f, f->fd, magic, 4, 0, "header") == -1 ||
-	    get32(magic) != ZSNAP_FRAME_HEADER) {
+	    zsnap_get32(magic) != ZSNAP_FRAME_HEADER) {
 		reader_error(f, EBADMSG, "not a zsnap file: no zsnap header "
 		    "frame at offset 0");
 		return -1;
@@ -501,11 +483,11 @@ zsnap_chunk_read_meta(struct snap_file *f, uint64_t i, uint64_t payload)
 	if (reader_pread(f, f->fd, skip, sizeof(skip), x->offset,
 	    "chunk") == -1)
 		return -1;
-	if (get32(skip) != ZSNAP_FRAME_CHUNK || get32(skip + 4) != payload) {
+	if (zsnap_get32(skip) != ZSNAP_FRAME_CHUNK || zsnap_get32(skip + 4) != payload) {
 		reader_error(f, EBADMSG, "chunk %llu at offset %llu: no chunk "
 		    "frame of %u extents there (magic %#x, size %u)",
 		    (unsigned long long)i, (unsigned long long)x->offset,
-		    x->extent_count, get32(skip), get32(skip + 4));
+		    x->extent_count, zsnap_get32(skip), zsnap_get32(skip + 4));
 		return -1;
 	}
 	if (reader_reserve(f, (void **)&f->payload, &f->payload_cap,
@@ -516,7 +498,7 @@ zsnap_chunk_read_meta(struct snap_file *f, uint64_t i, uint64_t payload)
 	if (reader_pread(f, f->fd, f->payload, payload,
 	    x->offset + ZSNAP_SKIP_HDR_SIZE, "chunk") == -1)
 		return -1;
-	crc = get32(f->payload + payload - 4);
+	crc = zsnap_get32(f->payload + payload - 4);
 	if (crc32c(0, f->payload, payload - 4) != crc) {
 		reader_error(f, EBADMSG, "chunk %llu at offset %llu: header "
 		    "checksum mismatch", (unsigned long long)i,
@@ -550,10 +532,10 @@ zsnap_chunk_parse_extents(struct snap_file *f, const struct reader_chunk *c,
 		struct reader_extent *e = &f->extents[k];
 		uint64_t pages;
 
-		e->region = get32(p + offsetof(struct zsnap_extent, region));
-		e->kind = get32(p + offsetof(struct zsnap_extent, kind));
-		e->first = get64(p + offsetof(struct zsnap_extent, first_page));
-		e->count = get64(p + offsetof(struct zsnap_extent, page_count));
+		e->region = zsnap_get32(p + offsetof(struct zsnap_extent, region));
+		e->kind = zsnap_get32(p + offsetof(struct zsnap_extent, kind));
+		e->first = zsnap_get64(p + offsetof(struct zsnap_extent, first_page));
+		e->count = zsnap_get64(p + offsetof(struct zsnap_extent, page_count));
 		if (e->region >= f->info.region_count) {
 			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
 			    "extent %u: region %u does not exist (%u regions)",
@@ -608,12 +590,12 @@ reader_zsnap_chunk_load(struct snap_file *f, uint64_t i, struct reader_chunk *c)
 	if (zsnap_chunk_read_meta(f, i, payload) == -1)
 		return -1;
 	p = f->payload;
-	seq = get32(p + offsetof(struct zsnap_chunk, seq));
-	c->extent_count = get32(p + offsetof(struct zsnap_chunk, extent_count));
-	c->data_pages = get32(p + offsetof(struct zsnap_chunk, data_pages));
-	c->data_frame_size = get32(p + offsetof(struct zsnap_chunk,
+	seq = zsnap_get32(p + offsetof(struct zsnap_chunk, seq));
+	c->extent_count = zsnap_get32(p + offsetof(struct zsnap_chunk, extent_count));
+	c->data_pages = zsnap_get32(p + offsetof(struct zsnap_chunk, data_pages));
+	c->data_frame_size = zsnap_get32(p + offsetof(struct zsnap_chunk,
 	    data_frame_size));
-	c->data_crc = get32(p + offsetof(struct zsnap_chunk, data_crc));
+	c->data_crc = zsnap_get32(p + offsetof(struct zsnap_chunk, data_crc));
 	if (seq != i || c->extent_count != x->extent_count) {
 		reader_error(f, EBADMSG, "chunk %llu at offset %llu: sequence %u "
 		    "and %u extents, the index says %llu and %u",
@@ -667,7 +649,7 @@ zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
 	if (reader_pread(f, f->fd, f->frame, c->data_frame_size, frame_off,
 	    "page data") == -1)
 		return -1;
-	if (c->data_frame_size < 4 || get32(f->frame) != ZSTD_FRAME_MAGIC) {
+	if (c->data_frame_size < 4 || zsnap_get32(f->frame) != ZSTD_FRAME_MAGIC) {
 		reader_error(f, EBADMSG, "chunk %llu at offset %llu: page data "
 		    "at offset %llu is not a zstd frame",
 		    (unsigned long long)c->index, (unsigned long long)c->offset,

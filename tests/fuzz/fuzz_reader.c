@@ -83,31 +83,6 @@ fuzz_fail(const char *fmt, ...)
 	abort();
 }
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
 static void *
 fuzz_map(size_t len)
 {
@@ -374,7 +349,7 @@ fuzz_snapshot(const char *path)
 static void
 fixup_payload(unsigned char *p, uint64_t plen)
 {
-	put32(p + plen - 4, crc32c(0, p, (size_t)plen - 4));
+	zsnap_put32(p + plen - 4, crc32c(0, p, (size_t)plen - 4));
 }
 
 /*
@@ -389,8 +364,8 @@ fixup_checksums(unsigned char *buf, size_t n)
 	uint64_t	 ioff, ilen, ipay, count;
 	uint32_t	 before = crc32c(0, buf, n);
 
-	if (n >= 8 && get32(buf) == ZSNAP_FRAME_HEADER) {
-		uint64_t hp = get32(buf + 4);
+	if (n >= 8 && zsnap_get32(buf) == ZSNAP_FRAME_HEADER) {
+		uint64_t hp = zsnap_get32(buf + 4);
 
 		if (hp >= 4 && 8 + hp <= n)
 			fixup_payload(buf + 8, hp);
@@ -398,33 +373,33 @@ fixup_checksums(unsigned char *buf, size_t n)
 	if (n < fsz)
 		return crc32c(0, buf, n) != before;
 	ft = buf + n - fsz;
-	if (get32(ft) != ZSNAP_FRAME_FOOTER ||
-	    get32(ft + 4) != sizeof(struct zsnap_footer))
+	if (zsnap_get32(ft) != ZSNAP_FRAME_FOOTER ||
+	    zsnap_get32(ft + 4) != sizeof(struct zsnap_footer))
 		return crc32c(0, buf, n) != before;
 
-	ioff = get64(ft + 8 + offsetof(struct zsnap_footer, index_offset));
-	ilen = get64(ft + 8 + offsetof(struct zsnap_footer, index_length));
+	ioff = zsnap_get64(ft + 8 + offsetof(struct zsnap_footer, index_offset));
+	ilen = zsnap_get64(ft + 8 + offsetof(struct zsnap_footer, index_length));
 	if (ioff < n - fsz && ilen >= 8 + 12 && ilen <= n - fsz - ioff &&
-	    get32(buf + ioff) == ZSNAP_FRAME_INDEX) {
+	    zsnap_get32(buf + ioff) == ZSNAP_FRAME_INDEX) {
 		idx = buf + ioff;
 		ipay = ilen - 8;
-		count = get64(idx + 8);
+		count = zsnap_get64(idx + 8);
 		e = idx + 16;
 		for (uint64_t k = 0; k < count && e + 32 <= idx + 8 + ipay - 4;
 		    k++, e += 32) {
-			uint64_t coff = get64(e), cpay;
+			uint64_t coff = zsnap_get64(e), cpay;
 			unsigned char *c;
 
 			if (coff >= n || n - coff < 8 ||
-			    get32(buf + coff) != ZSNAP_FRAME_CHUNK)
+			    zsnap_get32(buf + coff) != ZSNAP_FRAME_CHUNK)
 				continue;
 			c = buf + coff + 8;
-			cpay = get32(buf + coff + 4);
+			cpay = zsnap_get32(buf + coff + 4);
 			if (cpay < sizeof(struct zsnap_chunk) + 4 ||
 			    cpay > n - coff - 8)
 				continue;
 			{
-				uint32_t pages = get32(c + 8), fsize = get32(c + 12);
+				uint32_t pages = zsnap_get32(c + 8), fsize = zsnap_get32(c + 12);
 				uint64_t zoff = coff + 8 + cpay;
 				size_t want = (size_t)pages * ZSNAP_PAGE_SIZE, got;
 
@@ -433,17 +408,17 @@ fixup_checksums(unsigned char *buf, size_t n)
 					got = ZSTD_decompress(fuzz_fixup_data,
 					    want, buf + zoff, fsize);
 					if (!ZSTD_isError(got))
-						put32(c + 16, crc32c(0,
+						zsnap_put32(c + 16, crc32c(0,
 						    fuzz_fixup_data, got));
 				}
 			}
 			fixup_payload(c, cpay);
-			put32(e + offsetof(struct zsnap_index_entry, chunk_crc),
-			    get32(c + cpay - 4));
+			zsnap_put32(e + offsetof(struct zsnap_index_entry, chunk_crc),
+			    zsnap_get32(c + cpay - 4));
 		}
 		fixup_payload(idx + 8, ipay);
 	}
-	put32(ft + 8 + offsetof(struct zsnap_footer, crc),
+	zsnap_put32(ft + 8 + offsetof(struct zsnap_footer, crc),
 	    crc32c(0, ft + 8, offsetof(struct zsnap_footer, crc)));
 	return crc32c(0, buf, n) != before;
 }

@@ -1,7 +1,8 @@
 /*
  * format-helpers.h: what test_format.c and test_reader_bounds.c both need
  * (reporting a failure, writing a file whole, expecting verify to reject a
- * file with a given message, reading a little-endian field).
+ * file with a given message); zsnap.h reads and writes little-endian
+ * fields.
  *
  * Header-only, all static inline: every .c file in tests/unit is a test
  * binary of its own, so a shared .c there would become one.  Each includer
@@ -89,15 +90,6 @@ expect_rejected(const char *what, const char *path, const char *needle)
 		    needle, msg);
 	else
 		printf("ok: %s rejected: %s\n", what, msg);
-}
-
-static inline uint32_t
-le32_at(const unsigned char *p)
-{
-	uint32_t	v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
 }
 
 #endif /* SNAPD_TEST_FORMAT_HELPERS_H */

@@ -449,15 +449,6 @@ read_all(const char *path, size_t *len)
 	return buf;
 }
 
-static uint64_t
-le64_at(const unsigned char *p)
-{
-	uint64_t	v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 static void
 test_damage(const char *good)
 {
@@ -470,8 +461,8 @@ test_damage(const char *good)
 
 	buf = read_all(good, &len);
 	ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE + ZSNAP_SKIP_HDR_SIZE;
-	index_off = le64_at(ft + offsetof(struct zsnap_footer, index_offset));
-	chunks = le64_at(ft + offsetof(struct zsnap_footer, chunk_count));
+	index_off = zsnap_get64(ft + offsetof(struct zsnap_footer, index_offset));
+	chunks = zsnap_get64(ft + offsetof(struct zsnap_footer, chunk_count));
 	if (chunks < 3)
 		die("%s has %llu chunks; the layout should need more than 2",
 		    good, (unsigned long long)chunks);
@@ -485,10 +476,10 @@ test_damage(const char *good)
 		for (uint64_t i = 0; i < chunks; i++) {
 			const unsigned char *e = idx +
 			    i * sizeof(struct zsnap_index_entry);
-			uint64_t off = le64_at(e);
-			uint32_t ec = le32_at(e + offsetof(struct
+			uint64_t off = zsnap_get64(e);
+			uint32_t ec = zsnap_get32(e + offsetof(struct
 			    zsnap_index_entry, extent_count));
-			uint32_t dp = le32_at(buf + off + ZSNAP_SKIP_HDR_SIZE +
+			uint32_t dp = zsnap_get32(buf + off + ZSNAP_SKIP_HDR_SIZE +
 			    offsetof(struct zsnap_chunk, data_pages));
 
 			if (ec > max_extents)
@@ -510,11 +501,11 @@ test_damage(const char *good)
 	expect_rejected("truncated copy", path, needle);
 
 	/* One flipped byte in chunk 1's compressed page data. */
-	c1_off = le64_at(idx + sizeof(struct zsnap_index_entry) +
+	c1_off = zsnap_get64(idx + sizeof(struct zsnap_index_entry) +
 	    offsetof(struct zsnap_index_entry, offset));
-	c1_payload = le32_at(buf + c1_off + 4);
+	c1_payload = zsnap_get32(buf + c1_off + 4);
 	frame_off = c1_off + ZSNAP_SKIP_HDR_SIZE + c1_payload;
-	frame_size = le32_at(buf + c1_off + ZSNAP_SKIP_HDR_SIZE +
+	frame_size = zsnap_get32(buf + c1_off + ZSNAP_SKIP_HDR_SIZE +
 	    offsetof(struct zsnap_chunk, data_frame_size));
 	if (frame_size < 64)
 		die("chunk 1 has a %u-byte data frame, too small to damage",

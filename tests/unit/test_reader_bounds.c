@@ -58,27 +58,13 @@ put16(unsigned char *p, uint16_t v)
 	memcpy(p, &v, 2);
 }
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
 /* A skippable frame header at p, and the crc32c ending its payload. */
 static void
 craft_frame(unsigned char *p, uint32_t magic, uint32_t payload)
 {
-	put32(p, magic);
-	put32(p + 4, payload);
-	put32(p + 8 + payload - 4, crc32c(0, p + 8, payload - 4));
+	zsnap_put32(p, magic);
+	zsnap_put32(p + 4, payload);
+	zsnap_put32(p + 8 + payload - 4, crc32c(0, p + 8, payload - 4));
 }
 
 /*
@@ -107,17 +93,17 @@ craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
 	p = buf + 8;
 	memcpy(p, ZSNAP_MAGIC, 8);
 	put16(p + offsetof(struct zsnap_header, version_major), 1);
-	put32(p + offsetof(struct zsnap_header, page_size), PAGE);
-	put32(p + offsetof(struct zsnap_header, region_count), nreg);
-	put64(p + offsetof(struct zsnap_header, armed_realtime_ns), 1);
+	zsnap_put32(p + offsetof(struct zsnap_header, page_size), PAGE);
+	zsnap_put32(p + offsetof(struct zsnap_header, region_count), nreg);
+	zsnap_put64(p + offsetof(struct zsnap_header, armed_realtime_ns), 1);
 	memcpy(p + offsetof(struct zsnap_header, name), "crafted", 7);
 	for (uint32_t i = 0; i < nreg; i++) {
 		unsigned char *r = p + sizeof(struct zsnap_header) +
 		    i * sizeof(struct zsnap_region);
 
-		put64(r + offsetof(struct zsnap_region, start),
+		zsnap_put64(r + offsetof(struct zsnap_region, start),
 		    (uint64_t)i << 58);
-		put64(r + offsetof(struct zsnap_region, length),
+		zsnap_put64(r + offsetof(struct zsnap_region, length),
 		    pages[i] * PAGE);
 		snprintf((char *)r + offsetof(struct zsnap_region, name),
 		    ZSNAP_NAME_MAX, "r%u", i);
@@ -135,49 +121,49 @@ craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
 		for (e = p + 8 + sizeof(struct zsnap_chunk);
 		    k < nx && x[k].chunk == c; k++, n++,
 		    e += sizeof(struct zsnap_extent)) {
-			put32(e + offsetof(struct zsnap_extent, region),
+			zsnap_put32(e + offsetof(struct zsnap_extent, region),
 			    x[k].region);
-			put32(e + offsetof(struct zsnap_extent, kind), x[k].kind);
-			put64(e + offsetof(struct zsnap_extent, first_page),
+			zsnap_put32(e + offsetof(struct zsnap_extent, kind), x[k].kind);
+			zsnap_put64(e + offsetof(struct zsnap_extent, first_page),
 			    x[k].first);
-			put64(e + offsetof(struct zsnap_extent, page_count),
+			zsnap_put64(e + offsetof(struct zsnap_extent, page_count),
 			    x[k].count);
 			kinds[x[k].kind] += x[k].count;
 		}
 		payload = (uint32_t)(sizeof(struct zsnap_chunk) +
 		    n * sizeof(struct zsnap_extent) + 4);
-		put32(p + 8 + offsetof(struct zsnap_chunk, seq), c);
-		put32(p + 8 + offsetof(struct zsnap_chunk, extent_count), n);
+		zsnap_put32(p + 8 + offsetof(struct zsnap_chunk, seq), c);
+		zsnap_put32(p + 8 + offsetof(struct zsnap_chunk, extent_count), n);
 		craft_frame(p, ZSNAP_FRAME_CHUNK, payload);
-		put64(ent + offsetof(struct zsnap_index_entry, offset),
+		zsnap_put64(ent + offsetof(struct zsnap_index_entry, offset),
 		    (uint64_t)(p - buf));
-		put64(ent + offsetof(struct zsnap_index_entry, length),
+		zsnap_put64(ent + offsetof(struct zsnap_index_entry, length),
 		    8 + payload);
-		put32(ent + offsetof(struct zsnap_index_entry, seq), c);
-		put32(ent + offsetof(struct zsnap_index_entry, extent_count), n);
-		put32(ent + offsetof(struct zsnap_index_entry, chunk_crc),
-		    le32_at(p + 8 + payload - 4));
+		zsnap_put32(ent + offsetof(struct zsnap_index_entry, seq), c);
+		zsnap_put32(ent + offsetof(struct zsnap_index_entry, extent_count), n);
+		zsnap_put32(ent + offsetof(struct zsnap_index_entry, chunk_crc),
+		    zsnap_get32(p + 8 + payload - 4));
 		p += 8 + payload;
 	}
-	put64(idx + 8, nchunks);
+	zsnap_put64(idx + 8, nchunks);
 	craft_frame(idx, ZSNAP_FRAME_INDEX, (uint32_t)(ilen - 8));
 
 	ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE;
-	put32(ft, ZSNAP_FRAME_FOOTER);
-	put32(ft + 4, sizeof(struct zsnap_footer));
+	zsnap_put32(ft, ZSNAP_FRAME_FOOTER);
+	zsnap_put32(ft + 4, sizeof(struct zsnap_footer));
 	ft += 8;
 	memcpy(ft, ZSNAP_FOOTER_MAGIC, 8);
-	put64(ft + offsetof(struct zsnap_footer, index_offset),
+	zsnap_put64(ft + offsetof(struct zsnap_footer, index_offset),
 	    (uint64_t)(idx - buf));
-	put64(ft + offsetof(struct zsnap_footer, index_length), ilen);
-	put64(ft + offsetof(struct zsnap_footer, chunk_count), nchunks);
-	put64(ft + offsetof(struct zsnap_footer, pages_total), total);
-	put64(ft + offsetof(struct zsnap_footer, pages_data), kinds[0]);
-	put64(ft + offsetof(struct zsnap_footer, pages_zero), kinds[1]);
-	put64(ft + offsetof(struct zsnap_footer, pages_lost), kinds[2]);
-	put32(ft + offsetof(struct zsnap_footer, flags),
+	zsnap_put64(ft + offsetof(struct zsnap_footer, index_length), ilen);
+	zsnap_put64(ft + offsetof(struct zsnap_footer, chunk_count), nchunks);
+	zsnap_put64(ft + offsetof(struct zsnap_footer, pages_total), total);
+	zsnap_put64(ft + offsetof(struct zsnap_footer, pages_data), kinds[0]);
+	zsnap_put64(ft + offsetof(struct zsnap_footer, pages_zero), kinds[1]);
+	zsnap_put64(ft + offsetof(struct zsnap_footer, pages_lost), kinds[2]);
+	zsnap_put32(ft + offsetof(struct zsnap_footer, flags),
 	    kinds[2] > 0 ? ZSNAP_F_LOST_PAGES : 0);
-	put32(ft + offsetof(struct zsnap_footer, crc),
+	zsnap_put32(ft + offsetof(struct zsnap_footer, crc),
 	    crc32c(0, ft, offsetof(struct zsnap_footer, crc)));
 	write_all(path, buf, len);
 	free(buf);
