@@ -1,7 +1,8 @@
 /*
  * libsnapclient internals shared by client.c (the connection to snapd),
- * uffd.c (creating the userfaultfd, populating regions) and error.c (the
- * message buffer).  Not installed.
+ * snapshot-calls.c (snap_start, snap_arm, snap_cancel, snap_wait), uffd.c
+ * (creating the userfaultfd, populating regions) and error.c (the message
+ * buffer).  Not installed.
  *
  * struct snap_client is one connection to snapd: the socket, what the
  * greeting said the daemon's kernel offers, a receive buffer holding the
@@ -16,6 +17,8 @@
 #include <sys/queue.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "error.h"
 #include "snapclient.h"
@@ -53,6 +56,27 @@ struct snap_client {
 	size_t			 nevents;
 	uint64_t		 events_dropped;
 };
+
+/* client.c: the connection, for the calls built on it */
+
+/* A deadline in CLOCK_MONOTONIC ms, or -1 for none. */
+int64_t	sc_deadline_after(int timeout_ms);
+/* Put "prefix: " in front of c's current message, keeping errno. */
+void	sc_error_prefix(struct snap_client *c, const char *prefix);
+void	sc_event_push(struct snap_client *c, char *line);
+void	sc_event_remove(struct snap_client *c, struct sc_event *ev);
+/* Read one message: *msg the parsed object, *line its text (malloc'ed). */
+int	sc_read_message(struct snap_client *c, int64_t deadline, json_t **msg,
+	    char **line);
+int	sc_message_is_event(const json_t *msg);
+/*
+ * Send command cmd with args (stolen; fd *fdp attached when given), wait
+ * up to timeout_ms for its reply, and return its "return" value in *ret
+ * (a new reference; ret may be NULL).  An error reply is -1 with errno
+ * from its class and the message "CMD: desc".
+ */
+int	sc_execute(struct snap_client *c, const char *cmd, json_t *args,
+	    int *fdp, int timeout_ms, json_t **ret);
 
 /* uffd.c */
 

@@ -1,8 +1,9 @@
 /*
  * libsnapclient's connection to snapd: connecting and negotiating, sending
- * commands and matching their replies, queueing events, and the snapshot
- * calls built on them (snap_start, snap_wait, snap_cancel).  The protocol
- * is proto/PROTOCOL.md: newline-delimited JSON in QMP's manner.
+ * commands and matching their replies, queueing events, and raw access for
+ * snapctl.  The snapshot calls built on them (snap_start, snap_arm,
+ * snap_cancel, snap_wait) are in snapshot-calls.c.  The protocol is
+ * proto/PROTOCOL.md: newline-delimited JSON in QMP's manner.
  *
  * All of it runs on the caller's thread; a snap_client is used by one
  * thread at a time (snapclient.h), so nothing is locked.
@@ -38,8 +39,6 @@
 #include "protocol.h"
 #include "client-internal.h"
 
-#define UFFD_FDNAME	"snapclient-uffd"
-
 /* ---- time ---------------------------------------------------------------- */
 
 static int64_t
@@ -52,8 +51,8 @@ now_ms(void)
 }
 
 /* A deadline in CLOCK_MONOTONIC ms, or -1 for none. */
-static int64_t
-deadline_after(int timeout_ms)
+int64_t
+sc_deadline_after(int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return -1;
@@ -79,8 +78,8 @@ time_left(int64_t deadline)
 /* ---- errors -------------------------------------------------------------- */
 
 /* Put "prefix: " in front of c's current message, keeping errno. */
-static void
-error_prefix(struct snap_client *c, const char *prefix)
+void
+sc_error_prefix(struct snap_client *c, const char *prefix)
 {
 	char	 msg[SC_ERROR_MAX];
 	int	 saved = errno;
@@ -116,8 +115,8 @@ error_class_errno(const char *class)
 
 /* ---- the event queue ----------------------------------------------------- */
 
-static void
-event_push(struct snap_client *c, char *line)
+void
+sc_event_push(struct snap_client *c, char *line)
 {
 	struct sc_event	*ev, *old;
 
@@ -139,8 +138,8 @@ event_push(struct snap_client *c, char *line)
 	}
 }
 
-static void
-event_remove(struct snap_client *c, struct sc_event *ev)
+void
+sc_event_remove(struct snap_client *c, struct sc_event *ev)
 {
 	TAILQ_REMOVE(&c->events, ev, entry);
 	c->nevents--;
@@ -328,8 +327,8 @@ send_message(struct snap_client *c, const char *buf, size_t len, int *fdp,
 /*
  * Read one message: *msg the parsed object, *line its text (malloc'ed).
  */
-static int
-read_message(struct snap_client *c, int64_t deadline, json_t **msg,
+int
+sc_read_message(struct snap_client *c, int64_t deadline, json_t **msg,
     char **line)
 {
 	json_error_t	 jerr;
@@ -351,8 +350,8 @@ read_message(struct snap_client *c, int64_t deadline, json_t **msg,
 	return 0;
 }
 
-static int
-message_is_event(const json_t *msg)
+int
+sc_message_is_event(const json_t *msg)
 {
 	return json_is_string(json_object_get(msg, "event"));
 }
@@ -394,10 +393,10 @@ await_reply(struct snap_client *c, const json_t *id, int64_t deadline,
 	char	*line;
 
 	for (;;) {
-		if (read_message(c, deadline, &msg, &line) == -1)
+		if (sc_read_message(c, deadline, &msg, &line) == -1)
 			return -1;
-		if (message_is_event(msg)) {
-			event_push(c, line);
+		if (sc_message_is_event(msg)) {
+			sc_event_push(c, line);
 			json_decref(msg);
 			continue;
 		}
@@ -422,15 +421,15 @@ await_reply(struct snap_client *c, const json_t *id, int64_t deadline,
  * error reply becomes -1 with errno from its class and the message
  * "CMD: desc".  args is stolen.
  */
-static int
-execute(struct snap_client *c, const char *cmd, json_t *args, int *fdp,
+int
+sc_execute(struct snap_client *c, const char *cmd, json_t *args, int *fdp,
     int timeout_ms, json_t **ret)
 {
 	json_t		*msg, *id, *reply = NULL, *error;
 	const char	*class, *desc;
 	char		*text = NULL;
 	size_t		 len;
-	int64_t		 deadline = deadline_after(timeout_ms);
+	int64_t		 deadline = sc_deadline_after(timeout_ms);
 	int		 rc = -1;
 
 	id = json_integer((json_int_t)++c->next_id);
@@ -448,7 +447,7 @@ execute(struct snap_client *c, const char *cmd, json_t *args, int *fdp,
 	text[len] = '\n';	/* json_dumps' NUL becomes the newline */
 	if (send_message(c, text, len + 1, fdp, deadline) == -1 ||
 	    await_reply(c, id, deadline, &reply, NULL) == -1) {
-		error_prefix(c, cmd);
+		sc_error_prefix(c, cmd);
 		goto out;
 	}
 	if ((error = json_object_get(reply, "error")) != NULL) {
@@ -522,9 +521,9 @@ read_greeting(struct snap_client *c)
 	json_t		*msg, *qmp, *features, *proto, *pkg, *wp;
 	char		*line;
 
-	if (read_message(c, deadline_after(SC_REPLY_TIMEOUT_MS), &msg,
+	if (sc_read_message(c, sc_deadline_after(SC_REPLY_TIMEOUT_MS), &msg,
 	    &line) == -1) {
-		error_prefix(c, "greeting");
+		sc_error_prefix(c, "greeting");
 		return -1;
 	}
 	free(line);
@@ -578,9 +577,9 @@ snap_connect(const char *path)
 	if ((c->fd = socket_connect(c, path)) == -1)
 		goto fail;
 	if (read_greeting(c) == -1 ||
-	    execute(c, "qmp_capabilities", NULL, NULL, SC_REPLY_TIMEOUT_MS,
+	    sc_execute(c, "qmp_capabilities", NULL, NULL, SC_REPLY_TIMEOUT_MS,
 	    NULL) == -1) {
-		error_prefix(c, path);
+		sc_error_prefix(c, path);
 		goto fail;
 	}
 	return c;
@@ -600,7 +599,7 @@ snap_close(struct snap_client *c)
 	if (c == NULL)
 		return;
 	while ((ev = TAILQ_FIRST(&c->events)) != NULL)
-		event_remove(c, ev);
+		sc_event_remove(c, ev);
 	if (c->fd != -1)
 		close(c->fd);
 	free(c->rbuf);
@@ -620,351 +619,6 @@ snap_fd(const struct snap_client *c)
 	return c != NULL ? c->fd : -1;
 }
 
-/* ---- snapshots ----------------------------------------------------------- */
-
-static int
-regions_check(struct snap_client *c, const struct snap_region *regions,
-    size_t nregions)
-{
-	uint64_t	 mask = (uint64_t)sysconf(_SC_PAGESIZE) - 1;
-	size_t		 i;
-
-	if (regions == NULL || nregions == 0 ||
-	    nregions > SNAPD_REGIONS_MAX) {
-		sc_set_error(c, EINVAL, "snap_start: %zu regions: need 1 to "
-		    "%d", regions == NULL ? 0 : nregions, SNAPD_REGIONS_MAX);
-		return -1;
-	}
-	for (i = 0; i < nregions; i++) {
-		if ((regions[i].start & mask) != 0 ||
-		    (regions[i].length & mask) != 0 ||
-		    regions[i].length == 0 ||
-		    regions[i].start + regions[i].length < regions[i].start) {
-			sc_set_error(c, EINVAL, "snap_start: region %zu "
-			    "(0x%" PRIx64 ", %" PRIu64 " bytes): not a "
-			    "non-empty page-aligned range", i,
-			    regions[i].start, regions[i].length);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static json_t *
-start_arguments(const struct snap_region *regions, size_t nregions,
-    const struct snap_options *opts)
-{
-	json_t	*args, *array, *r;
-	char	 name[16];
-	size_t	 i;
-	int	 bad = 0;
-
-	args = json_object();
-	array = json_array();
-	if (args == NULL || array == NULL) {
-		json_decref(args);
-		json_decref(array);
-		return NULL;
-	}
-	for (i = 0; i < nregions; i++) {
-		snprintf(name, sizeof(name), "r%zu", i);
-		r = json_pack("{s:I, s:I, s:s}",
-		    "start", (json_int_t)regions[i].start,
-		    "length", (json_int_t)regions[i].length,
-		    "name", regions[i].name != NULL ? regions[i].name : name);
-		bad |= json_array_append_new(array, r);
-	}
-	bad |= json_object_set_new(args, "uffd", json_string(UFFD_FDNAME));
-	bad |= json_object_set_new(args, "regions", array);
-	if (opts != NULL) {
-		if (opts->name != NULL)
-			bad |= json_object_set_new(args, "name",
-			    json_string(opts->name));
-		if (opts->format != NULL)
-			bad |= json_object_set_new(args, "format",
-			    json_string(opts->format));
-		if (opts->level != 0)
-			bad |= json_object_set_new(args, "level",
-			    json_integer(opts->level));
-		if (opts->buffer_size != 0)
-			bad |= json_object_set_new(args, "buffer-size",
-			    json_integer((json_int_t)opts->buffer_size));
-		if (opts->prearm)
-			bad |= json_object_set_new(args, "prearm", json_true());
-		if (opts->test_hold != NULL) {
-			json_t *hold = json_loads(opts->test_hold, 0, NULL);
-
-			bad |= hold == NULL ||
-			    json_object_set_new(args, "test-hold", hold);
-		}
-	}
-	if (bad) {
-		/* json_string() refuses invalid UTF-8 in a name, too. */
-		json_decref(args);
-		return NULL;
-	}
-	return args;
-}
-
-int
-snap_start(struct snap_client *c, const struct snap_region *regions,
-    size_t nregions, const struct snap_options *opts, uint64_t *id)
-{
-	json_t	*args, *getfd, *ret = NULL, *jid;
-	int	 uffd;
-
-	if (c == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_start: no client");
-		return -1;
-	}
-	if (regions_check(c, regions, nregions) == -1)
-		return -1;
-	if (c->dead) {
-		sc_set_error(c, ECONNRESET, "snap_start: snapd closed the "
-		    "connection");
-		return -1;
-	}
-	if ((args = start_arguments(regions, nregions, opts)) == NULL) {
-		sc_set_error(c, EINVAL, "snap_start: cannot build the "
-		    "arguments (out of memory, or a name not valid UTF-8)");
-		return -1;
-	}
-	if ((getfd = json_pack("{s:s}", "fdname", UFFD_FDNAME)) == NULL) {
-		json_decref(args);
-		sc_set_error(c, ENOMEM, "snap_start: %m");
-		return -1;
-	}
-	/* Before anything is sent: no hole may be left for snapd to
-	 * write-protect if its kernel cannot protect unpopulated pages. */
-	if (!c->wp_unpopulated &&
-	    sc_regions_populate(c, regions, nregions) == -1) {
-		error_prefix(c, "snap_start");
-		json_decref(args);
-		json_decref(getfd);
-		return -1;
-	}
-	if ((uffd = sc_uffd_create(c)) == -1) {
-		error_prefix(c, "snap_start");
-		json_decref(args);
-		json_decref(getfd);
-		return -1;
-	}
-	/* execute() closes uffd as soon as it has been sent. */
-	if (execute(c, "getfd", getfd, &uffd, SC_REPLY_TIMEOUT_MS,
-	    NULL) == -1) {
-		if (uffd != -1)
-			close(uffd);
-		json_decref(args);
-		return -1;
-	}
-	if (execute(c, "snapshot-start", args, NULL, SC_REPLY_TIMEOUT_MS,
-	    &ret) == -1)
-		return -1;
-	jid = json_object_get(ret, "id");
-	if (!json_is_integer(jid) || json_integer_value(jid) < 0) {
-		json_decref(ret);
-		sc_set_error(c, EPROTO, "snapshot-start: the reply has no "
-		    "snapshot id");
-		return -1;
-	}
-	if (id != NULL)
-		*id = (uint64_t)json_integer_value(jid);
-	json_decref(ret);
-	return 0;
-}
-
-int
-snap_arm(struct snap_client *c, uint64_t id)
-{
-	if (c == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_arm: no client");
-		return -1;
-	}
-	return execute(c, "snapshot-arm",
-	    json_pack("{s:I}", "id", (json_int_t)id), NULL,
-	    SC_REPLY_TIMEOUT_MS, NULL);
-}
-
-int
-snap_cancel(struct snap_client *c, uint64_t id)
-{
-	if (c == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_cancel: no client");
-		return -1;
-	}
-	return execute(c, "snapshot-cancel",
-	    json_pack("{s:I}", "id", (json_int_t)id), NULL,
-	    SC_REPLY_TIMEOUT_MS, NULL);
-}
-
-static uint64_t
-get_u64(const json_t *obj, const char *key)
-{
-	json_int_t	 v = json_integer_value(json_object_get(obj, key));
-
-	return v > 0 ? (uint64_t)v : 0;
-}
-
-static void
-copy_string(char *dst, size_t size, const json_t *obj, const char *key)
-{
-	const char	*s = json_string_value(json_object_get(obj, key));
-
-	snprintf(dst, size, "%s", s != NULL ? s : "");
-}
-
-/*
- * Fill res from the figures of a finished snapshot: a query-snapshots entry
- * or the data of SNAPSHOT_COMPLETED or SNAPSHOT_FAILED, which use the same
- * names (proto/PROTOCOL.md).  why is the error to give when a failure names
- * none.
- */
-static void
-result_parse(struct snap_result *res, const json_t *d, int completed,
-    const char *why)
-{
-	memset(res, 0, sizeof(*res));
-	res->id = get_u64(d, "id");
-	res->completed = completed;
-	copy_string(res->name, sizeof(res->name), d, "name");
-	copy_string(res->file, sizeof(res->file), d, "file");
-	copy_string(res->error, sizeof(res->error), d, "error");
-	if (!completed && res->error[0] == '\0')
-		snprintf(res->error, sizeof(res->error), "%s", why);
-	res->size = get_u64(d, "bytes-written");
-	res->pages = get_u64(d, "pages-total");
-	res->pages_faulted = get_u64(d, "pages-faulted");
-	res->pages_zero = get_u64(d, "pages-zero");
-	res->pages_lost = get_u64(d, "pages-lost");
-	res->buffer_full_waits = get_u64(d, "buffer-full-waits");
-	res->buffer_peak = get_u64(d, "buffer-peak");
-	res->stall_max_us = get_u64(d, "stall-max-us");
-	res->arm_us = get_u64(d, "arm-us");
-	res->duration_us = get_u64(d, "duration-us");
-}
-
-/*
- * If msg is SNAPSHOT_COMPLETED or SNAPSHOT_FAILED for id, fill res from it
- * and return 1.
- */
-static int
-result_from_event(struct snap_result *res, const json_t *msg, uint64_t id)
-{
-	const char	*name = json_string_value(json_object_get(msg, "event"));
-	const json_t	*d = json_object_get(msg, "data");
-
-	if (name == NULL || !json_is_integer(json_object_get(d, "id")) ||
-	    get_u64(d, "id") != id)
-		return 0;
-	if (strcmp(name, SNAPD_EV_COMPLETED) == 0)
-		result_parse(res, d, 1, "");
-	else if (strcmp(name, SNAPD_EV_FAILED) == 0)
-		result_parse(res, d, 0,
-		    json_is_true(json_object_get(d, "cancelled")) ?
-		    "cancelled" : "failed");
-	else
-		return 0;
-	return 1;
-}
-
-/* Ask snapd about id.  Returns 1 (finished, res filled), 0 (running) or -1. */
-static int
-wait_query(struct snap_client *c, uint64_t id, struct snap_result *res)
-{
-	json_t		*list = NULL, *e;
-	const char	*state;
-	size_t		 i;
-	int		 rc;
-
-	if (execute(c, "query-snapshots", NULL, NULL, SC_REPLY_TIMEOUT_MS,
-	    &list) == -1)
-		return -1;
-	json_array_foreach(list, i, e) {
-		if (!json_is_integer(json_object_get(e, "id")) ||
-		    get_u64(e, "id") != id)
-			continue;
-		state = json_string_value(json_object_get(e, "state"));
-		if (state == NULL) {
-			sc_set_error(c, EPROTO, "query-snapshots: snapshot "
-			    "%" PRIu64 " has no state", id);
-			rc = -1;
-		} else if (strcmp(state, "completed") == 0 ||
-		    strcmp(state, "failed") == 0 ||
-		    strcmp(state, "cancelled") == 0) {
-			result_parse(res, e, strcmp(state, "completed") == 0,
-			    state);
-			rc = 1;
-		} else
-			rc = 0;
-		json_decref(list);
-		return rc;
-	}
-	json_decref(list);
-	sc_set_error(c, ENOENT, "snapshot %" PRIu64 ": no such snapshot "
-	    "(or not one this client may see)", id);
-	return -1;
-}
-
-int
-snap_wait(struct snap_client *c, uint64_t id, struct snap_result *res,
-    int timeout_ms)
-{
-	struct snap_result	 scratch;
-	struct sc_event		*ev, *next;
-	json_t			*msg;
-	char			*line;
-	int64_t			 deadline = deadline_after(timeout_ms);
-	int			 r, found;
-
-	if (c == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_wait: no client");
-		return -1;
-	}
-	if (res == NULL)
-		res = &scratch;
-	if ((r = wait_query(c, id, res)) != 0)
-		return r == 1 ? 0 : -1;
-
-	/* Did its end arrive while the query's reply was awaited? */
-	for (ev = TAILQ_FIRST(&c->events); ev != NULL; ev = next) {
-		next = TAILQ_NEXT(ev, entry);
-		if ((msg = json_loads(ev->line, 0, NULL)) == NULL)
-			continue;
-		found = result_from_event(res, msg, id);
-		json_decref(msg);
-		if (found) {
-			event_remove(c, ev);
-			return 0;
-		}
-	}
-
-	for (;;) {
-		if (read_message(c, deadline, &msg, &line) == -1) {
-			if (errno == ETIMEDOUT)
-				sc_set_error(c, ETIMEDOUT, "snapshot %" PRIu64
-				    ": still running after %d ms", id,
-				    timeout_ms);
-			else
-				error_prefix(c, "waiting for the snapshot");
-			return -1;
-		}
-		if (message_is_event(msg)) {
-			found = result_from_event(res, msg, id);
-			if (found)
-				free(line);
-			else
-				event_push(c, line);
-			json_decref(msg);
-			if (found)
-				return 0;
-			continue;
-		}
-		/* No command is pending: a stale reply. */
-		json_decref(msg);
-		free(line);
-	}
-}
-
 /* ---- raw access, for snapctl --------------------------------------------- */
 
 char *
@@ -974,7 +628,7 @@ snap_command(struct snap_client *c, const char *text)
 	json_t		*cmd, *reply = NULL;
 	char		*out = NULL, *line = NULL;
 	size_t		 len;
-	int64_t		 deadline = deadline_after(SC_REPLY_TIMEOUT_MS);
+	int64_t		 deadline = sc_deadline_after(SC_REPLY_TIMEOUT_MS);
 
 	if (c == NULL || text == NULL) {
 		sc_set_error(c, EINVAL, "snap_command: no %s",
@@ -1001,7 +655,7 @@ snap_command(struct snap_client *c, const char *text)
 	    &line) == 0)
 		json_decref(reply);
 	else
-		error_prefix(c, "command");
+		sc_error_prefix(c, "command");
 	free(out);
 	json_decref(cmd);
 	return line;
@@ -1013,7 +667,7 @@ snap_next_event(struct snap_client *c, int timeout_ms)
 	struct sc_event	*ev;
 	json_t		*msg;
 	char		*line;
-	int64_t		 deadline = deadline_after(timeout_ms);
+	int64_t		 deadline = sc_deadline_after(timeout_ms);
 
 	if (c == NULL) {
 		sc_set_error(NULL, EINVAL, "snap_next_event: no client");
@@ -1027,15 +681,15 @@ snap_next_event(struct snap_client *c, int timeout_ms)
 		return line;
 	}
 	for (;;) {
-		if (read_message(c, deadline, &msg, &line) == -1) {
+		if (sc_read_message(c, deadline, &msg, &line) == -1) {
 			if (errno == ETIMEDOUT)
 				sc_set_error(c, ETIMEDOUT, "no event within "
 				    "%d ms", timeout_ms);
 			else
-				error_prefix(c, "waiting for events");
+				sc_error_prefix(c, "waiting for events");
 			return NULL;
 		}
-		if (message_is_event(msg)) {
+		if (sc_message_is_event(msg)) {
 			json_decref(msg);
 			return line;
 		}
