@@ -344,8 +344,14 @@ report_query(uid_t uid)
 			continue;
 		snapshots_stats(e, &st);
 		o = report_members(NULL, e, &st, REPORT_QUERY);
-		if (e->done && (st.state == SNAPSHOT_FAILED ||
-		    st.state == SNAPSHOT_CANCELLED))
+		/*
+		 * By the state, not by e->done: the engine's threads set the
+		 * reason, then the final state, and only later does the main
+		 * thread learn it is done; a query in between saw "failed"
+		 * with no "error" (the schema, and clients, want one).
+		 */
+		if (st.state == SNAPSHOT_FAILED ||
+		    st.state == SNAPSHOT_CANCELLED)
 			report_members(o, e, &st, REPORT_LIST(RM_ERROR));
 		if (json_array_append_new(a, o) == -1)
 			fatalx("out of memory building query-snapshots");
