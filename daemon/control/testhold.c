@@ -17,9 +17,12 @@
  *				process is still paused)
  *   A "half-swept"		half of the pages saved
  *   A "finishing"		every page saved, before index and rename
+ *   A "done"			the final state set, before the main thread
+ *				learns it (only the condition ends this one)
  *
- * Every hold also ends on failure, the process's exit, or after
- * SNAPSHOT_HOLD_MAX_MS (snapshot.h), and is logged.
+ * Every hold but one at "done" also ends on failure, cancel or the
+ * process's exit; every hold after SNAPSHOT_HOLD_MAX_MS (snapshot.h).  All
+ * are logged.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,7 @@ testhold_parse(const json_t *arg, struct snapshot_request *req, char *why,
 		[SNAPSHOT_HOLD_AT_ARMING] = "arming",
 		[SNAPSHOT_HOLD_AT_HALF] = "half-swept",
 		[SNAPSHOT_HOLD_AT_FINISHING] = "finishing",
+		[SNAPSHOT_HOLD_AT_DONE] = "done",
 	};
 	const char	*until, *at;
 	json_t		*count;
@@ -70,8 +74,8 @@ testhold_parse(const json_t *arg, struct snapshot_request *req, char *why,
 				break;
 		if (i == sizeof(at_names) / sizeof(at_names[0])) {
 			snprintf(why, whylen, "test-hold: \"at\" must be "
-			    "\"armed\", \"arming\", \"half-swept\" or "
-			    "\"finishing\"");
+			    "\"armed\", \"arming\", \"half-swept\", "
+			    "\"finishing\" or \"done\"");
 			return -1;
 		}
 		req->hold_at = (enum snapshot_hold_at)i;

@@ -51,6 +51,8 @@ enum snapshot_hold_at {
 	SNAPSHOT_HOLD_AT_ARMING,	/* protected, before the armed instant */
 	SNAPSHOT_HOLD_AT_HALF,		/* half of the pages saved */
 	SNAPSHOT_HOLD_AT_FINISHING,	/* every page saved, before the index */
+	SNAPSHOT_HOLD_AT_DONE,		/* final state set, main thread not told;
+					 * only the condition ends this hold */
 };
 
 /* What to do when the process discards pages that were not yet saved. */

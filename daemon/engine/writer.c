@@ -163,14 +163,17 @@ writer_hold(struct snapshot *s, struct writer *w, enum snapshot_hold_at at)
 {
 	struct pollfd	pfd = { .fd = s->pidfd, .events = POLLIN };
 	uint64_t	until = now_ns() + SNAPSHOT_HOLD_MAX_MS * 1000000ULL;
-	int		rc = 0;
+	int		rc = 0, done = at == SNAPSHOT_HOLD_AT_DONE;
 
 	if (s->req.hold == SNAPSHOT_HOLD_NONE || s->req.hold_at != at)
 		return 0;
 	log_info("snapshot %llu: test hook: holding the writer",
 	    (unsigned long long)s->id);
-	while (!snapshot_hold_over(s) && !atomic_load(&s->cancel) &&
-	    !atomic_load(&s->fault_error) && poll(&pfd, 1, 5) == 0) {
+	/* Done, nothing of the process is held: only the condition ends it. */
+	if (done)
+		pfd.fd = -1;
+	while (!snapshot_hold_over(s) && (done || (!atomic_load(&s->cancel) &&
+	    !atomic_load(&s->fault_error))) && poll(&pfd, 1, 5) == 0) {
 		if (w != NULL && (s->req.hold == SNAPSHOT_HOLD_DISCARD ||
 		    s->req.hold == SNAPSHOT_HOLD_RELEASE) &&
 		    (rc = writer_drain(w)) == -1)
@@ -563,6 +566,7 @@ done:
 	free(w.readbuf);
 	snapshot_running_leave(s);
 	atomic_store(&s->state, final);
+	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_DONE);
 	snapshot_notify(s, NOTIFY_DONE);
 	return NULL;
 }

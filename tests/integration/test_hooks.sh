@@ -43,3 +43,56 @@ run_snapwork "$out" --size 4M --threads 1 --name on \
 	{ show_snapwork "$out"; fail "a snapshot held until its buffer filled did not verify"; }
 [ "$(json_get "$out" buffer-full-waits)" -gt 0 ] || fail "held until buffer-full, yet no fault waited"
 echo "ok: with SNAPD_TEST_HOOKS=1 a held snapshot completes exactly"
+
+# A failed snapshot reports its error in query-snapshots at every moment,
+# also between the engine's final state and the main thread learning it is
+# done (a fresh-clone run once caught a "failed" entry without "error").
+# The moment is made to last: the writer is held at "done" until released.
+# The failure is certain: 64 MiB of incompressible pages into an 8 MiB
+# tmpfs (ENOSPC).
+snapd_stop || fail "snapd did not stop cleanly"
+mount -t tmpfs -o size=8m,mode=0700 snapd-test-hooks "$SNAPD_DIR" 2>"$T/mount.err" ||
+	skip "cannot mount an 8 MiB tmpfs: $(cat "$T/mount.err")"
+trap 'rc=$?; snapd_stop >/dev/null 2>&1; umount "$SNAPD_DIR" 2>/dev/null || umount -l "$SNAPD_DIR"; (exit $rc); t_cleanup' EXIT
+snapd_start
+out=$T/done.json
+"$SNAPWORK" --socket "$SNAPD_SOCK" --json --name done --size 64M --threads 1 \
+    --incompressible --may-fail --test-hold '{"until": "release", "at": "done"}' \
+    >"$out" 2>"$out.err" &
+work=$!
+t_track "$work"
+python3 - "$SNAPD_SOCK" <<'PYEOF' || fail "a failed snapshot held at done (see above)"
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rwb", buffering=0)
+def run(cmd, i):
+    f.write(json.dumps(dict(cmd, id=i)).encode() + b"\n")
+    while True:
+        m = json.loads(f.readline())
+        if m.get("id") == i:
+            return m
+f.readline()
+run({"execute": "qmp_capabilities"}, 0)
+end, n, snap = time.monotonic() + 60, 0, None
+while time.monotonic() < end:
+    n += 1
+    found = [x for x in run({"execute": "query-snapshots"}, n)["return"] if x["name"] == "done"]
+    if found and found[-1]["state"] in ("failed", "cancelled", "completed"):
+        snap = found[-1]
+        break
+    time.sleep(0.01)
+if snap is None:
+    sys.exit("FAILED: the snapshot never reached a final state")
+print("held at done: state %s, error %r" % (snap["state"], snap.get("error")))
+if snap["state"] != "failed" or "No space left on device" not in snap.get("error", ""):
+    sys.exit("FAILED: a failed snapshot's entry lacks its error: %r" % snap)
+r = run({"execute": "test-release", "arguments": {"id": snap["id"]}}, n + 1)
+if "return" not in r:
+    sys.exit("FAILED: test-release: %r" % r)
+PYEOF
+rc=0
+wait "$work" || rc=$?
+[ "$rc" -eq 0 ] || { show_snapwork "$out"; fail "the workload of the failed snapshot was hurt (exit $rc)"; }
+[ "$(json_get "$out" completed)" = false ] || fail "64 MiB incompressible completed on an 8 MiB tmpfs"
+echo "ok: a failed snapshot shows its error while its end is held back"
