@@ -92,6 +92,15 @@ t_init() {
 	command -v python3 >/dev/null || fail "python3 is needed to talk to snapd's socket"
 }
 
+# t_tmpfs_snapdir SIZE: make the snapshot directory a SIZE tmpfs (a disk
+# that fills up), or skip the test where no tmpfs can be mounted.  At exit
+# snapd is stopped before the tmpfs is unmounted.
+t_tmpfs_snapdir() {
+	mount -t tmpfs -o "size=$1,mode=0700" snapd-test "$SNAPD_DIR" 2>"$T/mount.err" ||
+		skip "cannot mount a $1 tmpfs on the snapshot directory: $(cat "$T/mount.err")"
+	trap 'rc=$?; snapd_stop >/dev/null 2>&1; umount "$SNAPD_DIR" 2>/dev/null || umount -l "$SNAPD_DIR"; (exit $rc); t_cleanup' EXIT
+}
+
 # Remember a background process so the EXIT trap kills it.
 t_track() {
 	T_PIDS+=("$1")

@@ -62,9 +62,7 @@ echo "ok: slow disk: back-pressure, buffer peak within the buffer, RSS peak $rss
 snapd_stop || fail "snapd did not stop cleanly"
 
 # ---- full disk ----
-mount -t tmpfs -o size=8m,mode=0700 snapd-test-full "$SNAPD_DIR" 2>"$T/mount.err" ||
-	skip "cannot mount an 8 MiB tmpfs for the full-disk case: $(cat "$T/mount.err")"
-trap 'rc=$?; snapd_stop >/dev/null 2>&1; umount "$SNAPD_DIR" 2>/dev/null || umount -l "$SNAPD_DIR"; (exit $rc); t_cleanup' EXIT
+t_tmpfs_snapdir 8m
 snapd_start
 out=$T/full.json
 run_snapwork "$out" --size 64M --threads 2 --pattern random --incompressible \

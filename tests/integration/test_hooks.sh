@@ -51,9 +51,7 @@ echo "ok: with SNAPD_TEST_HOOKS=1 a held snapshot completes exactly"
 # The failure is certain: 64 MiB of incompressible pages into an 8 MiB
 # tmpfs (ENOSPC).
 snapd_stop || fail "snapd did not stop cleanly"
-mount -t tmpfs -o size=8m,mode=0700 snapd-test-hooks "$SNAPD_DIR" 2>"$T/mount.err" ||
-	skip "cannot mount an 8 MiB tmpfs: $(cat "$T/mount.err")"
-trap 'rc=$?; snapd_stop >/dev/null 2>&1; umount "$SNAPD_DIR" 2>/dev/null || umount -l "$SNAPD_DIR"; (exit $rc); t_cleanup' EXIT
+t_tmpfs_snapdir 8m
 snapd_start
 out=$T/done.json
 "$SNAPWORK" --socket "$SNAPD_SOCK" --json --name done --size 64M --threads 1 \
