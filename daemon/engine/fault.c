@@ -352,18 +352,18 @@ fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
 }
 
 /*
- * Read pages i of `todo` (bits over the run) from addr[i] into their slots,
+ * Read pages i of `unread` (bits over the run) from addr[i] into their slots,
  * one page each, un-protecting each where it was read.  Used again for the
  * pages that moved while the run was read.
  */
 static void
 fault_reread(struct fault_ctx *fc, const uint32_t *slots, const uint64_t *addr,
-    uint32_t todo, uint32_t *bad)
+    uint32_t unread, uint32_t *bad)
 {
 	struct snapshot	*s = fc->s;
 
-	for (; todo != 0; todo &= todo - 1) {
-		unsigned	i = (unsigned)__builtin_ctz(todo);
+	for (; unread != 0; unread &= unread - 1) {
+		unsigned	i = (unsigned)__builtin_ctz(unread);
 		struct iovec	l = { pagebuf_mem(&s->buf, slots[i]), PAGE_4K };
 		ssize_t		got = snapshot_read_mem(s, &l, 1, addr[i]);
 

@@ -229,26 +229,26 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 }
 
 /*
- * Read the pages of `todo` (bits over [first, first+64)) from their
+ * Read the pages of `unread` (bits over [first, first+64)) from their
  * claimed addresses into readbuf, at the page's offset from first, one
  * read per run contiguous in both page and address, then un-protect them
  * there.  Pages that cannot be read are added to *bad.
  */
 static int
-writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t todo,
+writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t unread,
     uint64_t *bad)
 {
 	struct snapshot	*s = w->s;
 
-	while (todo != 0) {
-		unsigned	i = (unsigned)__builtin_ctzll(todo), n = 1;
+	while (unread != 0) {
+		unsigned	i = (unsigned)__builtin_ctzll(unread), n = 1;
 		struct iovec	l;
 		ssize_t		got;
 
-		while (i + n < WRITER_RUN && (todo >> (i + n) & 1) &&
+		while (i + n < WRITER_RUN && (unread >> (i + n) & 1) &&
 		    addr[i + n] == addr[i] + n * PAGE_4K)
 			n++;
-		todo &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
+		unread &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
 		l.iov_base = w->readbuf + i * PAGE_4K;
 		l.iov_len = n * PAGE_4K;
 		got = snapshot_read_mem(s, &l, 1, addr[i]);
@@ -293,7 +293,7 @@ static int
 writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 {
 	struct snapshot	*s = w->s;
-	uint64_t	 addr[WRITER_RUN], mine, todo, bad = 0, lost = 0, seq;
+	uint64_t	 addr[WRITER_RUN], mine, unread, bad = 0, lost = 0, seq;
 	uint64_t	 mask = n == 64 ? ~0ULL : (1ULL << n) - 1;
 
 	seq = atomic_load_explicit(&s->events_seq, memory_order_acquire);
@@ -308,10 +308,10 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 	}
 	testpause_at(s, TESTPAUSE_WRITER, r->index, first, n);
 
-	for (todo = mine;;) {
+	for (unread = mine;;) {
 		uint64_t now;
 
-		if (writer_read_unprotect(w, addr, todo, &bad) == -1)
+		if (writer_read_unprotect(w, addr, unread, &bad) == -1)
 			return -1;
 		/* Events read before the un-protect are handled by now. */
 		pthread_mutex_lock(&s->event_lock);
@@ -327,23 +327,23 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		if (now == seq)
 			break;
 		seq = now;
-		todo = 0;
+		unread = 0;
 		for (uint64_t m = mine & ~lost; m != 0; m &= m - 1) {
 			unsigned i = (unsigned)__builtin_ctzll(m);
 			uint64_t to = snapshot_page_addr(s, r, first + i);
 
 			if (to != addr[i]) {
 				addr[i] = to;
-				todo |= 1ULL << i;
+				unread |= 1ULL << i;
 			}
 		}
-		if (todo == 0)
+		if (unread == 0)
 			break;
-		bad &= ~todo;
+		bad &= ~unread;
 		log_debug("snapshot %llu: region %u: %d pages moved while read; "
 		    "reading them again where they are now",
 		    (unsigned long long)s->id, r->index,
-		    __builtin_popcountll(todo));
+		    __builtin_popcountll(unread));
 	}
 	for (uint64_t m = mine; m != 0; m &= m - 1)
 		pagestate_set_done(&r->ps, first + (unsigned)__builtin_ctzll(m));
