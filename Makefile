@@ -66,7 +66,7 @@ LDFLAGS		+= -fsanitize=$(SANITIZE)
 endif
 
 PROTO_SRC	= $(wildcard proto/*.c)
-DAEMON_LAYERS	= base format engine control
+DAEMON_LAYERS	= base format engine attach control
 DAEMON_SRC	= $(foreach l,$(DAEMON_LAYERS),$(wildcard daemon/$(l)/*.c))
 LIB_SRC		= $(wildcard client/lib/*.c)
 SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)

@@ -28,6 +28,9 @@
 #include "config.h"
 #include "control.h"
 #include "paths.h"
+#include "peertrace.h"
+#include "attaching.h"
+#include "mapsel.h"
 #include "procmaps.h"
 #include "report.h"
 #include "cmd.h"
@@ -309,6 +312,41 @@ start_parse_name(struct cmd_ctx *ctx, const struct snapshot_request *req,
 	return 0;
 }
 
+/* Attach: "pid" without "uffd". */
+static int
+start_is_attach(const struct cmd_ctx *ctx)
+{
+	return json_object_get(ctx->args, "pid") != NULL &&
+	    json_object_get(ctx->args, "uffd") == NULL;
+}
+
+/*
+ * May the peer name process pid?  Root and CAP_SYS_PTRACE (in snapd's
+ * namespace) may; to attach, so may a peer the kernel's ptrace rules let
+ * trace it (peertrace.h).  -1 with ctx's error set.
+ */
+static int
+start_pid_permitted(struct cmd_ctx *ctx, pid_t pid)
+{
+	struct conn	*c = ctx->conn;
+	char		 why[256];
+	int		 ok;
+
+	if (c->uid == 0 || start_peer_may_ptrace(c))
+		return 0;
+	if (!start_is_attach(ctx)) {
+		cmd_error(ctx, SNAPD_ERR_PERMISSION, "snapshot-start: only "
+		    "root or a process with CAP_SYS_PTRACE in snapd's user "
+		    "namespace may snapshot another process's uffd (pid)");
+		return -1;
+	}
+	if ((ok = peertrace_allowed(c, pid, why, sizeof(why))) == 1)
+		return 0;
+	cmd_error(ctx, ok == 0 ? SNAPD_ERR_PERMISSION : SNAPD_ERR_GENERIC,
+	    "snapshot-start: may not attach to process %d: %s", (int)pid, why);
+	return -1;
+}
+
 /*
  * The optional arguments into req: format, level, buffer-size (non-root
  * peers capped at the configured size), pid (root or CAP_SYS_PTRACE only),
@@ -362,13 +400,6 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 			req->buffer_size = conf->buffer_size;
 	}
 	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
-		if (c->uid != 0 && !start_peer_may_ptrace(c)) {
-			cmd_error(ctx, SNAPD_ERR_PERMISSION,
-			    "snapshot-start: only root or a process with "
-			    "CAP_SYS_PTRACE in snapd's user namespace may "
-			    "snapshot another process (pid)");
-			return -1;
-		}
 		if (json_integer_value(v) <= 0 ||
 		    json_integer_value(v) > INT_MAX) {
 			cmd_error(ctx, SNAPD_ERR_INVALID,
@@ -377,6 +408,8 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 			return -1;
 		}
 		req->pid = (pid_t)json_integer_value(v);
+		if (start_pid_permitted(ctx, req->pid) == -1)
+			return -1;
 	}
 
 	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
@@ -493,6 +526,83 @@ start_open_pidfd(struct cmd_ctx *ctx, struct snapshot_request *req)
 	return 0;
 }
 
+/*
+ * Which arguments go with which way: attach ("pid", no "uffd") takes no
+ * "regions" or "prearm"; the uffd way needs "uffd" and "regions" and takes
+ * no "maps".  -1 with ctx's error set.
+ */
+static int
+start_check_shape(struct cmd_ctx *ctx, int attach)
+{
+	const char *bad = NULL;
+
+	if (attach) {
+		if (json_object_get(ctx->args, "regions") != NULL)
+			bad = "'regions' does not go with attach (pid without "
+			    "uffd): use 'maps'";
+		else if (json_object_get(ctx->args, "prearm") != NULL)
+			bad = "'prearm' does not go with attach";
+	} else if (json_object_get(ctx->args, "uffd") == NULL)
+		bad = "'uffd' is required (or 'pid' alone, to attach)";
+	else if (json_object_get(ctx->args, "regions") == NULL)
+		bad = "'regions' is required with 'uffd'";
+	else if (json_object_get(ctx->args, "maps") != NULL)
+		bad = "'maps' goes only with attach (pid without uffd)";
+	if (bad == NULL)
+		return 0;
+	cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s", bad);
+	return -1;
+}
+
+/*
+ * Name, options, limits, directory and pidfd, for both ways.  The
+ * directory's descriptor (and req->pidfd), or -1 with ctx's error set and
+ * nothing left open.
+ */
+static int
+start_prepare(struct cmd_ctx *ctx, const struct config *conf,
+    struct snapshot_request *req, char *name, size_t namelen, char *dir,
+    size_t dirlen)
+{
+	int dirfd;
+
+	if (start_parse_name(ctx, req, name, namelen) == -1)
+		return -1;
+	req->name = name;
+	if (start_parse_options(ctx, conf, req) == -1 ||
+	    start_check_limits(ctx, conf) == -1)
+		return -1;
+	if ((dirfd = start_prepare_dir(ctx, conf, name, dir, dirlen)) == -1)
+		return -1;
+	req->dirfd = dirfd;
+	if (start_open_pidfd(ctx, req) == -1) {
+		close(dirfd);
+		return -1;
+	}
+	return dirfd;
+}
+
+/* Attach: the process is stopped and its uffd made by snapd (attach.h). */
+static enum cmd_retval
+cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
+    struct snapshot_request *req)
+{
+	const char	*maps = json_string_value(json_object_get(ctx->args,
+			    "maps"));
+	char		 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX], err[512];
+
+	if (maps != NULL && mapsel_filter_check(maps, err, sizeof(err)) == -1)
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
+		    err);
+	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
+	    sizeof(dir)) == -1)
+		return CMD_ERROR;
+	if (attaching_start(req, dir, maps, ctx->conn->id, ctx->id, err,
+	    sizeof(err)) == -1)
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
+	return CMD_DEFER;
+}
+
 static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
@@ -503,9 +613,13 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 	const char		*uffd_name;
 	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
 	char			 err[512];
-	int			 nregions, dirfd;
+	int			 nregions, dirfd, attach = start_is_attach(ctx);
 
 	start_request_init(&req, conf, c);
+	if (start_check_shape(ctx, attach) == -1)
+		return CMD_ERROR;
+	if (attach)
+		return cmd_snapshot_start_attach(ctx, conf, &req);
 	if (start_uffd_check(ctx, &uffd_name) == -1)
 		return CMD_ERROR;
 	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
@@ -514,21 +628,9 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		return CMD_ERROR;
 	req.regions = regions;
 	req.region_count = (uint32_t)nregions;
-	if (start_parse_name(ctx, &req, name, sizeof(name)) == -1)
-		return CMD_ERROR;
-	req.name = name;
-	if (start_parse_options(ctx, conf, &req) == -1 ||
-	    start_check_limits(ctx, conf) == -1)
-		return CMD_ERROR;
-
-	if ((dirfd = start_prepare_dir(ctx, conf, name, dir,
+	if ((dirfd = start_prepare(ctx, conf, &req, name, sizeof(name), dir,
 	    sizeof(dir))) == -1)
 		return CMD_ERROR;
-	req.dirfd = dirfd;
-	if (start_open_pidfd(ctx, &req) == -1) {
-		close(dirfd);
-		return CMD_ERROR;
-	}
 	if (start_regions_mapped(ctx, req.pid, req.pidfd, regions,
 	    nregions) == -1) {
 		close(req.pidfd);
@@ -550,8 +652,9 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 const struct cmd_entry cmd_snapshot_start_entry = {
 	.name = "snapshot-start",
 	.args = CMD_ARGS(
-	    { "uffd", CMD_ARG_STRING, 1 },
-	    { "regions", CMD_ARG_ARRAY, 1 },
+	    { "uffd", CMD_ARG_STRING, 0 },
+	    { "regions", CMD_ARG_ARRAY, 0 },
+	    { "maps", CMD_ARG_STRING, 0 },
 	    { "name", CMD_ARG_STRING, 0 },
 	    { "format", CMD_ARG_STRING, 0 },
 	    { "level", CMD_ARG_INT, 0 },

@@ -35,6 +35,7 @@
 #include "control.h"
 #include "snapshot.h"
 #include "report.h"
+#include "attaching.h"
 #include "testpause.h"
 
 static struct event_base	*main_base;
@@ -485,6 +486,7 @@ main(int argc, char **argv)
 
 	listen_fd = main_listen(&conf, &activated);
 	report_init(main_base);
+	attaching_init(main_base);
 	snapshots_set_idle_cb(main_exit_loop, NULL);
 	control_init(main_base, listen_fd);
 	main_events_add(&ev);

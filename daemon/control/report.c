@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "protocol.h"
+#include "attaching.h"
 #include "log.h"
 #include "config.h"
 #include "control.h"
@@ -117,6 +118,9 @@ struct report_pending {
 	uint64_t	 snap_id;
 	uint64_t	 conn_id;
 	json_t		*reply_id;	/* the command's "id", or NULL */
+	int		 held;		/* sent by report_release() only */
+	json_t		*held_reply;	/* held: the armed reply, once armed */
+	char		*held_error;	/* held: why it failed, once failed */
 };
 
 static TAILQ_HEAD(, report_pending) report_pending =
@@ -223,6 +227,9 @@ static void
 report_pending_free(struct report_pending *p)
 {
 	TAILQ_REMOVE(&report_pending, p, entry);
+	if (p->held_reply != NULL)
+		json_decref(p->held_reply);
+	free(p->held_error);
 	if (p->reply_id != NULL)
 		json_decref(p->reply_id);
 	free(p);
@@ -241,6 +248,21 @@ report_reply(const struct snap_entry *e, json_t *ret, const char *error)
 	if (p == NULL) {
 		if (ret != NULL)
 			json_decref(ret);
+		return;
+	}
+	if (p->held) {
+		/* Kept for report_release(); the first outcome wins. */
+		if (p->held_reply == NULL && p->held_error == NULL) {
+			if (ret != NULL)
+				p->held_reply = ret, ret = NULL;
+			else if (error != NULL &&
+			    (p->held_error = strdup(error)) == NULL)
+				fatalx("out of memory holding a reply");
+		}
+		if (ret != NULL)
+			json_decref(ret);
+		if (e->attaching != NULL)
+			attaching_engine_event(e);
 		return;
 	}
 	if (ret != NULL)
@@ -321,6 +343,52 @@ report_start(const struct snapshot_request *req, const char *dir,
 	if (e == NULL && (p = report_pending_find(req->id)) != NULL)
 		report_pending_free(p);
 	return e;
+}
+
+struct snap_entry *
+report_start_held(const struct snapshot_request *req, const char *dir,
+    uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
+{
+	struct snap_entry	*e;
+	struct report_pending	*p;
+
+	report_pending_add(req->id, conn_id, reply_id);
+	p = report_pending_find(req->id);
+	p->held = 1;
+	e = snapshots_start(req, dir, conn_id, err, errlen);
+	if (e == NULL && (p = report_pending_find(req->id)) != NULL)
+		report_pending_free(p);
+	return e;
+}
+
+void
+report_release(uint64_t snap_id, json_t *extra, const char *key,
+    const char *error)
+{
+	struct report_pending	*p = report_pending_find(snap_id);
+	char			 desc[600];
+
+	if (p == NULL) {
+		if (extra != NULL)
+			json_decref(extra);
+		return;
+	}
+	if (p->held_reply != NULL && error == NULL) {
+		if (extra != NULL &&
+		    json_object_set_new(p->held_reply, key, extra) == -1)
+			fatalx("out of memory building a reply");
+		control_reply(p->conn_id, p->reply_id, p->held_reply);
+		p->held_reply = NULL;
+	} else {
+		if (extra != NULL)
+			json_decref(extra);
+		snprintf(desc, sizeof(desc), "snapshot %llu: %.512s",
+		    (unsigned long long)snap_id, error != NULL ? error :
+		    p->held_error != NULL ? p->held_error : "not armed");
+		control_reply_error(p->conn_id, p->reply_id,
+		    SNAPD_ERR_GENERIC, desc);
+	}
+	report_pending_free(p);
 }
 
 int

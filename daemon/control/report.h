@@ -32,6 +32,22 @@ struct snap_entry *report_start(const struct snapshot_request *req,
 		    const char *dir, uint64_t conn_id, json_t *reply_id,
 		    char *err, size_t errlen);
 
+/*
+ * report_start() for a snapshot whose armed reply must wait (attach: until
+ * the process is released): its outcome, armed or failed, is held and the
+ * entry's attaching is told (attaching.h); report_release() sends it.
+ */
+struct snap_entry *report_start_held(const struct snapshot_request *req,
+		    const char *dir, uint64_t conn_id, json_t *reply_id,
+		    char *err, size_t errlen);
+/*
+ * Send the held reply of snapshot snap_id: the armed reply with member key
+ * set to extra (stolen, may be NULL), or an error: error if not NULL,
+ * else the snapshot's own failure.
+ */
+void		 report_release(uint64_t snap_id, json_t *extra,
+		    const char *key, const char *error);
+
 /* snapshots_arm() whose reply goes to conn_id with reply_id once armed. */
 int		 report_arm(struct snap_entry *e, uint64_t conn_id,
 		    json_t *reply_id);

@@ -26,6 +26,7 @@
 #include "snapshot.h"
 
 struct event_base;
+struct attaching;
 
 struct snap_entry {
 	TAILQ_ENTRY(snap_entry) entry;
@@ -48,6 +49,7 @@ struct snap_entry {
 	int			 arm_asked;	/* snapshot-arm accepted */
 
 	uint64_t		 start_conn;	/* the connection that started it */
+	struct attaching	*attaching;	/* attach: until the process is released */
 	uint64_t		 last_buffer_full_ms;
 };
 

@@ -12,7 +12,8 @@
  * (set by whoever starts snapd, never by a client):
  *
  *   DIR/NAME.pause, read when snapshot NAME arms, holds up to one line
- *	"writer REGION PAGE" and one "fault REGION PAGE".
+ *	"writer REGION PAGE" and one "fault REGION PAGE", and lines
+ *	"attach PHASE" (testpause_phase(), for attach.h's phases).
  *   The writer thread (after claiming the sweep run holding that page,
  *   before reading it) or the fault thread (after claiming that page for a
  *   fault, before reading it) creates DIR/NAME.paused, then waits until
@@ -41,6 +42,11 @@ void	testpause_init(void);
 /* 1 if this snapd accepts test hooks (SNAPD_TEST_HOOKS=1 at start). */
 int	testpause_enabled(void);
 void	testpause_load(struct snapshot *s);
+/*
+ * Pause the calling thread if DIR/NAME.pause holds the line "attach PHASE"
+ * (attach.h names the phases).
+ */
+void	testpause_phase(const char *name, const char *phase);
 /* Pause if [first, first+count) of region `region` holds the hook's page. */
 void	testpause_at(struct snapshot *s, int where, uint32_t region,
 	    uint64_t first, uint64_t count);

@@ -33,7 +33,14 @@ struct output_region {
 	uint64_t	start;
 	uint64_t	length;			/* multiple of ZSNAP_PAGE_SIZE */
 	char		name[ZSNAP_NAME_MAX];	/* NUL-terminated */
+	uint32_t	flags;			/* OUTPUT_REGION_* */
 };
+
+/*
+ * Not write-protected: the engine copies the whole region at the armed
+ * instant, while its caller keeps the process stopped (attach).
+ */
+#define OUTPUT_REGION_STOPPED	0x1
 
 struct output_params {
 	int			 dirfd;		/* directory the file is created in */

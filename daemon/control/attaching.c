@@ -1,0 +1,175 @@
+/*
+ * The control side of attach (attaching.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attaching.h"
+#include "log.h"
+#include "report.h"
+#include "snapshots.h"
+
+struct attaching {
+	struct snapshot_request	 req;
+	char			 name[SNAPD_NAME_MAX + 1];
+	char			 dir[PATH_MAX];
+	uint64_t		 conn_id;
+	json_t			*reply_id;
+	struct attach		*a;
+	uint64_t		 snap_id;	/* 0 until the engine has it */
+	int			 resume_asked;
+};
+
+static struct event_base *attaching_base;
+
+void
+attaching_init(struct event_base *base)
+{
+	attaching_base = base;
+}
+
+static void
+attaching_free(struct attaching *at)
+{
+	struct snap_entry *e;
+
+	if (at->snap_id != 0 && (e = snapshots_find(at->snap_id)) != NULL &&
+	    e->attaching == at)
+		e->attaching = NULL;
+	attach_free(at->a);
+	if (at->req.pidfd != -1)
+		close(at->req.pidfd);
+	if (at->req.dirfd != -1)
+		close(at->req.dirfd);
+	if (at->reply_id != NULL)
+		json_decref(at->reply_id);
+	free(at);
+}
+
+/* The "attach" member of the armed reply. */
+static json_t *
+attaching_figures(const struct attach_result *r)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	    "pause-us", (json_int_t)(r->pause_ns / 1000),
+	    "threads", (json_int_t)r->threads,
+	    "mappings-live", (json_int_t)r->live,
+	    "mappings-stopped", (json_int_t)r->stopped,
+	    "mappings-skipped", (json_int_t)r->skipped,
+	    "bytes-stopped", (json_int_t)r->bytes_stopped,
+	    "uffd-via", r->via_device ? "device" : "syscall");
+
+	if (o == NULL)
+		fatalx("out of memory building the attach reply");
+	return o;
+}
+
+/* Stopped, uffd taken: start the snapshot while the process stays so. */
+static void
+attaching_stopped(struct attaching *at)
+{
+	struct attach_result	*r = attach_result(at->a);
+	struct snap_entry	*e;
+	char			 err[512];
+
+	at->req.uffd = r->uffd;
+	r->uffd = -1;
+	at->req.regions = r->regions;
+	at->req.region_count = r->nregions;
+	at->req.procrec = r->procrec;
+	at->req.procrec_len = r->procrec_len;
+	e = report_start_held(&at->req, at->dir, at->conn_id, at->reply_id,
+	    err, sizeof(err));
+	at->req.pidfd = -1;	/* the engine's now */
+	close(at->req.dirfd);
+	at->req.dirfd = -1;
+	if (e == NULL) {
+		control_reply_error(at->conn_id, at->reply_id,
+		    SNAPD_ERR_GENERIC, err);
+		at->resume_asked = 1;
+		attach_resume(at->a);
+		return;
+	}
+	at->snap_id = e->id;
+	e->attaching = at;
+}
+
+static void
+attaching_cb(struct attach *a, enum attach_event ev, void *arg)
+{
+	struct attaching	*at = arg;
+	char			 desc[600];
+
+	switch (ev) {
+	case ATTACH_EV_STOPPED:
+		attaching_stopped(at);
+		return;
+	case ATTACH_EV_FAILED:
+		snprintf(desc, sizeof(desc), "snapshot-start: attach to "
+		    "process %d: %.512s", (int)at->req.pid, attach_error(a));
+		control_reply_error(at->conn_id, at->reply_id,
+		    SNAPD_ERR_GENERIC, desc);
+		break;
+	case ATTACH_EV_RESUMED:
+		if (at->snap_id != 0)
+			report_release(at->snap_id,
+			    attaching_figures(attach_result(a)), "attach",
+			    NULL);
+		log_info("attach %d: released after a pause of %llu us",
+		    (int)at->req.pid, (unsigned long long)
+		    (attach_result(a)->pause_ns / 1000));
+		break;
+	}
+	attaching_free(at);
+}
+
+void
+attaching_engine_event(struct snap_entry *e)
+{
+	struct attaching *at = e->attaching;
+
+	if (at == NULL || at->resume_asked)
+		return;
+	at->resume_asked = 1;
+	attach_resume(at->a);
+}
+
+int
+attaching_start(const struct snapshot_request *req, const char *dir,
+    const char *maps, uint64_t conn_id, json_t *reply_id, char *err,
+    size_t errlen)
+{
+	struct attaching	*at = calloc(1, sizeof(*at));
+	struct attach_request	 ar;
+
+	if (at == NULL) {
+		snprintf(err, errlen, "snapshot-start: %s", strerror(errno));
+		close(req->pidfd);
+		close(req->dirfd);
+		return -1;
+	}
+	at->req = *req;
+	snprintf(at->name, sizeof(at->name), "%s", req->name);
+	at->req.name = at->name;
+	snprintf(at->dir, sizeof(at->dir), "%s", dir);
+	at->conn_id = conn_id;
+	at->reply_id = reply_id != NULL ? json_incref(reply_id) : NULL;
+	memset(&ar, 0, sizeof(ar));
+	ar.pid = req->pid;
+	ar.pidfd = req->pidfd;
+	ar.maps = maps;
+	ar.stopped_max = req->buffer_size;
+	ar.name = at->name;
+	ar.test_hooks = 1;
+	if ((at->a = attach_start(attaching_base, &ar, attaching_cb, at)) ==
+	    NULL) {
+		snprintf(err, errlen, "snapshot-start: start the attach "
+		    "thread: %s", strerror(errno));
+		attaching_free(at);
+		return -1;
+	}
+	return 0;
+}
