@@ -33,7 +33,15 @@ struct output_region {
 	uint64_t	start;
 	uint64_t	length;			/* multiple of ZSNAP_PAGE_SIZE */
 	char		name[ZSNAP_NAME_MAX];	/* NUL-terminated */
+	uint32_t	flags;			/* OUTPUT_REGION_* */
 };
+
+/*
+ * Copied whole while the process is stopped, not saved live: not
+ * registered with the uffd nor write-protected (the engine's stopped.c).
+ * The output treats it as any region; the flag is not stored.
+ */
+#define OUTPUT_REGION_STOPPED	0x1
 
 struct output_params {
 	int			 dirfd;		/* directory the file is created in */
@@ -51,6 +59,13 @@ struct output_params {
 	uid_t			 uid;
 	const char		*comm;
 	uint64_t		 armed_realtime_ns;
+	/*
+	 * The process record (proto/procrec.h), encoded, or NULL/0 for none:
+	 * zsnap writes it as the process frame, raw as "process.rec".
+	 * Copied by output_open().
+	 */
+	const uint8_t		*procrec;
+	size_t			 procrec_len;
 };
 
 struct output_result {
