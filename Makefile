@@ -204,7 +204,8 @@ install: all
 	ln -sf libsnapclient.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 client/lib/snapclient.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 client/lib/snapclient.h proto/procrec.h \
+	    $(DESTDIR)$(INCLUDEDIR)/
 	install -m 0644 $(B)/libsnapclient.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 0644 man/snapctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/libsnapclient.3 $(DESTDIR)$(MANDIR)/man3/
@@ -224,7 +225,7 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.so.$(VERSION) \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so \
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.a \
-	    $(DESTDIR)$(INCLUDEDIR)/snapclient.h \
+	    $(DESTDIR)$(INCLUDEDIR)/snapclient.h $(DESTDIR)$(INCLUDEDIR)/procrec.h \
 	    $(DESTDIR)$(PKGCONFIGDIR)/libsnapclient.pc \
 	    $(DESTDIR)$(MANDIR)/man1/snapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
 	    $(DESTDIR)$(MANDIR)/man5/snapd.conf.5 $(DESTDIR)$(MANDIR)/man8/snapd.8 \

@@ -46,6 +46,7 @@ struct rawdir {
 	int			 made;		/* we created tmpname */
 	int			 committed;	/* renamed into place */
 	int			 aborted;
+	int			 process;	/* process.rec written */
 	mode_t			 mode;
 	uid_t			 uid;
 	gid_t			 gid;
@@ -259,6 +260,46 @@ rawdir_pages(struct rawdir *rd, uint32_t region, uint64_t first,
 	return 0;
 }
 
+/* Create file in the temporary directory, write all of buf, fsync. */
+static int
+rawdir_write_file(struct rawdir *rd, const char *file, const void *buf,
+    size_t len)
+{
+	int	fd;
+
+	fd = openat(rd->tmpfd, file, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, rd->mode);
+	if (fd == -1)
+		return rawdir_fail(rd, "create", file);
+	if ((rawdir_owned(rd) && fchown(fd, rd->uid, rd->gid) == -1) ||
+	    ioutil_write_all(fd, buf, len, -1) == -1 || fsync(fd) == -1) {
+		rawdir_fail(rd, "write", file);
+		close(fd);
+		return -1;
+	}
+	rd->bytes += len;
+	if (close(fd) == -1)
+		return rawdir_fail(rd, "close", file);
+	return 0;
+}
+
+int
+rawdir_process(struct rawdir *rd, const void *rec, size_t len)
+{
+	if (rawdir_usable(rd) == -1)
+		return -1;
+	if (rd->process) {
+		rawdir_set_error(rd, "%s: the process record is written "
+		    "already", rd->name);
+		errno = EEXIST;
+		return -1;
+	}
+	if (rawdir_write_file(rd, ZSNAP_RAW_PROCESS, rec, len) == -1)
+		return -1;
+	rd->process = 1;
+	return 0;
+}
+
 int
 rawdir_lost(struct rawdir *rd, uint32_t region, uint64_t first,
     uint64_t npages)
@@ -368,8 +409,8 @@ rawdir_json(struct rawdir *rd, const struct rawdir_info *info)
 	    "uid", (json_int_t)info->uid,
 	    "comm", info->comm,
 	    "armed_realtime_ns", (json_int_t)info->armed_realtime_ns,
-	    "flags", (json_int_t)(info->pages_lost > 0 ?
-	    ZSNAP_F_LOST_PAGES : 0),
+	    "flags", (json_int_t)((info->pages_lost > 0 ?
+	    ZSNAP_F_LOST_PAGES : 0) | (rd->process ? ZSNAP_F_PROCESS : 0)),
 	    "pages_total", (json_int_t)info->pages_total,
 	    "pages_data", (json_int_t)info->pages_data,
 	    "pages_zero", (json_int_t)info->pages_zero,
@@ -384,7 +425,7 @@ rawdir_write_json(struct rawdir *rd, const struct rawdir_info *info)
 	json_t	*root;
 	char	*text;
 	size_t	 len;
-	int	 fd;
+	int	 rc;
 
 	root = rawdir_json(rd, info);
 	text = root != NULL ? json_dumps(root, JSON_INDENT(1) |
@@ -396,26 +437,12 @@ rawdir_write_json(struct rawdir *rd, const struct rawdir_info *info)
 		errno = ENOMEM;
 		return -1;
 	}
+	/* With its newline: the file ends in one. */
 	len = strlen(text);
-	fd = openat(rd->tmpfd, "snapshot.json", O_WRONLY | O_CREAT | O_EXCL |
-	    O_NOFOLLOW | O_CLOEXEC, rd->mode);
-	if (fd == -1) {
-		free(text);
-		return rawdir_fail(rd, "create", "snapshot.json");
-	}
-	if ((rawdir_owned(rd) && fchown(fd, rd->uid, rd->gid) == -1) ||
-	    ioutil_write_all(fd, text, len, -1) == -1 ||
-	    ioutil_write_all(fd, "\n", 1, -1) == -1 || fsync(fd) == -1) {
-		free(text);
-		rawdir_fail(rd, "write", "snapshot.json");
-		close(fd);
-		return -1;
-	}
+	text[len] = '\n';
+	rc = rawdir_write_file(rd, "snapshot.json", text, len + 1);
 	free(text);
-	rd->bytes += len + 1;
-	if (close(fd) == -1)
-		return rawdir_fail(rd, "close", "snapshot.json");
-	return 0;
+	return rc;
 }
 
 int
@@ -495,6 +522,7 @@ rawdir_abort(struct rawdir *rd)
 			rawdir_remove(rd, file, &rc);
 		}
 		rawdir_remove(rd, "snapshot.json", &rc);
+		rawdir_remove(rd, ZSNAP_RAW_PROCESS, &rc);
 	}
 	if (unlinkat(rd->parentfd, rd->tmpname, AT_REMOVEDIR) == -1 &&
 	    errno != ENOENT && rc == 0) {

@@ -1,7 +1,7 @@
 /*
  * The raw snapshot format's one writer (proto/FORMAT.md, "raw"): a
- * directory NAME holding one sparse file "R.img" per region and
- * "snapshot.json".  snapd's raw output (daemon/format/output-raw.c) and the
+ * directory NAME holding one sparse file "R.img" per region,
+ * "snapshot.json" and, for a snapshot taken by attach, "process.rec".  snapd's raw output (daemon/format/output-raw.c) and the
  * reader's export (snap_file_export_raw(), client/lib/reader-restore.c)
  * both write through it, so the two cannot drift apart.
  *
@@ -70,6 +70,12 @@ struct rawdir	*rawdir_open(int parentfd, const char *name, mode_t mode,
  */
 int		 rawdir_pages(struct rawdir *rd, uint32_t region, uint64_t first,
 		    uint64_t npages, const void *data, uint64_t *zero);
+
+/*
+ * Write the process record (proto/procrec.h, encoded) as "process.rec",
+ * fsynced, at most once; snapshot.json then gets flag ZSNAP_F_PROCESS.
+ */
+int		 rawdir_process(struct rawdir *rd, const void *rec, size_t len);
 
 /* Record npages LOST pages (any order; snapshot.json lists them sorted,
  * adjacent runs merged). */

@@ -15,6 +15,10 @@
  * every compressed frame and skips our metadata:
  *
  *	header frame	skippable frame, magic ZSNAP_FRAME_HEADER
+ *	process frame	skippable frame ZSNAP_FRAME_PROCESS, only when the
+ *			header has ZSNAP_F_PROCESS (since version 1.1): the
+ *			process record of proto/procrec.h, whose own last
+ *			four bytes are its crc32c as in every payload
  *	chunk 0		skippable frame ZSNAP_FRAME_CHUNK (extent list),
  *			then one zstd frame holding the chunk's DATA pages
  *			(absent when the chunk has no DATA extent)
@@ -42,7 +46,7 @@
 #include <string.h>
 
 #define ZSNAP_VERSION_MAJOR	1
-#define ZSNAP_VERSION_MINOR	0
+#define ZSNAP_VERSION_MINOR	1	/* 1.1: the process frame */
 
 #define ZSNAP_PAGE_SIZE		4096u
 
@@ -51,6 +55,7 @@
 #define ZSNAP_FRAME_CHUNK	0x184D2A51u
 #define ZSNAP_FRAME_INDEX	0x184D2A52u
 #define ZSNAP_FRAME_FOOTER	0x184D2A53u
+#define ZSNAP_FRAME_PROCESS	0x184D2A54u	/* proto/procrec.h, since 1.1 */
 #define ZSTD_FRAME_MAGIC	0xFD2FB528u	/* a regular zstd frame */
 
 #define ZSNAP_MAGIC		"ZSNAP\0v1"	/* 8 bytes, header */
@@ -60,6 +65,9 @@
 
 /* Header flags. */
 #define ZSNAP_F_LOST_PAGES	0x1	/* some pages could not be saved (LOST extents) */
+#define ZSNAP_F_PROCESS		0x2	/* a process record follows the header
+					 * (zsnap), or "process.rec" is in the
+					 * directory (raw); since 1.1 */
 
 /*
  * Header payload: struct zsnap_header, then region_count struct
@@ -165,8 +173,11 @@ _Static_assert(sizeof(struct zsnap_footer) == 72, "zsnap_footer is on disk");
  * "R.img" for region index R (decimal), each page at offset
  * page_index * page_size, zero pages as holes, directly mmap-able; and
  * "snapshot.json", written last, that lists the regions (index, name,
- * start, length, file) and the same page counts as the zsnap footer.
+ * start, length, file) and the same page counts as the zsnap footer;
+ * with flag ZSNAP_F_PROCESS, also "process.rec" (ZSNAP_RAW_PROCESS): the
+ * process record's bytes, exactly the zsnap process frame's payload.
  */
+#define ZSNAP_RAW_PROCESS	"process.rec"
 #define ZSNAP_RAW_SUFFIX	".raw"
 #define ZSNAP_SUFFIX		".zsnap"
 

@@ -7,7 +7,8 @@
  *	reader-verify.c		the coverage check (every page of every region
  *				covered exactly once) and snap_file_verify()
  *	reader-restore.c	snap_file_restore(), snap_restore(),
- *				snap_file_export_raw()
+ *				snap_file_read(), snap_file_export_raw()
+ *	reader-process.c	the process record: snap_file_process()
  *
  * The input is hostile (see reader.c's opening comment): what a file claims
  * is checked before it sizes an allocation or a loop, and every cost is
@@ -34,6 +35,8 @@
 #define READER_CHUNK_DATA_PAGES_MAX	16384		/* 64 MiB */
 #define READER_JSON_BYTES_MAX		(16u << 20)
 #define READER_RAW_BATCH_PAGES		256
+/* A process record: what its bounds allow is far less (proto/procrec.h). */
+#define READER_PROCESS_BYTES_MAX	(256u << 20)
 
 #define ALL_REGIONS			UINT32_MAX
 #define NO_CHUNK			UINT64_MAX
@@ -59,9 +62,12 @@ struct snap_file {
 	uint64_t		*region_pages;
 	uint32_t		 flags;
 	int			 covered;	/* the coverage check passed */
+	int			 process;	/* has a process record */
 
 	/* zsnap */
-	uint64_t		 header_end;
+	uint64_t		 header_end;	/* and of the process frame */
+	uint64_t		 process_off;	/* its payload */
+	uint32_t		 process_len;
 	uint64_t		 index_offset;
 	struct zsnap_index_entry *index;	/* host order */
 	ZSTD_DCtx		*dctx;
@@ -123,6 +129,13 @@ int	reader_walk(struct snap_file *f, uint32_t region, int all_data,
 int	reader_raw_open(struct snap_file *f);
 int	reader_raw_walk(struct snap_file *f, uint32_t region, reader_cb *cb,
 	    void *arg);
+
+/*
+ * reader-process.c: the process record's bytes (f->process set), checked
+ * with procrec_decode(), into a malloc'ed *buf of *len bytes; 0, or -1
+ * with the message set.
+ */
+int	reader_process_load(struct snap_file *f, uint8_t **buf, size_t *len);
 
 /*
  * reader-verify.c: prove that every page of every region is covered by

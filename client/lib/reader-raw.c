@@ -267,6 +267,7 @@ raw_parse_top(struct snap_file *f, json_t *root)
 	if (json_u64(f, root, "flags", "top level", &v))
 		return -1;
 	f->flags = (uint32_t)v;
+	f->process = (f->flags & ZSNAP_F_PROCESS) != 0;
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
- * Restoring a snapshot: into memory (snap_file_restore(), snap_restore())
- * or into a raw snapshot directory (snap_file_export_raw(), which is what
+ * Restoring a snapshot: into memory (snap_file_restore(), snap_restore(),
+ * a page range with snap_file_read()) or into a raw snapshot directory (snap_file_export_raw(), which is what
  * `snapctl export --raw` runs).
  *
  * Both first prove the whole file's coverage (reader_check_coverage():
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,74 @@ snap_restore(const char *path, const char *region_name, void *addr,
 	errno = ENOENT;
 	return -1;
 }
+/* ---- reading a page range --------------------------------------------------- */
+
+struct read_state {
+	unsigned char	*buf;
+	uint64_t	 first, npages;	/* the range asked for */
+	uint64_t	 pages;		/* of it, covered */
+	uint64_t	 lost;
+};
+
+/* Copy what extent e holds of the range; ZERO and LOST stay zero-filled. */
+static int
+read_extent(struct snap_file *f, void *arg, uint64_t chunk,
+    const struct reader_extent *e, const unsigned char *data)
+{
+	struct read_state	*r = arg;
+	uint64_t		 lo, hi;
+
+	lo = e->first > r->first ? e->first : r->first;
+	hi = e->first + e->count < r->first + r->npages ?
+	    e->first + e->count : r->first + r->npages;
+	if (lo >= hi)
+		return 0;
+	if (e->kind == ZSNAP_EXTENT_DATA)
+		memcpy(r->buf + (lo - r->first) * ZSNAP_PAGE_SIZE,
+		    data + (lo - e->first) * ZSNAP_PAGE_SIZE,
+		    (size_t)(hi - lo) * ZSNAP_PAGE_SIZE);
+	else if (e->kind == ZSNAP_EXTENT_LOST)
+		r->lost += hi - lo;
+	r->pages += hi - lo;
+	return 0;
+}
+
+int
+snap_file_read(struct snap_file *f, uint32_t region, uint64_t first_page,
+    uint64_t npages, void *buf, uint64_t *lost)
+{
+	struct read_state	r = { buf, first_page, npages, 0, 0 };
+
+	if (f == NULL || buf == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_file_read: no file or no "
+		    "buffer");
+		return -1;
+	}
+	if (region >= f->info.region_count ||
+	    first_page > f->region_pages[region] ||
+	    npages > f->region_pages[region] - first_page ||
+	    npages > SIZE_MAX / ZSNAP_PAGE_SIZE) {
+		reader_error(f, EINVAL, "no pages %llu+%llu in region %u (the "
+		    "snapshot has %u regions)", (unsigned long long)first_page,
+		    (unsigned long long)npages, region, f->info.region_count);
+		return -1;
+	}
+	memset(buf, 0, (size_t)npages * ZSNAP_PAGE_SIZE);
+	if (npages > 0 && (reader_check_coverage(f) == -1 ||
+	    reader_walk(f, region, 0, read_extent, &r) == -1))
+		return -1;
+	if (r.pages != npages) {
+		reader_error(f, EBADMSG, "region %u: the snapshot covers %llu "
+		    "of pages %llu+%llu", region, (unsigned long long)r.pages,
+		    (unsigned long long)first_page,
+		    (unsigned long long)npages);
+		return -1;
+	}
+	if (lost != NULL)
+		*lost = r.lost;
+	return 0;
+}
+
 /* ---- export as raw ------------------------------------------------------------ */
 
 /*
@@ -185,6 +254,25 @@ export_parent(struct snap_file *f, const char *dir, char *buf, size_t len,
 	return fd;
 }
 
+/* The process record goes over as it is, once checked. */
+static int
+export_process(struct snap_file *f, struct rawdir *rd, const char *dir)
+{
+	uint8_t	*buf;
+	size_t	 len;
+	int	 rc;
+
+	if (!f->process)
+		return 0;
+	if (reader_process_load(f, &buf, &len) == -1)
+		return -1;
+	if ((rc = rawdir_process(rd, buf, len)) == -1)
+		reader_error(f, errno, "export to %s: %s", dir,
+		    rawdir_error(rd));
+	free(buf);
+	return rc;
+}
+
 int
 snap_file_export_raw(struct snap_file *f, const char *dir)
 {
@@ -224,7 +312,8 @@ snap_file_export_raw(struct snap_file *f, const char *dir)
 		reader_error(f, errno, "export to %s: %s", dir, err);
 		goto out;
 	}
-	if (reader_walk(f, ALL_REGIONS, 0, export_extent, &x) == -1)
+	if (export_process(f, x.rd, dir) == -1 ||
+	    reader_walk(f, ALL_REGIONS, 0, export_extent, &x) == -1)
 		goto out;
 	memset(&info, 0, sizeof(info));
 	info.name = f->info.name;

@@ -248,6 +248,21 @@ verify_totals(struct snap_file *f, const struct verify_state *v)
 	return 0;
 }
 
+/* The process record, when there is one: its crc and its structure. */
+static int
+verify_process(struct snap_file *f)
+{
+	uint8_t	*buf;
+	size_t	 len;
+
+	if (!f->process)
+		return 0;
+	if (reader_process_load(f, &buf, &len) == -1)
+		return -1;
+	free(buf);
+	return 0;
+}
+
 /*
  * Coverage first, from the chunks' metadata alone: a file that fails it is
  * refused before any page data is decompressed.  Then every chunk's data,
@@ -266,7 +281,7 @@ snap_file_verify(struct snap_file *f)
 	memset(&v, 0, sizeof(v));
 	if (reader_check_coverage(f) == -1 ||
 	    reader_walk(f, ALL_REGIONS, 1, verify_extent, &v) == -1 ||
-	    verify_totals(f, &v) == -1)
+	    verify_totals(f, &v) == -1 || verify_process(f) == -1)
 		return -1;
 	return 0;
 }

@@ -270,6 +270,46 @@ zsnap_parse_regions(struct snap_file *f, const unsigned char *r)
 	return 0;
 }
 
+/*
+ * With ZSNAP_F_PROCESS in the header, the process frame follows it: find
+ * it and move header_end past it, where the first chunk must start.  Its
+ * content is checked when it is read (reader-process.c).
+ */
+static int
+zsnap_read_process_frame(struct snap_file *f)
+{
+	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE];
+	uint64_t	 off = f->header_end;
+	uint64_t	 limit = f->info.file_size - ZSNAP_FOOTER_FRAME_SIZE;
+	uint32_t	 len;
+
+	if (!(f->flags & ZSNAP_F_PROCESS))
+		return 0;
+	if (off + ZSNAP_SKIP_HDR_SIZE > limit) {
+		reader_error(f, EBADMSG, "process frame at offset %llu: "
+		    "truncated", (unsigned long long)off);
+		return -1;
+	}
+	if (reader_pread(f, f->fd, skip, sizeof(skip), off,
+	    "process frame") == -1)
+		return -1;
+	len = zsnap_get32(skip + 4);
+	if (zsnap_get32(skip) != ZSNAP_FRAME_PROCESS || len < 4 ||
+	    len > READER_PROCESS_BYTES_MAX ||
+	    len > limit - off - ZSNAP_SKIP_HDR_SIZE) {
+		reader_error(f, EBADMSG, "process frame at offset %llu: the "
+		    "header says there is one, but there is none of a "
+		    "possible size there (magic %#x, size %u)",
+		    (unsigned long long)off, zsnap_get32(skip), len);
+		return -1;
+	}
+	f->process = 1;
+	f->process_off = off + ZSNAP_SKIP_HDR_SIZE;
+	f->process_len = len;
+	f->header_end = f->process_off + len;
+	return 0;
+}
+
 static int
 zsnap_read_header(struct snap_file *f)
 {
@@ -305,7 +345,7 @@ zsnap_read_header(struct snap_file *f)
 		goto fail;
 	f->header_end = ZSNAP_SKIP_HDR_SIZE + (uint64_t)payload;
 	free(buf);
-	return 0;
+	return zsnap_read_process_frame(f);
 fail:
 	free(buf);
 	return -1;

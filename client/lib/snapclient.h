@@ -120,6 +120,7 @@ int		 snap_fd(const struct snap_client *c);
 /* ---- reading snapshots (zsnap files or raw directories) ---------------- */
 
 struct snap_file;
+struct procrec;		/* <procrec.h>, installed beside this file */
 
 struct snap_file_region {
 	uint64_t	start;
@@ -158,6 +159,23 @@ int		 snap_file_export_raw(struct snap_file *f, const char *dir);
  * least the region's length); LOST pages are left untouched and counted. */
 int		 snap_file_restore(struct snap_file *f, uint32_t index, void *addr,
 		    size_t len, uint64_t *pages_lost);
+
+/*
+ * Read pages [first_page, first_page + npages) of region `region` into buf
+ * (npages pages): ZERO and LOST pages are zero-filled, LOST ones counted
+ * in *lost (if not NULL).  Checks coverage first, as restore does.
+ */
+int		 snap_file_read(struct snap_file *f, uint32_t region,
+		    uint64_t first_page, uint64_t npages, void *buf,
+		    uint64_t *lost);
+
+/*
+ * The process record of a snapshot taken by attach (<procrec.h>): threads
+ * and their registers, every mapping and what became of it, the auxv.
+ * Returns 1 with rec filled (free it with procrec_free()), 0 if the
+ * snapshot has none (rec zeroed), -1 if it is corrupt or cannot be read.
+ */
+int		 snap_file_process(struct snap_file *f, struct procrec *rec);
 
 /* Convenience: open path, restore the region named region_name into addr. */
 int		 snap_restore(const char *path, const char *region_name, void *addr,

@@ -328,8 +328,7 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 	if (snap == NULL) {
 		int saved = errno;
 
-		snprintf(err, errlen, "snapshot %llu: cannot start: %s",
-		    (unsigned long long)req->id, strerror(saved));
+		snprintf(err, errlen, "%s", snapshot_start_error());
 		TAILQ_REMOVE(&snapshots, e, entry);
 		snapshots_count.active--;
 		snapshots_count.total--;

@@ -3,7 +3,9 @@
  * Run by the writer thread (writer.c) before its sweep; nothing here runs
  * on any other thread, except arm_protect_thread(), a helper thread that
  * protects the second half of a large snapshot while the writer protects
- * the first.
+ * the first.  Regions copied while stopped (stopped.c) are neither
+ * registered, protected nor owner-checked here: arm_finish() has them
+ * copied at the armed instant.
  *
  * 1. arm_begin(): open the pidfd, /proc/PID/mem (readmem.c) and pagemap,
  *    UFFDIO_API on the handed-over uffd, register every region for
@@ -49,6 +51,13 @@
 #define ARM_SPLIT_MIN	(256ULL << 20)
 #define HUGE_2M		(2ULL << 20)
 
+/* Bytes of r to protect: none for a region copied while stopped. */
+static uint64_t
+arm_live_length(const struct region *r)
+{
+	return region_stopped(r) ? 0 : r->length;
+}
+
 struct arm_half {
 	struct snapshot	*s;
 	uint64_t	 from, to;	/* byte offsets over all regions, in order */
@@ -79,17 +88,17 @@ arm_protect_span(struct arm_half *h)
 
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		struct region	*r = &s->regions[i];
+		uint64_t	 len = arm_live_length(r);
 		uint64_t	 lo = h->from > base ? h->from - base : 0;
-		uint64_t	 hi = h->to - base < r->length ? h->to - base :
-				    r->length;
+		uint64_t	 hi = h->to - base < len ? h->to - base : len;
 
-		if (h->to > base && lo < r->length && lo < hi &&
+		if (h->to > base && lo < len && lo < hi &&
 		    arm_protect_retry(s, r->start + lo, hi - lo) == -1) {
 			h->err = errno;
 			h->region = i;
 			return;
 		}
-		base += r->length;
+		base += len;
 		if (base >= h->to)
 			return;
 	}
@@ -106,7 +115,7 @@ static int
 arm_protect_all(struct snapshot *s)
 {
 	struct arm_half	 half[2] = { { .s = s }, { .s = s } };
-	uint64_t	 total = s->pages_total * PAGE_4K, mid, base = 0;
+	uint64_t	 total = s->pages_live * PAGE_4K, mid, base = 0;
 	pthread_t	 t;
 	int		 threaded = 0;
 
@@ -116,14 +125,14 @@ arm_protect_all(struct snapshot *s)
 		for (uint32_t i = 0; i < s->nregions; i++) {
 			struct region *r = &s->regions[i];
 
-			if (base + r->length > total / 2) {
+			if (base + arm_live_length(r) > total / 2) {
 				uint64_t addr = (r->start + total / 2 - base) &
 				    ~(HUGE_2M - 1);
 
 				mid = base + (addr > r->start ? addr - r->start : 0);
 				break;
 			}
-			base += r->length;
+			base += arm_live_length(r);
 		}
 	}
 	half[0].to = mid;
@@ -220,7 +229,7 @@ arm_check_owner(struct snapshot *s, int pagemap, struct region *r)
 			return -1;
 		}
 	}
-	if (r->index != s->nregions - 1)
+	if (r->index != s->last_live)
 		return 0;
 
 	if (procmaps_open(&pm, s->req.pid, s->pidfd) == -1) {
@@ -230,9 +239,11 @@ arm_check_owner(struct snapshot *s, int pagemap, struct region *r)
 	}
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		struct region *p = &s->regions[i];
-		int found = procmaps_find(&pm, p->start, &vma);
+		int found;
 
-		if (found == -1) {
+		if (region_stopped(p))
+			continue;
+		if ((found = procmaps_find(&pm, p->start, &vma)) == -1) {
 			snapshot_set_error(s, "read /proc/%d/maps: %s",
 			    (int)s->req.pid, strerror(errno));
 			goto out;
@@ -358,6 +369,8 @@ arm_begin(struct snapshot *s, struct arm *a)
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		struct region *r = &s->regions[i];
 
+		if (region_stopped(r))
+			continue;
 		if (uffd_register_wp(s->uffd, r->start, r->length) == -1) {
 			snapshot_set_error(s, "register region %u (%s, "
 			    "0x%llx+%llu) for write-protect: %s%s", i,
@@ -416,9 +429,13 @@ arm_finish(struct snapshot *s, struct arm *a)
 	if (s->req.prearm)
 		s->prearm_ns = now_ns() - a->t0;
 	else {
+		/* Still stopped: the copy is part of the pause and its instant. */
+		if (stopped_copy(s) == -1)
+			goto out;
 		arm_mark_armed(s, a->t0);
 		for (uint32_t i = 0; i < s->nregions; i++)
-			if (arm_check_owner(s, a->pagemap, &s->regions[i]) ==
+			if (!region_stopped(&s->regions[i]) &&
+			    arm_check_owner(s, a->pagemap, &s->regions[i]) ==
 			    -1)
 				goto out;
 	}

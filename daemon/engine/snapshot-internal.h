@@ -1,7 +1,8 @@
 /*
  * The inside of one snapshot, shared by snapshot.c (life cycle, arming,
  * notifications), fault.c (the fault thread), writer.c and arm.c (the
- * writer thread), readmem.c and testpause.c.  Nothing outside the engine
+ * writer thread), stopped.c (regions copied while the process is
+ * stopped, on the writer thread), readmem.c and testpause.c.  Nothing outside the engine
  * includes this.
  *
  * Threads and what guards what:
@@ -73,12 +74,20 @@ struct region {
 	uint64_t		length;
 	uint64_t		npages;
 	uint32_t		index;		/* in the request and the file */
+	uint32_t		flags;		/* OUTPUT_REGION_* */
 	struct pagestate	ps;
 	_Atomic uint64_t	*prearm_dirty;	/* pre-arm: written since protected */
 	uint64_t		stream_next[FAULT_STREAMS];
 	uint32_t		stream_width[FAULT_STREAMS];
 	uint32_t		stream_victim;
 };
+
+/* Copied while stopped (stopped.c): never registered nor protected. */
+static inline int
+region_stopped(const struct region *r)
+{
+	return (r->flags & OUTPUT_REGION_STOPPED) != 0;
+}
 
 /*
  * The process moved part of a region (mremap, UFFD_EVENT_REMAP): its pages
@@ -122,6 +131,16 @@ struct snapshot {
 	struct region		**by_addr;	/* sorted by start */
 	uint32_t		 nregions;
 	uint64_t		 pages_total;
+	uint64_t		 pages_live;	/* of the regions not stopped */
+	uint32_t		 last_live;	/* highest index not stopped, or
+						 * UINT32_MAX */
+
+	/* The process record for the output, or NULL (snapshot_start()). */
+	uint8_t			*procrec;
+	size_t			 procrec_len;
+	/* Writer only: pages of stopped regions that could not be read. */
+	struct lost_range	*stopped_lost;
+	size_t			 nstopped_lost, stopped_lost_cap;
 
 	struct pagebuf		 buf;
 	struct output		*out;
@@ -229,6 +248,16 @@ int		 snapshot_hold_over(struct snapshot *s);
 /* Pre-arm: note pages [first, first+count) of r as written. */
 void		 snapshot_prearm_note(struct region *r, uint64_t first,
 		    uint64_t count);
+
+/*
+ * stopped.c.  stopped_copy(): at the armed instant, before the fault
+ * thread starts, read every stopped region into the page buffer, publish
+ * its pages and claim them all (unreadable ones into stopped_lost); 0, or
+ * -1 with the snapshot's error set.  stopped_pages(): the pages of a
+ * request's stopped regions.
+ */
+int		 stopped_copy(struct snapshot *s);
+uint64_t	 stopped_pages(const struct snapshot_request *req);
 
 /* fault.c */
 void		*fault_thread_main(void *arg);

@@ -32,6 +32,9 @@
 
 static uint64_t	kernel_features;
 
+/* Why snapshot_start() refused, per thread (there is no snapshot to hold it). */
+static _Thread_local char	start_error[512];
+
 /* Snapshots armed and not yet done, and the most of them at one time. */
 static _Atomic unsigned	running_now, running_peak;
 
@@ -248,6 +251,8 @@ snapshot_destroy(struct snapshot *s)
 	free(s->regions);
 	free(s->by_addr);
 	free(s->lost);
+	free(s->stopped_lost);
+	free(s->procrec);
 	pagebuf_destroy(&s->buf);
 	if (s->uffd >= 0)
 		close(s->uffd);
@@ -263,6 +268,52 @@ snapshot_destroy(struct snapshot *s)
 	pthread_mutex_destroy(&s->prearm_lock);
 	pthread_cond_destroy(&s->prearm_cond);
 	free(s);
+}
+
+/*
+ * Refuse what cannot work before any thread starts: stopped regions need
+ * the process stopped at the armed instant (not a pre-arm) and their copy
+ * must fit in the page buffer (stopped.c).  Then copy the process record.
+ * 0, or -1 with errno and start_error set.
+ */
+static int
+snapshot_start_check(struct snapshot *s, const struct snapshot_request *req)
+{
+	uint64_t	stopped = stopped_pages(req);
+
+	if (stopped > 0 && req->prearm) {
+		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
+		    "regions copied while the process is stopped cannot be "
+		    "pre-armed", (unsigned long long)req->id);
+		errno = EINVAL;
+		return -1;
+	}
+	if (stopped > req->buffer_size / PAGE_4K) {
+		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
+		    "the regions copied while the process is stopped take "
+		    "%llu bytes, more than the buffer of %llu bytes; raise "
+		    "buffer-size", (unsigned long long)req->id,
+		    (unsigned long long)(stopped * PAGE_4K),
+		    (unsigned long long)req->buffer_size);
+		errno = EINVAL;
+		return -1;
+	}
+	if (req->procrec != NULL && req->procrec_len > 0) {
+		/* Its size is the process's: fail the request, not snapd. */
+		if ((s->procrec = malloc(req->procrec_len)) == NULL) {
+			snprintf(start_error, sizeof(start_error), "snapshot "
+			    "%llu: process record of %zu bytes: %s",
+			    (unsigned long long)req->id, req->procrec_len,
+			    strerror(ENOMEM));
+			errno = ENOMEM;
+			return -1;
+		}
+		memcpy(s->procrec, req->procrec, req->procrec_len);
+		s->procrec_len = req->procrec_len;
+	}
+	s->req.procrec = NULL;
+	s->req.procrec_len = 0;
+	return 0;
 }
 
 struct snapshot *
@@ -291,6 +342,7 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 	atomic_init(&s->state, SNAPSHOT_ARMING);
 
 	s->nregions = req->region_count;
+	s->last_live = UINT32_MAX;
 	s->regions = xcalloc(s->nregions, sizeof(*s->regions));
 	s->by_addr = xcalloc(s->nregions, sizeof(*s->by_addr));
 	for (uint32_t i = 0; i < s->nregions; i++) {
@@ -300,6 +352,7 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		r->length = req->regions[i].length;
 		r->npages = r->length >> PAGE_SHIFT_4K;
 		r->index = i;
+		r->flags = req->regions[i].flags;
 		s->by_addr[i] = r;
 		/*
 		 * These bitmaps grow with the region, whose length the
@@ -312,6 +365,10 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		    64, sizeof(*r->prearm_dirty))) == NULL)
 			goto fail;
 		s->pages_total += r->npages;
+		if (!region_stopped(r)) {
+			s->pages_live += r->npages;
+			s->last_live = i;
+		}
 	}
 	qsort(s->by_addr, s->nregions, sizeof(*s->by_addr), region_cmp);
 
@@ -324,6 +381,8 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		s->req.regions = copy;
 	}
 
+	if (snapshot_start_check(s, req) == -1)
+		goto refused;
 	if ((s->dirfd = fcntl(req->dirfd, F_DUPFD_CLOEXEC, 3)) == -1 ||
 	    (s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
 	    pagebuf_init(&s->buf, req->buffer_size) == -1)
@@ -340,11 +399,20 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 	return s;
 
 fail:
+	snprintf(start_error, sizeof(start_error), "snapshot %llu: cannot "
+	    "start: %s", (unsigned long long)req->id, strerror(errno));
+refused:
 	err = errno;
 	free((void *)s->req.regions);
 	snapshot_destroy(s);
 	errno = err;
 	return NULL;
+}
+
+const char *
+snapshot_start_error(void)
+{
+	return start_error;
 }
 
 void

@@ -69,6 +69,15 @@ struct snapshot_request {
 	uid_t			 uid;		/* the peer that asked */
 	const struct output_region *regions;	/* copied */
 	uint32_t		 region_count;
+	/*
+	 * The process record (proto/procrec.h, encoded) for the snapshot's
+	 * file, or NULL/0; copied.  Regions with OUTPUT_REGION_STOPPED are
+	 * copied whole at the armed instant (the caller keeps the process
+	 * stopped until SNAPSHOT_EV_ARMED): refused with prearm, or when
+	 * they are larger than buffer_size.
+	 */
+	const uint8_t		*procrec;
+	size_t			 procrec_len;
 	int			 dirfd;		/* borrowed: the engine dups it */
 	const char		*name;		/* checked name, without suffix */
 	enum output_format	 format;
@@ -134,10 +143,14 @@ typedef void snapshot_cb(struct snapshot *snap, enum snapshot_event ev,
  * thread and is reported by SNAPSHOT_EV_ARMED, or by SNAPSHOT_EV_DONE with
  * state FAILED if it could not arm (then nothing stays write-protected).
  * Returns NULL with errno set only if the snapshot could not even be set up
- * (no threads); req->uffd is closed then.
+ * (no threads, no memory) or the request is refused (EINVAL: stopped
+ * regions with prearm, or larger than the buffer); req->uffd is closed
+ * then, and snapshot_start_error() says why.
  */
 struct snapshot	*snapshot_start(struct event_base *base,
 		    const struct snapshot_request *req, snapshot_cb *cb, void *arg);
+/* Why the last snapshot_start() of this thread returned NULL. */
+const char	*snapshot_start_error(void);
 
 /*
  * Pre-arm (req->prearm): snapshot_start() write-protects the regions while

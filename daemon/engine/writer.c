@@ -65,13 +65,18 @@ writer_output(struct writer *w, uint32_t region, uint64_t first, uint32_t n,
 	return 0;
 }
 
+/*
+ * Record n LOST pages.  discarded: the process discarded them, so the
+ * on_discard policy decides; otherwise they could not be read at all
+ * (stopped.c) and are recorded whatever it says.
+ */
 static int
 writer_output_lost(struct writer *w, uint32_t region, uint64_t first,
-    uint64_t n)
+    uint64_t n, int discarded)
 {
 	struct snapshot *s = w->s;
 
-	if (s->req.on_discard == DISCARD_FAIL) {
+	if (discarded && s->req.on_discard == DISCARD_FAIL) {
 		snapshot_set_error(s, "region %u: %llu pages from page %llu "
 		    "were discarded by the process before they were saved "
 		    "(on_discard fail)", region, (unsigned long long)n,
@@ -142,7 +147,7 @@ writer_drain(struct writer *w)
 		}
 		l = s->lost[--s->nlost];
 		pthread_mutex_unlock(&s->lost_lock);
-		if (writer_output_lost(w, l.region, l.first, l.count) == -1)
+		if (writer_output_lost(w, l.region, l.first, l.count, 1) == -1)
 			return -1;
 	}
 	return 0;
@@ -358,7 +363,7 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		    (int)(lost >> (i + k) & 1) == is_lost)
 			k++;
 		mine &= k == 64 ? 0 : ~(((1ULL << k) - 1) << i);
-		if (is_lost ? writer_output_lost(w, r->index, first + i, k) :
+		if (is_lost ? writer_output_lost(w, r->index, first + i, k, 1) :
 		    writer_output(w, r->index, first + i, k,
 		    w->readbuf + i * PAGE_4K))
 			return -1;
@@ -410,6 +415,8 @@ writer_open_output(struct snapshot *s)
 		.uid = s->req.uid,
 		.comm = s->comm,
 		.armed_realtime_ns = s->armed_realtime_ns,
+		.procrec = s->procrec,
+		.procrec_len = s->procrec_len,
 	};
 
 	s->out = output_open(&p);
@@ -418,6 +425,30 @@ writer_open_output(struct snapshot *s)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * What stopped.c copied at the armed instant goes out first: its
+ * unreadable runs, then its pages, which are the first in the page
+ * buffer's ring (published before the fault thread started); draining
+ * frees their slots for the fault path.
+ */
+static int
+writer_output_stopped(struct writer *w)
+{
+	struct snapshot *s = w->s;
+
+	for (size_t i = 0; i < s->nstopped_lost; i++) {
+		const struct lost_range *l = &s->stopped_lost[i];
+
+		if (writer_output_lost(w, l->region, l->first, l->count,
+		    0) == -1)
+			return -1;
+	}
+	free(s->stopped_lost);
+	s->stopped_lost = NULL;
+	s->nstopped_lost = s->stopped_lost_cap = 0;
+	return writer_drain(w);
 }
 
 static void
@@ -517,7 +548,7 @@ writer_thread_main(void *arg)
 	snapshot_notify(s, NOTIFY_ARMED);
 	writer_wait_armed_reported(s);
 
-	if (writer_open_output(s) == -1)
+	if (writer_open_output(s) == -1 || writer_output_stopped(&w) == -1)
 		goto fail;
 	if (writer_hold(s, &w, SNAPSHOT_HOLD_AT_ARMED) == -1 ||
 	    writer_sweep(&w) == -1)

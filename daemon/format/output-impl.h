@@ -36,6 +36,7 @@ struct output {
 	struct output_region	*regions;
 	char			*name;
 	char			*comm;
+	uint8_t			*procrec;	/* params.procrec's copy */
 	uint64_t		 pages_total;
 	uint64_t		 pages_data;
 	uint64_t		 pages_zero;

@@ -47,6 +47,11 @@ raw_open(struct output *out)
 		output_set_error(out, "%s", err);
 		return -1;
 	}
+	if (p->procrec != NULL &&
+	    rawdir_process(out->priv, p->procrec, p->procrec_len) == -1) {
+		output_set_error(out, "%s", rawdir_error(out->priv));
+		return -1;
+	}
 	return 0;
 }
 

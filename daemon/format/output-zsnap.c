@@ -159,7 +159,7 @@ zsnap_write_header(struct output *out)
 	h.version_minor = htole16(ZSNAP_VERSION_MINOR);
 	h.page_size = htole32(ZSNAP_PAGE_SIZE);
 	h.region_count = htole32(p->region_count);
-	h.flags = htole32(0);
+	h.flags = htole32(p->procrec != NULL ? ZSNAP_F_PROCESS : 0);
 	h.armed_realtime_ns = htole64(p->armed_realtime_ns);
 	h.pid = htole32((uint32_t)p->pid);
 	h.uid = htole32((uint32_t)p->uid);
@@ -183,6 +183,24 @@ zsnap_write_header(struct output *out)
 	rc = zsnap_write(out, buf, off);
 	free(buf);
 	return rc;
+}
+
+/*
+ * The process frame, right after the header: the record is its payload
+ * as it is, since it ends with its own crc32c like every payload does.
+ */
+static int
+zsnap_write_process(struct output *out)
+{
+	const struct output_params *p = &out->params;
+	unsigned char		 skip[ZSNAP_SKIP_HDR_SIZE];
+
+	if (p->procrec == NULL)
+		return 0;
+	put_skip_header(skip, ZSNAP_FRAME_PROCESS, (uint32_t)p->procrec_len);
+	if (zsnap_write(out, skip, sizeof(skip)) == -1)
+		return -1;
+	return zsnap_write(out, p->procrec, p->procrec_len);
 }
 
 /* Compress one chunk with cctx (at *cctx_level, kept in step); any thread. */
@@ -354,7 +372,9 @@ zsnap_open(struct output *out)
 		output_set_error(out, "%s", err);
 		return -1;
 	}
-	return zsnap_write_header(out);
+	if (zsnap_write_header(out) == -1)
+		return -1;
+	return zsnap_write_process(out);
 }
 
 /* Append a compressed chunk to the file and to the index. */

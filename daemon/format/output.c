@@ -50,7 +50,40 @@ output_free(struct output *out)
 	free(out->regions);
 	free(out->name);
 	free(out->comm);
+	free(out->procrec);
 	free(out);
+}
+
+/*
+ * Keep our own copy of the process record: its size is the process's
+ * (threads, mappings), so running out fails this snapshot, not the daemon.
+ * A skippable frame's size is 32 bits.
+ */
+static int
+output_copy_procrec(struct output *out, const struct output_params *params)
+{
+	out->params.procrec = NULL;
+	out->params.procrec_len = 0;
+	if (params->procrec == NULL || params->procrec_len == 0)
+		return 0;
+	if (params->procrec_len > UINT32_MAX - ZSNAP_SKIP_HDR_SIZE) {
+		snprintf(open_error, sizeof(open_error), "snapshot %s: process "
+		    "record of %zu bytes is too large", params->name,
+		    params->procrec_len);
+		errno = EINVAL;
+		return -1;
+	}
+	if ((out->procrec = malloc(params->procrec_len)) == NULL) {
+		snprintf(open_error, sizeof(open_error), "snapshot %s: process "
+		    "record of %zu bytes: %s", params->name,
+		    params->procrec_len, strerror(ENOMEM));
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(out->procrec, params->procrec, params->procrec_len);
+	out->params.procrec = out->procrec;
+	out->params.procrec_len = params->procrec_len;
+	return 0;
 }
 
 struct output *
@@ -101,6 +134,10 @@ output_open(const struct output_params *params)
 	out->comm = output_comm(params->comm);
 	out->params.comm = out->comm;
 	out->pages_total = total;
+	if (output_copy_procrec(out, params) == -1) {
+		output_free(out);
+		return NULL;
+	}
 	if (out->params.mode == 0)
 		out->params.mode = 0600;
 

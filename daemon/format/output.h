@@ -37,8 +37,9 @@ struct output_region {
 };
 
 /*
- * Not write-protected: the engine copies the whole region at the armed
- * instant, while its caller keeps the process stopped (attach).
+ * Copied whole while the process is stopped, not saved live: not
+ * registered with the uffd nor write-protected (the engine's stopped.c).
+ * The output treats it as any region; the flag is not stored.
  */
 #define OUTPUT_REGION_STOPPED	0x1
 
@@ -58,6 +59,13 @@ struct output_params {
 	uid_t			 uid;
 	const char		*comm;
 	uint64_t		 armed_realtime_ns;
+	/*
+	 * The process record (proto/procrec.h), encoded, or NULL/0 for none:
+	 * zsnap writes it as the process frame, raw as "process.rec".
+	 * Copied by output_open().
+	 */
+	const uint8_t		*procrec;
+	size_t			 procrec_len;
 };
 
 struct output_result {

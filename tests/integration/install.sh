@@ -48,6 +48,7 @@ $LIB/libsnapclient.so.$SOVERSION
 $LIB/libsnapclient.so
 $LIB/libsnapclient.a
 /usr/include/snapclient.h
+/usr/include/procrec.h
 $LIB/pkgconfig/libsnapclient.pc
 /usr/share/man/man1/snapctl.1
 /usr/share/man/man3/libsnapclient.3
@@ -78,7 +79,7 @@ for f in /usr/sbin/snapd /usr/bin/snapctl $LIB/libsnapclient.so.$VERSION; do
 	[ -x "$D$f" ] || fail "$f is installed but not executable"
 	[ -L "$D$f" ] && fail "$f should be a file, not a symlink"
 done
-for f in /usr/include/snapclient.h $LIB/libsnapclient.a \
+for f in /usr/include/snapclient.h /usr/include/procrec.h $LIB/libsnapclient.a \
     /usr/share/man/man8/snapd.8 /etc/snapd/snapd.conf; do
 	mode=$(stat -c %a "$D$f")
 	[ "$mode" = 644 ] || fail "$f has mode $mode, expected 644"
@@ -103,11 +104,14 @@ soname=$(readelf -d "$D$LIB/libsnapclient.so.$VERSION" |
 [ "$soname" = "libsnapclient.so.$SOVERSION" ] ||
 	fail "the library's SONAME is '$soname', expected libsnapclient.so.$SOVERSION"
 
-# The shared library exports the snap_* API and nothing else.
+# The shared library exports the snap_* API, the process record's decoder
+# (procrec.h: procrec_decode, procrec_free, procrec_state_name) and nothing
+# else.
 nm -D --defined-only "$D$LIB/libsnapclient.so.$VERSION" >"$T/syms" ||
 	fail "nm -D on the installed library failed"
 awk '$2 ~ /^[TDBRVW]$/ { print $3 }' "$T/syms" | sed 's/@.*//' |
-    grep -v -e '^snap_' -e '^LIBSNAPCLIENT_' >"$T/extra"
+    grep -v -e '^snap_' -e '^LIBSNAPCLIENT_' -e '^procrec_decode$' \
+    -e '^procrec_free$' -e '^procrec_state_name$' >"$T/extra"
 [ -s "$T/extra" ] && fail "libsnapclient.so exports symbols outside the API: $(tr '\n' ' ' <"$T/extra")"
 for fn in $(sed -n 's/.*[ *]\(snap_[a-z_]*\)(.*/\1/p' "$D/usr/include/snapclient.h"); do
 	grep -qw "$fn" "$T/syms" ||
@@ -133,6 +137,7 @@ cat >"$W/connect.c" <<'EOF'
 #include <stdlib.h>
 #include <string.h>
 
+#include <procrec.h>
 #include <snapclient.h>
 
 static int
@@ -182,6 +187,11 @@ main(int argc, char **argv)
 	errno = 0;
 	c = snap_connect(NULL);
 	bad |= check("snap_connect(NULL) with SNAPD_SOCKET", c, errno);
+	/* procrec.h is installed beside it, its decoder exported. */
+	if (strcmp(procrec_state_name(PROCREC_STOPPED), "stopped") != 0) {
+		fprintf(stderr, "procrec_state_name(PROCREC_STOPPED) is wrong\n");
+		bad = 1;
+	}
 	return bad;
 }
 EOF

@@ -13,7 +13,13 @@
  *   - cancel drops every protection: the writers keep running, no file;
  *   - a uffd on which UFFDIO_API was already called is refused cleanly;
  *   - the process moving half a region (mremap) right after arming: snapd
- *     follows the pages and saves every one exactly, none lost.
+ *     follows the pages and saves every one exactly, none lost;
+ *   - a region copied while stopped (OUTPUT_REGION_STOPPED, a private
+ *     file mapping uffd-wp cannot protect) beside a live one: both hold
+ *     what they held when armed although the test rewrites them once the
+ *     ARMED event came, its unmapped pages are LOST, the page counts add
+ *     up, and the process record given with the request is in the file;
+ *     stopped regions with prearm, or larger than the buffer, are refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +42,7 @@
 
 #include "compat.h"
 #include "log.h"
+#include "procrec-sample.h"
 #include "snapclient.h"
 #include "snapshot.h"
 
@@ -564,6 +571,178 @@ test_mremap(int dirfd, const char *dir)
 		munmap(mr.moved_to, mr.len / 2);
 }
 
+/* The stopped-region test's two regions and what the test does at ARMED. */
+#define STOP_LIVE_PAGES		64
+#define STOP_PAGES		16
+#define STOP_HOLES		2	/* unmapped at the stopped region's end */
+
+struct stop_run {
+	struct run	 run;
+	uint8_t		*live;		/* anonymous: saved live */
+	uint8_t		*file;		/* private file mapping: stopped */
+};
+
+static void
+on_stop_event(struct snapshot *snap, enum snapshot_event ev, void *arg)
+{
+	struct stop_run *sr = arg;
+
+	if (ev == SNAPSHOT_EV_ARMED) {
+		/* After the armed instant: none of this may be in the file. */
+		for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
+			fill_page(sr->live + i * PAGE, i, 2);
+		for (unsigned i = 0; i < STOP_PAGES - STOP_HOLES; i++)
+			fill_page(sr->file + i * PAGE, i, 2);
+		sr->run.armed = 1;
+		return;
+	}
+	on_event(snap, ev, &sr->run);
+}
+
+static void
+stop_request(struct snapshot_request *req, int dirfd,
+    struct output_region *regs, const char *name)
+{
+	memset(req, 0, sizeof(*req));
+	req->id = 3;
+	req->pid = getpid();
+	req->pidfd = -1;
+	req->uid = getuid();
+	req->regions = regs;
+	req->region_count = 2;
+	req->dirfd = dirfd;
+	req->name = name;
+	req->format = OUTPUT_ZSNAP;
+	req->level = 1;
+	req->buffer_size = 64 * PAGE;
+	req->mode = 0600;
+	req->owner_uid = (uid_t)-1;
+	req->owner_gid = (gid_t)-1;
+}
+
+/* Stopped regions with prearm, or past the buffer: refused at start. */
+static void
+test_stopped_refused(int dirfd, struct output_region *regs)
+{
+	struct snapshot_request	 req;
+	struct event_base	*base = event_base_new();
+
+	stop_request(&req, dirfd, regs, "refused");
+	req.prearm = 1;
+	req.uffd = make_uffd();
+	CHECK(snapshot_start(base, &req, on_event, NULL) == NULL &&
+	    errno == EINVAL && strstr(snapshot_start_error(), "pre-armed"),
+	    "stopped with prearm not refused: %s", snapshot_start_error());
+	stop_request(&req, dirfd, regs, "refused");
+	req.buffer_size = (STOP_PAGES - 1) * PAGE;
+	req.uffd = make_uffd();
+	CHECK(snapshot_start(base, &req, on_event, NULL) == NULL &&
+	    errno == EINVAL && strstr(snapshot_start_error(), "buffer"),
+	    "stopped past the buffer not refused: %s", snapshot_start_error());
+	event_base_free(base);
+}
+
+/* What the file holds: every page as at arm, holes LOST, the record. */
+static void
+stopped_check_file(const char *dir)
+{
+	struct snap_file	*f;
+	struct snap_file_info	 info;
+	struct procrec		 rec;
+	uint8_t			*copy = malloc(STOP_LIVE_PAGES * PAGE);
+	uint64_t		 lost = 0, wrong = 0;
+	char			 path[4096];
+
+	snprintf(path, sizeof(path), "%s/stopped.zsnap", dir);
+	if ((f = snap_file_open(path)) == NULL || snap_file_verify(f) == -1) {
+		CHECK(0, "stopped: %s: %s", path, snap_strerror(NULL));
+		snap_file_close(f);
+		free(copy);
+		return;
+	}
+	snap_file_info(f, &info);
+	CHECK(info.pages_total == STOP_LIVE_PAGES + STOP_PAGES &&
+	    info.pages_lost == STOP_HOLES && info.pages_data ==
+	    STOP_LIVE_PAGES + STOP_PAGES - STOP_HOLES, "stopped: pages "
+	    "total %llu data %llu lost %llu", (unsigned long long)
+	    info.pages_total, (unsigned long long)info.pages_data,
+	    (unsigned long long)info.pages_lost);
+	CHECK(snap_file_restore(f, 0, copy, STOP_LIVE_PAGES * PAGE, &lost) ==
+	    0 && lost == 0, "stopped: restore live: %s", snap_strerror(NULL));
+	for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
+		wrong += !page_matches(copy + i * PAGE, i, 1);
+	memset(copy, 0xee, STOP_PAGES * PAGE);
+	CHECK(snap_file_restore(f, 1, copy, STOP_PAGES * PAGE, &lost) == 0 &&
+	    lost == STOP_HOLES, "stopped: restore stopped: %s, %llu lost",
+	    snap_strerror(NULL), (unsigned long long)lost);
+	for (unsigned i = 0; i < STOP_PAGES - STOP_HOLES; i++)
+		wrong += !page_matches(copy + i * PAGE, i, 1);
+	CHECK(wrong == 0, "stopped: %llu pages not as armed",
+	    (unsigned long long)wrong);
+	CHECK(snap_file_process(f, &rec) == 1 && rec.pid == 4242 &&
+	    rec.mapping_count == SAMPLE_MAPPINGS, "stopped: no process "
+	    "record: %s", snap_strerror(NULL));
+	procrec_free(&rec);
+	snap_file_close(f);
+	free(copy);
+}
+
+static void
+test_stopped(int dirfd, const char *dir)
+{
+	struct stop_run		 sr = { .run = { 0 } };
+	struct output_region	 regs[2];
+	struct snapshot_request	 req;
+	struct procrec		 rec;
+	uint8_t			*recbuf;
+	size_t			 reclen;
+	int			 fd;
+
+	fd = openat(dirfd, "stopped.data", O_RDWR | O_CREAT | O_EXCL, 0600);
+	CHECK(fd != -1 && ftruncate(fd, STOP_PAGES * PAGE) == 0,
+	    "stopped: file: %s", strerror(errno));
+	sr.live = mmap(NULL, STOP_LIVE_PAGES * PAGE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	sr.file = mmap(NULL, STOP_PAGES * PAGE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE, fd, 0);
+	close(fd);
+	for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
+		fill_page(sr.live + i * PAGE, i, 1);
+	for (unsigned i = 0; i < STOP_PAGES; i++)
+		fill_page(sr.file + i * PAGE, i, 1);
+	munmap(sr.file + (STOP_PAGES - STOP_HOLES) * PAGE, STOP_HOLES * PAGE);
+	memset(regs, 0, sizeof(regs));
+	regs[0].start = (uintptr_t)sr.live;
+	regs[0].length = STOP_LIVE_PAGES * PAGE;
+	snprintf(regs[0].name, sizeof(regs[0].name), "live");
+	regs[1].start = (uintptr_t)sr.file;
+	regs[1].length = STOP_PAGES * PAGE;
+	regs[1].flags = OUTPUT_REGION_STOPPED;
+	snprintf(regs[1].name, sizeof(regs[1].name), "data");
+	test_stopped_refused(dirfd, regs);
+
+	procrec_sample(&rec);
+	CHECK(procrec_encode(&rec, &recbuf, &reclen) == 0, "procrec_encode");
+	stop_request(&req, dirfd, regs, "stopped");
+	req.procrec = recbuf;
+	req.procrec_len = reclen;
+	req.uffd = make_uffd();
+	sr.run.base = event_base_new();
+	if (snapshot_start(sr.run.base, &req, on_stop_event, &sr) == NULL)
+		CHECK(0, "stopped: snapshot_start: %s", snapshot_start_error());
+	else
+		event_base_loop(sr.run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	/* snapshot_start() copied it. */
+	free(recbuf);
+	event_base_free(sr.run.base);
+	CHECK(sr.run.st.state == SNAPSHOT_COMPLETED, "stopped: state %s: %s",
+	    snapshot_state_name(sr.run.st.state), sr.run.st.error);
+	if (sr.run.st.state == SNAPSHOT_COMPLETED)
+		stopped_check_file(dir);
+	munmap(sr.live, STOP_LIVE_PAGES * PAGE);
+	munmap(sr.file, (STOP_PAGES - STOP_HOLES) * PAGE);
+}
+
 int
 main(void)
 {
@@ -588,6 +767,7 @@ main(void)
 	test_cancel(dirfd, dir);
 	test_api_twice(dirfd);
 	test_mremap(dirfd, dir);
+	test_stopped(dirfd, dir);
 	{
 		char cmd[4200];
 

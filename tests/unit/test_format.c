@@ -11,7 +11,10 @@
  * data, a damaged index, a flipped header byte, a page covered twice),
  * each rejected with the message that says what and where.  The raw
  * format gets the same round trip.  Also checks CRC-32C and the atomic
- * commit (no temporary left behind, no existing snapshot replaced).
+ * commit (no temporary left behind, no existing snapshot replaced), and
+ * the process record (proto/procrec.h) in both formats: read back, verified,
+ * carried over by the export, a damaged one rejected; snap_file_read() of
+ * page ranges against what the process held.
  * What a hostile file can make the reader do is test_reader_bounds.c's.
  *
  * Exit 0 on pass, 1 on the first failure (after saying what was wrong).
@@ -28,6 +31,7 @@
 
 #include "crc32c.h"
 #include "output.h"
+#include "procrec-sample.h"
 #include "snapclient.h"
 #include "zsnap.h"
 
@@ -38,6 +42,9 @@
 
 static char		 tmpdir[] = "/tmp/test_format.XXXXXX";
 static uint64_t		 rng_state;
+/* The process record open_output() gives the output, or NULL. */
+static const uint8_t	*out_procrec;
+static size_t		 out_procrec_len;
 
 struct op {
 	uint32_t	region;
@@ -273,6 +280,8 @@ open_output(struct layout *l, int dirfd, const char *name,
 	p.uid = 1000;
 	p.comm = "testproc";
 	p.armed_realtime_ns = 1700000000123456789ull;
+	p.procrec = out_procrec;
+	p.procrec_len = out_procrec_len;
 	if ((out = output_open(&p)) == NULL)
 		die("output_open %s: %s", name, output_open_error());
 	return out;
@@ -740,6 +749,123 @@ test_atomic(struct layout *l, int dirfd)
 	closedir(d);
 }
 
+/* snap_file_read() of a few ranges of every region against the layout. */
+static void
+check_read(struct layout *l, struct snap_file *f, const char *what)
+{
+	unsigned char	*buf = malloc(64 * PAGE);
+	uint64_t	 lost, want;
+
+	for (uint32_t r = 0; r < NREG; r++) {
+		uint64_t first = r == 0 ? 5 : 0;
+		uint64_t n = l->pages[r] - first < 64 ? l->pages[r] - first : 64;
+
+		if (snap_file_read(f, r, first, n, buf, &lost) == -1) {
+			fail("%s: read region %u: %s", what, r,
+			    snap_strerror(NULL));
+			continue;
+		}
+		want = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			int is_lost = l->lost[r][first + i];
+
+			want += is_lost;
+			if (is_lost ? !zsnap_page_is_zero(buf + i * PAGE) :
+			    memcmp(buf + i * PAGE, l->mem[r] + (first + i) *
+			    PAGE, PAGE) != 0)
+				fail("%s: region %u page %llu read wrong", what,
+				    r, (unsigned long long)(first + i));
+		}
+		if (lost != want)
+			fail("%s: region %u: %llu lost, expected %llu", what, r,
+			    (unsigned long long)lost, (unsigned long long)want);
+	}
+	if (snap_file_read(f, 0, l->pages[0], 1, buf, NULL) == 0)
+		fail("%s: read past region 0's end succeeded", what);
+	free(buf);
+}
+
+/* The record is there, equal to what was written, and verifies. */
+static void
+check_process(struct layout *l, const char *path, const uint8_t *rec_buf,
+    size_t rec_len, const char *what)
+{
+	struct snap_file	*f = snap_file_open(path);
+	struct procrec		 rec;
+	uint8_t			*again;
+	size_t			 again_len;
+
+	if (f == NULL || snap_file_verify(f) == -1) {
+		fail("%s: %s", what, snap_strerror(NULL));
+		snap_file_close(f);
+		return;
+	}
+	if (snap_file_process(f, &rec) != 1)
+		fail("%s: no process record: %s", what, snap_strerror(NULL));
+	else if (procrec_encode(&rec, &again, &again_len) == -1 ||
+	    again_len != rec_len || memcmp(again, rec_buf, rec_len) != 0)
+		fail("%s: the process record read back differs", what);
+	else
+		free(again);
+	procrec_free(&rec);
+	check_read(l, f, what);
+	snap_file_close(f);
+}
+
+static void
+test_process(struct layout *l, int dirfd)
+{
+	struct output_result	 res;
+	struct procrec		 rec;
+	struct snap_file	*f;
+	uint8_t			*buf, *file;
+	size_t			 len, flen;
+	char			 path[8192], exp[8192], damaged[8300];
+
+	procrec_sample(&rec);
+	if (procrec_encode(&rec, &buf, &len) == -1)
+		die("procrec_encode: %s", strerror(errno));
+	out_procrec = buf;
+	out_procrec_len = len;
+	write_snapshot(l, dirfd, "proc", OUTPUT_ZSNAP, 0, -1, -1, &res);
+	write_snapshot(l, dirfd, "procraw", OUTPUT_RAW, 0, -1, -1, &res);
+	out_procrec = NULL;
+	out_procrec_len = 0;
+
+	path_of(path, sizeof(path), "proc.zsnap");
+	check_restore(l, path);
+	check_process(l, path, buf, len, "zsnap with a process record");
+	snprintf(exp, sizeof(exp), "%s/proc-export.raw", tmpdir);
+	if ((f = snap_file_open(path)) == NULL ||
+	    snap_file_export_raw(f, exp) == -1)
+		fail("export %s: %s", path, snap_strerror(NULL));
+	snap_file_close(f);
+	check_process(l, exp, buf, len, "its raw export");
+	path_of(path, sizeof(path), "procraw.raw");
+	check_process(l, path, buf, len, "raw with a process record");
+
+	/* A snapshot without one says so; a damaged one is refused. */
+	path_of(path, sizeof(path), "snap.zsnap");
+	if ((f = snap_file_open(path)) == NULL ||
+	    snap_file_process(f, &rec) != 0 || rec.threads != NULL)
+		fail("a snapshot without a process record has one");
+	snap_file_close(f);
+	path_of(path, sizeof(path), "proc.zsnap");
+	file = read_all(path, &flen);
+	/* The header frame's size, its own, then 100 bytes into the record. */
+	file[ZSNAP_SKIP_HDR_SIZE + zsnap_get32(file + 4) + 8 + 100] ^= 1;
+	path_of(damaged, sizeof(damaged), "proc-damaged.zsnap");
+	write_all(damaged, file, flen);
+	free(file);
+	expect_rejected("a flipped byte in the process record", damaged,
+	    "process frame at offset ");
+	snprintf(damaged, sizeof(damaged), "%s/process.rec", exp);
+	if (truncate(damaged, (off_t)len - 1) == -1)
+		die("truncate %s: %s", damaged, strerror(errno));
+	expect_rejected("a raw process.rec cut short", exp, "process.rec: ");
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -764,6 +890,7 @@ main(void)
 	test_raw(&l, dirfd);
 	test_twice(&l, dirfd);
 	test_atomic(&l, dirfd);
+	test_process(&l, dirfd);
 	layout_free(&l);
 	close(dirfd);
 
