@@ -39,6 +39,8 @@ struct attach {
 
 	struct tracer		 tr;
 	struct attach_result	 res;
+	uint64_t		 t_stopped, t_injected, t_described;
+	uint64_t		 t_resume;	/* when told to resume */
 	uint64_t		 resignal;	/* held back while injecting */
 	pid_t			 resignal_tid;
 	char			 error[512];
@@ -71,22 +73,44 @@ attach_pause(void *arg, const char *phase)
 		testpause_phase(a->name, phase);
 }
 
-/* Seccomp mode 2 (a filter) asks for the filter to be suspended. */
-static int
-attach_has_seccomp_filter(pid_t pid)
+/* The "Seccomp:" mode and effective capabilities of a process. */
+static void
+attach_status(const char *pid, int *seccomp, unsigned long long *capeff)
 {
 	char	 path[64], line[128];
 	FILE	*f;
-	int	 mode = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	*seccomp = 0;
+	*capeff = 0;
+	snprintf(path, sizeof(path), "/proc/%s/status", pid);
 	if ((f = fopen(path, "re")) == NULL)
-		return 0;
+		return;
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "Seccomp: %d", &mode) == 1)
-			break;
+		if (sscanf(line, "Seccomp: %d", seccomp) != 1)
+			(void)sscanf(line, "CapEff: %llx", capeff);
 	fclose(f);
-	return mode == 2;
+}
+
+/*
+ * Suspend the process's seccomp filter while injecting
+ * (PTRACE_O_SUSPEND_SECCOMP), when it has one and snapd may: the kernel
+ * allows it only to a tracer with CAP_SYS_ADMIN that has no seccomp
+ * filter itself (not snapd under the shipped unit).  Without it, a filter
+ * that refuses userfaultfd(2) sends snapd the /dev/userfaultfd way.
+ */
+static int
+attach_suspend_seccomp(pid_t pid)
+{
+	unsigned long long	caps;
+	char			p[16];
+	int			mode;
+
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	attach_status(p, &mode, &caps);
+	if (mode != 2)
+		return 0;
+	attach_status("self", &mode, &caps);
+	return mode == 0 && (caps >> 21 & 1);	/* CAP_SYS_ADMIN */
 }
 
 /* Steps 2: the uffd, made in the process and taken out. */
@@ -190,18 +214,21 @@ attach_thread_main(void *arg)
 	pid_t		 injected;
 
 	if (tracer_stop(&a->tr, a->pid, a->pidfd,
-	    attach_has_seccomp_filter(a->pid), a->error,
+	    attach_suspend_seccomp(a->pid), a->error,
 	    sizeof(a->error)) == -1) {
 		attach_notify(a, PENDING_FAILED);
 		return NULL;
 	}
 	a->res.threads = a->tr.n;
+	a->t_stopped = tracer_now_ns();
 	attach_pause(a, "stopped");
 	if (attach_take_uffd(a) == -1)
 		goto fail;
+	a->t_injected = tracer_now_ns();
 	injected = a->resignal_tid;
 	if (attach_describe(a, injected) == -1)
 		goto fail;
+	a->t_described = tracer_now_ns();
 	log_info("attach %d: %u threads stopped, userfaultfd taken%s; %u "
 	    "mappings live, %u copied while stopped (%llu bytes), %u skipped",
 	    (int)a->pid, a->tr.n, a->res.via_device ? " (through "
@@ -209,8 +236,17 @@ attach_thread_main(void *arg)
 	    (unsigned long long)a->res.bytes_stopped, a->res.skipped);
 	attach_notify(a, PENDING_STOPPED);
 	attach_wait_resume(a);
+	a->t_resume = tracer_now_ns();
 	attach_pause(a, "armed");
 	attach_release(a);
+	log_info("attach %d: paused %llu us: stopping %llu, injecting %llu, "
+	    "choosing mappings %llu, arming %llu, releasing %llu",
+	    (int)a->pid, (unsigned long long)(a->res.pause_ns / 1000),
+	    (unsigned long long)((a->t_stopped - a->tr.first_stop_ns) / 1000),
+	    (unsigned long long)((a->t_injected - a->t_stopped) / 1000),
+	    (unsigned long long)((a->t_described - a->t_injected) / 1000),
+	    (unsigned long long)((a->t_resume - a->t_described) / 1000),
+	    (unsigned long long)((a->tr.released_ns - a->t_resume) / 1000));
 	attach_notify(a, PENDING_RESUMED);
 	return NULL;
 fail:

@@ -146,16 +146,28 @@ mapsel_has_written(int pagemap, const struct procrec_mapping *m)
 	return n != 0;		/* found one, or cannot tell: copy it */
 }
 
-/* Is a shared mapping shmem (shared anonymous, memfd, tmpfs)? */
+/*
+ * Is a shared mapping shmem (shared anonymous, memfd, SysV, tmpfs)?  By
+ * its name where that says it, else by the file system of the mapped file
+ * (map_files needs CAP_SYS_ADMIN, which the shipped unit does not give;
+ * then the path as the process names it, if snapd sees the same one).
+ */
 static int
 mapsel_is_shmem(pid_t pid, const struct procrec_mapping *m)
 {
 	struct statfs	sfs;
 	char		path[96];
+	const char	*n = m->path;
 
+	if (strncmp(n, "/memfd:", 7) == 0 || strncmp(n, "/SYSV", 5) == 0 ||
+	    strncmp(n, "/dev/zero", 9) == 0 || strncmp(n, "/dev/shm/", 9) == 0)
+		return 1;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
 	    (unsigned long long)m->start, (unsigned long long)m->end);
-	return statfs(path, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC_;
+	if (statfs(path, &sfs) == 0)
+		return sfs.f_type == TMPFS_MAGIC_;
+	return n[0] == '/' && statfs(n, &sfs) == 0 &&
+	    sfs.f_type == TMPFS_MAGIC_;
 }
 
 static int

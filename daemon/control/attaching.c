@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attaching.h"
+#include "control.h"
 #include "log.h"
 #include "report.h"
 #include "snapshots.h"
@@ -118,9 +119,6 @@ attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 			report_release(at->snap_id,
 			    attaching_figures(attach_result(a)), "attach",
 			    NULL);
-		log_info("attach %d: released after a pause of %llu us",
-		    (int)at->req.pid, (unsigned long long)
-		    (attach_result(a)->pause_ns / 1000));
 		break;
 	}
 	attaching_free(at);

@@ -47,14 +47,19 @@ peertrace_ppid(pid_t pid)
 	return (pid_t)ppid;
 }
 
+/*
+ * Yama's scope: 0 without Yama; when snapd cannot see /proc/sys at all
+ * (ProcSubset=pid in the unit), 1: refuse what Yama might.
+ */
 static int
 peertrace_yama(void)
 {
-	FILE	*f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
-	int	 scope = 0;
+	FILE		*f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
+	struct stat	 st;
+	int		 scope = 0;
 
 	if (f == NULL)
-		return 0;	/* no Yama */
+		return stat("/proc/sys/kernel", &st) == 0 ? 0 : 1;
 	if (fscanf(f, "%d", &scope) != 1)
 		scope = 3;	/* cannot tell: the strictest */
 	fclose(f);

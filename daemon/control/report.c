@@ -240,7 +240,7 @@ report_pending_free(struct report_pending *p)
  * error; with neither, just forget it.
  */
 static void
-report_reply(const struct snap_entry *e, json_t *ret, const char *error)
+report_reply(struct snap_entry *e, json_t *ret, const char *error)
 {
 	struct report_pending	*p = report_pending_find(e->id);
 	char			 desc[600];
