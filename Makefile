@@ -14,7 +14,7 @@
 #   runs the whole suite under ASan+UBSan and the engine test under TSan.
 #
 # Sources are found by directory: every daemon/LAYER/*.c goes into snapd
-# (the layers, lowest first: base, format, engine, control; a lower layer
+# (the layers, lowest first: base, format, engine, attach, control; a lower layer
 # never includes a higher one, tests/integration/layers.sh checks), every
 # client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary

@@ -6,6 +6,7 @@
 #   daemon/base/			the log
 #   daemon/format/			output formats and the sink
 #   daemon/engine/			one snapshot: arm, fault, writer, buffer
+#   daemon/attach/			stopping a process, injecting, choosing mappings
 #   daemon/control/			socket, commands, the snapshot list, main
 #   client/lib/, then client/snapctl/	the client side: proto/ only
 # A file may include headers of its own layer and of the layers below it;
@@ -17,7 +18,7 @@ python3 - <<'PYEOF'
 import glob, os, re, sys
 
 order = ["proto", "daemon/base", "daemon/format", "daemon/engine",
-         "daemon/control", "client/lib", "client/snapctl"]
+         "daemon/attach", "daemon/control", "client/lib", "client/snapctl"]
 rank = {layer: i for i, layer in enumerate(order)}
 # The client side sits beside the daemon, not above it.
 daemon = {l for l in order if l.startswith("daemon/")}
