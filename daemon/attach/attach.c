@@ -25,9 +25,17 @@
 #include "testpause.h"
 #include "tracer.h"
 
-#define PENDING_STOPPED	0x1
-#define PENDING_RESUMED	0x2
-#define PENDING_FAILED	0x4
+#define PENDING_READY	0x1
+#define PENDING_ARMING	0x2
+#define PENDING_RESUMED	0x4
+#define PENDING_FAILED	0x8
+
+/* What the main thread asked the attach thread (under lock). */
+enum attach_ask {
+	ASK_NONE = 0,
+	ASK_STOP_AGAIN,
+	ASK_RESUME,
+};
 
 struct attach {
 	pid_t			 pid;
@@ -36,6 +44,7 @@ struct attach {
 	char			*name;
 	uint64_t		 stopped_max;
 	int			 test_hooks;
+	int			 prearm;
 
 	struct tracer		 tr;
 	struct attach_result	 res;
@@ -49,7 +58,7 @@ struct attach {
 	int			 started;
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
-	int			 resume_asked;	/* under lock */
+	enum attach_ask		 asked;		/* under lock */
 
 	struct event		*ev;
 	_Atomic unsigned	 pending;
@@ -142,18 +151,24 @@ attach_take_uffd(struct attach *a)
 	return rc;
 }
 
-/* Step 3: the mappings and the process record. */
+/* Step 3: the mappings. */
 static int
-attach_describe(struct attach *a, pid_t injected)
+attach_choose(struct attach *a, struct mapsel *ms)
 {
-	struct mapsel	ms;
+	return mapsel_choose(ms, a->pid, a->pidfd, a->maps, a->stopped_max,
+	    a->error, sizeof(a->error));
+}
+
+/* Step 3: the process record, from the threads as stopped now. */
+static int
+attach_record(struct attach *a, struct mapsel *ms)
+{
 	struct procrec	rec;
 	int		rc;
 
-	if (mapsel_choose(&ms, a->pid, a->pidfd, a->maps, a->stopped_max,
-	    a->error, sizeof(a->error)) == -1)
-		return -1;
-	rc = procinfo_build(&rec, &a->tr, injected, &ms, a->error,
+	free(a->res.procrec);
+	a->res.procrec = NULL;
+	rc = procinfo_build(&rec, &a->tr, a->resignal_tid, ms, a->error,
 	    sizeof(a->error));
 	if (rc == 0 && procrec_encode(&rec, &a->res.procrec,
 	    &a->res.procrec_len) == -1) {
@@ -161,39 +176,87 @@ attach_describe(struct attach *a, pid_t injected)
 		    "record: %s", strerror(errno));
 		rc = -1;
 	}
-	procrec_free(&rec);	/* took ms.maps */
-	if (rc == 0) {
-		a->res.regions = ms.regions;
-		a->res.nregions = ms.nregions;
-		ms.regions = NULL;
-		a->res.live = ms.live;
-		a->res.stopped = ms.stopped;
-		a->res.skipped = ms.skipped;
-		a->res.pages_live = ms.pages_live;
-		a->res.bytes_stopped = ms.bytes_stopped;
-	}
-	mapsel_free(&ms);
+	procrec_free(&rec);	/* took ms->maps */
 	return rc;
 }
 
-/* Wait until the main thread lets the process go, or the hold runs out. */
+/* Keep the regions of the first choice for the snapshot. */
 static void
-attach_wait_resume(struct attach *a)
+attach_keep_regions(struct attach *a, struct mapsel *ms)
 {
-	struct timespec until;
+	a->res.regions = ms->regions;
+	a->res.nregions = ms->nregions;
+	ms->regions = NULL;
+	a->res.live = ms->live;
+	a->res.stopped = ms->stopped;
+	a->res.skipped = ms->skipped;
+	a->res.pages_live = ms->pages_live;
+	a->res.bytes_stopped = ms->bytes_stopped;
+}
+
+/*
+ * Pre-arm, stopped again: every mapping saved now must lie in a region of
+ * the same kind chosen at the first stop (a live one that appeared or grew
+ * meanwhile would be missing from the snapshot); point each at its region.
+ */
+static int
+attach_check_regions(struct attach *a, struct mapsel *ms)
+{
+	for (uint32_t i = 0; i < ms->nmaps; i++) {
+		struct procrec_mapping	*m = &ms->maps[i];
+		int32_t			 found = -1;
+
+		if (m->state == PROCREC_SKIPPED)
+			continue;
+		for (uint32_t k = 0; k < a->res.nregions && found == -1; k++) {
+			const struct output_region *r = &a->res.regions[k];
+
+			if (r->start <= m->start &&
+			    m->end <= r->start + r->length &&
+			    !(r->flags & OUTPUT_REGION_STOPPED) ==
+			    (m->state == PROCREC_LIVE))
+				found = (int32_t)k;
+		}
+		if (found == -1) {
+			snprintf(a->error, sizeof(a->error), "mapping "
+			    "0x%llx-0x%llx (%s) appeared or changed while the "
+			    "snapshot was pre-armed, and would be missing from "
+			    "it; try again, or attach with prearm false",
+			    (unsigned long long)m->start,
+			    (unsigned long long)m->end,
+			    m->path[0] != '\0' ? m->path : "anonymous");
+			return -1;
+		}
+		m->region = found;
+	}
+	return 0;
+}
+
+/*
+ * Wait for the main thread's next word (stop again, or resume).  After
+ * ATTACH_HOLD_MAX_MS without one the process is let go anyway.
+ */
+static enum attach_ask
+attach_wait_ask(struct attach *a)
+{
+	struct timespec	until;
+	enum attach_ask	ask;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += ATTACH_HOLD_MAX_MS / 1000;
 	pthread_mutex_lock(&a->lock);
-	while (!a->resume_asked)
+	while (a->asked == ASK_NONE)
 		if (pthread_cond_timedwait(&a->cond, &a->lock, &until) ==
 		    ETIMEDOUT) {
-			log_warnx("attach %d: not told to resume within %d s; "
-			    "letting the process go", (int)a->pid,
+			log_warnx("attach %d: no word from the snapshot within "
+			    "%d s; letting the process go", (int)a->pid,
 			    ATTACH_HOLD_MAX_MS / 1000);
-			break;
+			a->asked = ASK_RESUME;
 		}
+	ask = a->asked;
+	a->asked = ASK_NONE;
 	pthread_mutex_unlock(&a->lock);
+	return ask;
 }
 
 /* Detach, and re-raise the signals held back while injecting. */
@@ -205,53 +268,125 @@ attach_release(struct attach *a)
 		if (a->resignal & (1ULL << (sig - 1)))
 			(void)syscall(SYS_tgkill, a->pid, a->resignal_tid, sig);
 	a->res.pause_ns = a->tr.released_ns - a->tr.first_stop_ns;
+	a->resignal = 0;
 }
 
-static void *
-attach_thread_main(void *arg)
+/* Stop every thread; the timing of the stop starts here. */
+static int
+attach_stop(struct attach *a)
 {
-	struct attach	*a = arg;
-	pid_t		 injected;
-
+	tracer_free(&a->tr);
 	if (tracer_stop(&a->tr, a->pid, a->pidfd,
-	    attach_suspend_seccomp(a->pid), a->error,
-	    sizeof(a->error)) == -1) {
-		attach_notify(a, PENDING_FAILED);
-		return NULL;
-	}
+	    attach_suspend_seccomp(a->pid), a->error, sizeof(a->error)) == -1)
+		return -1;
 	a->res.threads = a->tr.n;
 	a->t_stopped = tracer_now_ns();
 	attach_pause(a, "stopped");
+	return 0;
+}
+
+static void
+attach_log_pause(struct attach *a)
+{
+	log_info("attach %d: paused %llu us: stopping %llu, injecting %llu, "
+	    "choosing mappings %llu, arming %llu, releasing %llu%s",
+	    (int)a->pid, (unsigned long long)(a->res.pause_ns / 1000),
+	    (unsigned long long)((a->t_stopped - a->tr.first_stop_ns) / 1000),
+	    (unsigned long long)((a->t_injected - a->t_stopped) / 1000),
+	    (unsigned long long)((a->t_described - a->t_injected) / 1000),
+	    (unsigned long long)((a->t_resume - a->t_described) / 1000),
+	    (unsigned long long)((a->tr.released_ns - a->t_resume) / 1000),
+	    a->prearm ? " (the stop to arm a pre-armed snapshot)" : "");
+}
+
+/* Steps 1-3 and the hand-over: 0, or -1 with the process released. */
+static int
+attach_first_stop(struct attach *a)
+{
+	struct mapsel ms;
+
+	if (attach_stop(a) == -1)
+		return -1;
 	if (attach_take_uffd(a) == -1)
 		goto fail;
 	a->t_injected = tracer_now_ns();
-	injected = a->resignal_tid;
-	if (attach_describe(a, injected) == -1)
+	if (attach_choose(a, &ms) == -1)
 		goto fail;
+	attach_keep_regions(a, &ms);
+	if (a->prearm == -1)
+		a->prearm = a->res.pages_live * 4096 >= ATTACH_PREARM_MIN;
+	a->res.prearm = a->prearm;
+	if (!a->prearm && attach_record(a, &ms) == -1) {
+		mapsel_free(&ms);
+		goto fail;
+	}
+	mapsel_free(&ms);
 	a->t_described = tracer_now_ns();
 	log_info("attach %d: %u threads stopped, userfaultfd taken%s; %u "
 	    "mappings live, %u copied while stopped (%llu bytes), %u skipped",
 	    (int)a->pid, a->tr.n, a->res.via_device ? " (through "
 	    "/dev/userfaultfd)" : "", a->res.live, a->res.stopped,
 	    (unsigned long long)a->res.bytes_stopped, a->res.skipped);
-	attach_notify(a, PENDING_STOPPED);
-	attach_wait_resume(a);
-	a->t_resume = tracer_now_ns();
-	attach_pause(a, "armed");
-	attach_release(a);
-	log_info("attach %d: paused %llu us: stopping %llu, injecting %llu, "
-	    "choosing mappings %llu, arming %llu, releasing %llu",
-	    (int)a->pid, (unsigned long long)(a->res.pause_ns / 1000),
-	    (unsigned long long)((a->t_stopped - a->tr.first_stop_ns) / 1000),
-	    (unsigned long long)((a->t_injected - a->t_stopped) / 1000),
-	    (unsigned long long)((a->t_described - a->t_injected) / 1000),
-	    (unsigned long long)((a->t_resume - a->t_described) / 1000),
-	    (unsigned long long)((a->tr.released_ns - a->t_resume) / 1000));
-	attach_notify(a, PENDING_RESUMED);
-	return NULL;
+	if (a->prearm) {
+		attach_release(a);
+		a->res.prearm_pause_ns = a->res.pause_ns;
+		a->res.pause_ns = 0;
+	}
+	return 0;
 fail:
 	attach_release(a);
-	attach_notify(a, PENDING_FAILED);
+	return -1;
+}
+
+/* Pre-arm: stop again, check the mappings, make the record anew. */
+static int
+attach_second_stop(struct attach *a)
+{
+	struct mapsel	ms;
+	int		rc;
+
+	if (attach_stop(a) == -1)
+		return -1;
+	a->t_injected = tracer_now_ns();
+	if ((rc = attach_choose(a, &ms)) == 0) {
+		if (attach_check_regions(a, &ms) == -1 ||
+		    attach_record(a, &ms) == -1)
+			rc = -1;
+		mapsel_free(&ms);
+	}
+	a->t_described = tracer_now_ns();
+	if (rc == -1)
+		attach_release(a);
+	return rc;
+}
+
+static void *
+attach_thread_main(void *arg)
+{
+	struct attach	*a = arg;
+	enum attach_ask	 ask;
+
+	if (attach_first_stop(a) == -1) {
+		attach_notify(a, PENDING_FAILED);
+		return NULL;
+	}
+	attach_notify(a, PENDING_READY);
+	ask = attach_wait_ask(a);
+	if (ask == ASK_STOP_AGAIN && a->prearm) {
+		if (attach_second_stop(a) == -1) {
+			attach_notify(a, PENDING_FAILED);
+			return NULL;
+		}
+		attach_notify(a, PENDING_ARMING);
+		ask = attach_wait_ask(a);
+	}
+	if (a->tr.n > 0 && a->tr.released_ns == 0) {
+		a->t_resume = tracer_now_ns();
+		attach_pause(a, "armed");
+		attach_release(a);
+		attach_log_pause(a);
+	}
+	attach_notify(a, PENDING_RESUMED);
 	return NULL;
 }
 
@@ -262,8 +397,10 @@ attach_event_cb(evutil_socket_t fd, short what, void *arg)
 	struct attach	*a = arg;
 	unsigned	 pending = atomic_exchange(&a->pending, 0);
 
-	if (pending & PENDING_STOPPED)
-		a->cb(a, ATTACH_EV_STOPPED, a->cb_arg);
+	if (pending & PENDING_READY)
+		a->cb(a, ATTACH_EV_READY, a->cb_arg);
+	if (pending & PENDING_ARMING)
+		a->cb(a, ATTACH_EV_ARMING, a->cb_arg);
 	/* Last: the callback may free a. */
 	if (pending & PENDING_RESUMED)
 		a->cb(a, ATTACH_EV_RESUMED, a->cb_arg);
@@ -284,6 +421,7 @@ attach_start(struct event_base *base, const struct attach_request *req,
 	a->res.uffd = -1;
 	a->stopped_max = req->stopped_max;
 	a->test_hooks = req->test_hooks;
+	a->prearm = req->prearm;
 	a->cb = cb;
 	a->cb_arg = arg;
 	pthread_mutex_init(&a->lock, NULL);
@@ -321,13 +459,25 @@ attach_error(const struct attach *a)
 	return a->error;
 }
 
+static void
+attach_ask(struct attach *a, enum attach_ask ask)
+{
+	pthread_mutex_lock(&a->lock);
+	a->asked = ask;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void
+attach_stop_again(struct attach *a)
+{
+	attach_ask(a, ASK_STOP_AGAIN);
+}
+
 void
 attach_resume(struct attach *a)
 {
-	pthread_mutex_lock(&a->lock);
-	a->resume_asked = 1;
-	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
+	attach_ask(a, ASK_RESUME);
 }
 
 void

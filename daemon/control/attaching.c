@@ -54,23 +54,26 @@ attaching_free(struct attaching *at)
 static json_t *
 attaching_figures(const struct attach_result *r)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b}",
 	    "pause-us", (json_int_t)(r->pause_ns / 1000),
 	    "threads", (json_int_t)r->threads,
 	    "mappings-live", (json_int_t)r->live,
 	    "mappings-stopped", (json_int_t)r->stopped,
 	    "mappings-skipped", (json_int_t)r->skipped,
 	    "bytes-stopped", (json_int_t)r->bytes_stopped,
-	    "uffd-via", r->via_device ? "device" : "syscall");
+	    "uffd-via", r->via_device ? "device" : "syscall",
+	    "prearm", r->prearm);
 
-	if (o == NULL)
+	if (o == NULL || (r->prearm && json_object_set_new(o,
+	    "prearm-pause-us", json_integer((json_int_t)
+	    (r->prearm_pause_ns / 1000))) == -1))
 		fatalx("out of memory building the attach reply");
 	return o;
 }
 
-/* Stopped, uffd taken: start the snapshot while the process stays so. */
+/* Uffd taken: start the snapshot (the process stopped, or pre-arming). */
 static void
-attaching_stopped(struct attaching *at)
+attaching_ready(struct attaching *at)
 {
 	struct attach_result	*r = attach_result(at->a);
 	struct snap_entry	*e;
@@ -82,6 +85,7 @@ attaching_stopped(struct attaching *at)
 	at->req.region_count = r->nregions;
 	at->req.procrec = r->procrec;
 	at->req.procrec_len = r->procrec_len;
+	at->req.prearm = r->prearm;
 	e = report_start_held(&at->req, at->dir, at->conn_id, at->reply_id,
 	    err, sizeof(err));
 	at->req.pidfd = -1;	/* the engine's now */
@@ -98,21 +102,58 @@ attaching_stopped(struct attaching *at)
 	e->attaching = at;
 }
 
+/* Pre-arm: stopped again with a new record: arm the snapshot. */
+static void
+attaching_arming(struct attaching *at)
+{
+	struct attach_result	*r = attach_result(at->a);
+	struct snap_entry	*e = snapshots_find(at->snap_id);
+
+	if (e == NULL || e->snap == NULL || e->done ||
+	    snapshot_set_procrec(e->snap, r->procrec, r->procrec_len) == -1 ||
+	    snapshots_arm(e) == -1) {
+		log_warnx("attach %d: cannot arm snapshot %llu: %s",
+		    (int)at->req.pid, (unsigned long long)at->snap_id,
+		    e == NULL || e->done ? "it is over" : strerror(errno));
+		at->resume_asked = 1;
+		attach_resume(at->a);
+	}
+}
+
+/* The attach failed: the process is released; so is the snapshot. */
+static void
+attaching_failed(struct attaching *at)
+{
+	struct snap_entry	*e;
+	char			 desc[600];
+
+	snprintf(desc, sizeof(desc), "attach to process %d: %.512s",
+	    (int)at->req.pid, attach_error(at->a));
+	if (at->snap_id == 0) {
+		control_reply_error(at->conn_id, at->reply_id,
+		    SNAPD_ERR_GENERIC, desc);
+		return;
+	}
+	if ((e = snapshots_find(at->snap_id)) != NULL && e->snap != NULL &&
+	    !e->done)
+		snapshot_cancel(e->snap, desc);
+	report_release(at->snap_id, NULL, NULL, desc);
+}
+
 static void
 attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 {
-	struct attaching	*at = arg;
-	char			 desc[600];
+	struct attaching *at = arg;
 
 	switch (ev) {
-	case ATTACH_EV_STOPPED:
-		attaching_stopped(at);
+	case ATTACH_EV_READY:
+		attaching_ready(at);
+		return;
+	case ATTACH_EV_ARMING:
+		attaching_arming(at);
 		return;
 	case ATTACH_EV_FAILED:
-		snprintf(desc, sizeof(desc), "snapshot-start: attach to "
-		    "process %d: %.512s", (int)at->req.pid, attach_error(a));
-		control_reply_error(at->conn_id, at->reply_id,
-		    SNAPD_ERR_GENERIC, desc);
+		attaching_failed(at);
 		break;
 	case ATTACH_EV_RESUMED:
 		if (at->snap_id != 0)
@@ -125,20 +166,24 @@ attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 }
 
 void
-attaching_engine_event(struct snap_entry *e)
+attaching_engine_event(struct snap_entry *e, enum snapshots_event ev)
 {
 	struct attaching *at = e->attaching;
 
 	if (at == NULL || at->resume_asked)
 		return;
+	if (ev == SNAPSHOTS_EV_PREARMED) {
+		attach_stop_again(at->a);
+		return;
+	}
 	at->resume_asked = 1;
 	attach_resume(at->a);
 }
 
 int
 attaching_start(const struct snapshot_request *req, const char *dir,
-    const char *maps, uint64_t conn_id, json_t *reply_id, char *err,
-    size_t errlen)
+    const char *maps, int prearm, uint64_t conn_id, json_t *reply_id,
+    char *err, size_t errlen)
 {
 	struct attaching	*at = calloc(1, sizeof(*at));
 	struct attach_request	 ar;
@@ -162,6 +207,7 @@ attaching_start(const struct snapshot_request *req, const char *dir,
 	ar.stopped_max = req->buffer_size;
 	ar.name = at->name;
 	ar.test_hooks = 1;
+	ar.prearm = prearm;
 	if ((at->a = attach_start(attaching_base, &ar, attaching_cb, at)) ==
 	    NULL) {
 		snprintf(err, errlen, "snapshot-start: start the attach "

@@ -1,10 +1,11 @@
 /*
  * The control side of attach (attach.h): a snapshot-start with "pid" and
- * no uffd.  Starts the attach, starts the snapshot once the process is
- * stopped and its uffd taken, lets the process go once the engine has
- * armed (or failed), and only then sends the reply: the armed reply with
- * an "attach" object (the pause, the threads, what became of the
- * mappings), or the error.  Main thread only.
+ * no uffd.  Starts the attach, starts the snapshot once the uffd is taken
+ * (with the process stopped, or for a pre-arm running again), for a
+ * pre-arm stops the process again once pre-armed and arms, lets the
+ * process go once the engine has armed (or failed), and only then sends
+ * the reply: the armed reply with an "attach" object (the pauses, the
+ * threads, what became of the mappings), or the error.  Main thread only.
  */
 #ifndef SNAPD_ATTACHING_H
 #define SNAPD_ATTACHING_H
@@ -16,21 +17,21 @@
 
 #include "attach.h"
 #include "snapshot.h"
-
-struct snap_entry;
+#include "snapshots.h"
 
 /*
  * Start attaching for req (its name, options, pidfd and dirfd set; the
  * regions and uffd come from the attach), replying to conn_id with
- * reply_id (a reference is kept).  Takes req->pidfd and dirfd whatever
- * happens.  0, or -1 with err.
+ * reply_id (a reference is kept).  prearm: 1 or 0 as asked, -1 to decide
+ * by the size of the live memory (attach.h).  Takes req->pidfd and dirfd
+ * whatever happens.  0, or -1 with err.
  */
 int	attaching_start(const struct snapshot_request *req, const char *dir,
-	    const char *maps, uint64_t conn_id, json_t *reply_id, char *err,
-	    size_t errlen);
+	    const char *maps, int prearm, uint64_t conn_id, json_t *reply_id,
+	    char *err, size_t errlen);
 
-/* report.c: the engine armed or failed e (idempotent). */
-void	attaching_engine_event(struct snap_entry *e);
+/* report.c: the engine pre-armed, armed or failed e. */
+void	attaching_engine_event(struct snap_entry *e, enum snapshots_event ev);
 
 /* The event base attaches run their notifications on (main(), once). */
 void	attaching_init(struct event_base *base);

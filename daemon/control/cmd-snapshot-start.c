@@ -528,7 +528,7 @@ start_open_pidfd(struct cmd_ctx *ctx, struct snapshot_request *req)
 
 /*
  * Which arguments go with which way: attach ("pid", no "uffd") takes no
- * "regions" or "prearm"; the uffd way needs "uffd" and "regions" and takes
+ * "regions"; the uffd way needs "uffd" and "regions" and takes
  * no "maps".  -1 with ctx's error set.
  */
 static int
@@ -540,8 +540,6 @@ start_check_shape(struct cmd_ctx *ctx, int attach)
 		if (json_object_get(ctx->args, "regions") != NULL)
 			bad = "'regions' does not go with attach (pid without "
 			    "uffd): use 'maps'";
-		else if (json_object_get(ctx->args, "prearm") != NULL)
-			bad = "'prearm' does not go with attach";
 	} else if (json_object_get(ctx->args, "uffd") == NULL)
 		bad = "'uffd' is required (or 'pid' alone, to attach)";
 	else if (json_object_get(ctx->args, "regions") == NULL)
@@ -589,15 +587,25 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 {
 	const char	*maps = json_string_value(json_object_get(ctx->args,
 			    "maps"));
+	json_int_t	 pid = json_integer_value(json_object_get(ctx->args,
+			    "pid"));
 	char		 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX], err[512];
 
 	if (maps != NULL && mapsel_filter_check(maps, err, sizeof(err)) == -1)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
 		    err);
+	for (struct snap_entry *e = NULL; (e = snapshots_next(e)) != NULL;)
+		if (!e->done && e->pid == pid)
+			return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: "
+			    "process %d already has snapshot %llu running, and "
+			    "one memory cannot be write-protected by two "
+			    "snapshots: wait for it to finish", (int)pid,
+			    (unsigned long long)e->id);
 	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
 	    sizeof(dir)) == -1)
 		return CMD_ERROR;
-	if (attaching_start(req, dir, maps, ctx->conn->id, ctx->id, err,
+	if (attaching_start(req, dir, maps, json_object_get(ctx->args,
+	    "prearm") != NULL ? req->prearm : -1, ctx->conn->id, ctx->id, err,
 	    sizeof(err)) == -1)
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
 	return CMD_DEFER;

@@ -261,8 +261,6 @@ report_reply(struct snap_entry *e, json_t *ret, const char *error)
 		}
 		if (ret != NULL)
 			json_decref(ret);
-		if (e->attaching != NULL)
-			attaching_engine_event(e);
 		return;
 	}
 	if (ret != NULL)
@@ -286,6 +284,11 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 
 	switch (ev) {
 	case SNAPSHOTS_EV_PREARMED:
+		if (e->attaching != NULL) {
+			/* Attach arms it itself: no reply yet. */
+			attaching_engine_event(e, ev);
+			break;
+		}
 		/* The reply says what it answers: pre-armed, whatever since. */
 		prearmed = *st;
 		prearmed.state = SNAPSHOT_PREARMED;
@@ -302,6 +305,8 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 		}
 		control_event(e->uid, SNAPD_EV_ARMED,
 		    report_members(NULL, e, st, REPORT_ARMED));
+		if (e->attaching != NULL)
+			attaching_engine_event(e, ev);
 		break;
 	case SNAPSHOTS_EV_PROGRESS:
 		control_event(e->uid, SNAPD_EV_PROGRESS,
@@ -320,6 +325,8 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 		report_reply(e, NULL, st->error);
 		control_event(e->uid, SNAPD_EV_FAILED,
 		    report_members(NULL, e, st, REPORT_FAILED));
+		if (e->attaching != NULL)
+			attaching_engine_event(e, ev);
 		break;
 	}
 }

@@ -393,6 +393,8 @@ arm_begin(struct snapshot *s, struct arm *a)
 		for (uint32_t i = 0; i < s->nregions; i++) {
 			struct region *r = &s->regions[i];
 
+			if (region_stopped(r))
+				continue;
 			if (arm_protect_retry(s, r->start, PAGE_4K) == -1) {
 				snapshot_set_error(s, "write-protect region %u "
 				    "(0x%llx): %s", i,
@@ -610,6 +612,9 @@ arm_rearm(struct snapshot *s)
 	    "protected again %s", (unsigned long long)s->id,
 	    (unsigned long long)pl.written, all ? "with everything (cheaper "
 	    "than their runs)" : "in their runs");
+	/* Still stopped: the copy is part of the pause and its instant. */
+	if (stopped_copy(s) == -1)
+		return -1;
 	arm_mark_armed(s, t0);
 	return 0;
 }

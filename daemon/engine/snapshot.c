@@ -272,8 +272,8 @@ snapshot_destroy(struct snapshot *s)
 
 /*
  * Refuse what cannot work before any thread starts: stopped regions need
- * the process stopped at the armed instant (not a pre-arm) and their copy
- * must fit in the page buffer (stopped.c).  Then copy the process record.
+ * the process stopped at the armed instant (for a pre-arm, at
+ * snapshot_arm()) and their copy must fit in the page buffer (stopped.c).  Then copy the process record.
  * 0, or -1 with errno and start_error set.
  */
 static int
@@ -281,13 +281,6 @@ snapshot_start_check(struct snapshot *s, const struct snapshot_request *req)
 {
 	uint64_t	stopped = stopped_pages(req);
 
-	if (stopped > 0 && req->prearm) {
-		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
-		    "regions copied while the process is stopped cannot be "
-		    "pre-armed", (unsigned long long)req->id);
-		errno = EINVAL;
-		return -1;
-	}
 	if (stopped > req->buffer_size / PAGE_4K) {
 		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
 		    "the regions copied while the process is stopped take "
@@ -448,6 +441,28 @@ snapshot_arm(struct snapshot *s)
 	}
 	pthread_mutex_unlock(&s->prearm_lock);
 	return rc;
+}
+
+int
+snapshot_set_procrec(struct snapshot *s, const uint8_t *rec, size_t len)
+{
+	uint8_t *copy = malloc(len);
+
+	if (copy == NULL)
+		return -1;
+	memcpy(copy, rec, len);
+	pthread_mutex_lock(&s->prearm_lock);
+	if (s->arm_requested) {
+		pthread_mutex_unlock(&s->prearm_lock);
+		free(copy);
+		errno = EALREADY;
+		return -1;
+	}
+	free(s->procrec);
+	s->procrec = copy;
+	s->procrec_len = len;
+	pthread_mutex_unlock(&s->prearm_lock);
+	return 0;
 }
 
 void

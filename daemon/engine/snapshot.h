@@ -163,6 +163,15 @@ const char	*snapshot_start_error(void);
  */
 int		 snapshot_arm(struct snapshot *snap);
 
+/*
+ * Pre-arm: replace the process record (req->procrec) before
+ * snapshot_arm(), when it describes the process at the armed instant
+ * (attach stops the process again to arm it).  -1 with errno EALREADY
+ * once arming was asked, ENOMEM.
+ */
+int		 snapshot_set_procrec(struct snapshot *snap, const uint8_t *rec,
+		    size_t len);
+
 /* Test hook: end a SNAPSHOT_HOLD_RELEASE hold (any thread). */
 void		 snapshot_test_release(struct snapshot *snap);
 

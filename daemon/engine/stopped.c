@@ -18,15 +18,18 @@
  * memory holds: snapshot_start() refuses a request whose stopped regions
  * are larger than its buffer, and the fault thread, started after the
  * copy, finds only what is left until the writer has drained them (a
- * fault then waits as it does on a full buffer).  A pre-arm is refused
- * too: its point in time comes while the process runs.
+ * fault then waits as it does on a full buffer).  A pre-armed snapshot
+ * copies them in arm_rearm(), at its point in time, while the caller
+ * keeps the process stopped for snapshot_arm(): the fault thread serves
+ * no copy then (the process is stopped) and the buffer is empty.
  *
  * Pages that cannot be read (EIO: [vvar], or a hole) are recorded in
  * s->stopped_lost and saved as LOST, whatever on_discard says: the
  * process discarded nothing.
  *
- * Runs on the writer thread, from arm_finish(), before the fault thread
- * starts: the page buffer's slots are all free then.
+ * Runs on the writer thread, from arm_finish() before the fault thread
+ * starts, or from arm_rearm() with the process stopped: the page buffer's
+ * slots are all free then.
  */
 #include <errno.h>
 #include <stdlib.h>
