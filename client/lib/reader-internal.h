@@ -124,11 +124,19 @@ int	reader_zsnap_chunk_load(struct snap_file *f, uint64_t i,
  */
 int	reader_walk(struct snap_file *f, uint32_t region, int all_data,
 	    reader_cb *cb, void *arg);
+/*
+ * The same for pages [first, first + count) of one region: only extents
+ * overlapping them are handed to cb, and only chunks holding such an
+ * extent are decompressed (raw: only those pages are read), so reading a
+ * large region a range at a time does not decompress it once per range.
+ */
+int	reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
+	    uint64_t count, reader_cb *cb, void *arg);
 
 /* reader-raw.c */
 int	reader_raw_open(struct snap_file *f);
-int	reader_raw_walk(struct snap_file *f, uint32_t region, reader_cb *cb,
-	    void *arg);
+int	reader_raw_walk(struct snap_file *f, uint32_t region, uint64_t first,
+	    uint64_t count, reader_cb *cb, void *arg);
 
 /*
  * reader-process.c: the process record's bytes (f->process set), checked

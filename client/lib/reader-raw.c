@@ -422,37 +422,45 @@ raw_walk_range(struct snap_file *f, int fd, uint32_t i, uint64_t first,
 }
 
 int
-reader_raw_walk(struct snap_file *f, uint32_t region, reader_cb *cb, void *arg)
+reader_raw_walk(struct snap_file *f, uint32_t region, uint64_t first,
+    uint64_t count, reader_cb *cb, void *arg)
 {
 	for (uint32_t i = 0; i < f->info.region_count; i++) {
-		uint64_t	page = 0;
+		uint64_t	page, last;
 		int		fd;
 
 		if (region != ALL_REGIONS && region != i)
 			continue;
+		page = first < f->region_pages[i] ? first : f->region_pages[i];
+		last = count < f->region_pages[i] - page ? page + count :
+		    f->region_pages[i];
 		if ((fd = raw_open_region_file(f, i)) == -1)
 			return -1;
 		for (size_t k = 0; k <= f->lost_count[i]; k++) {
 			uint64_t end = k < f->lost_count[i] ?
-			    f->lost[i][k].first : f->region_pages[i];
+			    f->lost[i][k].first : last;
 			struct reader_extent e;
 
+			if (end > last)
+				end = last;
 			if (end > page && raw_walk_range(f, fd, i, page,
 			    end - page, cb, arg) == -1) {
 				close(fd);
 				return -1;
 			}
-			if (k == f->lost_count[i])
+			if (k == f->lost_count[i] || f->lost[i][k].first >= last)
 				break;
 			e.region = i;
 			e.kind = ZSNAP_EXTENT_LOST;
 			e.first = f->lost[i][k].first;
 			e.count = f->lost[i][k].count;
-			if (cb(f, arg, NO_CHUNK, &e, NULL) == -1) {
+			if (e.first + e.count > page &&
+			    cb(f, arg, NO_CHUNK, &e, NULL) == -1) {
 				close(fd);
 				return -1;
 			}
-			page = e.first + e.count;
+			if (e.first + e.count > page)
+				page = e.first + e.count;
 		}
 		close(fd);
 	}

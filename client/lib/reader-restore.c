@@ -174,7 +174,8 @@ snap_file_read(struct snap_file *f, uint32_t region, uint64_t first_page,
 	}
 	memset(buf, 0, (size_t)npages * ZSNAP_PAGE_SIZE);
 	if (npages > 0 && (reader_check_coverage(f) == -1 ||
-	    reader_walk(f, region, 0, read_extent, &r) == -1))
+	    reader_walk_pages(f, region, first_page, npages, read_extent,
+	    &r) == -1))
 		return -1;
 	if (r.pages != npages) {
 		reader_error(f, EBADMSG, "region %u: the snapshot covers %llu "

@@ -733,14 +733,25 @@ zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
 	return 0;
 }
 
+/* Is e of region (or ALL_REGIONS) and does it overlap pages [first, last)? */
+static int
+extent_wanted(const struct reader_extent *e, uint32_t region, uint64_t first,
+    uint64_t last)
+{
+	if (region != ALL_REGIONS && e->region != region)
+		return 0;
+	return e->first < last && e->first + e->count > first;
+}
+
 /*
- * Hand every extent of region (or of all regions) to cb, with the page
- * data of DATA extents.  all_data: decompress and check every chunk's
- * data even when no extent of it is wanted (verify).
+ * Hand every extent of region (or of all regions) overlapping pages
+ * [first, last) to cb, with the page data of DATA extents.  all_data:
+ * decompress and check every chunk's data even when no extent of it is
+ * wanted (verify).
  */
 static int
-zsnap_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
-    void *arg)
+zsnap_walk(struct snap_file *f, uint32_t region, uint64_t first,
+    uint64_t last, int all_data, reader_cb *cb, void *arg)
 {
 	struct reader_chunk	c;
 
@@ -751,7 +762,7 @@ zsnap_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
 		if (reader_zsnap_chunk_load(f, i, &c) == -1)
 			return -1;
 		for (uint32_t k = 0; k < c.extent_count; k++) {
-			if (region != ALL_REGIONS && f->extents[k].region != region)
+			if (!extent_wanted(&f->extents[k], region, first, last))
 				continue;
 			want = 1;
 			if (f->extents[k].kind == ZSNAP_EXTENT_DATA)
@@ -768,7 +779,7 @@ zsnap_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
 
 			if (e->kind == ZSNAP_EXTENT_DATA)
 				data_off += (size_t)e->count * ZSNAP_PAGE_SIZE;
-			if (region != ALL_REGIONS && e->region != region)
+			if (!extent_wanted(e, region, first, last))
 				continue;
 			/*
 			 * Only now point into f->data: it was decompressed only
@@ -782,14 +793,25 @@ zsnap_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
 	return 0;
 }
 
-
 int
 reader_walk(struct snap_file *f, uint32_t region, int all_data, reader_cb *cb,
     void *arg)
 {
 	if (f->format == 0)
-		return zsnap_walk(f, region, all_data, cb, arg);
-	return reader_raw_walk(f, region, cb, arg);
+		return zsnap_walk(f, region, 0, UINT64_MAX, all_data, cb, arg);
+	return reader_raw_walk(f, region, 0, UINT64_MAX, cb, arg);
+}
+
+int
+reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
+    uint64_t count, reader_cb *cb, void *arg)
+{
+	uint64_t	last = count > UINT64_MAX - first ? UINT64_MAX :
+			    first + count;
+
+	if (f->format == 0)
+		return zsnap_walk(f, region, first, last, 0, cb, arg);
+	return reader_raw_walk(f, region, first, count, cb, arg);
 }
 
 /* ---- public: open, close, info ------------------------------------------- */
