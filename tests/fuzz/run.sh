@@ -59,6 +59,8 @@ PKG_CFLAGS=$(pkg-config --cflags $PKGS) || {
 	echo "FAIL: pkg-config cannot find $PKGS" >&2; exit 1; }
 PKG_LIBS=$(pkg-config --libs $PKGS)
 VERSION=$(sed -n 's/^VERSION[[:space:]]*=[[:space:]]*//p' Makefile)
+# Every daemon layer's directory, as the Makefile has them (-Idaemon/LAYER).
+DAEMON_INC=$(for d in daemon/*/; do printf ' -I%s' "${d%/}"; done)
 
 # The build, as a makefile, so that a second run recompiles only what
 # changed.  Everything is held to -Werror, as in the real build: a warning
@@ -71,8 +73,7 @@ WARN		= -Wall -Wextra -Wshadow -Wstrict-prototypes \\
 SAN		= -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS		= -std=gnu11 -g -O1 -fno-omit-frame-pointer \$(SAN) \\
 		  -fsanitize=fuzzer-no-link -D_GNU_SOURCE -pthread \\
-		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto -Idaemon/base \\
-		  -Idaemon/format -Idaemon/engine -Idaemon/control -Iclient/lib \\
+		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto $DAEMON_INC -Iclient/lib \\
 		  $PKG_CFLAGS \$(WARN)
 LINK		= \$(CC) -fsanitize=fuzzer \$(SAN) -pthread
 
