@@ -309,6 +309,23 @@ arm_start_fault_thread(struct snapshot *s)
 	return 0;
 }
 
+/* The process's name for the file and the log, if it can be read. */
+static void
+arm_read_comm(struct snapshot *s)
+{
+	char	path[64];
+	int	fd;
+	ssize_t	n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)s->req.pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, s->comm, sizeof(s->comm) - 1) : -1;
+	if (n > 0 && s->comm[n - 1] == '\n')
+		s->comm[n - 1] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Everything up to the point in time: every region registered and
  * write-protected.  On success a->pagemap is open for arm_finish(), which
@@ -331,16 +348,7 @@ arm_begin(struct snapshot *s, struct arm *a)
 		    strerror(errno));
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)req->pid);
-	{
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd >= 0 ? read(fd, s->comm, sizeof(s->comm) - 1) : -1;
-
-		if (n > 0 && s->comm[n - 1] == '\n')
-			s->comm[n - 1] = '\0';
-		if (fd >= 0)
-			close(fd);
-	}
+	arm_read_comm(s);
 	testpause_load(s);
 	/* Before pagemap, on which the owner check runs: see readmem.c. */
 	if (snapshot_mem_open(s) == -1)

@@ -21,10 +21,15 @@
  * verifies and restores to exactly the same bytes (a differential check of
  * the zsnap and raw readers against each other).
  *
+ * A snapshot's process record (snap_file_process(), procrec_decode()) is
+ * read too: it must decode whenever the snapshot verifies, and the export
+ * must carry the same record.
+ *
  * Checksums stop blind mutation at the first frame, so a zsnap input is run
  * twice: as it is, and again with every checksum that its structure makes
- * findable recomputed (footer, header, chunks, index entries' chunk_crc,
- * page data, index), which lets the fuzzer reach the checks behind them.
+ * findable recomputed (footer, header, process frame, chunks, index
+ * entries' chunk_crc, page data, index), which lets the fuzzer reach the
+ * checks behind them.
  *
  * Single-threaded; the reader runs on libFuzzer's thread.
  */
@@ -45,6 +50,7 @@
 #include <zstd.h>
 
 #include "crc32c.h"
+#include "procrec.h"
 #include "snapclient.h"
 #include "zsnap.h"
 
@@ -176,6 +182,8 @@ fuzz_remove_raw(const char *dir, uint32_t regions)
 	}
 	snprintf(path, sizeof(path), "%s/snapshot.json", dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s", dir, ZSNAP_RAW_PROCESS);
+	unlink(path);
 	if (rmdir(dir) == -1 && errno != ENOENT) {
 		fprintf(stderr, "fuzz_reader: rmdir %s: %s\n", dir,
 		    strerror(errno));
@@ -197,8 +205,47 @@ fuzz_restore(struct snap_file *f, uint32_t i, uint64_t length,
 }
 
 /*
+ * The process record of f: 1 with *buf its encoding (malloc'ed), 0 if
+ * there is none, -1 if it does not decode (with a message).
+ */
+static int
+fuzz_process(struct snap_file *f, uint8_t **buf, size_t *len)
+{
+	struct procrec	rec;
+	int		rc;
+
+	*buf = NULL;
+	errno = 0;
+	if ((rc = snap_file_process(f, &rec)) == -1) {
+		fuzz_check_failure("snap_file_process", errno);
+		return -1;
+	}
+	if (rc == 1 && procrec_encode(&rec, buf, len) == -1)
+		fuzz_fail("a decoded process record does not encode: %s",
+		    strerror(errno));
+	procrec_free(&rec);
+	return rc;
+}
+
+/* The export carries the same process record as f, or none as f. */
+static void
+fuzz_export_process(struct snap_file *f, struct snap_file *x)
+{
+	uint8_t	*a, *b;
+	size_t	 alen = 0, blen = 0;
+	int	 ra = fuzz_process(f, &a, &alen), rb = fuzz_process(x, &b, &blen);
+
+	if (ra != rb || (ra == 1 && (alen != blen || memcmp(a, b, alen) != 0)))
+		fuzz_fail("the raw export's process record differs (%d/%d)",
+		    ra, rb);
+	free(a);
+	free(b);
+}
+
+/*
  * A snapshot that verified: export it as raw, and the raw copy must open,
- * verify, say the same and restore to the same bytes.
+ * verify, say the same, carry the same process record and restore to the
+ * same bytes.
  */
 static void
 fuzz_export_compare(struct snap_file *f, const struct snap_file_info *info)
@@ -240,6 +287,7 @@ fuzz_export_compare(struct snap_file *f, const struct snap_file_info *info)
 		    (unsigned long long)xinfo.pages_lost,
 		    (unsigned long long)info->pages_lost, xinfo.name,
 		    info->name);
+	fuzz_export_process(f, x);
 	for (uint32_t i = 0; i < info->region_count; i++) {
 		if (snap_file_region(f, i, &r) == -1 ||
 		    snap_file_region(x, i, &xr) == -1)
@@ -305,6 +353,15 @@ fuzz_snapshot(const char *path)
 	verified = snap_file_verify(f) == 0;
 	if (!verified)
 		fuzz_check_failure("snap_file_verify", errno);
+	{
+		uint8_t	*rec;
+		size_t	 len;
+
+		if (fuzz_process(f, &rec, &len) == -1 && verified)
+			fuzz_fail("a verified snapshot's process record does "
+			    "not decode: %s", snap_strerror(NULL));
+		free(rec);
+	}
 
 	for (uint32_t i = 0; i < info.region_count; i++) {
 		snap_file_region(f, i, &r);
@@ -369,6 +426,14 @@ fixup_checksums(unsigned char *buf, size_t n)
 
 		if (hp >= 4 && 8 + hp <= n)
 			fixup_payload(buf + 8, hp);
+		/* The process frame right after it, if there is one. */
+		if (8 + hp + 8 <= n &&
+		    zsnap_get32(buf + 8 + hp) == ZSNAP_FRAME_PROCESS) {
+			uint64_t pp = zsnap_get32(buf + 8 + hp + 4);
+
+			if (pp >= 4 && 16 + hp + pp <= n)
+				fixup_payload(buf + 16 + hp, pp);
+		}
 	}
 	if (n < fsz)
 		return crc32c(0, buf, n) != before;

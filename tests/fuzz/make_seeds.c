@@ -10,7 +10,9 @@
  *
  * writes OUTDIR/NAME.zsnap for each zsnap seed and, for each raw seed,
  * OUTDIR/NAME.rawin in fuzz_reader's raw input form: snapshot.json, a NUL,
- * then every region file's bytes in region order.
+ * then every region file's bytes in region order; and OUTDIR/NAME.procrec,
+ * process records (proto/procrec.h) for fuzz_procrec: the sample of
+ * tests/unit/procrec-sample.h, and one without threads, mappings or auxv.
  *
  * Single-threaded (threads = 0: the encoder compresses on this thread).
  */
@@ -24,6 +26,7 @@
 
 #include "log.h"
 #include "output.h"
+#include "procrec-sample.h"
 
 #define PAGE		ZSNAP_PAGE_SIZE
 #define REGIONS_MAX	4
@@ -42,6 +45,7 @@ struct seed {
 	uint32_t		 region_count;
 	uint64_t		 pages[REGIONS_MAX];
 	const struct seed_op	*ops;		/* ends with count 0 */
+	int			 process;	/* with the sample process record */
 };
 
 /* One data page, recognisable and compressible: its region and index. */
@@ -69,6 +73,7 @@ seed_make(int dirfd, const struct seed *s)
 	struct output_result	 res;
 	struct output		*out;
 	unsigned char		*buf;
+	uint8_t			*rec_buf = NULL;
 
 	memset(regions, 0, sizeof(regions));
 	for (uint32_t i = 0; i < s->region_count; i++) {
@@ -92,8 +97,17 @@ seed_make(int dirfd, const struct seed *s)
 	p.uid = 1000;
 	p.comm = "seedwork";
 	p.armed_realtime_ns = 1700000000000000000ull;
+	if (s->process) {
+		struct procrec rec;
+
+		procrec_sample(&rec);
+		if (procrec_encode(&rec, &rec_buf, &p.procrec_len) == -1)
+			seed_fail(s->name, "procrec_encode", strerror(errno));
+		p.procrec = rec_buf;
+	}
 	if ((out = output_open(&p)) == NULL)
 		seed_fail(s->name, "output_open", output_open_error());
+	free(rec_buf);
 
 	for (const struct seed_op *op = s->ops; op->count != 0; op++) {
 		if (op->kind == 'L') {
@@ -211,7 +225,40 @@ static const struct seed seeds[] = {
 	{ "chunks", OUTPUT_ZSNAP, 1, { 320 }, ops_chunks },
 	{ "raw-simple", OUTPUT_RAW, 1, { 2 }, ops_raw_simple },
 	{ "raw-lost", OUTPUT_RAW, 2, { 2, 2 }, ops_raw_lost },
+	{ "process", OUTPUT_ZSNAP, 2, { 3, 2 }, ops_lost, 1 },
 };
+
+/* OUTDIR/NAME.procrec: rec encoded. */
+static void
+seed_procrec(const char *name, const struct procrec *rec)
+{
+	char	 path[256];
+	uint8_t	*buf;
+	size_t	 len;
+	FILE	*to;
+
+	snprintf(path, sizeof(path), "%s.procrec", name);
+	if (procrec_encode(rec, &buf, &len) == -1)
+		seed_fail(path, "procrec_encode", strerror(errno));
+	if ((to = fopen(path, "we")) == NULL ||
+	    fwrite(buf, 1, len, to) != len || fclose(to) == EOF)
+		seed_fail(path, "write", strerror(errno));
+	free(buf);
+}
+
+static void
+seed_procrecs(void)
+{
+	struct procrec	rec;
+
+	procrec_sample(&rec);
+	seed_procrec("sample", &rec);
+	memset(&rec, 0, sizeof(rec));
+	rec.machine = 62;
+	rec.pid = 1;
+	memcpy(rec.comm, "init", 5);
+	seed_procrec("empty", &rec);
+}
 
 int
 main(int argc, char **argv)
@@ -231,6 +278,7 @@ main(int argc, char **argv)
 		if (seeds[i].format == OUTPUT_RAW)
 			seed_raw_input(dirfd, &seeds[i]);
 	}
+	seed_procrecs();
 	close(dirfd);
 	return 0;
 }

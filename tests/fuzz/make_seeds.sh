@@ -5,8 +5,10 @@
 #	tests/fuzz/make_seeds.sh	(B=build-dir for the scratch binary)
 #
 #   reader/   small real snapshots written by snapd's own encoders
-#             (tests/fuzz/make_seeds.c): *.zsnap files, and raw snapshots
-#             as *.rawin (snapshot.json, a NUL, the region files)
+#             (tests/fuzz/make_seeds.c): *.zsnap files (one with a process
+#             record), and raw snapshots as *.rawin (snapshot.json, a NUL,
+#             the region files)
+#   procrec/  process records encoded by proto/procrec.c (make_seeds.c)
 #   config/   the shipped conf/snapd.conf and variations on it, good and bad
 #   control/  every command of proto/PROTOCOL.md, after qmp_capabilities,
 #             and malformed or out-of-order messages
@@ -17,12 +19,13 @@ cd "$(dirname "$0")/../.."
 B=${B:-build}
 CC=${CC:-cc}
 C=tests/fuzz/corpus
-mkdir -p "$C/reader" "$C/config" "$C/control" "$B/fuzz"
+mkdir -p "$C/reader" "$C/procrec" "$C/config" "$C/control" "$B/fuzz"
 
 # ---- reader ----------------------------------------------------------------
 PKGS="libzstd jansson"
 "$CC" -std=gnu11 -O1 -D_GNU_SOURCE -pthread -DSNAPD_VERSION='"seeds"' \
-    -Iproto -Idaemon/base -Idaemon/format $(pkg-config --cflags $PKGS) \
+    -Iproto -Idaemon/base -Idaemon/format -Itests/unit \
+    $(pkg-config --cflags $PKGS) \
     -o "$B/fuzz/make_seeds" tests/fuzz/make_seeds.c daemon/format/*.c \
     daemon/base/log.c \
     proto/*.c $(pkg-config --libs $PKGS)
@@ -30,6 +33,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$B/fuzz/make_seeds" "$tmp"
 cp "$tmp"/*.zsnap "$tmp"/*.rawin "$C/reader/"
+cp "$tmp"/*.procrec "$C/procrec/"
 
 # ---- config ----------------------------------------------------------------
 cp conf/snapd.conf "$C/config/shipped.conf"
@@ -127,4 +131,4 @@ printf '%s\n{"execute": "query-status"' "$neg" >"$C/control/partial"
 { echo "$neg"; printf '{"execute": "query-version", "id": "'
   head -c 5000 /dev/zero | tr '\0' 'x'; printf '"}\n'
   echo '{"execute": "query-version"}'; } >"$C/control/too-large"
-echo "seeds written to $C/{reader,config,control}"
+echo "seeds written to $C/{reader,procrec,config,control}"

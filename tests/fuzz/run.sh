@@ -3,7 +3,7 @@
 # clang (address and undefined-behaviour sanitizers, UB is fatal), then
 # either replay or explore:
 #
-#	B=build tests/fuzz/run.sh --replay [reader|config|control ...]
+#	B=build tests/fuzz/run.sh --replay [reader|config|control|procrec ...]
 #		(what `make check` runs, through tests/integration/fuzz.sh)
 #		run each target once on every file of its seed corpus
 #		(tests/fuzz/corpus/NAME) and of its regression inputs
@@ -12,7 +12,7 @@
 #		runs out of memory or takes longer than REPLAY_TIMEOUT seconds
 #		(default 25, a safety net: every input takes well under 1 s).
 #
-#	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control ...]
+#	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control|procrec ...]
 #		(what `make fuzz` runs) explore: fuzz each target for
 #		FUZZ_SECONDS seconds (default 20) starting from the same
 #		inputs, with a 10 s limit per input.  Fails if any target
@@ -37,10 +37,10 @@ if [ "${1:-}" = --replay ]; then
 	replay=1
 	shift
 fi
-TARGETS=${*:-reader config control}
+TARGETS=${*:-reader config control procrec}
 
 # Per target: the largest input tried and the sources linked in.
-declare -A MAX_LEN=([reader]=65536 [config]=4096 [control]=16384)
+declare -A MAX_LEN=([reader]=65536 [config]=4096 [control]=16384 [procrec]=65536)
 
 mkdir -p "$OUT" || exit 1
 probe=$OUT/probe.c
@@ -59,6 +59,8 @@ PKG_CFLAGS=$(pkg-config --cflags $PKGS) || {
 	echo "FAIL: pkg-config cannot find $PKGS" >&2; exit 1; }
 PKG_LIBS=$(pkg-config --libs $PKGS)
 VERSION=$(sed -n 's/^VERSION[[:space:]]*=[[:space:]]*//p' Makefile)
+# Every daemon layer's directory, as the Makefile has them (-Idaemon/LAYER).
+DAEMON_INC=$(for d in daemon/*/; do printf ' -I%s' "${d%/}"; done)
 
 # The build, as a makefile, so that a second run recompiles only what
 # changed.  Everything is held to -Werror, as in the real build: a warning
@@ -71,8 +73,7 @@ WARN		= -Wall -Wextra -Wshadow -Wstrict-prototypes \\
 SAN		= -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS		= -std=gnu11 -g -O1 -fno-omit-frame-pointer \$(SAN) \\
 		  -fsanitize=fuzzer-no-link -D_GNU_SOURCE -pthread \\
-		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto -Idaemon/base \\
-		  -Idaemon/format -Idaemon/engine -Idaemon/control -Iclient/lib \\
+		  -DSNAPD_VERSION=\\"$VERSION\\" -Iproto $DAEMON_INC -Iclient/lib \\
 		  $PKG_CFLAGS \$(WARN)
 LINK		= \$(CC) -fsanitize=fuzzer \$(SAN) -pthread
 
@@ -81,7 +82,7 @@ LIB		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard client/lib/*.c))
 DAEMON		= \$(patsubst %.c,\$(O)/%.o,\$(filter-out daemon/control/main.c,\\
 		    \$(wildcard daemon/*/*.c)))
 
-all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control
+all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control $OUT/fuzz_procrec
 
 $OUT/fuzz_reader: \$(O)/tests/fuzz/fuzz_reader.o \$(LIB) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
@@ -92,6 +93,9 @@ $OUT/fuzz_config: \$(O)/tests/fuzz/fuzz_config.o \$(O)/daemon/control/config.o \
 
 $OUT/fuzz_control: \$(O)/tests/fuzz/fuzz_control.o \$(DAEMON) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS -lm
+
+$OUT/fuzz_procrec: \$(O)/tests/fuzz/fuzz_procrec.o \$(PROTO)
+	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
 \$(O)/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p \$(@D)

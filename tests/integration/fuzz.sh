@@ -1,6 +1,7 @@
 #!/bin/bash
 # The fuzz targets in make check: every parser that takes outside input
-# (the zsnap/raw reader, snapd.conf, the control socket's choke point) is
+# (the zsnap/raw reader, the process record's decoder, snapd.conf, the
+# control socket's choke point) is
 # run once on every file of its seed corpus and of its regression inputs
 # (tests/fuzz/{corpus,regress}/NAME), under AddressSanitizer and UBSan,
 # and on nothing else: `tests/fuzz/run.sh --replay`.  Deterministic: it

@@ -1,8 +1,8 @@
 /*
  * format-helpers.h: what test_format.c and test_reader_bounds.c both need
- * (reporting a failure, writing a file whole, expecting verify to reject a
- * file with a given message); zsnap.h reads and writes little-endian
- * fields.
+ * (reporting a failure, reading and writing a file whole, expecting verify
+ * to reject a file with a given message); zsnap.h reads and writes
+ * little-endian fields.
  *
  * Header-only, all static inline: every .c file in tests/unit is a test
  * binary of its own, so a shared .c there would become one.  Each includer
@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -55,6 +56,24 @@ die(const char *fmt, ...)
 	say_failed(fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+/* A whole file, malloc'ed; *len its size. */
+static inline unsigned char *
+read_all(const char *path, size_t *len)
+{
+	struct stat	 st;
+	unsigned char	*buf;
+	int		 fd = open(path, O_RDONLY);
+
+	if (fd == -1 || fstat(fd, &st) == -1)
+		die("open %s: %s", path, strerror(errno));
+	buf = malloc((size_t)st.st_size);
+	if (buf == NULL || read(fd, buf, (size_t)st.st_size) != st.st_size)
+		die("read %s", path);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
 }
 
 static inline void

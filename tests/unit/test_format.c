@@ -441,23 +441,6 @@ check_restore(struct layout *l, const char *path)
 
 /* ---- damaged copies ----------------------------------------------------- */
 
-static unsigned char *
-read_all(const char *path, size_t *len)
-{
-	struct stat	 st;
-	unsigned char	*buf;
-	int		 fd = open(path, O_RDONLY);
-
-	if (fd == -1 || fstat(fd, &st) == -1)
-		die("open %s: %s", path, strerror(errno));
-	buf = malloc((size_t)st.st_size);
-	if (buf == NULL || read(fd, buf, (size_t)st.st_size) != st.st_size)
-		die("read %s", path);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
-}
-
 static void
 test_damage(const char *good)
 {

@@ -40,7 +40,7 @@ same_record(const struct procrec *a, const struct procrec *b)
 	    a->thread_count != b->thread_count ||
 	    a->mapping_count != b->mapping_count ||
 	    a->auxv_len != b->auxv_len ||
-	    memcmp(a->auxv, b->auxv, a->auxv_len) != 0)
+	    (a->auxv_len > 0 && memcmp(a->auxv, b->auxv, a->auxv_len) != 0))
 		return 0;
 	for (uint32_t i = 0; i < a->thread_count; i++)
 		if (memcmp(&a->threads[i], &b->threads[i],
@@ -123,10 +123,16 @@ test_cut_and_flip(const uint8_t *buf, size_t len)
 	uint8_t	*copy = malloc(len);
 	char	 what[64];
 
+	if (copy == NULL) {
+		FAIL("cut and flip: out of memory");
+		return;
+	}
 	for (size_t n = 0; n < len; n++) {
 		/* A fresh allocation of exactly n bytes: ASan sees overreads. */
 		uint8_t *cut = malloc(n ? n : 1);
 
+		if (cut == NULL)
+			continue;
 		memcpy(cut, buf, n);
 		snprintf(what, sizeof(what), "cut to %zu bytes", n);
 		expect_reject(cut, n, NULL, what);
@@ -149,6 +155,10 @@ test_crafted(const uint8_t *buf, size_t len)
 {
 	uint8_t	*c = malloc(len + 16);
 
+	if (c == NULL) {
+		FAIL("crafted: out of memory");
+		return;
+	}
 #define CRAFT(what, want, edit) do {					\
 	size_t clen = len;						\
 	memcpy(c, buf, len);						\
@@ -187,7 +197,8 @@ test_crafted(const uint8_t *buf, size_t len)
 	free(c);
 #undef CRAFT
 	/* Not fixed: the crc itself catches it. */
-	c = malloc(len);
+	if ((c = malloc(len)) == NULL)
+		return;
 	memcpy(c, buf, len);
 	c[len / 2] ^= 0x40;
 	expect_reject(c, len, "bad crc", "a byte changed");

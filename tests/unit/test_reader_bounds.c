@@ -7,7 +7,8 @@
  * duplicated extent plus a gap, which add up to the right page count, is
  * refused by restore and export as by verify, before any byte is written.
  * A sparse raw region file of 64 GiB is verified without reading its
- * holes.  Each reader call is watched for the bytes it reads, its peak
+ * holes.  A header claiming a process record that is not there is
+ * refused at open.  Each reader call is watched for the bytes it reads, its peak
  * memory (and, outside AddressSanitizer, an address space limit) and its
  * time (expect_bounded()).
  *
@@ -406,6 +407,30 @@ test_restore_coverage(void)
 	expect_rejected("duplicate extent and gap", path, want);
 }
 
+/* The header says a process frame follows it, but a chunk does. */
+static void
+test_process_claim(void)
+{
+	static const uint64_t pages[1] = { 4 };
+	static const struct craft_extent zero[] = {
+		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 4 },
+	};
+	unsigned char	*buf;
+	size_t		 len;
+	char		 path[8192];
+
+	path_of(path, sizeof(path), "process-claimed.zsnap");
+	craft_zsnap(path, pages, 1, zero, 1);
+	buf = read_all(path, &len);
+	zsnap_put32(buf + 8 + offsetof(struct zsnap_header, flags),
+	    ZSNAP_F_PROCESS);
+	craft_frame(buf, ZSNAP_FRAME_HEADER, zsnap_get32(buf + 4));
+	write_all(path, buf, len);
+	free(buf);
+	expect_bounded("a process record claimed but not there", path,
+	    "process frame at offset 244: the header says there is one, but "
+	    "there is none");
+}
 
 int
 main(void)
@@ -418,6 +443,7 @@ main(void)
 	test_huge_claims();
 	test_raw_sparse();
 	test_restore_coverage();
+	test_process_claim();
 
 	if (getenv("TEST_KEEP") != NULL) {
 		printf("test_reader_bounds: files kept in %s\n", tmpdir);
