@@ -580,19 +580,41 @@ struct stop_run {
 	struct run	 run;
 	uint8_t		*live;		/* anonymous: saved live */
 	uint8_t		*file;		/* private file mapping: stopped */
+	const uint8_t	*rec;		/* pre-arm: the record given at arm */
+	size_t		 reclen;
 };
+
+/* Every page of both regions as generation gen. */
+static void
+stop_fill(struct stop_run *sr, int gen)
+{
+	for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
+		fill_page(sr->live + i * PAGE, i, gen);
+	for (unsigned i = 0; i < STOP_PAGES - STOP_HOLES; i++)
+		fill_page(sr->file + i * PAGE, i, gen);
+}
 
 static void
 on_stop_event(struct snapshot *snap, enum snapshot_event ev, void *arg)
 {
 	struct stop_run *sr = arg;
 
+	if (ev == SNAPSHOT_EV_PREARMED) {
+		/*
+		 * Pre-armed, not yet armed: written now, so in the file (the
+		 * stopped region too: it is copied at the arm, as attach
+		 * does); then the record describing the arm's instant.
+		 */
+		stop_fill(sr, 3);
+		CHECK(snapshot_set_procrec(snap, sr->rec, sr->reclen) == 0,
+		    "stopped: snapshot_set_procrec: %s", strerror(errno));
+		CHECK(snapshot_arm(snap) == 0, "stopped: snapshot_arm: %s",
+		    strerror(errno));
+		return;
+	}
 	if (ev == SNAPSHOT_EV_ARMED) {
 		/* After the armed instant: none of this may be in the file. */
-		for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
-			fill_page(sr->live + i * PAGE, i, 2);
-		for (unsigned i = 0; i < STOP_PAGES - STOP_HOLES; i++)
-			fill_page(sr->file + i * PAGE, i, 2);
+		stop_fill(sr, 2);
 		sr->run.armed = 1;
 		return;
 	}
@@ -620,19 +642,13 @@ stop_request(struct snapshot_request *req, int dirfd,
 	req->owner_gid = (gid_t)-1;
 }
 
-/* Stopped regions with prearm, or past the buffer: refused at start. */
+/* Stopped regions past the buffer: refused at start. */
 static void
 test_stopped_refused(int dirfd, struct output_region *regs)
 {
 	struct snapshot_request	 req;
 	struct event_base	*base = event_base_new();
 
-	stop_request(&req, dirfd, regs, "refused");
-	req.prearm = 1;
-	req.uffd = make_uffd();
-	CHECK(snapshot_start(base, &req, on_event, NULL) == NULL &&
-	    errno == EINVAL && strstr(snapshot_start_error(), "pre-armed"),
-	    "stopped with prearm not refused: %s", snapshot_start_error());
 	stop_request(&req, dirfd, regs, "refused");
 	req.buffer_size = (STOP_PAGES - 1) * PAGE;
 	req.uffd = make_uffd();
@@ -642,9 +658,10 @@ test_stopped_refused(int dirfd, struct output_region *regs)
 	event_base_free(base);
 }
 
-/* What the file holds: every page as at arm, holes LOST, the record. */
+/* What the file holds: every page as at arm (generation gen), holes
+ * LOST, the record. */
 static void
-stopped_check_file(const char *dir)
+stopped_check_file(const char *dir, const char *name, int gen)
 {
 	struct snap_file	*f;
 	struct snap_file_info	 info;
@@ -653,7 +670,7 @@ stopped_check_file(const char *dir)
 	uint64_t		 lost = 0, wrong = 0;
 	char			 path[4096];
 
-	snprintf(path, sizeof(path), "%s/stopped.zsnap", dir);
+	snprintf(path, sizeof(path), "%s/%s.zsnap", dir, name);
 	if ((f = snap_file_open(path)) == NULL || snap_file_verify(f) == -1) {
 		CHECK(0, "stopped: %s: %s", path, snap_strerror(NULL));
 		snap_file_close(f);
@@ -670,14 +687,14 @@ stopped_check_file(const char *dir)
 	CHECK(snap_file_restore(f, 0, copy, STOP_LIVE_PAGES * PAGE, &lost) ==
 	    0 && lost == 0, "stopped: restore live: %s", snap_strerror(NULL));
 	for (unsigned i = 0; i < STOP_LIVE_PAGES; i++)
-		wrong += !page_matches(copy + i * PAGE, i, 1);
+		wrong += !page_matches(copy + i * PAGE, i, gen);
 	memset(copy, 0xee, STOP_PAGES * PAGE);
 	CHECK(snap_file_restore(f, 1, copy, STOP_PAGES * PAGE, &lost) == 0 &&
 	    lost == STOP_HOLES, "stopped: restore stopped: %s, %llu lost",
 	    snap_strerror(NULL), (unsigned long long)lost);
 	for (unsigned i = 0; i < STOP_PAGES - STOP_HOLES; i++)
-		wrong += !page_matches(copy + i * PAGE, i, 1);
-	CHECK(wrong == 0, "stopped: %llu pages not as armed",
+		wrong += !page_matches(copy + i * PAGE, i, gen);
+	CHECK(wrong == 0, "%s: %llu pages not as armed", name,
 	    (unsigned long long)wrong);
 	CHECK(snap_file_process(f, &rec) == 1 && rec.pid == 4242 &&
 	    rec.mapping_count == SAMPLE_MAPPINGS, "stopped: no process "
@@ -687,9 +704,15 @@ stopped_check_file(const char *dir)
 	free(copy);
 }
 
+/*
+ * A live region and a stopped one (a private file mapping with a hole):
+ * armed directly, or pre-armed (then the stopped region is copied at
+ * snapshot_arm(), and the record given then is the one in the file).
+ */
 static void
-test_stopped(int dirfd, const char *dir)
+test_stopped(int dirfd, const char *dir, int prearm)
 {
+	const char		*name = prearm ? "stopped-prearm" : "stopped";
 	struct stop_run		 sr = { .run = { 0 } };
 	struct output_region	 regs[2];
 	struct snapshot_request	 req;
@@ -698,7 +721,8 @@ test_stopped(int dirfd, const char *dir)
 	size_t			 reclen;
 	int			 fd;
 
-	fd = openat(dirfd, "stopped.data", O_RDWR | O_CREAT | O_EXCL, 0600);
+	fd = openat(dirfd, prearm ? "stopped-prearm.data" : "stopped.data",
+	    O_RDWR | O_CREAT | O_EXCL, 0600);
 	CHECK(fd != -1 && ftruncate(fd, STOP_PAGES * PAGE) == 0,
 	    "stopped: file: %s", strerror(errno));
 	sr.live = mmap(NULL, STOP_LIVE_PAGES * PAGE, PROT_READ | PROT_WRITE,
@@ -719,13 +743,17 @@ test_stopped(int dirfd, const char *dir)
 	regs[1].length = STOP_PAGES * PAGE;
 	regs[1].flags = OUTPUT_REGION_STOPPED;
 	snprintf(regs[1].name, sizeof(regs[1].name), "data");
-	test_stopped_refused(dirfd, regs);
+	if (!prearm)
+		test_stopped_refused(dirfd, regs);
 
 	procrec_sample(&rec);
 	CHECK(procrec_encode(&rec, &recbuf, &reclen) == 0, "procrec_encode");
-	stop_request(&req, dirfd, regs, "stopped");
-	req.procrec = recbuf;
-	req.procrec_len = reclen;
+	stop_request(&req, dirfd, regs, name);
+	req.prearm = prearm;
+	req.procrec = prearm ? NULL : recbuf;
+	req.procrec_len = prearm ? 0 : reclen;
+	sr.rec = recbuf;
+	sr.reclen = reclen;
 	req.uffd = make_uffd();
 	sr.run.base = event_base_new();
 	if (snapshot_start(sr.run.base, &req, on_stop_event, &sr) == NULL)
@@ -738,7 +766,7 @@ test_stopped(int dirfd, const char *dir)
 	CHECK(sr.run.st.state == SNAPSHOT_COMPLETED, "stopped: state %s: %s",
 	    snapshot_state_name(sr.run.st.state), sr.run.st.error);
 	if (sr.run.st.state == SNAPSHOT_COMPLETED)
-		stopped_check_file(dir);
+		stopped_check_file(dir, name, prearm ? 3 : 1);
 	munmap(sr.live, STOP_LIVE_PAGES * PAGE);
 	munmap(sr.file, (STOP_PAGES - STOP_HOLES) * PAGE);
 }
@@ -767,7 +795,8 @@ main(void)
 	test_cancel(dirfd, dir);
 	test_api_twice(dirfd);
 	test_mremap(dirfd, dir);
-	test_stopped(dirfd, dir);
+	test_stopped(dirfd, dir, 0);
+	test_stopped(dirfd, dir, 1);
 	{
 		char cmd[4200];
 
