@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "protocol.h"
+#include "compat.h"
 #include "log.h"
 #include "config.h"
 #include "control.h"
@@ -594,6 +595,11 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 	if (maps != NULL && mapsel_filter_check(maps, err, sizeof(err)) == -1)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
 		    err);
+	/* Without it, pages the process never touched read back wrong. */
+	if (!(snapshot_kernel_features() & UFFD_FEATURE_WP_UNPOPULATED))
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
+		    "attach needs the kernel's UFFD_FEATURE_WP_UNPOPULATED "
+		    "(Linux 6.4), which this kernel lacks");
 	for (struct snap_entry *e = NULL; (e = snapshots_next(e)) != NULL;)
 		if (!e->done && e->pid == pid)
 			return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: "
