@@ -18,6 +18,7 @@
 #include "tracer.h"
 
 #define TRACER_ROUNDS_MAX	64	/* re-reads of the task list */
+#define TRACER_STOP_WAIT_MS	5000	/* for one thread to stop */
 
 uint64_t
 tracer_now_ns(void)
@@ -124,18 +125,53 @@ tracer_add(struct tracer *tr, pid_t tid)
 	return &tr->t[tr->n++];
 }
 
+/* A task that will never stop: a zombie (an exited thread-group leader
+ * whose other threads live on) or dead. */
+static int
+tracer_is_zombie(pid_t pid, pid_t tid)
+{
+	char	 path[64], buf[512], *p;
+	FILE	*f;
+	int	 z = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+	    (int)tid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 1;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		z = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	fclose(f);
+	return z;
+}
+
 /*
  * Wait until a seized, interrupted thread is in a ptrace-stop.  A thread
  * that had a signal on its way reports a signal-delivery-stop first: it is
- * stopped too, and keeps the signal for detach.  1 stopped, 0 gone (it
- * exited meanwhile), -1 with errno.
+ * stopped too, and keeps the signal for detach.  A zombie never reports a
+ * stop, so the wait polls and gives up on one.  1 stopped, 0 gone (it
+ * exited meanwhile, or is a zombie), -1 with errno.
  */
 static int
-tracer_wait_stopped(struct tracee *t)
+tracer_wait_stopped(pid_t pid, struct tracee *t)
 {
-	int status;
+	struct timespec	nap = { 0, 20000 };
+	uint64_t	until = tracer_now_ns() + TRACER_STOP_WAIT_MS * 1000000ULL;
+	int		status;
+	pid_t		r;
 
-	if (tracer_wait(t->tid, &status) == -1)
+	while ((r = waitpid(t->tid, &status, __WALL | WNOHANG)) == 0) {
+		if (tracer_is_zombie(pid, t->tid))
+			return 0;
+		if (tracer_now_ns() > until) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		nanosleep(&nap, NULL);
+		if (nap.tv_nsec < 1000000)
+			nap.tv_nsec *= 2;
+	}
+	if (r == -1)
 		return errno == ESRCH || errno == ECHILD ? 0 : -1;
 	if (!WIFSTOPPED(status))
 		return 0;
@@ -192,7 +228,9 @@ tracer_seize_new(struct tracer *tr, long options, unsigned *added, char *why,
 		pid_t		 tid = (pid_t)strtol(d->d_name, NULL, 10);
 		struct tracee	*t;
 
-		if (tid <= 0 || tracer_find(tr, tid) != NULL)
+		/* A zombie (the exited leader of live threads) never stops. */
+		if (tid <= 0 || tracer_find(tr, tid) != NULL ||
+		    tracer_is_zombie(tr->pid, tid))
 			continue;
 		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)options) == -1) {
 			if (errno == ESRCH)
@@ -236,7 +274,7 @@ tracer_wait_new(struct tracer *tr, unsigned first, char *why, size_t whylen)
 {
 	for (unsigned i = first; i < tr->n;) {
 		struct tracee	*t = &tr->t[i];
-		int		 r = tracer_wait_stopped(t);
+		int		 r = tracer_wait_stopped(tr->pid, t);
 
 		if (r == -1) {
 			snprintf(why, whylen, "wait for thread %d to stop: %s",
@@ -276,6 +314,13 @@ tracer_stop(struct tracer *tr, pid_t pid, int pidfd, int suspend_seccomp,
 		options |= PTRACE_O_SUSPEND_SECCOMP;
 	if (tracer_check_untraced(pid, why, whylen) == -1)
 		return -1;
+	if (tracer_is_zombie(pid, pid)) {
+		snprintf(why, whylen, "the main thread of process %d has exited "
+		    "while its other threads run on, and the kernel then shows "
+		    "no memory in /proc/%d (mem, maps, pagemap), through which "
+		    "snapd reads it: not supported", (int)pid, (int)pid);
+		return -1;
+	}
 	tr->first_stop_ns = tracer_now_ns();
 	for (round = 0; round < TRACER_ROUNDS_MAX; round++) {
 		unsigned first = tr->n;
