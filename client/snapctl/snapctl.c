@@ -23,6 +23,7 @@
 static const struct cmd_entry *cmd_table[] = {
 	&cmd_status_entry,
 	&cmd_list_entry,
+	&cmd_save_entry,
 	&cmd_wait_entry,
 	&cmd_cancel_entry,
 	&cmd_delete_entry,

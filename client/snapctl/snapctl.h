@@ -6,7 +6,8 @@
  * and connects to snapd for entries flagged CMD_DAEMON, so commands do
  * neither.  util.c holds what several commands share: running a command
  * and reporting its failure, formatting sizes and durations, aligned
- * tables.  snapctl is single-threaded.
+ * tables; wait.c follows a snapshot to its end ("wait" and "save").
+ * snapctl is single-threaded.
  */
 #ifndef SNAPCTL_H
 #define SNAPCTL_H
@@ -50,6 +51,7 @@ struct cmd_entry {
 extern const struct cmd_entry	cmd_status_entry;
 extern const struct cmd_entry	cmd_list_entry;
 extern const struct cmd_entry	cmd_wait_entry;
+extern const struct cmd_entry	cmd_save_entry;
 extern const struct cmd_entry	cmd_cancel_entry;
 extern const struct cmd_entry	cmd_delete_entry;
 extern const struct cmd_entry	cmd_info_entry;
@@ -61,6 +63,12 @@ extern const struct cmd_entry	cmd_qmp_entry;
 /* snapctl.c */
 void	usage_error(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
+
+/* wait.c: follow snapshot id to its end, showing progress, and print the
+ * outcome (its final query-snapshots entry with -j); returns the exit
+ * code: EXIT_OK if it completed, EXIT_FAILED if it failed or was
+ * cancelled. */
+int	ctl_wait(struct ctl *ctl, uint64_t id);
 
 /* util.c */
 void	ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
