@@ -276,3 +276,101 @@ print(json.dumps({"killed": False, "polls": n, "states": seen, "snapshot": last}
 sys.exit(1)
 EOF
 }
+
+# ---- stampwork, the attach tests' target (tests/workload/stampwork.c) ------
+STAMPWORK=${STAMPWORK:-$TESTS_BIN/stampwork}
+STAMPCHECK=${STAMPCHECK:-$TESTS_BIN/stampcheck}
+STAMP_PY=$TOP/tests/stamp.py
+
+# stampwork_start NAME [--as UID] [STAMPWORK-ARGS...]: run stampwork in the
+# background (as UID with setpriv, no passwd entry needed), its files in
+# $T/NAME/: info.json, out (its replies, one JSON line each), err, ctl (the
+# FIFO its commands come from; it holds the FIFO open itself, so it never
+# sees end of file).  Waits up to 10 s for the info; sets STAMP_PID.
+stampwork_start() {
+	local name=$1 d=$T/$1 n=100 pid
+	local -a as=()
+	shift
+	if [ "${1:-}" = --as ]; then
+		as=(setpriv --reuid="$2" --regid="$2" --clear-groups)
+		shift 2
+	fi
+	[ -x "$STAMPWORK" ] || fail "$STAMPWORK is missing: build it first (make tests)"
+	mkdir -p "$d" && mkfifo "$d/ctl" || fail "cannot make $d/ctl"
+	[ ${#as[@]} -eq 0 ] || chown "${as[1]#--reuid=}" "$d" ||
+		fail "chown $d"
+	"${as[@]}" "$STAMPWORK" --info "$d/info.json" "$@" 0<>"$d/ctl" \
+	    >"$d/out" 2>"$d/err" &
+	pid=$!
+	t_track "$pid"
+	echo "$pid" >"$d/pid"
+	while [ ! -s "$d/info.json" ]; do
+		kill -0 "$pid" 2>/dev/null || { cat "$d/err" >&2; fail "stampwork $name exited while starting"; }
+		[ "$n" -gt 0 ] || fail "stampwork $name wrote no info within 10 s"
+		sleep 0.1
+		n=$((n - 1))
+	done
+	STAMP_PID=$pid
+}
+
+# stamp_cmd NAME COMMAND: send a command to stampwork NAME and print its
+# reply (a JSON line); fails if none comes within 10 s (a target left
+# stopped or blocked answers nothing).
+stamp_cmd() {
+	local d=$T/$1 before n=100
+	before=$(wc -l <"$d/out")
+	echo "$2" >"$d/ctl" || fail "stampwork $1: cannot send '$2'"
+	while [ "$(wc -l <"$d/out")" -le "$before" ]; do
+		[ "$n" -gt 0 ] || fail "stampwork $1 (pid $(cat "$d/pid")) did not answer '$2' within 10 s"
+		sleep 0.1
+		n=$((n - 1))
+	done
+	tail -n 1 "$d/out"
+}
+
+# stamp_field NAME KEY: KEY of stampwork NAME's last reply (json_get).
+stamp_field() {
+	json_get "$T/$1/out" "$2"
+}
+
+# stamp_info NAME KEY: KEY of stampwork NAME's info.
+stamp_info() {
+	json_get "$T/$1/info.json" "$2"
+}
+
+# stampwork_stop NAME: ask stampwork NAME to stop and check itself; fails
+# unless it exits 0 (no anomaly, memory intact) within 10 s.  Its final
+# report is then the last line of $T/NAME/out.  Not in $(...): it waits
+# for its child.
+stampwork_stop() {
+	local d=$T/$1 pid rc=0
+	pid=$(cat "$d/pid")
+	echo stop >"$d/ctl" || fail "stampwork $1: cannot send stop"
+	t_wait_gone "$pid" 100 || fail "stampwork $1 (pid $pid) did not stop within 10 s of 'stop'"
+	wait "$pid" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "--- stampwork $1's messages:" >&2
+		cat "$d/err" >&2
+		tail -n 1 "$d/out" >&2
+		fail "stampwork $1 failed its own checks (exit $rc)"
+	fi
+}
+
+# stamp_healthy NAME [SECONDS]: stampwork NAME is not traced, not stopped,
+# holds no userfaultfd (tests/stamp.py health) and its writers advance.
+stamp_healthy() {
+	local d=$T/$1 pid s1 s2 h
+	pid=$(cat "$d/pid")
+	h=$(python3 "$STAMP_PY" health "$pid" "${2:-1}") ||
+		fail "stampwork $1 (pid $pid) is not healthy: $h"
+	stamp_cmd "$1" status >/dev/null
+	s1=$(stamp_field "$1" seqs)
+	sleep 0.3
+	stamp_cmd "$1" status >/dev/null
+	s2=$(stamp_field "$1" seqs)
+	python3 -c 'import json,sys; a,b=json.loads(sys.argv[1]),json.loads(sys.argv[2]); sys.exit(0 if all(y > x for x, y in zip(a, b)) else 1)' "$s1" "$s2" ||
+		fail "stampwork $1: a writer made no progress in 0.3 s: $s1 then $s2"
+	[ "$(stamp_field "$1" anomalies)" -eq 0 ] ||
+		{ cat "$d/err" >&2; fail "stampwork $1 reports anomalies"; }
+	echo "$h"
+}
