@@ -1,0 +1,108 @@
+#!/bin/bash
+# Attach (issue 12) under the worst fault: snapd killed with SIGKILL at
+# every phase of attaching to a process, and in the middle of the sweep
+# that follows.  snapd's pause points (SNAPD_TEST_PAUSE_DIR, snapd(8) TEST
+# HOOKS) hold it exactly there, so the kill lands in the phase it names on
+# any machine:
+#   stopped    every thread stopped (PTRACE_SEIZE + PTRACE_INTERRUPT);
+#   injected   userfaultfd() run inside the target;
+#   fd-taken   snapd holds the fd (pidfd_getfd), the target's copy still
+#              open;
+#   closing    the close() of the target's copy injected;
+#   armed      the memory write-protected, the target not yet resumed;
+#   mid-sweep  the target running again, snapd's writer held in its sweep
+#              of the data region, at the first never-touched page (no
+#              fault saves that one first), by the "writer REGION PAGE"
+#              pause, with --maps choosing that region alone (region 0).
+# After each kill the target (stampwork, four writers, threads blocked in
+# read, futex and nanosleep) must run on: not traced (TracerPid 0), no
+# thread left stopped, no userfaultfd among its fds, every writer
+# advancing, no anomaly seen by its blocked threads; no snapshot may carry
+# a final name; and at its stop its own check of its memory must pass.
+# Exit 0 pass, 77 skip, 1 fail.
+. "$(dirname "$0")/../lib.sh"
+t_init
+[ "$(id -u)" -eq 0 ] || skip "needs root (attach)"
+export SNAPD_TEST_PAUSE_DIR=$T/pause
+mkdir -p -m 0700 "$SNAPD_TEST_PAUSE_DIR" || fail "mkdir $SNAPD_TEST_PAUSE_DIR"
+snapd_config "buffer_size 4M" "compression_threads 1"
+
+# kill_at PHASE PAUSE-LINE [SAVE-ARGS...]: one target, one attach, snapd
+# killed where PAUSE-LINE holds it; then every check.
+kill_at() {
+	local phase=$1 line=$2 sw=sw-$1 pid tracer n found h
+	shift 2
+	snapd_start
+	snapd_attach_or_skip
+	stampwork_start "$sw" --size 64M --threads 4
+	pid=$STAMP_PID
+	stamp_cmd "$sw" "marker before-$phase" >/dev/null
+	echo "$line" >"$SNAPD_TEST_PAUSE_DIR/$phase.pause"
+	save_start "$phase" --pid "$pid" --name "$phase" --no-wait "$@"
+	n=300
+	until [ -e "$SNAPD_TEST_PAUSE_DIR/$phase.paused" ]; do
+		if [ "$n" -le 0 ] || ! kill -0 "$SAVE_PID" 2>/dev/null; then
+			cat "$T/$phase.save.err" "$T/$phase.save" >&2
+			fail "$phase: snapd never paused at '$line'"
+		fi
+		sleep 0.1
+		n=$((n - 1))
+	done
+	tracer=$(python3 "$STAMP_PY" tracer "$pid")
+	snapd_kill
+	save_finish "$phase" && [ "$phase" != mid-sweep ] &&
+		echo "($phase: save succeeded before the kill, with --no-wait)"
+	# The kernel detaches a dead tracer's tracees; give it a moment.
+	h=$(python3 "$STAMP_PY" health "$pid" 1) ||
+		fail "$phase: after snapd's death the target is not healthy: $h"
+	stamp_healthy "$sw" >/dev/null
+	found=$(find "$SNAPD_DIR" -name "$phase.*" -print)
+	[ -z "$found" ] || fail "$phase: a killed snapshot has a final name: $found"
+	stamp_cmd "$sw" "marker after-$phase" >/dev/null
+	stampwork_stop "$sw"
+	echo "ok: $phase: killed snapd (the target's tracer then: $tracer); target runs on: $h"
+	echo "    its own check: $(tail -n 1 "$T/$sw/out")"
+	rm -f "$SNAPD_TEST_PAUSE_DIR/$phase".*
+	: >"$SNAPD_LOG"
+}
+
+for phase in stopped injected fd-taken closing armed; do
+	kill_at "$phase" "attach $phase"
+done
+
+# Mid-sweep: --maps names the data region's range alone, so that it is
+# region 0 of the snapshot.
+snapd_start
+snapd_attach_or_skip
+stampwork_start sw-mid-sweep --size 64M --threads 4
+pid=$STAMP_PID
+maps=$(python3 - "$T/sw-mid-sweep/info.json" <<'EOF'
+import json, sys
+i = json.load(open(sys.argv[1]))
+print("%x-%x" % (i["region-start"], i["region-start"] + i["region-size"]))
+EOF
+)
+# The first never-touched page: no fault saves it before the sweep does.
+page=$(stamp_info sw-mid-sweep untouched-first-page)
+echo "writer 0 $page" >"$SNAPD_TEST_PAUSE_DIR/mid-sweep.pause"
+save_start mid-sweep --pid "$pid" --name mid-sweep --maps "$maps" --format raw
+save_armed mid-sweep || fail "mid-sweep: save never armed"
+n=300
+until [ -e "$SNAPD_TEST_PAUSE_DIR/mid-sweep.paused" ]; do
+	[ "$n" -gt 0 ] || fail "mid-sweep: snapd's writer never paused at the middle page"
+	sleep 0.1
+	n=$((n - 1))
+done
+[ "$(json_expr "$T/mid-sweep.armed" 'o["attach"]["mappings-live"]')" -ge 1 ] ||
+	fail "mid-sweep: the data region is not saved live"
+saved=$("$SNAPCTL_BIN" -j list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin) if x.get("name")=="mid-sweep"]; print("%d/%d" % (s[0]["pages-saved"], s[0]["pages-total"]) if s else "?")')
+snapd_kill
+save_finish mid-sweep && fail "mid-sweep: save reported success though snapd was killed"
+h=$(python3 "$STAMP_PY" health "$pid" 1) ||
+	fail "mid-sweep: after snapd's death the target is not healthy: $h"
+stamp_healthy sw-mid-sweep >/dev/null
+found=$(find "$SNAPD_DIR" -name "mid-sweep.*" -print)
+[ -z "$found" ] || fail "mid-sweep: a killed snapshot has a final name: $found"
+stampwork_stop sw-mid-sweep
+echo "ok: mid-sweep: killed snapd with $saved pages saved; target runs on: $h"
+echo "    its own check: $(tail -n 1 "$T/sw-mid-sweep/out")"
