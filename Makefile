@@ -6,6 +6,8 @@
 #                         regression inputs: the same inputs every run)
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
+#   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
+#                         (BENCHFLAGS="--gib 8" for more; not part of check)
 #   make check-repeat N=5 [TARGET=check-sanitizers]   the suite N times on a
 #                         fresh clone of HEAD: is its verdict deterministic?
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -181,6 +183,11 @@ bench: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench.sh $(BENCHFLAGS)
 
+# snapd's attach against redis's BGSAVE on the same redis-server (issue 12).
+bench-redis: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/bench-redis.sh $(BENCHFLAGS)
+
 soak: deps
 	$(MAKE) tests
 	B=$(B) tests/soak.sh
@@ -239,4 +246,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench soak fuzz install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis soak fuzz install uninstall clean

@@ -450,3 +450,57 @@ test_release() {
 	"$SNAPCTL_BIN" qmp "{\"execute\": \"test-release\", \"arguments\": {\"id\": $1}}" >/dev/null ||
 		fail "test-release of snapshot $1 failed"
 }
+
+# ---- redis-server (attach_redis.sh, bench-redis.sh) ----------------------------
+REDIS_PY=$TOP/tests/redisprobe.py
+
+# redis_install_or_skip: redis-server, redis-cli and redis-benchmark from
+# Debian, installed when missing (as `make deps` installs: apt-get, waiting
+# up to 120 s for the package lock); skips if that cannot be done.
+redis_install_or_skip() {
+	local p
+	for p in redis-server redis-cli redis-benchmark; do
+		command -v "$p" >/dev/null || break
+	done
+	command -v "$p" >/dev/null && return 0
+	[ "$(id -u)" -eq 0 ] || skip "redis-server is not installed and installing needs root"
+	echo "installing redis-server redis-tools"
+	{ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
+	    install -y -qq redis-server redis-tools ||
+	  { apt-get -o DPkg::Lock::Timeout=120 update -qq &&
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
+	    install -y -qq redis-server redis-tools; }; } >"$T/apt.log" 2>&1 ||
+		skip "cannot install redis-server: $(tail -n 1 "$T/apt.log")"
+}
+
+# redis_start DIR [REDIS-ARGS...]: a private redis-server, no TCP (port 0),
+# its unix socket DIR/redis.sock, no persistence (no save points, no AOF;
+# BGSAVE still writes DIR/dump.rdb), log in DIR/redis.log; waits up to
+# 10 s for PONG.  Sets REDIS_PID and REDIS_SOCK.
+redis_start() {
+	local d=$1 n=100
+	shift
+	mkdir -p "$d" || fail "mkdir $d"
+	REDIS_SOCK=$d/redis.sock
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+	    --save "" --appendonly no --dir "$d" --dbfilename dump.rdb \
+	    --daemonize no --logfile "$d/redis.log" "$@" &
+	REDIS_PID=$!
+	t_track "$REDIS_PID"
+	until [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ]; do
+		kill -0 "$REDIS_PID" 2>/dev/null || { tail "$d/redis.log" >&2; fail "redis-server exited while starting"; }
+		[ "$n" -gt 0 ] || fail "redis-server did not answer within 10 s"
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
+# rcli ARGS...: redis-cli on the private server.
+rcli() {
+	redis-cli -s "$REDIS_SOCK" "$@"
+}
+
+# redis_info FIELD: one field of INFO.
+redis_info() {
+	rcli info all | tr -d '\r' | sed -n "s/^$1://p"
+}
