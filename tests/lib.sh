@@ -396,7 +396,7 @@ snapd_attach_or_skip() {
 	true &
 	gone=$!
 	wait "$gone"
-	out=$("$SNAPCTL_BIN" qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1)
+	out=$("$SNAPCTL_BIN" -j qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1 | tr -s ' \n' ' ')
 	case $out in
 	*"'uffd' is missing"*) skip "this snapd cannot attach by pid yet (issue 12): $out" ;;
 	esac
