@@ -17,8 +17,10 @@
 # After each kill the target (stampwork, four writers, threads blocked in
 # read, futex and nanosleep) must run on: not traced (TracerPid 0), no
 # thread left stopped, no userfaultfd among its fds, every writer
-# advancing, no anomaly seen by its blocked threads; no snapshot may carry
-# a final name; and at its stop its own check of its memory must pass.
+# advancing, no anomaly seen by its blocked threads; a snapshot under its
+# final name must be whole and one instant (at "armed" the writer may
+# finish while the target is still held), and none killed mid-sweep; and
+# at its stop the target's own check of its memory must pass.
 # Exit 0 pass, 77 skip, 1 fail.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -27,10 +29,26 @@ export SNAPD_TEST_PAUSE_DIR=$T/pause
 mkdir -p -m 0700 "$SNAPD_TEST_PAUSE_DIR" || fail "mkdir $SNAPD_TEST_PAUSE_DIR"
 snapd_config "buffer_size 4M" "compression_threads 1"
 
+# final_is_whole NAME SW: a snapshot NAME under its final name must be
+# whole and one instant of stampwork SW (at "armed" the target is still
+# held stopped, so snapd's writer may finish before the kill: that is a
+# good snapshot, taken while nothing moved).
+final_is_whole() {
+	local f
+	for f in "$SNAPD_DIR/$1".*; do
+		[ -e "$f" ] || continue
+		"$SNAPCTL_BIN" verify "$f" >/dev/null ||
+			fail "$1: a killed snapshot has a final name and is not whole: $f"
+		"$STAMPCHECK" --marker "before-$1" "$T/$2/info.json" "$f" >"$T/$1.check" ||
+			{ cat "$T/$1.check" >&2; fail "$1: the snapshot finished before the kill is not one instant"; }
+		echo "($1: the snapshot completed before the kill; it is whole and one instant)"
+	done
+}
+
 # kill_at PHASE PAUSE-LINE [SAVE-ARGS...]: one target, one attach, snapd
 # killed where PAUSE-LINE holds it; then every check.
 kill_at() {
-	local phase=$1 line=$2 sw=sw-$1 pid tracer n found h
+	local phase=$1 line=$2 sw=sw-$1 pid tracer n h
 	shift 2
 	snapd_start
 	snapd_attach_or_skip
@@ -56,8 +74,7 @@ kill_at() {
 	h=$(python3 "$STAMP_PY" health "$pid" 1) ||
 		fail "$phase: after snapd's death the target is not healthy: $h"
 	stamp_healthy "$sw" >/dev/null
-	found=$(find "$SNAPD_DIR" -name "$phase.*" -print)
-	[ -z "$found" ] || fail "$phase: a killed snapshot has a final name: $found"
+	final_is_whole "$phase" "$sw"
 	stamp_cmd "$sw" "marker after-$phase" >/dev/null
 	stampwork_stop "$sw"
 	echo "ok: $phase: killed snapd (the target's tracer then: $tracer); target runs on: $h"
@@ -102,7 +119,7 @@ h=$(python3 "$STAMP_PY" health "$pid" 1) ||
 	fail "mid-sweep: after snapd's death the target is not healthy: $h"
 stamp_healthy sw-mid-sweep >/dev/null
 found=$(find "$SNAPD_DIR" -name "mid-sweep.*" -print)
-[ -z "$found" ] || fail "mid-sweep: a killed snapshot has a final name: $found"
+[ -z "$found" ] || fail "mid-sweep: a snapshot killed mid-sweep has a final name: $found"
 stampwork_stop sw-mid-sweep
 echo "ok: mid-sweep: killed snapd with $saved pages saved; target runs on: $h"
 echo "    its own check: $(tail -n 1 "$T/sw-mid-sweep/out")"
