@@ -11,9 +11,11 @@
 #   closing    the close() of the target's copy injected;
 #   armed      the memory write-protected, the target not yet resumed;
 #   mid-sweep  the target running again, snapd's writer held in its sweep
-#              of the data region, at the first never-touched page (no
-#              fault saves that one first), by the "writer REGION PAGE"
-#              pause, with --maps choosing that region alone (region 0).
+#              of the data region at the marker page (which no fault saves
+#              first), by the "writer REGION PAGE" pause, with --maps
+#              choosing that region alone (region 0); the faults meanwhile
+#              fill the 4 MiB buffer, so writers may be blocked on snapd
+#              when it dies.
 # After each kill the target (stampwork, four writers, threads blocked in
 # read, futex and nanosleep) must run on: not traced (TracerPid 0), no
 # thread left stopped, no userfaultfd among its fds, every writer
@@ -93,20 +95,24 @@ snapd_start
 snapd_attach_or_skip
 stampwork_start sw-mid-sweep --size 64M --threads 4
 pid=$STAMP_PID
+stamp_cmd sw-mid-sweep "marker before-mid-sweep" >/dev/null
 maps=$(python3 - "$T/sw-mid-sweep/info.json" <<'EOF'
 import json, sys
 i = json.load(open(sys.argv[1]))
 print("%x-%x" % (i["region-start"], i["region-start"] + i["region-size"]))
 EOF
 )
-# The first never-touched page: no fault saves it before the sweep does.
-page=$(stamp_info sw-mid-sweep untouched-first-page)
+# The marker page: populated (the marker written before the save) and not
+# written during the snapshot, so the sweep, not a fault, claims it.  (A
+# never-touched page will not do: the engine may count it zero at arm,
+# and the sweep then never claims it.)
+page=$(stamp_info sw-mid-sweep marker-page)
 echo "writer 0 $page" >"$SNAPD_TEST_PAUSE_DIR/mid-sweep.pause"
 save_start mid-sweep --pid "$pid" --name mid-sweep --maps "$maps" --format raw
 save_armed mid-sweep || fail "mid-sweep: save never armed"
 n=300
 until [ -e "$SNAPD_TEST_PAUSE_DIR/mid-sweep.paused" ]; do
-	[ "$n" -gt 0 ] || fail "mid-sweep: snapd's writer never paused at the middle page"
+	[ "$n" -gt 0 ] || fail "mid-sweep: snapd's writer never paused at the marker page"
 	sleep 0.1
 	n=$((n - 1))
 done
