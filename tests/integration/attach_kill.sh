@@ -54,7 +54,7 @@ kill_at() {
 	shift 2
 	snapd_start
 	snapd_attach_or_skip
-	stampwork_start "$sw" --size 64M --threads 4
+	stampwork_start "$sw" --size 64M --threads 4 --pace-us 20
 	pid=$STAMP_PID
 	stamp_cmd "$sw" "marker before-$phase" >/dev/null
 	echo "$line" >"$SNAPD_TEST_PAUSE_DIR/$phase.pause"
@@ -93,7 +93,7 @@ done
 # region 0 of the snapshot.
 snapd_start
 snapd_attach_or_skip
-stampwork_start sw-mid-sweep --size 64M --threads 4
+stampwork_start sw-mid-sweep --size 64M --threads 4 --pace-us 20
 pid=$STAMP_PID
 stamp_cmd sw-mid-sweep "marker before-mid-sweep" >/dev/null
 maps=$(python3 - "$T/sw-mid-sweep/info.json" <<'EOF'

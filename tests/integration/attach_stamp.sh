@@ -91,7 +91,7 @@ EOF
 }
 
 # ---- root target ---------------------------------------------------------------
-stampwork_start root --size 64M --threads 4
+stampwork_start root --size 64M --threads 4 --pace-us 20
 snap_check root root-zsnap zsnap
 
 # A signal while the target is stopped arrives afterwards.
@@ -143,7 +143,7 @@ stamp_healthy root >/dev/null
 echo "ok: a traced target is refused: $out"
 
 # ---- an unprivileged target ------------------------------------------------------
-stampwork_start user --as "$UT" --size 32M --threads 4
+stampwork_start user --as "$UT" --size 32M --threads 4 --pace-us 20
 snap_check user user-by-root zsnap
 if [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ]; then
 	[ "$VIA" = device ] ||
