@@ -102,6 +102,18 @@ t_tmpfs_snapdir() {
 }
 
 # Remember a background process so the EXIT trap kills it.
+# t_wait_line FILE REGEX [TENTHS]: wait (default 10 s) for a line of FILE
+# to match REGEX (a program's "ready" line); 1 if none did.
+t_wait_line() {
+	local n=${3:-100}
+	while [ "$n" -gt 0 ]; do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
 t_track() {
 	T_PIDS+=("$1")
 }

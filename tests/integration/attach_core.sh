@@ -58,11 +58,7 @@ PY
 "$COREWORK" >"$T/corework.out" 2>&1 &
 pid=$!
 t_track "$pid"
-for _ in $(seq 100); do
-	grep -q '^ready' "$T/corework.out" && break
-	sleep 0.1
-done
-grep -q "^ready $pid" "$T/corework.out" || fail "corework did not start: $(cat "$T/corework.out")"
+t_wait_line "$T/corework.out" "^ready $pid" || fail "corework did not start: $(cat "$T/corework.out")"
 threads=$(ls /proc/$pid/task | wc -l)
 [ "$threads" -eq 4 ] || fail "corework has $threads threads, expected 4"
 

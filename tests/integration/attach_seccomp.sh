@@ -21,11 +21,7 @@ start() {
 	"$WORK" "$1" >"$T/work-$1.out" 2>&1 &
 	pid=$!
 	t_track "$pid"
-	for _ in $(seq 100); do
-		grep -q '^ready' "$T/work-$1.out" && break
-		sleep 0.05
-	done
-	grep -q "^ready $pid" "$T/work-$1.out" || fail "seccompwork $1 did not start: $(cat "$T/work-$1.out")"
+	t_wait_line "$T/work-$1.out" "^ready $pid" || fail "seccompwork $1 did not start: $(cat "$T/work-$1.out")"
 	[ "$(awk '/^Seccomp:/ { print $2 }' /proc/$pid/status)" = 2 ] ||
 		fail "seccompwork $1 has no seccomp filter"
 }
