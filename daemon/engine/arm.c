@@ -49,6 +49,7 @@
  * the bytes, split on a 2 MiB boundary so no huge page is split.
  */
 #define ARM_SPLIT_MIN	(256ULL << 20)
+#define ARM_RUNNING_CHUNK	(32ULL << 20)	/* see arm_protect_range() */
 #define HUGE_2M		(2ULL << 20)
 
 /* Bytes of r to protect: none for a region copied while stopped. */
@@ -80,6 +81,29 @@ arm_protect_retry(struct snapshot *s, uint64_t addr, uint64_t len)
 	return 0;
 }
 
+/*
+ * Protect [addr, addr + len).  The kernel holds the mm's lock (for
+ * reading) for a whole call.  With the process stopped that is best in
+ * one call; with it running (a pre-arm) a call over gigabytes would make
+ * any mmap() or munmap() of the process, and every page fault queued
+ * behind it, wait for the whole protection (tens of milliseconds a GiB):
+ * then the range goes in ARM_RUNNING_CHUNK pieces, and the lock is free
+ * between them.
+ */
+static int
+arm_protect_range(struct snapshot *s, uint64_t addr, uint64_t len)
+{
+	uint64_t step = s->req.prearm &&
+	    atomic_load(&s->state) == SNAPSHOT_ARMING ?
+	    ARM_RUNNING_CHUNK : len;
+
+	for (uint64_t off = 0; off < len; off += step)
+		if (arm_protect_retry(s, addr + off, len - off < step ?
+		    len - off : step) == -1)
+			return -1;
+	return 0;
+}
+
 static void
 arm_protect_span(struct arm_half *h)
 {
@@ -93,7 +117,7 @@ arm_protect_span(struct arm_half *h)
 		uint64_t	 hi = h->to - base < len ? h->to - base : len;
 
 		if (h->to > base && lo < len && lo < hi &&
-		    arm_protect_retry(s, r->start + lo, hi - lo) == -1) {
+		    arm_protect_range(s, r->start + lo, hi - lo) == -1) {
 			h->err = errno;
 			h->region = i;
 			return;
