@@ -74,6 +74,8 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		{ "level",		required_argument,	NULL,	'l' },
 		{ "buffer-size",	required_argument,	NULL,	'b' },
 		{ "no-wait",		no_argument,		NULL,	'W' },
+		{ "prearm",		no_argument,		NULL,	'P' },
+		{ "no-prearm",		no_argument,		NULL,	'N' },
 		{ "json",		no_argument,		NULL,	'j' },
 		{ "test-hold",		required_argument,	NULL,	'H' },
 		{ NULL,			0,			NULL,	0 },
@@ -97,6 +99,11 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 			    pid > INT_MAX)
 				usage_error("save: not a process id: %s",
 				    optarg);
+			break;
+		case 'P':
+		case 'N':
+			json_object_set_new(args, "prearm",
+			    json_boolean(ch == 'P'));
 			break;
 		case 'm':
 			if (*optarg == '\0')

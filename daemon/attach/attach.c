@@ -271,9 +271,11 @@ attach_release(struct attach *a)
 	a->resignal = 0;
 }
 
-/* Stop every thread; the timing of the stop starts here. */
+/* Stop every thread; the timing of the stop starts here.  phase names
+ * the test pause after it ("stopped", or "restopped" for a pre-arm's
+ * second stop). */
 static int
-attach_stop(struct attach *a)
+attach_stop(struct attach *a, const char *phase)
 {
 	tracer_free(&a->tr);
 	if (tracer_stop(&a->tr, a->pid, a->pidfd,
@@ -281,7 +283,7 @@ attach_stop(struct attach *a)
 		return -1;
 	a->res.threads = a->tr.n;
 	a->t_stopped = tracer_now_ns();
-	attach_pause(a, "stopped");
+	attach_pause(a, phase);
 	return 0;
 }
 
@@ -305,7 +307,7 @@ attach_first_stop(struct attach *a)
 {
 	struct mapsel ms;
 
-	if (attach_stop(a) == -1)
+	if (attach_stop(a, "stopped") == -1)
 		return -1;
 	if (attach_take_uffd(a) == -1)
 		goto fail;
@@ -345,7 +347,7 @@ attach_second_stop(struct attach *a)
 	struct mapsel	ms;
 	int		rc;
 
-	if (attach_stop(a) == -1)
+	if (attach_stop(a, "restopped") == -1)
 		return -1;
 	a->t_injected = tracer_now_ns();
 	if ((rc = attach_choose(a, &ms)) == 0) {

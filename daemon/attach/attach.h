@@ -34,7 +34,8 @@
  *
  * Test hooks (SNAPD_TEST_HOOKS=1, SNAPD_TEST_PAUSE_DIR=DIR): a line
  * "attach PHASE" in DIR/NAME.pause pauses the attach thread at PHASE
- * (stopped, injected, fd-taken, closing, armed): it creates
+ * (stopped, injected, fd-taken, closing, restopped: a pre-arm's second
+ * stop, armed): it creates
  * DIR/NAME.paused and waits for DIR/NAME.go (testpause.h).
  *
  * attach_start(), attach_resume() and attach_free() are for the main

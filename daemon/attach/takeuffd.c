@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "log.h"
 #include "takeuffd.h"
 
 #define SLOT_SYSCALL	0	/* userfaultfd()'s result */
@@ -182,6 +183,9 @@ takeuffd(struct inject *in, int pidfd, int *uffd, int *via_device,
 	if (r == INJECT_FAILED)
 		return -1;
 	if (r == -EPERM) {
+		log_info("attach %d: the process may not create a userfaultfd "
+		    "(EPERM): making it through /dev/userfaultfd",
+		    (int)in->tr->pid);
 		*via_device = 1;
 		r = takeuffd_via_device(in, pidfd, why, whylen);
 	} else if (r < 0)

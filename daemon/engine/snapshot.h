@@ -45,6 +45,13 @@ enum snapshot_hold {
 };
 #define SNAPSHOT_HOLD_MAX_MS	120000
 
+/*
+ * The nice value of a snapshot's writer, its compression threads and its
+ * sink once it is armed (writer.c): below the process being snapshotted,
+ * whose writes the fault thread (nice 0) serves.
+ */
+#define SNAPSHOT_WRITER_NICE	10
+
 /* Where the writer holds. */
 enum snapshot_hold_at {
 	SNAPSHOT_HOLD_AT_ARMED = 0,	/* output open, before any drain or sweep */

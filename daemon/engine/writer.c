@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -396,6 +397,24 @@ writer_wait_armed_reported(struct snapshot *s)
 	pthread_mutex_unlock(&s->prearm_lock);
 }
 
+/*
+ * From the armed instant on, the process matters more than the snapshot's
+ * speed: the sweep, the compression threads the output starts (they
+ * inherit this thread's nice value) and the sink run at nice
+ * SNAPSHOT_WRITER_NICE, so on a busy machine the process and the fault
+ * thread, which serves its writes, get the CPUs first.  The page buffer
+ * still bounds how far the writer may fall behind.
+ */
+static void
+writer_yield_to_process(struct snapshot *s)
+{
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), SNAPSHOT_WRITER_NICE) ==
+	    -1)
+		log_debug("snapshot %llu: nice %d for the writer: %s",
+		    (unsigned long long)s->id, SNAPSHOT_WRITER_NICE,
+		    strerror(errno));
+}
+
 static int
 writer_open_output(struct snapshot *s)
 {
@@ -547,6 +566,7 @@ writer_thread_main(void *arg)
 	    "again)" : "");
 	snapshot_notify(s, NOTIFY_ARMED);
 	writer_wait_armed_reported(s);
+	writer_yield_to_process(s);
 
 	if (writer_open_output(s) == -1 || writer_output_stopped(&w) == -1)
 		goto fail;

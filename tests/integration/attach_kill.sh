@@ -10,12 +10,18 @@
 #              open;
 #   closing    the close() of the target's copy injected;
 #   armed      the memory write-protected, the target not yet resumed;
+#   restopped  a pre-arm's second stop (snapshot-start's "prearm"), the
+#              memory protected while it ran, not yet armed;
 #   mid-sweep  the target running again, snapd's writer held in its sweep
 #              of the data region at the marker page (which no fault saves
 #              first), by the "writer REGION PAGE" pause, with --maps
 #              choosing that region alone (region 0); the faults meanwhile
 #              fill the 4 MiB buffer, so writers may be blocked on snapd
 #              when it dies.
+# The injection phases again with an unprivileged target, whose uffd comes
+# through /dev/userfaultfd (a socket pair, a received descriptor and the
+# new uffd made in it, each to be closed by the target's own thread), and
+# "stopped" and "armed" with a pre-arm.
 # After each kill the target (stampwork, four writers, threads blocked in
 # read, futex and nanosleep) must run on: not traced (TracerPid 0), no
 # thread left stopped, no userfaultfd among its fds, every writer
@@ -47,14 +53,20 @@ final_is_whole() {
 	done
 }
 
-# kill_at PHASE PAUSE-LINE [SAVE-ARGS...]: one target, one attach, snapd
-# killed where PAUSE-LINE holds it; then every check.
+# kill_at PHASE PAUSE-LINE [--as UID] [SAVE-ARGS...]: one target (as UID),
+# one attach, snapd killed where PAUSE-LINE holds it; then every check.
+# PHASE names the run (the snapshot and its files).
 kill_at() {
 	local phase=$1 line=$2 sw=sw-$1 pid tracer n h
+	local -a as=()
 	shift 2
+	if [ "${1:-}" = --as ]; then
+		as=(--as "$2")
+		shift 2
+	fi
 	snapd_start
 	snapd_attach_or_skip
-	stampwork_start "$sw" --size 64M --threads 4 --pace-us 20
+	stampwork_start "$sw" "${as[@]}" --size 64M --threads 4 --pace-us 20
 	pid=$STAMP_PID
 	stamp_cmd "$sw" "marker before-$phase" >/dev/null
 	echo "$line" >"$SNAPD_TEST_PAUSE_DIR/$phase.pause"
@@ -70,6 +82,10 @@ kill_at() {
 	done
 	tracer=$(python3 "$STAMP_PY" tracer "$pid")
 	snapd_kill
+	if [ ${#as[@]} -gt 0 ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ]; then
+		grep -q "through /dev/userfaultfd" "$SNAPD_LOG" ||
+			fail "$phase: the unprivileged target's uffd was not being made through /dev/userfaultfd"
+	fi
 	save_finish "$phase" && [ "$phase" != mid-sweep ] &&
 		echo "($phase: save succeeded before the kill, with --no-wait)"
 	# The kernel detaches a dead tracer's tracees; give it a moment.
@@ -87,6 +103,13 @@ kill_at() {
 
 for phase in stopped injected fd-taken closing armed; do
 	kill_at "$phase" "attach $phase"
+done
+command -v setpriv >/dev/null || skip "setpriv (util-linux) is missing"
+for phase in injected fd-taken closing; do
+	kill_at "user-$phase" "attach $phase" --as 61022
+done
+for phase in stopped restopped armed; do
+	kill_at "prearm-$phase" "attach $phase" --prearm
 done
 
 # Mid-sweep: --maps names the data region's range alone, so that it is
