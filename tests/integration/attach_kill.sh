@@ -105,6 +105,7 @@ for phase in stopped injected fd-taken closing armed; do
 	kill_at "$phase" "attach $phase"
 done
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is missing"
+chmod 0711 "$T" || fail "chmod $T"	# the unprivileged target's files
 for phase in injected fd-taken closing; do
 	kill_at "user-$phase" "attach $phase" --as 61022
 done

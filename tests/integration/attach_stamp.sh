@@ -15,7 +15,8 @@
 #     ptrace stop may do; at the end its own memory check passes;
 #   - a signal sent while snapd holds it stopped (pause point "attach
 #     stopped") is delivered afterwards;
-#   - the same, second time, in the raw format;
+#   - the same, second time, in the raw format, and third, pre-armed
+#     (protected while the writers run, then stopped again);
 #   - a target running as an unprivileged uid (vm.unprivileged_userfaultfd
 #     0 there: its userfaultfd must come through /dev/userfaultfd) is
 #     snapshotted by root just as well, and by its own uid as the kernel's
@@ -119,6 +120,14 @@ echo "ok: a signal sent while the target was stopped (${st//$'\t'/ }) was delive
 	fail "the snapshot taken across the signal failed"
 
 snap_check root root-raw raw
+
+# Pre-armed (the default from 256 MiB of live memory; asked here): the
+# memory protected while the writers run, then a second stop for the
+# instant.  Still one instant, the marker A and not B.
+snap_check root root-prearm zsnap --prearm
+[ "$(json_expr "$T/root-prearm.armed" 'o["attach"]["prearm"]')" = true ] ||
+	fail "root-prearm: the reply does not say it was pre-armed"
+echo "ok: pre-armed: first stop $(json_expr "$T/root-prearm.armed" 'o["attach"]["prearm-pause-us"]') us, the instant's stop $(json_expr "$T/root-prearm.armed" 'o["attach"]["pause-us"]') us"
 
 # ---- a traced target is refused --------------------------------------------------
 command -v strace >/dev/null || fail "strace is missing (make deps)"
