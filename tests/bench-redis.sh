@@ -18,8 +18,9 @@
 #	      completes (a throwaway snapd, buffer --buffer, default 64M).
 # For each: throughput (commands processed per second, from INFO's
 # total_commands_processed), the probe's p50/p99/max latency, the longest
-# stall (latest_fork_usec for BGSAVE; the attach reply's pause-us for
-# snapd), the time to finish, and the peak extra memory, sampled from
+# stall (latest_fork_usec for BGSAVE; for snapd the longer of the attach
+# reply's pause-us and prearm-pause-us, its two stops when pre-armed),
+# the time to finish, and the peak extra memory, sampled from
 # /proc every 100 ms: for BGSAVE redis's RSS growth plus the fork child's
 # private memory (its copy-on-write); for snapd redis's RSS growth plus
 # snapd's peak RSS.  --no-snapd, or a snapd that cannot attach yet,
@@ -141,7 +142,7 @@ if [ -z "$why_no_snapd" ]; then
 		fail "snapctl save failed: $(cat "$T/save.err")"
 	t1=$(now); c1=$(cmds)
 	head -n 1 "$T/save.out" >"$T/save.armed"
-	pause_us=$(json_expr "$T/save.armed" 'o["attach"]["pause-us"]') || fail "no pause-us in the reply"
+	pause_us=$(json_expr "$T/save.armed" 'max(o["attach"]["pause-us"], o["attach"].get("prearm-pause-us", 0))') || fail "no pause-us in the reply"
 	window snapd "$t0" "$t1" "$c0" "$c1"
 fi
 kill -TERM "$PROBE" "$MEMWATCH" "$BENCH" 2>/dev/null
