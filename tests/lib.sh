@@ -438,7 +438,11 @@ save_start() {
 save_armed() {
 	local tag=$1 n=${2:-300}
 	while ! head -n 1 "$T/$tag.save" 2>/dev/null | grep -q '"id"'; do
+		# save may print and exit (--no-wait) between the two looks:
+		# look at its output once more after it has gone.
 		if ! kill -0 "$SAVE_PID" 2>/dev/null || [ "$n" -le 0 ]; then
+			head -n 1 "$T/$tag.save" 2>/dev/null | grep -q '"id"' &&
+				break
 			cat "$T/$tag.save.err" "$T/$tag.save" >&2
 			return 1
 		fi

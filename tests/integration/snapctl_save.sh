@@ -42,9 +42,13 @@ for p in files:
             m = json.loads(line)
         except ValueError:
             continue
-        msg = m.get("msg", {})
+        # Other daemons' traces share the directory: any JSON may be there.
+        if not isinstance(m, dict) or not isinstance(m.get("msg"), dict):
+            continue
+        msg = m["msg"]
         if m.get("dir") == "recv" and msg.get("execute") == "snapshot-start" and \
-                msg.get("arguments", {}).get("name") == name:
+                isinstance(msg.get("arguments"), dict) and \
+                msg["arguments"].get("name") == name:
             found = msg["arguments"]
 if found is None:
     sys.exit("no snapshot-start named %s in the trace %s" % (name, where))
