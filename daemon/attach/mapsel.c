@@ -170,6 +170,30 @@ mapsel_is_shmem(pid_t pid, const struct procrec_mapping *m)
 	    sfs.f_type == TMPFS_MAGIC_;
 }
 
+/*
+ * Bytes of memory and swap the machine has: a mapping larger than that
+ * cannot be populated, only reserved (a sanitizer's shadow, a runtime's
+ * arena); protecting it would mean a marker for every page of it.
+ */
+static uint64_t
+mapsel_machine_bytes(void)
+{
+	static uint64_t	 bytes;
+	unsigned long long kb, total = 0;
+	char		 line[128];
+	FILE		*f;
+
+	if (bytes != 0 || (f = fopen("/proc/meminfo", "re")) == NULL)
+		return bytes != 0 ? bytes : UINT64_MAX;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1 ||
+		    sscanf(line, "SwapTotal: %llu kB", &kb) == 1)
+			total += kb;
+	fclose(f);
+	bytes = total != 0 ? total * 1024 : UINT64_MAX;
+	return bytes;
+}
+
 static int
 mapsel_is_anon_name(const char *name)
 {
@@ -202,6 +226,11 @@ mapsel_classify(pid_t pid, struct procmaps *pm, int pagemap,
 	if (strcmp(n, "[vdso]") == 0)
 		return *reason = "kernel code page: copied while stopped",
 		    PROCREC_STOPPED;
+	if (m->end - m->start > mapsel_machine_bytes())
+		return *reason = "larger than the machine's memory and swap: "
+		    "a sparse reservation (a sanitizer's shadow, a runtime's "
+		    "arena), which saving would mean protecting page by page: "
+		    "not supported yet", PROCREC_SKIPPED;
 	if (m->flags & PROCREC_M_SHARED) {
 		if (!mapsel_is_shmem(pid, m))
 			return *reason = "shared file mapping: its content "
