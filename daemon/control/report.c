@@ -337,15 +337,17 @@ report_init(struct event_base *base)
 	snapshots_init(base, report_event);
 }
 
-struct snap_entry *
-report_start(const struct snapshot_request *req, const char *dir,
-    uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
+/* snapshots_start() with its reply waiting first (held: see report.h). */
+static struct snap_entry *
+report_start_pending(const struct snapshot_request *req, const char *dir,
+    uint64_t conn_id, json_t *reply_id, int held, char *err, size_t errlen)
 {
 	struct snap_entry	*e;
 	struct report_pending	*p;
 
 	/* Waiting before it starts: its events may come before it returns. */
 	report_pending_add(req->id, conn_id, reply_id);
+	report_pending_find(req->id)->held = held;
 	e = snapshots_start(req, dir, conn_id, err, errlen);
 	if (e == NULL && (p = report_pending_find(req->id)) != NULL)
 		report_pending_free(p);
@@ -353,19 +355,19 @@ report_start(const struct snapshot_request *req, const char *dir,
 }
 
 struct snap_entry *
+report_start(const struct snapshot_request *req, const char *dir,
+    uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
+{
+	return report_start_pending(req, dir, conn_id, reply_id, 0, err,
+	    errlen);
+}
+
+struct snap_entry *
 report_start_held(const struct snapshot_request *req, const char *dir,
     uint64_t conn_id, json_t *reply_id, char *err, size_t errlen)
 {
-	struct snap_entry	*e;
-	struct report_pending	*p;
-
-	report_pending_add(req->id, conn_id, reply_id);
-	p = report_pending_find(req->id);
-	p->held = 1;
-	e = snapshots_start(req, dir, conn_id, err, errlen);
-	if (e == NULL && (p = report_pending_find(req->id)) != NULL)
-		report_pending_free(p);
-	return e;
+	return report_start_pending(req, dir, conn_id, reply_id, 1, err,
+	    errlen);
 }
 
 void
