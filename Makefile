@@ -21,6 +21,9 @@
 # client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary
 # linking tests/workload/lib/*.c.  A new file needs no Makefile change.
+# tests/guest/ is the QEMU tests' guest kernel, $(B)/tests/guest.elf: a
+# freestanding i386 program built with the host compiler (-m32, no libc,
+# no libgcc, so no -m32 libraries need be installed).
 
 VERSION		= 0.2.0
 SOVERSION	= 0
@@ -75,6 +78,7 @@ SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)
 WORKLOAD_SRC	= $(wildcard tests/workload/*.c)
 WORKLOAD_LIB_SRC = $(wildcard tests/workload/lib/*.c)
 UNIT_SRC	= $(wildcard tests/unit/*.c)
+GUEST_SRC	= $(wildcard tests/guest/*.S tests/guest/*.c)
 
 PROTO_OBJ	= $(PROTO_SRC:%.c=$(B)/%.o)
 DAEMON_OBJ	= $(DAEMON_SRC:%.c=$(B)/%.o)
@@ -84,6 +88,16 @@ SNAPCTL_OBJ	= $(SNAPCTL_SRC:%.c=$(B)/%.o)
 UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WORKLOAD_BIN	= $(WORKLOAD_SRC:tests/workload/%.c=$(B)/tests/%)
 WORKLOAD_LIB_OBJ = $(WORKLOAD_LIB_SRC:%.c=$(B)/%.o)
+GUEST_OBJ	= $(patsubst %,$(B)/%.o,$(basename $(GUEST_SRC)))
+GUEST_ELF	= $(B)/tests/guest.elf
+# Not ALL_CFLAGS: neither the user's CFLAGS nor a sanitizer applies to a
+# kernel.  General registers only: no SSE state to set up, and every
+# page access is one 32-bit load or store.
+GUEST_CFLAGS	= -std=gnu11 $(WARN) -O2 -g -m32 -march=i686 -ffreestanding \
+		  -fno-pic -fno-stack-protector -fno-asynchronous-unwind-tables \
+		  -mgeneral-regs-only -nostdlib -Itests/guest
+GUEST_LDFLAGS	= -m elf_i386 -T tests/guest/guest.ld -z max-page-size=0x1000 \
+		  -z noexecstack
 # Unit tests link every daemon object except the one holding main().
 DAEMON_LIBOBJ	= $(filter-out $(B)/daemon/control/main.o,$(DAEMON_OBJ))
 
@@ -92,7 +106,7 @@ LIBSO		= $(B)/libsnapclient.so.$(VERSION)
 LIBA		= $(B)/libsnapclient.a
 
 all: $(B)/snapd $(B)/snapctl $(LIBSO) $(LIBA) $(B)/libsnapclient.pc
-tests: all $(UNIT_BIN) $(WORKLOAD_BIN)
+tests: all $(UNIT_BIN) $(WORKLOAD_BIN) $(GUEST_ELF)
 
 $(B)/snapd: $(DAEMON_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS)
@@ -121,7 +135,23 @@ $(B)/tests/%: tests/unit/%.c $(DAEMON_LIBOBJ) $(PROTO_OBJ) $(LIBA)
 
 $(B)/tests/%: tests/workload/%.c $(WORKLOAD_LIB_OBJ) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/workload/lib $(LDFLAGS) -o $@ $^ $(ZSTD_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Itests/workload/lib -Itests/guest $(LDFLAGS) -o $@ \
+	    $(filter-out %.h,$^) $(ZSTD_LIBS) -lm
+
+# guestcheck reads the pattern the guest writes.
+$(B)/tests/guestcheck: tests/guest/guestpage.h
+
+$(GUEST_ELF): $(GUEST_OBJ) tests/guest/guest.ld
+	@mkdir -p $(@D)
+	$(LD) $(GUEST_LDFLAGS) -o $@ $(GUEST_OBJ)
+
+$(B)/tests/guest/%.o: tests/guest/%.c
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/tests/guest/%.o: tests/guest/%.S
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
