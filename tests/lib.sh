@@ -118,6 +118,21 @@ t_track() {
 	T_PIDS+=("$1")
 }
 
+# t_apt_install_or_skip PACKAGE...: install Debian packages a test needs
+# (as `make deps` installs: apt-get, waiting up to 120 s for the package
+# lock, updating the lists only if the first try fails); skips the test
+# if that cannot be done.
+t_apt_install_or_skip() {
+	[ "$(id -u)" -eq 0 ] || skip "$1 is not installed and installing needs root"
+	echo "installing $*"
+	{ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
+	    install -y -qq "$@" ||
+	  { apt-get -o DPkg::Lock::Timeout=120 update -qq &&
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
+	    install -y -qq "$@"; }; } >"$T/apt.log" 2>&1 ||
+		skip "cannot install $*: $(tail -n 1 "$T/apt.log")"
+}
+
 # Write $T/snapd.conf: socket and snapshot_dir inside $T, then each
 # argument as one "key value" line.
 snapd_config() {
@@ -471,22 +486,14 @@ test_release() {
 REDIS_PY=$TOP/tests/redisprobe.py
 
 # redis_install_or_skip: redis-server, redis-cli and redis-benchmark from
-# Debian, installed when missing (as `make deps` installs: apt-get, waiting
-# up to 120 s for the package lock); skips if that cannot be done.
+# Debian, installed when missing (t_apt_install_or_skip).
 redis_install_or_skip() {
 	local p
 	for p in redis-server redis-cli redis-benchmark; do
 		command -v "$p" >/dev/null || break
 	done
 	command -v "$p" >/dev/null && return 0
-	[ "$(id -u)" -eq 0 ] || skip "redis-server is not installed and installing needs root"
-	echo "installing redis-server redis-tools"
-	{ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
-	    install -y -qq redis-server redis-tools ||
-	  { apt-get -o DPkg::Lock::Timeout=120 update -qq &&
-	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
-	    install -y -qq redis-server redis-tools; }; } >"$T/apt.log" 2>&1 ||
-		skip "cannot install redis-server: $(tail -n 1 "$T/apt.log")"
+	t_apt_install_or_skip redis-server redis-tools
 }
 
 # redis_start DIR [REDIS-ARGS...]: a private redis-server, no TCP (port 0),
@@ -519,4 +526,119 @@ rcli() {
 # redis_info FIELD: one field of INFO.
 redis_info() {
 	rcli info all | tr -d '\r' | sed -n "s/^$1://p"
+}
+
+# ---- QEMU and the test guest (tests/guest/, tests/integration/guest_*.sh) ----
+# The guest rewrites its RAM in generations and counts what it finds not
+# as it left it; guestcheck says whether a RAM image is one cut of its
+# writes.  A guest's files are in its own DIR: serial (its progress
+# lines), qmp (QEMU's QMP socket), qemu.pid (QEMU's -pidfile), pid (the
+# same, as we started it), qemu.log, ram (file-backed RAM).
+GUEST_ELF=${GUEST_ELF:-$TESTS_BIN/guest.elf}
+GUESTCHECK=${GUESTCHECK:-$TESTS_BIN/guestcheck}
+
+# qemu_install_or_skip: qemu-system-x86_64 from Debian (qemu-system-x86),
+# installed when missing (t_apt_install_or_skip).
+qemu_install_or_skip() {
+	command -v qemu-system-x86_64 >/dev/null && return 0
+	t_apt_install_or_skip qemu-system-x86
+}
+
+# guest_start DIR [anon|memfd|file] [QEMU-ARGS...]: boot the test guest
+# in QEMU in the background (TCG, 64 MiB; RAM anonymous by default, a
+# shared memfd, or DIR/ram shared with the file, so that the file is the
+# guest's RAM); QEMU-ARGS are added (-append "first=F last=L").  Waits up
+# to 30 s for the QMP socket to answer and for the first progress line.
+# Sets GUEST_PID; the EXIT trap kills QEMU.  Not in $(...): it starts a
+# child the test waits for.
+guest_start() {
+	local d=$1 kind=${2:-anon} n=300 mem
+	shift
+	[ $# -eq 0 ] || shift
+	[ -x "$GUEST_ELF" ] || fail "$GUEST_ELF is missing: build it first (make tests)"
+	[ -x "$GUESTCHECK" ] || fail "$GUESTCHECK is missing: build it first (make tests)"
+	mkdir -p "$d" || fail "mkdir $d"
+	case $kind in
+	anon)	mem=memory-backend-ram,id=pc.ram,size=64M ;;
+	memfd)	mem=memory-backend-memfd,id=pc.ram,size=64M,share=on ;;
+	file)	mem=memory-backend-file,id=pc.ram,size=64M,mem-path=$d/ram,share=on ;;
+	*)	fail "guest_start: RAM is anon, memfd or file, not '$kind'" ;;
+	esac
+	rm -f "$d/serial" "$d/qmp" "$d/qemu.pid" "$d/pid"
+	qemu-system-x86_64 -accel tcg -m 64 -kernel "$GUEST_ELF" \
+	    -nodefaults -display none -serial "file:$d/serial" \
+	    -qmp "unix:$d/qmp,server=on,wait=off" -pidfile "$d/qemu.pid" \
+	    -object "$mem" -machine memory-backend=pc.ram "$@" \
+	    >"$d/qemu.log" 2>&1 &
+	GUEST_PID=$!
+	t_track "$GUEST_PID"
+	echo "$GUEST_PID" >"$d/pid"
+	until [ -S "$d/qmp" ] && guest_qmp "$d" '{"execute": "query-status"}' >/dev/null 2>&1 &&
+	    "$GUESTCHECK" --serial "$d/serial" >/dev/null 2>&1; do
+		guest_alive "$d" || fail "QEMU exited while starting the guest: $(tail -n 3 "$d/qemu.log")"
+		[ "$n" -gt 0 ] || fail "the guest in $d showed no progress within 30 s (serial: $(tail -n 2 "$d/serial" 2>/dev/null))"
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
+# guest_alive DIR: is the guest's QEMU running?
+guest_alive() {
+	[ -s "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null
+}
+
+# guest_qmp DIR JSON: send one QMP command to the guest's QEMU (a
+# connection of its own: QEMU serves one QMP client at a time) and print
+# the reply as one JSON line; returns 1 if the reply is an error or
+# QEMU closed the socket.
+guest_qmp() {
+	python3 - "$TOP/tests" "$1/qmp" "$2" <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from qmp import QMP
+r = QMP(sys.argv[2]).cmd(json.loads(sys.argv[3]))
+if r is None:
+    sys.exit("QEMU closed the QMP socket of " + sys.argv[2])
+print(json.dumps(r))
+sys.exit(1 if "error" in r else 0)
+EOF
+}
+
+# guest_progress DIR [KEY]: the numbers of the guest's last progress
+# line as one JSON object {"gen", "page", "writes", "mismatches"}
+# (guestcheck --serial), or only KEY's; returns 1 if there is none yet.
+guest_progress() {
+	"$GUESTCHECK" --serial "$1/serial" >"$1/progress.json" || return 1
+	if [ $# -ge 2 ]; then
+		json_get "$1/progress.json" "$2"
+	else
+		cat "$1/progress.json"
+	fi
+}
+
+# guest_wait_writes DIR N [SECONDS]: wait (default 120 s, many times what
+# TCG needs on a loaded machine) until the guest has written N pages in
+# all; fails if QEMU exits first.
+guest_wait_writes() {
+	local d=$1 want=$2 n=$((${3:-120} * 10)) w
+	while :; do
+		w=$(guest_progress "$d" writes 2>/dev/null) || w=0
+		[ "$w" -ge "$want" ] && return 0
+		guest_alive "$d" || fail "QEMU exited while the guest in $d ran: $(tail -n 3 "$d/qemu.log")"
+		[ "$n" -gt 0 ] || fail "the guest in $d wrote $w pages, not $want, within ${3:-120} s"
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
+# guest_stop DIR: kill the guest's QEMU (SIGTERM, then SIGKILL after
+# 10 s) and wait for it.  Not in $(...).
+guest_stop() {
+	local d=$1 pid
+	[ -s "$d/pid" ] || return 0
+	pid=$(cat "$d/pid")
+	kill -TERM "$pid" 2>/dev/null
+	t_wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$d/pid"
 }
