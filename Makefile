@@ -237,6 +237,9 @@ install: all
 	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(B)/snapd $(DESTDIR)$(SBINDIR)/snapd
 	install -m 0755 $(B)/snapctl $(DESTDIR)$(BINDIR)/snapctl
+	sed 's|SNAPCTL:-snapctl}|SNAPCTL:-$(BINDIR)/snapctl}|' \
+	    client/qemu-hook/snapd-qemu-hook > $(DESTDIR)$(BINDIR)/snapd-qemu-hook
+	chmod 0755 $(DESTDIR)$(BINDIR)/snapd-qemu-hook
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libsnapclient.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so
@@ -259,6 +262,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/snapd $(DESTDIR)$(BINDIR)/snapctl \
+	    $(DESTDIR)$(BINDIR)/snapd-qemu-hook \
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.so.$(VERSION) \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so \
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.a \

@@ -36,31 +36,6 @@ const struct cmd_entry cmd_save_entry = {
 	.exec = cmd_save_exec,
 };
 
-/* "4096", "64K", "8M", "1G" (binary units): bytes, or -1. */
-static int
-save_parse_bytes(const char *s, uint64_t *out)
-{
-	unsigned long long	 v;
-	unsigned		 shift = 0;
-	char			*end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (*end != '\0' || v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* The "snapshot-start" arguments from save's options; exits on a usage
  * error.  *wait is cleared by --no-wait. */
 static json_t *
@@ -81,9 +56,7 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		{ NULL,			0,			NULL,	0 },
 	};
 	json_t		*args, *hold;
-	uint64_t	 pid = 0, bytes = 0;
-	unsigned long	 level;
-	char		*end;
+	uint64_t	 pid = 0;
 	int		 ch;
 
 	args = json_object();
@@ -93,6 +66,8 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 	optind = 0;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		if (ctl_start_option("save", ch, optarg, args))
+			continue;
 		switch (ch) {
 		case 'p':
 			if (ctl_parse_id(optarg, &pid) == -1 || pid == 0 ||
@@ -112,32 +87,6 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 			break;
 		case 'n':
 			json_object_set_new(args, "name", json_string(optarg));
-			break;
-		case 'f':
-			if (strcmp(optarg, SNAPD_FORMAT_ZSNAP) != 0 &&
-			    strcmp(optarg, SNAPD_FORMAT_RAW) != 0)
-				usage_error("save: --format is %s or %s, not %s",
-				    SNAPD_FORMAT_ZSNAP, SNAPD_FORMAT_RAW, optarg);
-			json_object_set_new(args, "format",
-			    json_string(optarg));
-			break;
-		case 'l':
-			errno = 0;
-			level = strtoul(optarg, &end, 10);
-			if (errno != 0 || *end != '\0' || end == optarg ||
-			    level < SNAPD_LEVEL_MIN || level > SNAPD_LEVEL_MAX)
-				usage_error("save: --level is %d to %d, not %s",
-				    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX, optarg);
-			json_object_set_new(args, "level",
-			    json_integer((json_int_t)level));
-			break;
-		case 'b':
-			if (save_parse_bytes(optarg, &bytes) == -1 ||
-			    bytes > INT64_MAX)
-				usage_error("save: --buffer-size is bytes "
-				    "(K, M, G allowed), not %s", optarg);
-			json_object_set_new(args, "buffer-size",
-			    json_integer((json_int_t)bytes));
 			break;
 		case 'W':
 			*wait = 0;

@@ -32,6 +32,10 @@ static const struct cmd_entry *cmd_table[] = {
 	&cmd_export_entry,
 	&cmd_events_entry,
 	&cmd_qmp_entry,
+	&cmd_qemu_save_entry,
+	&cmd_qemu_restore_entry,
+	&cmd_qemu_list_entry,
+	&cmd_qemu_delete_entry,
 };
 #define NCOMMANDS	(sizeof(cmd_table) / sizeof(cmd_table[0]))
 

@@ -59,6 +59,10 @@ extern const struct cmd_entry	cmd_verify_entry;
 extern const struct cmd_entry	cmd_export_entry;
 extern const struct cmd_entry	cmd_events_entry;
 extern const struct cmd_entry	cmd_qmp_entry;
+extern const struct cmd_entry	cmd_qemu_save_entry;
+extern const struct cmd_entry	cmd_qemu_restore_entry;
+extern const struct cmd_entry	cmd_qemu_list_entry;
+extern const struct cmd_entry	cmd_qemu_delete_entry;
 
 /* snapctl.c */
 void	usage_error(const char *fmt, ...)
@@ -86,6 +90,13 @@ json_t	*ctl_execute(struct ctl *ctl, const char *cmd, json_t *args,
 int	ctl_execute_quiet(struct ctl *ctl, const char *cmd, json_t *args);
 void	ctl_print_json(const json_t *value);
 int	ctl_parse_id(const char *s, uint64_t *id);
+/* "4096", "64K", "8M", "1G" (binary units) into *out: 0, or -1. */
+int	ctl_parse_bytes(const char *s, uint64_t *out);
+/* The snapshot-start options commands share, by getopt letter: 'f'
+ * --format, 'l' --level, 'b' --buffer-size, into args; exits on a usage
+ * error naming cmd.  1 if ch was one of them. */
+int	ctl_start_option(const char *cmd, int ch, const char *arg,
+	    json_t *args);
 
 uint64_t	 json_u64(const json_t *obj, const char *key);
 const char	*json_str(const json_t *obj, const char *key, const char *dflt);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol.h"
 #include "snapctl.h"
 
 static void *
@@ -371,4 +372,65 @@ kv_print(struct kv *kv)
 	free(kv->key);
 	free(kv->value);
 	free(kv);
+}
+
+/* "4096", "64K", "8M", "1G" (binary units): bytes, or -1. */
+int
+ctl_parse_bytes(const char *s, uint64_t *out)
+{
+	unsigned long long	 v;
+	unsigned		 shift = 0;
+	char			*end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end != '\0' || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int
+ctl_start_option(const char *cmd, int ch, const char *arg, json_t *args)
+{
+	unsigned long	 level;
+	uint64_t	 bytes;
+	char		*end;
+
+	switch (ch) {
+	case 'f':
+		if (strcmp(arg, SNAPD_FORMAT_ZSNAP) != 0 &&
+		    strcmp(arg, SNAPD_FORMAT_RAW) != 0)
+			usage_error("%s: --format is %s or %s, not %s", cmd,
+			    SNAPD_FORMAT_ZSNAP, SNAPD_FORMAT_RAW, arg);
+		json_object_set_new(args, "format", json_string(arg));
+		return 1;
+	case 'l':
+		errno = 0;
+		level = strtoul(arg, &end, 10);
+		if (errno != 0 || *end != '\0' || end == arg ||
+		    level < SNAPD_LEVEL_MIN || level > SNAPD_LEVEL_MAX)
+			usage_error("%s: --level is %d to %d, not %s", cmd,
+			    SNAPD_LEVEL_MIN, SNAPD_LEVEL_MAX, arg);
+		json_object_set_new(args, "level",
+		    json_integer((json_int_t)level));
+		return 1;
+	case 'b':
+		if (ctl_parse_bytes(arg, &bytes) == -1 || bytes > INT64_MAX)
+			usage_error("%s: --buffer-size is bytes (K, M, G "
+			    "allowed), not %s", cmd, arg);
+		json_object_set_new(args, "buffer-size",
+		    json_integer((json_int_t)bytes));
+		return 1;
+	}
+	return 0;
 }

@@ -455,20 +455,39 @@ start_check_limits(struct cmd_ctx *ctx, const struct config *conf)
 }
 
 /*
- * Open the peer's snapshot directory (its path into dir, size bytes) and
- * check that no snapshot called name runs or exists there.  The directory's
- * descriptor, or -1 with ctx's error set.
+ * Open the peer's snapshot directory, or the "subdir" of it the peer names
+ * (created if missing: a VM snapshot's directory, say), its path into dir
+ * (size bytes), and check that no snapshot called name runs or exists
+ * there.  The directory's descriptor, or -1 with ctx's error set.
  */
 static int
 start_prepare_dir(struct cmd_ctx *ctx, const struct config *conf,
     const char *name, char *dir, size_t size)
 {
 	struct conn	*c = ctx->conn;
+	const char	*sub = json_string_value(json_object_get(ctx->args,
+			    "subdir"));
 	char		 err[512];
 	int		 dirfd;
 
+	if (sub != NULL && !paths_name_valid(sub)) {
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: invalid "
+		    "subdir (use " SNAPD_NAME_RULE ")");
+		return -1;
+	}
+
 	dirfd = paths_peer_dir(conf->snapshot_dir, c->uid, c->gid, dir,
 	    size, err, sizeof(err));
+	if (dirfd != -1 && sub != NULL) {
+		char peer[PATH_MAX];
+		int subfd;
+
+		snprintf(peer, sizeof(peer), "%s", dir);
+		subfd = paths_sub_dir(dirfd, peer, sub, c->uid, c->gid, dir,
+		    size, err, sizeof(err));
+		close(dirfd);
+		dirfd = subfd;
+	}
 	if (dirfd == -1) {
 		cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s", err);
 		return -1;
@@ -670,6 +689,7 @@ const struct cmd_entry cmd_snapshot_start_entry = {
 	    { "regions", CMD_ARG_ARRAY, 0 },
 	    { "maps", CMD_ARG_STRING, 0 },
 	    { "name", CMD_ARG_STRING, 0 },
+	    { "subdir", CMD_ARG_STRING, 0 },
 	    { "format", CMD_ARG_STRING, 0 },
 	    { "level", CMD_ARG_INT, 0 },
 	    { "buffer-size", CMD_ARG_INT, 0 },

@@ -43,45 +43,38 @@ paths_name_valid(const char *name)
 	return 1;
 }
 
-int
-paths_peer_dir(const char *top, uid_t uid, gid_t gid, char *path,
-    size_t pathlen, char *err, size_t errlen)
+/*
+ * Open (creating it, mode 0700, if missing) directory sub of parentfd,
+ * never through a symlink, and check that it is a directory owned by uid:
+ * one made here is given to uid and gid.  Its fd, with parent/sub in path;
+ * or -1 with errno set and what failed in err.
+ */
+static int
+paths_owned_dir(int parentfd, const char *parent, const char *sub, uid_t uid,
+    gid_t gid, char *path, size_t pathlen, char *err, size_t errlen)
 {
 	struct stat	 st;
-	char		 sub[32];
-	int		 topfd, fd, created = 0, saved;
+	int		 fd, created = 0, saved;
 
-	topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (topfd == -1) {
-		saved = errno;
-		snprintf(err, errlen, "open %s: %s", top, strerror(saved));
-		errno = saved;
-		return -1;
-	}
-	if (uid == 0) {
-		snprintf(path, pathlen, "%s", top);
-		return topfd;
-	}
-	snprintf(sub, sizeof(sub), "uid-%u", (unsigned)uid);
-	snprintf(path, pathlen, "%s/%s", top, sub);
-	if (mkdirat(topfd, sub, 0700) == 0)
+	snprintf(path, pathlen, "%s/%s", parent, sub);
+	if (mkdirat(parentfd, sub, 0700) == 0)
 		created = 1;
 	else if (errno != EEXIST) {
 		saved = errno;
 		snprintf(err, errlen, "mkdir %s: %s", path, strerror(saved));
-		close(topfd);
 		errno = saved;
 		return -1;
 	}
-	fd = openat(topfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	saved = errno;
-	close(topfd);
+	fd = openat(parentfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
 	if (fd == -1) {
+		saved = errno;
 		snprintf(err, errlen, "open %s: %s", path, strerror(saved));
 		errno = saved;
 		return -1;
 	}
-	if (created && (fchown(fd, uid, gid) == -1 || fchmod(fd, 0700) == -1)) {
+	if (created && uid != 0 && (fchown(fd, uid, gid) == -1 ||
+	    fchmod(fd, 0700) == -1)) {
 		saved = errno;
 		snprintf(err, errlen, "chown %s to uid %u: %s", path,
 		    (unsigned)uid, strerror(saved));
@@ -105,6 +98,46 @@ paths_peer_dir(const char *top, uid_t uid, gid_t gid, char *path,
 		return -1;
 	}
 	return fd;
+}
+
+int
+paths_peer_dir(const char *top, uid_t uid, gid_t gid, char *path,
+    size_t pathlen, char *err, size_t errlen)
+{
+	char	 sub[32];
+	int	 topfd, fd, saved;
+
+	topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (topfd == -1) {
+		saved = errno;
+		snprintf(err, errlen, "open %s: %s", top, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (uid == 0) {
+		snprintf(path, pathlen, "%s", top);
+		return topfd;
+	}
+	snprintf(sub, sizeof(sub), "uid-%u", (unsigned)uid);
+	fd = paths_owned_dir(topfd, top, sub, uid, gid, path, pathlen, err,
+	    errlen);
+	saved = errno;
+	close(topfd);
+	errno = saved;
+	return fd;
+}
+
+int
+paths_sub_dir(int peerfd, const char *peer, const char *sub, uid_t uid,
+    gid_t gid, char *path, size_t pathlen, char *err, size_t errlen)
+{
+	if (!paths_name_valid(sub)) {
+		snprintf(err, errlen, "invalid directory name");
+		errno = EINVAL;
+		return -1;
+	}
+	return paths_owned_dir(peerfd, peer, sub, uid, gid, path, pathlen, err,
+	    errlen);
 }
 
 int
@@ -271,34 +304,56 @@ paths_remove_partials_in(int dirfd, const char *where)
 	return removed;
 }
 
-int
-paths_remove_partials(const char *top)
+/*
+ * Partial snapshots in dirfd and, depth levels down, in its directories
+ * that are not snapshots themselves: per-uid directories, and the ones a
+ * client named with "subdir".
+ */
+static int
+paths_remove_partials_tree(int dirfd, const char *where, int depth)
 {
 	struct dirent	*de;
 	DIR		*d;
-	int		 topfd, removed;
+	int		 removed, fd;
+
+	removed = paths_remove_partials_in(dirfd, where);
+	if (depth == 0 || (fd = dup(dirfd)) == -1)
+		return removed;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return removed;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t	len = strlen(de->d_name);
+		char	sub[PATH_MAX];
+		int	subfd;
+
+		if (de->d_name[0] == '.' || (len > strlen(ZSNAP_RAW_SUFFIX) &&
+		    strcmp(de->d_name + len - strlen(ZSNAP_RAW_SUFFIX),
+		    ZSNAP_RAW_SUFFIX) == 0))
+			continue;
+		subfd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC);
+		if (subfd == -1)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", where, de->d_name);
+		removed += paths_remove_partials_tree(subfd, sub, depth - 1);
+		close(subfd);
+	}
+	closedir(d);
+	return removed;
+}
+
+int
+paths_remove_partials(const char *top)
+{
+	int	topfd, removed;
 
 	topfd = open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (topfd == -1)
 		return 0;
-	removed = paths_remove_partials_in(topfd, top);
-	if ((d = opendir(top)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char	where[PATH_MAX];
-			int	fd;
-
-			if (strncmp(de->d_name, "uid-", 4) != 0)
-				continue;
-			fd = openat(topfd, de->d_name, O_RDONLY | O_DIRECTORY |
-			    O_NOFOLLOW | O_CLOEXEC);
-			if (fd == -1)
-				continue;
-			snprintf(where, sizeof(where), "%s/%s", top, de->d_name);
-			removed += paths_remove_partials_in(fd, where);
-			close(fd);
-		}
-		closedir(d);
-	}
+	/* top/uid-UID/SUBDIR at most */
+	removed = paths_remove_partials_tree(topfd, top, 2);
 	close(topfd);
 	return removed;
 }

@@ -27,6 +27,16 @@ int	paths_peer_dir(const char *top, uid_t uid, gid_t gid, char *path,
 	    size_t pathlen, char *err, size_t errlen);
 
 /*
+ * Open (creating it, mode 0700, if missing) the directory sub, a name as
+ * paths_name_valid() takes, inside the peer directory peerfd (path peer),
+ * never through a symlink, and only if it is a directory owned by uid.
+ * Returns an O_DIRECTORY fd with peer/sub in path; or -1 with errno set and
+ * what failed in err.
+ */
+int	paths_sub_dir(int peerfd, const char *peer, const char *sub, uid_t uid,
+	    gid_t gid, char *path, size_t pathlen, char *err, size_t errlen);
+
+/*
  * Remove snapshot name (NAME.zsnap, or the NAME.raw directory with its
  * files) inside dirfd, never following a symlink.  Returns 0, or -1 with
  * errno set (ENOENT when there is no such snapshot) and a message in err.
@@ -37,7 +47,8 @@ int	paths_delete(int dirfd, const char *name, char *err, size_t errlen);
 int	paths_snapshot_exists(int dirfd, const char *name);
 
 /* At start-up: remove partial snapshots left by a killed snapd, in the
- * snapshot directory and its per-uid directories.  Returns the count. */
+ * snapshot directory, its per-uid directories and the subdirectories
+ * clients named ("subdir").  Returns the count. */
 int	paths_remove_partials(const char *top);
 
 #endif /* SNAPD_PATHS_H */

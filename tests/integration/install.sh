@@ -43,6 +43,7 @@ LIB=/usr/lib
 FILES="
 /usr/sbin/snapd
 /usr/bin/snapctl
+/usr/bin/snapd-qemu-hook
 $LIB/libsnapclient.so.$VERSION
 $LIB/libsnapclient.so.$SOVERSION
 $LIB/libsnapclient.so
@@ -75,7 +76,8 @@ do_make install
 for f in $FILES; do
 	[ -e "$D$f" ] || fail "make install did not install $f"
 done
-for f in /usr/sbin/snapd /usr/bin/snapctl $LIB/libsnapclient.so.$VERSION; do
+for f in /usr/sbin/snapd /usr/bin/snapctl /usr/bin/snapd-qemu-hook \
+    $LIB/libsnapclient.so.$VERSION; do
 	[ -x "$D$f" ] || fail "$f is installed but not executable"
 	[ -L "$D$f" ] && fail "$f should be a file, not a symlink"
 done
@@ -88,6 +90,10 @@ for f in /usr/sbin/snapd /usr/bin/snapctl; do
 	cmp -s "$D$f" "$TOP/$B/$(basename "$f")" ||
 		fail "$f differs from the one built in $B"
 done
+# The hook runs the installed snapctl unless told otherwise.
+grep -q 'SNAPCTL:-/usr/bin/snapctl}' "$D/usr/bin/snapd-qemu-hook" ||
+	fail "/usr/bin/snapd-qemu-hook does not default to /usr/bin/snapctl"
+sh -n "$D/usr/bin/snapd-qemu-hook" || fail "/usr/bin/snapd-qemu-hook: sh -n failed"
 cmp -s "$D/etc/snapd/snapd.conf" "$TOP/conf/snapd.conf" ||
 	fail "/etc/snapd/snapd.conf differs from conf/snapd.conf"
 
