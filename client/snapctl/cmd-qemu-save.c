@@ -513,6 +513,7 @@ cmd_qemu_save_exec(struct ctl *ctl, int argc, char **argv)
 		json_decref(s.args);
 		return rc;
 	}
+	rc = EXIT_FAILED;
 	if ((s.q = qmpc_open(s.socket, err, sizeof(err))) == NULL ||
 	    qsave_device_fd(&s, err, sizeof(err)) == -1 ||
 	    qsave_find_qemu(&s, err, sizeof(err)) == -1 ||

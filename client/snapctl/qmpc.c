@@ -15,6 +15,7 @@
 #include "qmpc.h"
 
 #define QMPC_LINE_MAX	(4 << 20)
+#define QMPC_GREETING_MS	10000
 
 struct qmpc {
 	int	 fd;
@@ -56,7 +57,7 @@ qmpc_fail(struct qmpc *q, char *err, size_t errlen, const char *fmt,
  * connection is then broken).
  */
 static json_t *
-qmpc_read(struct qmpc *q, char *err, size_t errlen)
+qmpc_read(struct qmpc *q, int timeout_ms, char *err, size_t errlen)
 {
 	struct pollfd	 pfd = { .fd = q->fd, .events = POLLIN };
 	char		*nl;
@@ -72,11 +73,13 @@ qmpc_read(struct qmpc *q, char *err, size_t errlen)
 			return NULL;
 		}
 		do
-			rc = poll(&pfd, 1, QMPC_TIMEOUT_MS);
+			rc = poll(&pfd, 1, timeout_ms);
 		while (rc == -1 && errno == EINTR);
 		if (rc == 0) {
-			qmpc_fail(q, err, errlen, "QMP: %s", "no answer "
-			    "from QEMU in 60 s");
+			qmpc_fail(q, err, errlen, "QMP: %s", timeout_ms ==
+			    QMPC_GREETING_MS ? "no greeting from QEMU in 10 s: "
+			    "another client holds the monitor (QEMU serves "
+			    "one at a time)" : "no answer from QEMU in 60 s");
 			return NULL;
 		}
 		do
@@ -179,7 +182,8 @@ qmpc_execute(struct qmpc *q, const char *cmd, json_t *args, int fd,
 	if (rc == -1 || qmpc_send(q, "\n", -1, err, errlen) == -1)
 		return NULL;
 	for (;;) {
-		if ((reply = qmpc_read(q, err, errlen)) == NULL)
+		if ((reply = qmpc_read(q, QMPC_TIMEOUT_MS, err, errlen)) ==
+		    NULL)
 			return NULL;
 		if (json_object_get(reply, "event") == NULL)
 			break;
@@ -262,7 +266,7 @@ qmpc_open(const char *path, char *err, size_t errlen)
 	q->fd = -1;
 	if (qmpc_connect(q, path, err, errlen) == -1)
 		goto fail;
-	if ((v = qmpc_read(q, err, errlen)) == NULL)
+	if ((v = qmpc_read(q, QMPC_GREETING_MS, err, errlen)) == NULL)
 		goto fail;
 	if (json_object_get(v, "QMP") == NULL) {
 		json_decref(v);

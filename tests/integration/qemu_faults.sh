@@ -12,6 +12,8 @@
 #   - the QMP connection closed under qemu-save while the VM is stopped (a
 #     proxy between snapctl and QEMU drops it): qemu-save reconnects, conts,
 #     and the save completes, one cut of the guest's writes;
+#   - refused before anything is touched, the VM running on: a monitor
+#     another client holds, a file backend on a disk file system;
 #   - a VM already paused: saved, left paused, restored paused; cont then
 #     runs it with 0 mismatches.
 # Exit 0 pass, 77 skip, 1 fail.
@@ -158,6 +160,48 @@ grep -q "reconnecting" "$T/$name.err" || fail "$name: qemu-save did not say it r
 	{ cat "$T/$name.check" >&2; fail "$name: the saved RAM is not one cut"; }
 echo "ok: $name: $(tail -n 1 "$T/$name.err"); the save completed, one cut: $(cat "$T/$name.check")"
 vm_runs_clean "$g" "$name"
+
+# ---- refused before anything is touched -----------------------------------------
+# refused NAME WHY ARGS...: qemu-save ARGS fails saying WHY, and leaves no
+# VM snapshot directory.
+refused() {
+	local name=$1 why=$2 rc=0
+	shift 2
+	"$SNAPCTL_BIN" qemu-save --name "$name" "$@" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
+	[ "$rc" -eq 1 ] || fail "$name: qemu-save exit $rc, expected 1: $(cat "$T/$name.err")"
+	grep -q "$why" "$T/$name.err" || fail "$name: the refusal does not say '$why': $(cat "$T/$name.err")"
+	[ ! -e "$SNAPD_DIR/$name.vm" ] || fail "$name: a refused save left $SNAPD_DIR/$name.vm"
+	echo "ok: $name: refused: $(cat "$T/$name.err")"
+}
+# Another client holds the monitor (QEMU serves one at a time).
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.recv(4096)
+open(sys.argv[2], "w").close()
+time.sleep(120)
+' "$g/qmp" "$g/holding" &
+holder=$!
+t_track "$holder"
+n=300
+until [ -e "$g/holding" ]; do
+	[ "$n" -gt 0 ] || fail "the monitor holder did not connect"
+	sleep 0.1
+	n=$((n - 1))
+done
+refused busy "another client holds the monitor" --qmp "$g/qmp"
+kill "$holder"
+wait "$holder" 2>/dev/null
+vm_runs_clean "$g" "busy"
+# A file backend on a disk file system cannot be protected while it runs.
+if [ "$(stat -f -c %T "$T")" != tmpfs ]; then
+	f=$T/vmfile
+	guest_start "$f" file
+	refused disk-file "not on tmpfs" --qmp "$f/qmp"
+	vm_runs_clean "$f" "disk-file"
+	guest_stop "$f"
+fi
 
 # ---- a paused VM is saved and left paused -----------------------------------------
 guest_qmp "$g" '{"execute": "stop"}' >/dev/null || fail "QMP stop failed"
