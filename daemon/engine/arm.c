@@ -9,7 +9,8 @@
  *
  * 1. arm_begin(): open the pidfd, /proc/PID/mem (readmem.c) and pagemap,
  *    UFFDIO_API on the handed-over uffd, register every region for
- *    write-protect faults, write-protect all of it (on two threads when
+ *    write-protect faults, open the files of shared file mappings
+ *    (readfile.c), write-protect all of it (on two threads when
  *    large: that is the application's pause).  A pre-arm first proves the
  *    uffd is the process's own, region by region, and starts the fault
  *    thread, since the process runs on while protected.
@@ -413,6 +414,8 @@ arm_begin(struct snapshot *s, struct arm *a)
 			goto fail;
 		}
 	}
+	/* Registered: a move or unmap of a region is an event from now on. */
+	snapshot_files_open(s);
 	/*
 	 * Pre-arm: the process runs on while the regions are protected, so
 	 * the fault thread must serve its writes from the first one.  Once it

@@ -352,20 +352,22 @@ fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
 }
 
 /*
- * Read pages i of `unread` (bits over the run) from addr[i] into their slots,
- * one page each, un-protecting each where it was read.  Used again for the
- * pages that moved while the run was read.
+ * Read pages i of `unread` (bits over the run from page of r) from addr[i]
+ * (or r's file) into their slots, one page each, un-protecting each where
+ * it was read.  Used again for the pages that moved while the run was read.
  */
 static void
-fault_reread(struct fault_ctx *fc, const uint32_t *slots, const uint64_t *addr,
-    uint32_t unread, uint32_t *bad)
+fault_reread(struct fault_ctx *fc, struct region *r, uint64_t page,
+    const uint32_t *slots, const uint64_t *addr, uint32_t unread,
+    uint32_t *bad)
 {
 	struct snapshot	*s = fc->s;
 
 	for (; unread != 0; unread &= unread - 1) {
 		unsigned	i = (unsigned)__builtin_ctz(unread);
 		struct iovec	l = { pagebuf_mem(&s->buf, slots[i]), PAGE_4K };
-		ssize_t		got = snapshot_read_mem(s, &l, 1, addr[i]);
+		ssize_t		got = snapshot_read_pages(s, r, page + i, &l, 1,
+				    addr[i]);
 
 		if (got == -1 && errno == ESRCH)
 			snapshot_mm_gone(s);
@@ -430,13 +432,13 @@ fault_around(struct snapshot *s, struct region *r, uint64_t page,
 }
 
 /*
- * Copy the run of n pages at page_addr into its slots, then un-protect it
+ * Copy the run of n pages at page_addr (from page of r) into its slots, then un-protect it
  * with one ioctl, which wakes the faulting task.  where[] gets each page's
  * address; the pages that could not be read are set in the returned mask.
  */
 static uint32_t
-fault_copy_run(struct fault_ctx *fc, const uint32_t *slots, uint64_t *where,
-    uint32_t n, uint64_t page_addr)
+fault_copy_run(struct fault_ctx *fc, struct region *r, uint64_t page,
+    const uint32_t *slots, uint64_t *where, uint32_t n, uint64_t page_addr)
 {
 	struct snapshot	*s = fc->s;
 	struct iovec	 local[FAULT_AROUND_MAX];
@@ -449,7 +451,7 @@ fault_copy_run(struct fault_ctx *fc, const uint32_t *slots, uint64_t *where,
 		local[i].iov_len = PAGE_4K;
 		where[i] = page_addr + i * PAGE_4K;
 	}
-	got = snapshot_read_mem(s, local, n, page_addr);
+	got = snapshot_read_pages(s, r, page, local, n, page_addr);
 	if (got == -1 && errno == ESRCH)
 		snapshot_mm_gone(s);
 	for (uint32_t i = 0; i < n; i++)
@@ -488,7 +490,7 @@ fault_recheck_run(struct fault_ctx *fc, struct region *r, uint64_t page,
 		}
 		if (moved == 0)
 			break;
-		fault_reread(fc, slots, where, moved, bad);
+		fault_reread(fc, r, page, slots, where, moved, bad);
 	}
 }
 
@@ -571,7 +573,7 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	}
 	n = fault_around(s, r, page, page_addr, slots);
 	testpause_at(s, TESTPAUSE_FAULT, r->index, page, n);
-	bad = fault_copy_run(fc, slots, where, n, page_addr);
+	bad = fault_copy_run(fc, r, page, slots, where, n, page_addr);
 	fault_recheck_run(fc, r, page, slots, where, n, seq, &bad);
 	fault_publish_run(s, r, page, slots, n, bad);
 	atomic_fetch_add(&s->pages_faulted, n);

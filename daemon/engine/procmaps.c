@@ -93,6 +93,7 @@ procmaps_find_smaps(struct procmaps *pm, uint64_t addr,
 			in = end > addr;
 			if (in) {
 				found = 1;
+				memset(vma, 0, sizeof(*vma));
 				vma->start = start;
 				vma->end = end;
 				vma->page_size = SNAPD_PAGE_SIZE;
@@ -129,6 +130,11 @@ procmaps_find(struct procmaps *pm, uint64_t addr, struct procmaps_vma *vma)
 		vma->end = q.vma_end;
 		vma->page_size = q.vma_page_size;
 		vma->writable = (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE) != 0;
+		vma->shared = (q.vma_flags & PROCMAP_QUERY_VMA_SHARED) != 0;
+		vma->offset = q.vma_offset;
+		vma->inode = q.inode;
+		vma->dev_major = q.dev_major;
+		vma->dev_minor = q.dev_minor;
 		return 1;
 	}
 	if (pm->smaps == -1 && errno == ENOENT)

@@ -31,6 +31,15 @@ struct procmaps_vma {
 	uint64_t	start, end;
 	uint64_t	page_size;	/* > SNAPD_PAGE_SIZE: hugetlb */
 	int		writable;
+	/*
+	 * The mapped file, where the kernel says (PROCMAP_QUERY; 0 from the
+	 * older kernels' smaps): shared 1 for MAP_SHARED, inode 0 for
+	 * anonymous memory, offset the file offset of start.
+	 */
+	int		shared;
+	uint64_t	offset;
+	uint64_t	inode;
+	uint32_t	dev_major, dev_minor;
 };
 
 /* Open the maps of pid, which pidfd names; -1 with errno. */

@@ -2,7 +2,7 @@
  * The inside of one snapshot, shared by snapshot.c (life cycle, arming,
  * notifications), fault.c (the fault thread), writer.c and arm.c (the
  * writer thread), stopped.c (regions copied while the process is
- * stopped, on the writer thread), readmem.c and testpause.c.  Nothing outside the engine
+ * stopped, on the writer thread), readmem.c, readfile.c and testpause.c.  Nothing outside the engine
  * includes this.
  *
  * Threads and what guards what:
@@ -32,8 +32,9 @@
  *     the read saw the armed pages; different means the pages are checked
  *     again: discarded ones are recorded lost, moved ones read again at
  *     their new address, where they are still write-protected.
- *   - memfd (/proc/PID/mem, readmem.c): opened by the writer while arming,
- *     closed by it after the fault thread is joined; both threads read it.
+ *   - memfd (/proc/PID/mem, readmem.c) and each region's filefd (its
+ *     shared file, readfile.c): opened by the writer while arming, closed
+ *     by it after the fault thread is joined; both threads read them.
  *   - lost queue: lost_lock.
  *   - stats: atomics.
  */
@@ -77,6 +78,8 @@ struct region {
 	uint32_t		flags;		/* OUTPUT_REGION_* */
 	struct pagestate	ps;
 	_Atomic uint64_t	*prearm_dirty;	/* pre-arm: written since protected */
+	int			 filefd;	/* its shared file, or -1 (readfile.c) */
+	uint64_t		 fileoff;	/* file offset of page 0 */
 	uint64_t		stream_next[FAULT_STREAMS];
 	uint32_t		stream_width[FAULT_STREAMS];
 	uint32_t		stream_victim;
@@ -236,6 +239,19 @@ void		 snapshot_mem_close(struct snapshot *s);
 ssize_t		 snapshot_read_mem(struct snapshot *s, const struct iovec *local,
 		    unsigned nlocal, uint64_t addr);
 int		 snapshot_mm_alive(struct snapshot *s);
+
+/*
+ * readfile.c.  snapshot_files_open(): after the regions are registered,
+ * give each region that is a shared file mapping its own description of
+ * the file (the others keep filefd -1).  snapshot_read_pages(): read pages
+ * from `page` on of region r, which are at addr in the process now, as
+ * snapshot_read_mem() does (same returns), from the file where r has one.
+ */
+void		 snapshot_files_open(struct snapshot *s);
+void		 snapshot_files_close(struct snapshot *s);
+ssize_t		 snapshot_read_pages(struct snapshot *s, struct region *r,
+		    uint64_t page, const struct iovec *local, unsigned nlocal,
+		    uint64_t addr);
 /* Fail the snapshot: the armed mm is gone (sets the error and fault_error). */
 void		 snapshot_mm_gone(struct snapshot *s);
 

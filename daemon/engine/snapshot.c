@@ -346,6 +346,7 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		r->npages = r->length >> PAGE_SHIFT_4K;
 		r->index = i;
 		r->flags = req->regions[i].flags;
+		r->filefd = -1;
 		s->by_addr[i] = r;
 		/*
 		 * These bitmaps grow with the region, whose length the

@@ -89,11 +89,11 @@ stopped_read_run(struct snapshot *s, struct region *r, uint64_t first,
 		iov[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
 		iov[i].iov_len = PAGE_4K;
 	}
-	got = snapshot_read_mem(s, iov, n, addr);
+	got = snapshot_read_pages(s, r, first, iov, n, addr);
 	for (unsigned i = got > 0 ? (unsigned)((size_t)got / PAGE_4K) : 0;
 	    i < n; i++) {
 		if (got != -1)
-			got = snapshot_read_mem(s, &iov[i], 1,
+			got = snapshot_read_pages(s, r, first + i, &iov[i], 1,
 			    addr + i * PAGE_4K);
 		if (got == -1) {
 			if (errno == ESRCH)

@@ -235,14 +235,14 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 }
 
 /*
- * Read the pages of `unread` (bits over [first, first+64)) from their
- * claimed addresses into readbuf, at the page's offset from first, one
+ * Read the pages of `unread` (bits over [first, first+64) of r) from their
+ * claimed addresses (or r's file, readfile.c) into readbuf, at the page's offset from first, one
  * read per run contiguous in both page and address, then un-protect them
  * there.  Pages that cannot be read are added to *bad.
  */
 static int
-writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t unread,
-    uint64_t *bad)
+writer_read_unprotect(struct writer *w, struct region *r, uint64_t first,
+    const uint64_t *addr, uint64_t unread, uint64_t *bad)
 {
 	struct snapshot	*s = w->s;
 
@@ -257,7 +257,7 @@ writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t unread,
 		unread &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
 		l.iov_base = w->readbuf + i * PAGE_4K;
 		l.iov_len = n * PAGE_4K;
-		got = snapshot_read_mem(s, &l, 1, addr[i]);
+		got = snapshot_read_pages(s, r, first + i, &l, 1, addr[i]);
 		if (got == -1 && errno == ESRCH) {
 			snapshot_mm_gone(s);
 			return -1;
@@ -272,7 +272,8 @@ writer_read_unprotect(struct writer *w, const uint64_t *addr, uint64_t unread,
 		for (unsigned j = (unsigned)((size_t)got / PAGE_4K); j < n; j++) {
 			l.iov_base = w->readbuf + (i + j) * PAGE_4K;
 			l.iov_len = PAGE_4K;
-			got = snapshot_read_mem(s, &l, 1, addr[i + j]);
+			got = snapshot_read_pages(s, r, first + i + j, &l, 1,
+			    addr[i + j]);
 			if (got == -1 && errno == ESRCH) {
 				snapshot_mm_gone(s);
 				return -1;
@@ -317,7 +318,8 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 	for (unread = mine;;) {
 		uint64_t now;
 
-		if (writer_read_unprotect(w, addr, unread, &bad) == -1)
+		if (writer_read_unprotect(w, r, first, addr, unread, &bad) ==
+		    -1)
 			return -1;
 		/* Events read before the un-protect are handled by now. */
 		pthread_mutex_lock(&s->event_lock);
@@ -489,6 +491,7 @@ writer_release_process(struct snapshot *s)
 {
 	writer_stop_fault_thread(s);
 	snapshot_mem_close(s);
+	snapshot_files_close(s);
 	if (s->uffd >= 0) {
 		close(s->uffd);
 		s->uffd = -1;
