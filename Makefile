@@ -8,6 +8,8 @@
 #   make bench / soak / fuzz   the long runs, not part of check
 #   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
 #                         (BENCHFLAGS="--gib 8" for more; not part of check)
+#   make bench-qemu       snapctl qemu-save against QEMU's background snapshot
+#                         on the test guest (BENCHFLAGS="--runs 5 --rate 40M")
 #   make check-repeat N=5 [TARGET=check-sanitizers]   the suite N times on a
 #                         fresh clone of HEAD: is its verdict deterministic?
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -218,6 +220,12 @@ bench-redis: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench-redis.sh $(BENCHFLAGS)
 
+# QEMU's background snapshot against snapctl qemu-save on the test guest
+# (issue 13).
+bench-qemu: deps
+	$(MAKE) tests
+	B=$(B) tests/bench-qemu.sh $(BENCHFLAGS)
+
 soak: deps
 	$(MAKE) tests
 	B=$(B) tests/soak.sh
@@ -280,4 +288,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis soak fuzz install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz install uninstall clean

@@ -57,6 +57,12 @@
 /* snapshot-start's "buffer-size" (and buffer_size), in bytes. */
 #define SNAPD_BUFFER_SIZE_MIN		SNAPD_PAGE_SIZE
 #define SNAPD_BUFFER_SIZE_MAX		(64ULL << 30)
+/*
+ * snapshot-start's "max-bandwidth": bytes of page data a second (pages
+ * saved x SNAPD_PAGE_SIZE, as QEMU's max-bandwidth counts its stream); 0
+ * is no limit, anything else at least one page a second.
+ */
+#define SNAPD_MAX_BANDWIDTH_MIN		SNAPD_PAGE_SIZE
 
 #define SNAPD_STR(x)			#x
 #define SNAPD_XSTR(x)			SNAPD_STR(x)

@@ -545,27 +545,29 @@ qemu_install_or_skip() {
 }
 
 # guest_start DIR [anon|memfd|file] [QEMU-ARGS...]: boot the test guest
-# in QEMU in the background (TCG, 64 MiB; RAM anonymous by default, a
-# shared memfd, or DIR/ram shared with the file, so that the file is the
-# guest's RAM); QEMU-ARGS are added (-append "first=F last=L").  Waits up
-# to 30 s for the QMP socket to answer and for the first progress line.
-# Sets GUEST_PID; the EXIT trap kills QEMU.  Not in $(...): it starts a
-# child the test waits for.
+# in QEMU in the background (TCG, $GUEST_MEM of RAM, default 64M; RAM
+# anonymous by default, a shared memfd, or DIR/ram shared with the file,
+# so that the file is the guest's RAM); QEMU-ARGS are added (-append
+# "first=F last=L").  Waits up to $GUEST_BOOT_WAIT seconds (default 30)
+# for the QMP socket to answer and for the first progress line (a large
+# guest clears all its pages first).  Sets GUEST_PID; the EXIT trap kills
+# QEMU.  Not in $(...): it starts a child the test waits for.
 guest_start() {
-	local d=$1 kind=${2:-anon} n=300 mem
+	local d=$1 kind=${2:-anon} n=$((${GUEST_BOOT_WAIT:-30} * 10)) mem
+	local size=${GUEST_MEM:-64M}
 	shift
 	[ $# -eq 0 ] || shift
 	[ -x "$GUEST_ELF" ] || fail "$GUEST_ELF is missing: build it first (make tests)"
 	[ -x "$GUESTCHECK" ] || fail "$GUESTCHECK is missing: build it first (make tests)"
 	mkdir -p "$d" || fail "mkdir $d"
 	case $kind in
-	anon)	mem=memory-backend-ram,id=pc.ram,size=64M ;;
-	memfd)	mem=memory-backend-memfd,id=pc.ram,size=64M,share=on ;;
-	file)	mem=memory-backend-file,id=pc.ram,size=64M,mem-path=$d/ram,share=on ;;
+	anon)	mem=memory-backend-ram,id=pc.ram,size=$size ;;
+	memfd)	mem=memory-backend-memfd,id=pc.ram,size=$size,share=on ;;
+	file)	mem=memory-backend-file,id=pc.ram,size=$size,mem-path=$d/ram,share=on ;;
 	*)	fail "guest_start: RAM is anon, memfd or file, not '$kind'" ;;
 	esac
 	rm -f "$d/serial" "$d/qmp" "$d/qemu.pid" "$d/pid"
-	qemu-system-x86_64 -accel tcg -m 64 -kernel "$GUEST_ELF" \
+	qemu-system-x86_64 -accel tcg -m "$size" -kernel "$GUEST_ELF" \
 	    -nodefaults -display none -serial "file:$d/serial" \
 	    -qmp "unix:$d/qmp,server=on,wait=off" -pidfile "$d/qemu.pid" \
 	    -object "$mem" -machine memory-backend=pc.ram "$@" \
@@ -576,7 +578,7 @@ guest_start() {
 	until [ -S "$d/qmp" ] && guest_qmp "$d" '{"execute": "query-status"}' >/dev/null 2>&1 &&
 	    "$GUESTCHECK" --serial "$d/serial" >/dev/null 2>&1; do
 		guest_alive "$d" || fail "QEMU exited while starting the guest: $(tail -n 3 "$d/qemu.log")"
-		[ "$n" -gt 0 ] || fail "the guest in $d showed no progress within 30 s (serial: $(tail -n 2 "$d/serial" 2>/dev/null))"
+		[ "$n" -gt 0 ] || fail "the guest in $d showed no progress within ${GUEST_BOOT_WAIT:-30} s (serial: $(tail -n 2 "$d/serial" 2>/dev/null))"
 		sleep 0.1
 		n=$((n - 1))
 	done

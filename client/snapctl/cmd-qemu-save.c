@@ -93,6 +93,7 @@ qsave_options(struct ctl *ctl, struct qsave *s, int argc, char **argv)
 		{ "format",		required_argument,	NULL,	'f' },
 		{ "level",		required_argument,	NULL,	'l' },
 		{ "buffer-size",	required_argument,	NULL,	'b' },
+		{ "max-bandwidth",	required_argument,	NULL,	'R' },
 		{ "no-wait",		no_argument,		NULL,	'W' },
 		{ "json",		no_argument,		NULL,	'j' },
 		{ NULL,			0,			NULL,	0 },

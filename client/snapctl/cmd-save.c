@@ -48,6 +48,7 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		{ "format",		required_argument,	NULL,	'f' },
 		{ "level",		required_argument,	NULL,	'l' },
 		{ "buffer-size",	required_argument,	NULL,	'b' },
+		{ "max-bandwidth",	required_argument,	NULL,	'R' },
 		{ "no-wait",		no_argument,		NULL,	'W' },
 		{ "prearm",		no_argument,		NULL,	'P' },
 		{ "no-prearm",		no_argument,		NULL,	'N' },

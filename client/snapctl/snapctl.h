@@ -93,8 +93,8 @@ int	ctl_parse_id(const char *s, uint64_t *id);
 /* "4096", "64K", "8M", "1G" (binary units) into *out: 0, or -1. */
 int	ctl_parse_bytes(const char *s, uint64_t *out);
 /* The snapshot-start options commands share, by getopt letter: 'f'
- * --format, 'l' --level, 'b' --buffer-size, into args; exits on a usage
- * error naming cmd.  1 if ch was one of them. */
+ * --format, 'l' --level, 'b' --buffer-size, 'R' --max-bandwidth, into
+ * args; exits on a usage error naming cmd.  1 if ch was one of them. */
 int	ctl_start_option(const char *cmd, int ch, const char *arg,
 	    json_t *args);
 

@@ -431,6 +431,15 @@ ctl_start_option(const char *cmd, int ch, const char *arg, json_t *args)
 		json_object_set_new(args, "buffer-size",
 		    json_integer((json_int_t)bytes));
 		return 1;
+	case 'R':
+		if (ctl_parse_bytes(arg, &bytes) == -1 || bytes > INT64_MAX ||
+		    (bytes != 0 && bytes < SNAPD_MAX_BANDWIDTH_MIN))
+			usage_error("%s: --max-bandwidth is bytes a second (K, "
+			    "M, G allowed), 0 or at least %u, not %s", cmd,
+			    SNAPD_MAX_BANDWIDTH_MIN, arg);
+		json_object_set_new(args, "max-bandwidth",
+		    json_integer((json_int_t)bytes));
+		return 1;
 	}
 	return 0;
 }

@@ -350,8 +350,8 @@ start_pid_permitted(struct cmd_ctx *ctx, pid_t pid)
 
 /*
  * The optional arguments into req: format, level, buffer-size (non-root
- * peers capped at the configured size), pid (root or CAP_SYS_PTRACE only),
- * prearm and test-hold.  -1 with ctx's error set.
+ * peers capped at the configured size), max-bandwidth, pid (root or
+ * CAP_SYS_PTRACE only), prearm and test-hold.  -1 with ctx's error set.
  */
 static int
 start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
@@ -399,6 +399,18 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 		/* Non-root peers may ask for less, never more. */
 		if (c->uid != 0 && req->buffer_size > conf->buffer_size)
 			req->buffer_size = conf->buffer_size;
+	}
+	if ((v = json_object_get(ctx->args, "max-bandwidth")) != NULL) {
+		json_int_t rate = json_integer_value(v);
+
+		if (rate != 0 && rate < SNAPD_MAX_BANDWIDTH_MIN) {
+			cmd_error(ctx, SNAPD_ERR_INVALID,
+			    "snapshot-start: max-bandwidth must be 0 (no "
+			    "limit) or at least %u bytes a second",
+			    SNAPD_MAX_BANDWIDTH_MIN);
+			return -1;
+		}
+		req->max_bandwidth = (uint64_t)rate;
 	}
 	if ((v = json_object_get(ctx->args, "pid")) != NULL) {
 		if (json_integer_value(v) <= 0 ||
@@ -693,6 +705,7 @@ const struct cmd_entry cmd_snapshot_start_entry = {
 	    { "format", CMD_ARG_STRING, 0 },
 	    { "level", CMD_ARG_INT, 0 },
 	    { "buffer-size", CMD_ARG_INT, 0 },
+	    { "max-bandwidth", CMD_ARG_INT, 0 },
 	    { "pid", CMD_ARG_INT, 0 },
 	    { "prearm", CMD_ARG_BOOL, 0 },
 	    { "test-hold", CMD_ARG_OBJECT, 0 }),

@@ -92,6 +92,8 @@ struct snapshot_request {
 	int			 threads;
 	int			 pressure_level;	/* zstd level under buffer pressure, 0: none */
 	size_t			 buffer_size;	/* bytes of page buffer, >= one page */
+	uint64_t		 max_bandwidth;	/* page bytes/s to the output, 0: no
+						 * limit (ratelimit.h) */
 	mode_t			 mode;
 	uid_t			 owner_uid;	/* file owner, -1 to leave as created */
 	gid_t			 owner_gid;

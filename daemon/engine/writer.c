@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 #include "snapshot-internal.h"
 #include "testpause.h"
 #include "uffd.h"
@@ -47,6 +48,7 @@ struct writer {
 	struct snapshot	*s;
 	uint8_t		*readbuf;	/* WRITER_RUN pages */
 	uint64_t	 pages_out;	/* pages given to the output (any kind) */
+	struct ratelimit rl;		/* max-bandwidth (ratelimit.h) */
 	uint32_t	 slots[DRAIN_BATCH];
 };
 
@@ -56,6 +58,7 @@ writer_output(struct writer *w, uint32_t region, uint64_t first, uint32_t n,
 {
 	struct snapshot *s = w->s;
 
+	ratelimit_pace(s, &w->rl, n);
 	if (output_pages(s->out, region, first, n, data) == -1) {
 		snapshot_set_error(s, "%s", output_error(s->out));
 		return -1;
@@ -546,6 +549,7 @@ writer_thread_main(void *arg)
 	uint64_t		 hurried;
 
 	s->memfd = -1;
+	ratelimit_init(&w.rl, s->req.max_bandwidth);
 	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
 	if (w.readbuf == NULL) {
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));

@@ -3,14 +3,15 @@
 # whether or not this snapd attaches yet: it names a process that has
 # exited, so snapd refuses either way and nothing is attached.
 #   - every option lands in snapshot-start's arguments as the protocol
-#     spells them (pid, maps, name, format, level, buffer-size with its K/M/G
-#     suffix worked out, test-hold as an object), and no "uffd": read back
+#     spells them (pid, maps, name, format, level, buffer-size and
+#     max-bandwidth with their K/M/G suffixes worked out, test-hold as an
+#     object), and no "uffd": read back
 #     from snapd's protocol trace;
 #   - snapd's refusal is printed as "snapctl: snapshot-start: ..." and
 #     save exits 1;
 #   - usage errors exit 2 naming what is wrong: no --pid, a pid that is not
 #     one, an unknown option, a stray argument, a bad format, level, buffer
-#     size or test-hold.
+#     size, max-bandwidth or test-hold.
 # Exit 0 pass, 77 skip, 1 fail.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -25,7 +26,7 @@ wait "$gone"
 name=save-args-$RANDOM$RANDOM
 rc=0
 out=$("$SNAPCTL_BIN" save --pid "$gone" --maps '[heap],*libc*,7f0000000000-7f0000100000' \
-    --name "$name" --format raw --level 7 --buffer-size 8M \
+    --name "$name" --format raw --level 7 --buffer-size 8M --max-bandwidth 40M \
     --test-hold '{"until": "release"}' --no-wait 2>&1) || rc=$?
 [ "$rc" -eq 1 ] || fail "snapctl save of exited process $gone: exit $rc, expected 1: $out"
 case $out in "snapctl: snapshot-start: "*) ;; *) fail "save's refusal does not read 'snapctl: snapshot-start: ...': $out" ;; esac
@@ -54,7 +55,8 @@ if found is None:
     sys.exit("no snapshot-start named %s in the trace %s" % (name, where))
 want = {"pid": pid, "maps": "[heap],*libc*,7f0000000000-7f0000100000",
         "name": name, "format": "raw", "level": 7,
-        "buffer-size": 8 << 20, "test-hold": {"until": "release"}}
+        "buffer-size": 8 << 20, "max-bandwidth": 40 << 20,
+        "test-hold": {"until": "release"}}
 print("sent: " + json.dumps(found))
 if found != want:
     sys.exit("expected %s" % json.dumps(want))
@@ -78,6 +80,8 @@ usage_case "unexpected argument stray" --pid 1 stray
 usage_case "--format is zsnap or raw" --pid 1 --format tar
 usage_case "--level is 1 to 19" --pid 1 --level 20
 usage_case "--buffer-size is bytes" --pid 1 --buffer-size 8X
+usage_case "--max-bandwidth is bytes a second" --pid 1 --max-bandwidth 8X
+usage_case "--max-bandwidth is bytes a second" --pid 1 --max-bandwidth 4095
 usage_case "--test-hold is not a JSON object" --pid 1 --test-hold '[1]'
 usage_case "--maps is empty" --pid 1 --maps ''
 echo "ok: usage errors exit 2 and say what is wrong"
