@@ -2,16 +2,19 @@
  * snapctl qemu-save --qmp SOCKET [--name NAME]: save a running QEMU VM, its
  * device state from QEMU and its guest RAM live through snapd.
  *
- *  1. Over QMP: learn the VM (qemuvm.h) and hand QEMU a descriptor of a
- *     memfd of ours for the device state (add-fd), all before the pause.
- *  2. stop; xen-save-devices-state (live: false) into that descriptor.
- *  3. snapshot-start on snapd attaching to QEMU's pid, with "maps" naming
- *     the RAM blocks' mappings and "subdir" NAME.vm: snapd answers once
- *     they are write-protected, which is the RAM's point in time, taken
- *     while the vCPUs are stopped, so it matches the device state.
- *  4. cont.  The guest's pause is stop to cont.  snapd saves the RAM while
+ *  1. Over QMP: hand QEMU a descriptor of a memfd of ours for the device
+ *     state (add-fd), find QEMU's pid by it, learn the VM (qemuvm.h).
+ *  2. snapshot-start on snapd attaching to QEMU with "maps" naming the RAM
+ *     blocks' mappings, "subdir" NAME.vm, "prearm" and "wait-arm": snapd
+ *     stops QEMU's threads briefly, takes a userfaultfd, lets them go and
+ *     write-protects the RAM while the guest runs.
+ *  3. stop; xen-save-devices-state (live: false) into the descriptor;
+ *     snapshot-arm: snapd stops QEMU's threads again and protects what the
+ *     guest wrote since, the RAM's point in time, taken while the vCPUs are
+ *     stopped, so it matches the device state; cont.  The guest's pause is
+ *     stop to cont (printed, with its parts).  snapd saves the RAM while
  *     the guest runs.
- *  5. Into NAME.vm: the device state and the manifest (qemustore.h); then,
+ *  4. Into NAME.vm: the device state and the manifest (qemustore.h); then,
  *     unless --no-wait, follow the RAM snapshot to its end.
  *
  * A save never leaves a VM paused that ran: after stop, every failure conts
@@ -72,7 +75,9 @@ struct qsave {
 	pid_t		 watchdog;
 	int		 watchpipe;	/* write end: a byte means "done" */
 	sigset_t	 oldmask;
-	uint64_t	 t_stop, pause_us;
+	uint64_t	 t_stop, pause_us, prearm_us;
+	/* The pause's parts: stop, device state, attach and arm, cont. */
+	uint64_t	 t_stopped, t_devices, t_armed;
 };
 
 static uint64_t
@@ -339,25 +344,51 @@ qsave_find_qemu(struct qsave *s, char *err, size_t errlen)
 }
 
 /*
- * The pause: stop (if running), device state, arm through snapd, cont.
- * Returns snapshot-start's reply, or NULL with the guest running again if
+ * Before the pause: snapd attaches and protects the RAM while the guest
+ * runs ("prearm", "wait-arm"), so that the pause need only protect again
+ * what the guest writes meanwhile.  The snapshot's id, or 0 after printing
+ * why (*status the exit code).
+ */
+static uint64_t
+qsave_prearm(struct ctl *ctl, struct qsave *s, int *status)
+{
+	json_t		*ret;
+	char		*maps;
+	uint64_t	 id;
+
+	if ((maps = qemuvm_maps_filter(&s->vm)) == NULL) {
+		ctl_warnx("qemu-save: %s", strerror(ENOMEM));
+		*status = EXIT_FAILED;
+		return 0;
+	}
+	json_object_set_new(s->args, "pid", json_integer(s->vm.pid));
+	json_object_set_new(s->args, "maps", json_string(maps));
+	json_object_set_new(s->args, "prearm", json_true());
+	json_object_set_new(s->args, "wait-arm", json_true());
+	free(maps);
+	json_incref(s->args);
+	if ((ret = ctl_execute(ctl, "snapshot-start", s->args, status)) ==
+	    NULL)
+		return 0;
+	id = json_u64(ret, "id");
+	s->prearm_us = json_u64(ret, "prearm-us");
+	json_decref(ret);
+	return id;
+}
+
+/*
+ * The pause: stop (if running), device state, snapshot-arm, cont.
+ * Returns snapshot-arm's reply, or NULL with the guest running again if
  * it ran, after printing why (*status the exit code).
  */
 static json_t *
-qsave_pause(struct ctl *ctl, struct qsave *s, int *status)
+qsave_pause(struct ctl *ctl, struct qsave *s, uint64_t id, int *status)
 {
-	char		 err[512], file[64], *maps;
+	char		 err[512], file[64];
 	sigset_t	 block;
 	json_t		*v, *ret = NULL;
 
 	*status = EXIT_FAILED;
-	if ((maps = qemuvm_maps_filter(&s->vm)) == NULL) {
-		ctl_warnx("qemu-save: %s", strerror(ENOMEM));
-		return NULL;
-	}
-	json_object_set_new(s->args, "pid", json_integer(s->vm.pid));
-	json_object_set_new(s->args, "maps", json_string(maps));
-	free(maps);
 	if (s->vm.running) {
 		sigemptyset(&block);
 		sigaddset(&block, SIGINT);
@@ -380,6 +411,7 @@ qsave_pause(struct ctl *ctl, struct qsave *s, int *status)
 		json_decref(v);
 		s->stopped = 1;
 	}
+	s->t_stopped = qsave_now_us();
 	snprintf(file, sizeof(file), "/dev/fdset/%d", s->fdset);
 	v = qmpc_execute(s->q, "xen-save-devices-state", json_pack("{s:s,s:b}",
 	    "filename", file, "live", 0), -1, err, sizeof(err));
@@ -387,8 +419,10 @@ qsave_pause(struct ctl *ctl, struct qsave *s, int *status)
 		ctl_warnx("qemu-save: device state: %s", err);
 	else {
 		json_decref(v);
-		json_incref(s->args);
-		ret = ctl_execute(ctl, "snapshot-start", s->args, status);
+		s->t_devices = qsave_now_us();
+		ret = ctl_execute(ctl, "snapshot-arm", json_pack("{s:I}", "id",
+		    (json_int_t)id), status);
+		s->t_armed = qsave_now_us();
 	}
 	qsave_resume(s);
 	return ret;
@@ -441,6 +475,14 @@ qsave_print(struct ctl *ctl, const struct qsave *s, const json_t *ret,
 		    "arm-us", (json_int_t)json_u64(ret, "arm-us"), "id",
 		    (json_int_t)json_u64(ret, "id"), "running",
 		    s->vm.running, "snapshot", ret);
+		if (s->vm.running)
+			json_object_set_new(o, "pause-parts-us", json_pack(
+			    "{s:I, s:I, s:I, s:I}", "stop", (json_int_t)
+			    (s->t_stopped - s->t_stop), "devices", (json_int_t)
+			    (s->t_devices - s->t_stopped), "attach",
+			    (json_int_t)(s->t_armed - s->t_devices), "cont",
+			    (json_int_t)(s->t_stop + s->pause_us -
+			    s->t_armed)));
 		ctl_print_json(o);
 		json_decref(o);
 		return;
@@ -450,8 +492,12 @@ qsave_print(struct ctl *ctl, const struct qsave *s, const json_t *ret,
 	printf("VM %s (QEMU %s, %s, pid %d) saving into %s\n", s->name,
 	    s->vm.version, s->vm.machine, (int)s->vm.pid, dir);
 	if (s->vm.running)
-		printf("  guest paused %s (stop to cont), ",
-		    fmt_duration_us(s->pause_us, pause, sizeof(pause)));
+		printf("  guest paused %s (stop %" PRIu64 " us, device state %"
+		    PRIu64 " us, attach and arm %" PRIu64 " us, cont %" PRIu64
+		    " us), ", fmt_duration_us(s->pause_us, pause,
+		    sizeof(pause)), s->t_stopped - s->t_stop, s->t_devices -
+		    s->t_stopped, s->t_armed - s->t_devices, s->t_stop +
+		    s->pause_us - s->t_armed);
 	else
 		printf("  guest was paused (%s) and is left paused, ",
 		    s->vm.status);
@@ -505,6 +551,8 @@ cmd_qemu_save_exec(struct ctl *ctl, int argc, char **argv)
 	struct qsave	 s = { .devfd = -1, .fdset = -1, .wait = 1 };
 	char		 err[512], sub[SNAPD_NAME_MAX + 8], path[PATH_MAX];
 	json_t		*ret = NULL, *v;
+	uint64_t	 id;
+	char		 cancel[128];
 	int		 rc = EXIT_FAILED;
 
 	s.args = json_object();
@@ -527,8 +575,14 @@ cmd_qemu_save_exec(struct ctl *ctl, int argc, char **argv)
 	snprintf(sub, sizeof(sub), "%s%s", s.name, QEMUSTORE_SUFFIX);
 	json_object_set_new(s.args, "name", json_string(s.name));
 	json_object_set_new(s.args, "subdir", json_string(sub));
-	json_object_set_new(s.args, "prearm", json_false());
-	ret = qsave_pause(ctl, &s, &rc);
+	if ((id = qsave_prearm(ctl, &s, &rc)) != 0 &&
+	    (ret = qsave_pause(ctl, &s, id, &rc)) == NULL) {
+		/* Not armed: let it go now, quietly (it may be over). */
+		snprintf(cancel, sizeof(cancel), "{\"execute\": "
+		    "\"snapshot-cancel\", \"arguments\": {\"id\": %" PRIu64
+		    "}}", id);
+		free(snap_command(ctl->client, cancel));
+	}
 remove:
 	/* QEMU closes the descriptor once the guest runs; the monitor is
 	 * free again once we disconnect. */

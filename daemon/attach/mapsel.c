@@ -378,9 +378,11 @@ mapsel_decide(struct mapsel *ms, pid_t pid, int pidfd,
 		uint32_t		 st;
 		uint64_t		 len = m->end - m->start;
 
-		st = mapsel_classify(pid, &pm, pagemap, m, &reason);
-		if (st != PROCREC_SKIPPED && !mapsel_filter_match(f, m))
+		/* The filter first: classifying may read the pagemap. */
+		if (!mapsel_filter_match(f, m))
 			st = PROCREC_SKIPPED, reason = "not chosen by maps";
+		else
+			st = mapsel_classify(pid, &pm, pagemap, m, &reason);
 		if (st == PROCREC_STOPPED &&
 		    ms->bytes_stopped + len > stopped_max)
 			st = PROCREC_SKIPPED, reason = "copying it while "

@@ -22,6 +22,8 @@ struct attaching {
 	struct attach		*a;
 	uint64_t		 snap_id;	/* 0 until the engine has it */
 	int			 resume_asked;
+	int			 wait_arm;	/* the client sends snapshot-arm */
+	int			 arm_asked;
 };
 
 static struct event_base *attaching_base;
@@ -86,8 +88,9 @@ attaching_ready(struct attaching *at)
 	at->req.procrec = r->procrec;
 	at->req.procrec_len = r->procrec_len;
 	at->req.prearm = r->prearm;
-	e = report_start_held(&at->req, at->dir, at->conn_id, at->reply_id,
-	    err, sizeof(err));
+	/* With wait-arm, the pre-armed reply goes out as it comes. */
+	e = (at->wait_arm ? report_start : report_start_held)(&at->req,
+	    at->dir, at->conn_id, at->reply_id, err, sizeof(err));
 	at->req.pidfd = -1;	/* the engine's now */
 	close(at->req.dirfd);
 	at->req.dirfd = -1;
@@ -100,6 +103,7 @@ attaching_ready(struct attaching *at)
 	}
 	at->snap_id = e->id;
 	e->attaching = at;
+	e->attached = 1;
 }
 
 /* Pre-arm: stopped again with a new record: arm the snapshot. */
@@ -140,6 +144,24 @@ attaching_failed(struct attaching *at)
 	report_release(at->snap_id, NULL, NULL, desc);
 }
 
+/*
+ * The attach ended: a wait-arm snapshot it did not arm (no snapshot-arm
+ * came within the attach's hold, ATTACH_HOLD_MAX_MS) is cancelled, since
+ * nothing could now stop the process for its point in time.
+ */
+static void
+attaching_give_up(struct attaching *at)
+{
+	struct snap_entry *e;
+
+	if (!at->wait_arm || at->snap_id == 0 ||
+	    (e = snapshots_find(at->snap_id)) == NULL || e->snap == NULL ||
+	    e->done || e->armed || at->arm_asked)
+		return;
+	snapshot_cancel(e->snap, "pre-armed by attach with \"wait-arm\", "
+	    "and no snapshot-arm came in time");
+}
+
 static void
 attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 {
@@ -156,6 +178,7 @@ attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 		attaching_failed(at);
 		break;
 	case ATTACH_EV_RESUMED:
+		attaching_give_up(at);
 		if (at->snap_id != 0)
 			report_release(at->snap_id,
 			    attaching_figures(attach_result(a)), "attach",
@@ -165,25 +188,53 @@ attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 	attaching_free(at);
 }
 
-void
+int
 attaching_engine_event(struct snap_entry *e, enum snapshots_event ev)
 {
 	struct attaching *at = e->attaching;
 
 	if (at == NULL || at->resume_asked)
-		return;
+		return 1;
 	if (ev == SNAPSHOTS_EV_PREARMED) {
+		if (at->wait_arm)
+			return 0;
 		attach_stop_again(at->a);
-		return;
+		return 1;
 	}
 	at->resume_asked = 1;
 	attach_resume(at->a);
+	return 1;
+}
+
+int
+attaching_arm(struct snap_entry *e, uint64_t conn_id, json_t *reply_id)
+{
+	struct attaching *at = e->attaching;
+
+	/* at is NULL once the attach is over: nothing can stop it now. */
+	if (at != NULL && !at->wait_arm) {
+		errno = EPERM;
+		return -1;
+	}
+	if (at == NULL || at->resume_asked || e->done || !e->prearmed ||
+	    e->armed) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (at->arm_asked) {
+		errno = EALREADY;
+		return -1;
+	}
+	at->arm_asked = 1;
+	report_wait_held(e->id, conn_id, reply_id);
+	attach_stop_again(at->a);
+	return 0;
 }
 
 int
 attaching_start(const struct snapshot_request *req, const char *dir,
-    const char *maps, int prearm, uint64_t conn_id, json_t *reply_id,
-    char *err, size_t errlen)
+    const char *maps, int prearm, int wait_arm, uint64_t conn_id,
+    json_t *reply_id, char *err, size_t errlen)
 {
 	struct attaching	*at = calloc(1, sizeof(*at));
 	struct attach_request	 ar;
@@ -200,6 +251,7 @@ attaching_start(const struct snapshot_request *req, const char *dir,
 	snprintf(at->dir, sizeof(at->dir), "%s", dir);
 	at->conn_id = conn_id;
 	at->reply_id = reply_id != NULL ? json_incref(reply_id) : NULL;
+	at->wait_arm = wait_arm;
 	memset(&ar, 0, sizeof(ar));
 	ar.pid = req->pid;
 	ar.pidfd = req->pidfd;

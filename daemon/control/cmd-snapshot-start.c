@@ -572,7 +572,9 @@ start_check_shape(struct cmd_ctx *ctx, int attach)
 		if (json_object_get(ctx->args, "regions") != NULL)
 			bad = "'regions' does not go with attach (pid without "
 			    "uffd): use 'maps'";
-	} else if (json_object_get(ctx->args, "uffd") == NULL)
+	} else if (json_object_get(ctx->args, "wait-arm") != NULL)
+		bad = "'wait-arm' goes only with attach (pid without uffd)";
+	else if (json_object_get(ctx->args, "uffd") == NULL)
 		bad = "'uffd' is required (or 'pid' alone, to attach)";
 	else if (json_object_get(ctx->args, "regions") == NULL)
 		bad = "'regions' is required with 'uffd'";
@@ -621,11 +623,17 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 			    "maps"));
 	json_int_t	 pid = json_integer_value(json_object_get(ctx->args,
 			    "pid"));
+	int		 wait_arm = json_is_true(json_object_get(ctx->args,
+			    "wait-arm"));
 	char		 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX], err[512];
 
 	if (maps != NULL && mapsel_filter_check(maps, err, sizeof(err)) == -1)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
 		    err);
+	if (wait_arm && json_is_false(json_object_get(ctx->args, "prearm")))
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+		    "'wait-arm' is a pre-arm: it does not go with \"prearm\": "
+		    "false");
 	/* Without it, pages the process never touched read back wrong. */
 	if (!(snapshot_kernel_features() & UFFD_FEATURE_WP_UNPOPULATED))
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
@@ -641,9 +649,9 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
 	    sizeof(dir)) == -1)
 		return CMD_ERROR;
-	if (attaching_start(req, dir, maps, json_object_get(ctx->args,
-	    "prearm") != NULL ? req->prearm : -1, ctx->conn->id, ctx->id, err,
-	    sizeof(err)) == -1)
+	if (attaching_start(req, dir, maps, wait_arm ? 1 :
+	    json_object_get(ctx->args, "prearm") != NULL ? req->prearm : -1,
+	    wait_arm, ctx->conn->id, ctx->id, err, sizeof(err)) == -1)
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
 	return CMD_DEFER;
 }
@@ -708,6 +716,7 @@ const struct cmd_entry cmd_snapshot_start_entry = {
 	    { "max-bandwidth", CMD_ARG_INT, 0 },
 	    { "pid", CMD_ARG_INT, 0 },
 	    { "prearm", CMD_ARG_BOOL, 0 },
+	    { "wait-arm", CMD_ARG_BOOL, 0 },
 	    { "test-hold", CMD_ARG_OBJECT, 0 }),
 	.exec = cmd_snapshot_start_exec,
 };

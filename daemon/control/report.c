@@ -284,11 +284,9 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 
 	switch (ev) {
 	case SNAPSHOTS_EV_PREARMED:
-		if (e->attaching != NULL) {
-			/* Attach arms it itself: no reply yet. */
-			attaching_engine_event(e, ev);
+		/* Attach arms it itself, unless the client is to: no reply. */
+		if (e->attaching != NULL && attaching_engine_event(e, ev))
 			break;
-		}
 		/* The reply says what it answers: pre-armed, whatever since. */
 		prearmed = *st;
 		prearmed.state = SNAPSHOT_PREARMED;
@@ -398,6 +396,13 @@ report_release(uint64_t snap_id, json_t *extra, const char *key,
 		    SNAPD_ERR_GENERIC, desc);
 	}
 	report_pending_free(p);
+}
+
+void
+report_wait_held(uint64_t snap_id, uint64_t conn_id, json_t *reply_id)
+{
+	report_pending_add(snap_id, conn_id, reply_id);
+	report_pending_find(snap_id)->held = 1;
 }
 
 int

@@ -48,6 +48,13 @@ struct snap_entry *report_start_held(const struct snapshot_request *req,
 void		 report_release(uint64_t snap_id, json_t *extra,
 		    const char *key, const char *error);
 
+/*
+ * A reply to conn_id with reply_id, held as report_start_held()'s is, for
+ * snapshot snap_id: snapshot-arm of an attach with "wait-arm".
+ */
+void		 report_wait_held(uint64_t snap_id, uint64_t conn_id,
+		    json_t *reply_id);
+
 /* snapshots_arm() whose reply goes to conn_id with reply_id once armed. */
 int		 report_arm(struct snap_entry *e, uint64_t conn_id,
 		    json_t *reply_id);

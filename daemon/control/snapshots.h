@@ -50,6 +50,7 @@ struct snap_entry {
 
 	uint64_t		 start_conn;	/* the connection that started it */
 	struct attaching	*attaching;	/* attach: until the process is released */
+	int			 attached;	/* by attach (never cleared) */
 	uint64_t		 last_buffer_full_ms;
 };
 

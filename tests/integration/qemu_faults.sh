@@ -2,9 +2,11 @@
 # snapctl qemu-save (issue 13) when things go wrong, each fault forced at a
 # known point by snapd's pause points (SNAPD_TEST_PAUSE_DIR, snapd(8) TEST
 # HOOKS), never by timing:
-#   - snapd killed while it holds QEMU stopped and attached ("attach
-#     stopped", "attach armed"): qemu-save fails, and the VM runs: QEMU
-#     not paused, not traced, no userfaultfd, the guest writing on;
+#   - snapd killed while it holds QEMU's threads stopped: at its first
+#     stop ("attach stopped", the guest running), at its second, the VM
+#     stopped by qemu-save ("attach restopped", "attach armed"):
+#     qemu-save fails, and the VM runs: QEMU not paused, not traced, no
+#     userfaultfd, the guest writing on;
 #   - snapd killed mid-sweep (the guest running again, snapd's writer held
 #     in its sweep): the same;
 #   - snapctl killed with SIGKILL while the VM is stopped: its watchdog
@@ -65,7 +67,7 @@ guest_start "$g" anon
 guest_wait_writes "$g" 4096
 
 # ---- snapd killed while QEMU is stopped, and mid-sweep ---------------------------
-for point in "attach stopped" "attach armed" "writer 0 200"; do
+for point in "attach stopped" "attach restopped" "attach armed" "writer 0 200"; do
 	name=kill-${point// /-}
 	echo "$point" >"$SNAPD_TEST_PAUSE_DIR/$name.pause"
 	"$SNAPCTL_BIN" qemu-save --qmp "$g/qmp" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
