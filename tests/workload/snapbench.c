@@ -19,18 +19,63 @@
  *     with prearm protects the memory, is stopped when it returns, and the
  *     pause is snap_arm(), which protects again what it wrote meanwhile.
  *     fork: the time fork() takes in the parent.
- *  2. Stall per first write.  One writer thread touches every page once
- *     (a random permutation, or in address order), timing each store with
- *     clock_gettime before and after; the times of the stores made while
- *     the snapshot runs give p50, p99 and max, and their count over the
- *     time spent gives the writer's throughput.  snapd: from the armed
- *     instant to the completion event.  fork: the child is a BGSAVE-style
- *     snapshot writer that compresses the memory with zstd at the same
- *     level in 1 MiB blocks, write(2)s it to a file and fsyncs it; the
- *     window is its lifetime, so every store in it is a copy-on-write fault.
- *     A write test also ends once the writer has written every page, or
- *     after --window seconds; the snapshot is then cancelled, or the child
- *     killed, since no later store could be measured.
+ *  2. First writes.  One writer thread touches every page once (a random
+ *     permutation, or in address order), timing each store with
+ *     clock_gettime before and after.  snapd: from the armed instant to
+ *     the completion event.  fork: the child is a BGSAVE-style snapshot
+ *     writer that compresses the memory with zstd at the same level in
+ *     1 MiB blocks, write(2)s it to a file and fsyncs it; the window is its
+ *     lifetime.  A write test also ends once the writer has written every
+ *     page, or after --window seconds; the snapshot is then cancelled, or
+ *     the child killed, since no later store could be measured.
+ *
+ *     Not every first write faults under snapd: the sweep releases pages
+ *     in address order while the writer runs, and a store to a released
+ *     page costs what any store costs, so the p50 of all stores mixes two
+ *     populations and says little.  The writer therefore reads each page's
+ *     8-byte /proc/self/pagemap entry (pread on a descriptor kept open)
+ *     just before the store, outside the timed interval, and counts the
+ *     store as faulting when, under snapd, the entry has PM_UFFD_WP (bit
+ *     57: the pte, or the pmd of a huge page, is still write-protected)
+ *     and, under fork, it is present (bit 63) without PM_MMAP_EXCLUSIVE
+ *     (bit 56: the page is still shared with the child, so the store is a
+ *     copy-on-write fault).  For a PMD-mapped huge page the kernel derives
+ *     both bits of every 4 KiB entry from the pmd and the page's own
+ *     mapcount; a test program on 6.18 (CONFIG_PAGE_MAPCOUNT) saw exactly
+ *     that: after fork every entry of a huge page is shared, after a store
+ *     only the copied 4 KiB page is exclusive, and a uffd-wp pmd marks all
+ *     512 entries protected.  Reported per writer and per side:
+ *
+ *     a. p50, p99 and max of the faulting stores alone: the fault path,
+ *        compared like for like with fork's copy-on-write fault on the
+ *        same kind of page (the ratio lines of the table);
+ *     b. the fraction of first writes that faulted;
+ *     c. the writer's throughput: pages / (t_end - t_start - t_check),
+ *        where pages is the number of stores made, t_start the writer's
+ *        clock just before its first page, t_end just after its last
+ *        store (when it has written every page, or was stopped because
+ *        the snapshot completed or was cancelled, or the child exited or
+ *        was killed), and t_check the sum over the stores of the time from
+ *        just before the pagemap read to just before the store, so that
+ *        the check does not lower the figure;
+ *     d. p50, p99 and max of all stores, faulting or not.
+ *
+ *     The check is not free of effects, and they are the same on both
+ *     sides: the writer is slower by the read (its time per store is
+ *     reported), which gives snapd's sweep a little more time to release
+ *     pages ahead of it; and the read walks the same page table as the
+ *     store, so the store's own walk finds the entry in cache.  A page
+ *     the sweep releases between the read and the store would count as a
+ *     fault that costs nothing; smoke runs saw no faulting store under
+ *     3 us.  Not every store that does not fault by this test is free:
+ *     with huge pages, a page snapd releases 4 KiB at a time is left
+ *     read-only in the split pmd, and its first store takes a fault the
+ *     kernel resolves alone (about 7 us on the test machine, against
+ *     0.03 us for a page released whole); after fork's child exits, the
+ *     parent's pages are its own again but still read-only, likewise.
+ *     Those show in the figures of all stores, not in the faulting ones;
+ *     and they are why fork's fraction is under 100 %: the child's exit
+ *     releases its pages before the writer is stopped.
  *  3. Idle throughput.  The wall time of a complete snapd snapshot of the
  *     idle memory (snap_start to the completion event, fsync included)
  *     against `zstd -T0 -LEVEL` compressing a raw image of the same bytes
@@ -48,19 +93,26 @@
  *     and the child's own memory.  The page cache of either side's output
  *     file is not counted.
  *
+ * fork's pause and write tests run at the start of every run and again
+ * after snapd's write tests, so that snapd's pause, idle and write tests
+ * lie between two fork samples: the report prints the medians of the
+ * samples before and of those after, and how far apart they are (the
+ * machine's noise, which the ratios cannot be more precise than), and
+ * every ratio is against the median of all of them.
+ *
  * The memory is refilled with its original bytes at the start of every
- * run, and in --thp mode before every write test whose memory is no longer
+ * run, and in --thp mode before every test whose memory is no longer
  * mostly huge pages (un-protecting or copying 4 KiB splits a huge page).
  * The last line of output is one JSON object with every median and ratio.
  *
  * Threads: the main thread runs every measurement in turn.  During a write
  * test it starts one writer thread (writer_main), which alone writes the
- * memory, stall_ns[] and its own struct writer; the main thread polls only
- * its atomic done flag and reads the rest after pthread_join.  During a
- * memory test a sampler thread (sampler_main) reads /proc; the main thread
- * polls its atomic done flag and reads its peak after the join.  fork() is
- * only called when the main thread is the only thread, so the child may
- * use malloc and zstd.
+ * memory, stall_ns[], fault_ns[] and its own struct writer, and alone
+ * reads pagemap_fd; the main thread polls only its atomic done flag and
+ * reads the rest after pthread_join.  During a memory test a sampler
+ * thread (sampler_main) reads /proc; the main thread polls its atomic done
+ * flag and reads its peak after the join.  fork() is only called when the
+ * main thread is the only thread, so the child may use malloc and zstd.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -76,6 +128,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,6 +153,11 @@
 #define THP_REFILL_PCT	90		/* refill when fewer huge pages */
 #define SAMPLE_NS	1000000		/* memory sampler period */
 
+/* Bits of a /proc/PID/pagemap entry (admin-guide/mm/pagemap.rst). */
+#define PM_PRESENT		(1ull << 63)
+#define PM_UFFD_WP		(1ull << 57)
+#define PM_MMAP_EXCLUSIVE	(1ull << 56)
+
 extern char **environ;
 
 static struct {
@@ -121,6 +179,8 @@ static uint64_t		 npages;
 static char		*pool;		/* POOL_SNIPPETS text snippets */
 static uint32_t		*order_random;	/* a permutation of the pages */
 static uint64_t		*stall_ns;	/* per store of one write test */
+static uint64_t		*fault_ns;	/* per faulting store of that test */
+static int		 pagemap_fd = -1;	/* /proc/self/pagemap */
 static struct snap_client *client;
 static pid_t		 daemon_pid;
 static char		 tmpdir[PATH_MAX];
@@ -164,7 +224,7 @@ percentile(const uint64_t *v, uint64_t n, double p)
 static double
 median(const double *v, unsigned n)
 {
-	double s[RUNS_MAX];
+	double s[2 * RUNS_MAX];
 
 	if (n == 0)
 		return 0;
@@ -655,22 +715,51 @@ enum write_kind {
 	WRITE_REWRITE,		/* the whole page, random order */
 };
 
+/* How a writer tells, before a store, whether the store will fault. */
+enum fault_check {
+	CHECK_NONE,		/* it does not: pre-arm and memory tests */
+	CHECK_UFFD_WP,		/* snapd: the page is still write-protected */
+	CHECK_COW,		/* fork: the page is shared with the child */
+};
+
 struct writer {
 	pthread_t	 thread;
 	enum write_kind	 kind;
+	enum fault_check check;
 	uint64_t	 gen;		/* content generation for REWRITE */
 	_Atomic int	 stop;
 	_Atomic int	 done;		/* every page written, or stopped */
 	uint64_t	 count;		/* stores timed into stall_ns */
+	uint64_t	 faults;	/* of them, those also in fault_ns */
+	uint64_t	 check_ns;	/* time spent checking, not storing */
 	uint64_t	 t_start, t_end;
 };
+
+/*
+ * Whether a store to page p will fault, from its pagemap entry.  Only the
+ * flag bits are read, which needs no privilege (the frame number would).
+ */
+static int
+page_will_fault(const uint8_t *p, enum fault_check check)
+{
+	uint64_t entry;
+	off_t off = (off_t)((uintptr_t)p / PAGE_SIZE * sizeof(entry));
+
+	if (pread(pagemap_fd, &entry, sizeof(entry), off) != sizeof(entry))
+		die("read /proc/self/pagemap at %p: %s", (const void *)p,
+		    strerror(errno));
+	if (check == CHECK_UFFD_WP)
+		return (entry & PM_UFFD_WP) != 0;
+	return (entry & PM_PRESENT) && !(entry & PM_MMAP_EXCLUSIVE);
+}
 
 static void *
 writer_main(void *arg)
 {
 	struct writer *wr = arg;
-	uint64_t k, i, t0, t1;
+	uint64_t k, i, tc, t0, t1;
 	uint8_t *p;
+	int fault = 0;
 
 	wr->t_start = now_ns();
 	for (k = 0; k < npages; k++) {
@@ -678,13 +767,21 @@ writer_main(void *arg)
 			break;
 		i = wr->kind == WRITE_SEQUENTIAL ? k : order_random[k];
 		p = mem + i * PAGE_SIZE;
-		t0 = now_ns();
+		if (wr->check != CHECK_NONE) {
+			tc = now_ns();
+			fault = page_will_fault(p, wr->check);
+			t0 = now_ns();
+			wr->check_ns += t0 - tc;
+		} else
+			t0 = now_ns();
 		if (wr->kind == WRITE_REWRITE)
 			page_fill(p, i, wr->gen);
 		else
 			*(volatile uint64_t *)p = k ^ 0x5a5a5a5a5a5a5a5aull;
 		t1 = now_ns();
 		stall_ns[k] = t1 - t0;
+		if (fault)
+			fault_ns[wr->faults++] = t1 - t0;
 	}
 	wr->count = k;
 	wr->t_end = now_ns();
@@ -693,12 +790,14 @@ writer_main(void *arg)
 }
 
 static void
-writer_start(struct writer *wr, enum write_kind kind, uint64_t gen)
+writer_start(struct writer *wr, enum write_kind kind, enum fault_check check,
+    uint64_t gen)
 {
 	int err;
 
 	memset(wr, 0, sizeof(*wr));
 	wr->kind = kind;
+	wr->check = check;
 	wr->gen = gen;
 	if ((err = pthread_create(&wr->thread, NULL, writer_main, wr)) != 0)
 		die("create writer thread: %s", strerror(err));
@@ -727,7 +826,7 @@ snapd_begin_prearm(uint64_t *pause_ns, char *name, size_t namelen)
 
 	snapd_options(&so, name, namelen);
 	so.prearm = 1;
-	writer_start(&wr, WRITE_RANDOM, 1);
+	writer_start(&wr, WRITE_RANDOM, CHECK_NONE, 1);
 	if (snap_start(client, &r, 1, &so, &id) == -1)
 		die("snapshot-start (prearm): %s", snap_strerror(client));
 	writer_stop(&wr);
@@ -819,23 +918,31 @@ sampler_stop(struct sampler *s)
 /* ---- the measurements ---------------------------------------------- */
 
 struct stall {
-	double	p50_us, p99_us, max_us;
-	double	pages_per_s;
-	double	count;
+	double	p50_us, p99_us, max_us;		/* every store */
+	double	fault_p50_us, fault_p99_us, fault_max_us; /* faulting */
+	double	fault_fraction;
+	double	pages_per_s;		/* the check's time taken out */
+	double	check_us;		/* per store: one pagemap read */
 };
 
-/* Percentiles and throughput of the writer's stores. */
+/* Percentiles, fault fraction and throughput of the writer's stores. */
 static void
 stall_summarise(const struct writer *wr, struct stall *st)
 {
-	uint64_t n = wr->count, dt = wr->t_end - wr->t_start;
+	uint64_t n = wr->count, nf = wr->faults;
+	uint64_t dt = wr->t_end - wr->t_start - wr->check_ns;
 
 	qsort(stall_ns, n, sizeof(*stall_ns), cmp_u64);
+	qsort(fault_ns, nf, sizeof(*fault_ns), cmp_u64);
 	st->p50_us = percentile(stall_ns, n, 50) / 1e3;
 	st->p99_us = percentile(stall_ns, n, 99) / 1e3;
 	st->max_us = n ? stall_ns[n - 1] / 1e3 : 0;
+	st->fault_p50_us = percentile(fault_ns, nf, 50) / 1e3;
+	st->fault_p99_us = percentile(fault_ns, nf, 99) / 1e3;
+	st->fault_max_us = nf ? fault_ns[nf - 1] / 1e3 : 0;
+	st->fault_fraction = n ? (double)nf / n : 0;
 	st->pages_per_s = dt ? n * 1e9 / dt : 0;
-	st->count = n;
+	st->check_us = n ? wr->check_ns / 1e3 / n : 0;
 }
 
 /* When a write test gives up waiting for its snapshot (0: never). */
@@ -856,7 +963,7 @@ stall_snapd(enum write_kind kind, struct stall *st)
 
 	memory_check_thp();
 	id = snapd_begin(&pause, name, sizeof(name));
-	writer_start(&wr, kind, 1);
+	writer_start(&wr, kind, CHECK_UFFD_WP, 1);
 	snapd_end(id, name, &wr.done, window_deadline(), &res);
 	writer_stop(&wr);
 	stall_summarise(&wr, st);
@@ -873,10 +980,39 @@ stall_fork(enum write_kind kind, struct stall *st)
 
 	memory_check_thp();
 	pid = fork_begin(&pause, path, sizeof(path));
-	writer_start(&wr, kind, 1);
+	writer_start(&wr, kind, CHECK_COW, 1);
 	fork_end(pid, path, &wr.done, window_deadline());
 	writer_stop(&wr);
 	stall_summarise(&wr, st);
+}
+
+/* fork's figures, measured before and again after snapd's. */
+struct fork_sample {
+	double		pause_us;
+	struct stall	random, seq;
+};
+
+/* fork's pause (a child that exits at once) and its two write tests. */
+static void
+fork_measure(struct fork_sample *fs)
+{
+	uint64_t t0, t1;
+	pid_t pid;
+
+	memory_check_thp();
+	fflush(NULL);
+	t0 = now_ns();
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	t1 = now_ns();
+	if (pid == -1)
+		die("fork: %s", strerror(errno));
+	fs->pause_us = (t1 - t0) / 1e3;
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	stall_fork(WRITE_RANDOM, &fs->random);
+	stall_fork(WRITE_SEQUENTIAL, &fs->seq);
 }
 
 /* Peak extra MiB while the application rewrites everything (snapd). */
@@ -894,7 +1030,7 @@ memory_snapd(void)
 	if ((self_kb = pid_kb(0, "status", "VmRSS:")) < 0)
 		die("read VmRSS of /proc/self/status: %s", strerror(errno));
 	id = snapd_begin(&pause, name, sizeof(name));
-	writer_start(&wr, WRITE_REWRITE, 1);
+	writer_start(&wr, WRITE_REWRITE, CHECK_NONE, 1);
 	sampler_start(&s, 0, self_kb, &wr.done);
 	snapd_end(id, name, &s.done, 0, &res);
 	writer_stop(&wr);
@@ -921,7 +1057,7 @@ memory_fork(void)
 		die("read Pss of /proc/self/smaps_rollup: %s",
 		    strerror(errno));
 	pid = fork_begin(&pause, path, sizeof(path));
-	writer_start(&wr, WRITE_REWRITE, 1);
+	writer_start(&wr, WRITE_REWRITE, CHECK_NONE, 1);
 	sampler_start(&s, pid, pss_kb, &wr.done);
 	fork_end(pid, path, &s.done, 0);
 	writer_stop(&wr);
@@ -975,10 +1111,11 @@ fsync_path(const char *path)
 }
 
 struct run {
-	double	pause_snapd_us, pause_fork_us, pause_prearm_us;
+	double	pause_snapd_us, pause_prearm_us;
 	double	idle_snapd_s, idle_zstd_s, idle_zstd_fsync_s, idle_dd_s;
 	double	snap_size_mib, zstd_size_mib;
-	struct stall random_snapd, random_fork, seq_snapd, seq_fork;
+	struct stall random_snapd, seq_snapd;
+	struct fork_sample fork_before, fork_after; /* snapd's between */
 	double	peak_snapd_mib, peak_fork_mib;
 };
 
@@ -987,17 +1124,20 @@ run_once(struct run *rn, unsigned index)
 {
 	char name[64], out[PATH_MAX], lvl[16], ifarg[PATH_MAX + 3];
 	char ofarg[PATH_MAX + 3];
+	const struct fork_sample *f1 = &rn->fork_before, *f2 = &rn->fork_after;
 	struct snap_result res;
 	struct stat sb;
 	uint64_t id, pause, t0, t1, zt, ft;
-	pid_t pid;
 
 	memset(rn, 0, sizeof(*rn));
 	if (index > 0)
 		memory_refill();
-	memory_check_thp();
+
+	/* 1 and 2: fork's pause and write tests, before snapd's. */
+	fork_measure(&rn->fork_before);
 
 	/* 1 and 3: pause to arm and the idle snapshot's wall time. */
+	memory_check_thp();
 	t0 = now_ns();
 	id = snapd_begin(&pause, name, sizeof(name));
 	snapd_end(id, name, NULL, 0, &res);
@@ -1010,19 +1150,6 @@ run_once(struct run *rn, unsigned index)
 	id = snapd_begin_prearm(&pause, name, sizeof(name));
 	snapd_end(id, name, NULL, 0, &res);
 	rn->pause_prearm_us = pause / 1e3;
-
-	/* 1: fork's pause, a child that exits at once. */
-	fflush(NULL);
-	t0 = now_ns();
-	pid = fork();
-	if (pid == 0)
-		_exit(0);
-	t1 = now_ns();
-	if (pid == -1)
-		die("fork: %s", strerror(errno));
-	rn->pause_fork_us = (t1 - t0) / 1e3;
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
 
 	/* 3: zstd -T0 and dd on the raw image of the same bytes. */
 	tmp_path(out, sizeof(out), ".zst");
@@ -1054,58 +1181,212 @@ run_once(struct run *rn, unsigned index)
 	}
 	unlink(out);
 
-	/* 2: stalls and throughput of a random and a sequential writer. */
+	/* 2: snapd's random and sequential writer, then fork's again. */
 	stall_snapd(WRITE_RANDOM, &rn->random_snapd);
-	stall_fork(WRITE_RANDOM, &rn->random_fork);
 	stall_snapd(WRITE_SEQUENTIAL, &rn->seq_snapd);
-	stall_fork(WRITE_SEQUENTIAL, &rn->seq_fork);
+	fork_measure(&rn->fork_after);
 
 	/* 4: peak extra memory while everything is rewritten. */
 	rn->peak_snapd_mib = memory_snapd();
 	rn->peak_fork_mib = memory_fork();
 
-	fprintf(stderr, "snapbench: run %u: pause %.0f/%.0f us, idle %.2f/"
-	    "%.2f s, random p50 %.1f/%.1f us, seq %.0f/%.0f pages/s, peak "
-	    "%.0f/%.0f MiB (snapd/alternative), pre-armed pause %.0f us\n",
-	    index + 1, rn->pause_snapd_us, rn->pause_fork_us, rn->idle_snapd_s,
-	    rn->idle_zstd_fsync_s, rn->random_snapd.p50_us,
-	    rn->random_fork.p50_us, rn->seq_snapd.pages_per_s,
-	    rn->seq_fork.pages_per_s, rn->peak_snapd_mib, rn->peak_fork_mib,
+	fprintf(stderr, "snapbench: run %u (snapd/fork before,after snapd): "
+	    "pause %.0f/%.0f,%.0f us, idle %.2f/%.2f s (zstd); faulting first "
+	    "write p50 random %.1f/%.1f,%.1f us, sequential %.1f/%.1f,%.1f us; "
+	    "faulted random %.0f/%.0f,%.0f%%, sequential %.1f/%.0f,%.0f%%; "
+	    "pages/s random %.0f/%.0f,%.0f, sequential %.0f/%.0f,%.0f; peak "
+	    "%.0f/%.0f MiB; pre-armed pause %.0f us\n", index + 1,
+	    rn->pause_snapd_us, f1->pause_us, f2->pause_us, rn->idle_snapd_s,
+	    rn->idle_zstd_fsync_s, rn->random_snapd.fault_p50_us,
+	    f1->random.fault_p50_us, f2->random.fault_p50_us,
+	    rn->seq_snapd.fault_p50_us, f1->seq.fault_p50_us,
+	    f2->seq.fault_p50_us, 100 * rn->random_snapd.fault_fraction,
+	    100 * f1->random.fault_fraction, 100 * f2->random.fault_fraction,
+	    100 * rn->seq_snapd.fault_fraction, 100 * f1->seq.fault_fraction,
+	    100 * f2->seq.fault_fraction, rn->random_snapd.pages_per_s,
+	    f1->random.pages_per_s, f2->random.pages_per_s,
+	    rn->seq_snapd.pages_per_s, f1->seq.pages_per_s,
+	    f2->seq.pages_per_s, rn->peak_snapd_mib, rn->peak_fork_mib,
 	    rn->pause_prearm_us);
 }
 
 /* ---- the report ---------------------------------------------------- */
 
-/* Median over the runs of the double at offset off in struct run. */
-static double
-run_median(const struct run *runs, size_t off)
-{
-	double v[RUNS_MAX];
-	unsigned r;
+#define NO_OFFSET	SIZE_MAX
 
-	for (r = 0; r < opt.runs; r++)
-		v[r] = *(const double *)((const char *)&runs[r] + off);
-	return median(v, opt.runs);
+/*
+ * Median over the runs of the double at offset off in struct run, and of
+ * the one at off2 as well unless it is NO_OFFSET: fork's figures are the
+ * median of both its samples.
+ */
+static double
+run_median(const struct run *runs, size_t off, size_t off2)
+{
+	double v[2 * RUNS_MAX];
+	unsigned r, n = 0;
+
+	for (r = 0; r < opt.runs; r++) {
+		v[n++] = *(const double *)((const char *)&runs[r] + off);
+		if (off2 != NO_OFFSET)
+			v[n++] = *(const double *)((const char *)&runs[r] +
+			    off2);
+	}
+	return median(v, n);
 }
 
-#define MED(field)	run_median(runs, offsetof(struct run, field))
+#define MED(field)	run_median(runs, offsetof(struct run, field), NO_OFFSET)
+#define BEFORE(off)	(offsetof(struct run, fork_before) + (off))
+#define AFTER(off)	(offsetof(struct run, fork_after) + (off))
+#define FORK_MED(off)	run_median(runs, BEFORE(off), AFTER(off))
+
+/* A figure of a write test, in struct stall, for either writer. */
+static const struct stall_figure {
+	const char	*label;		/* after "random " or "sequential " */
+	const char	*key;		/* + _random or _sequential; fork_KEY */
+	const char	*ratio_key;	/* NULL: no ratio */
+	int		 table_ratio;	/* the table shows the ratio */
+	size_t		 off;
+	double		 scale;		/* in the table */
+	int		 decimals;	/* in the table */
+	const char	*note;
+} stall_figures[] = {
+	{ "faulting write p50, us", "stall_fault_p50_us",
+	    "stall_fault_p50_ratio", 1, offsetof(struct stall, fault_p50_us),
+	    1, 1, "(fork COW fault)" },
+	{ "faulting write p99, us", "stall_fault_p99_us",
+	    "stall_fault_p99_ratio", 1, offsetof(struct stall, fault_p99_us),
+	    1, 1, "" },
+	{ "faulting write max, us", "stall_fault_max_us",
+	    "stall_fault_max_ratio", 1, offsetof(struct stall, fault_max_us),
+	    1, 0, "" },
+	{ "first writes faulted, %", "fault_fraction", NULL, 0,
+	    offsetof(struct stall, fault_fraction), 100, 1, "" },
+	{ "writer, pages/s", "throughput_pps", "throughput_ratio", 1,
+	    offsetof(struct stall, pages_per_s), 1, 0,
+	    "(higher is better)" },
+	{ "any first write p50, us", "stall_p50_us", "stall_p50_ratio", 0,
+	    offsetof(struct stall, p50_us), 1, 1, "(faulting or not)" },
+	{ "any first write p99, us", "stall_p99_us", "stall_p99_ratio", 0,
+	    offsetof(struct stall, p99_us), 1, 1, "" },
+	{ "any first write max, us", "stall_max_us", "stall_max_ratio", 0,
+	    offsetof(struct stall, max_us), 1, 0, "" },
+	{ "pagemap read per store, us", "pagemap_read_us", NULL, 0,
+	    offsetof(struct stall, check_us), 1, 2, "(not in the above)" },
+};
+#define STALL_FIGURES	(sizeof(stall_figures) / sizeof(stall_figures[0]))
+
+/* fork's figures whose two samples show the machine's noise. */
+static const struct noise_figure {
+	const char	*label;
+	const char	*key;		/* fork_noise_KEY_before etc. */
+	size_t		 off;		/* in struct fork_sample */
+	int		 decimals;
+} noise_figures[] = {
+	{ "pause, us", "pause_us", offsetof(struct fork_sample, pause_us), 0 },
+	{ "random faulting write p50, us", "stall_fault_p50_us_random",
+	    offsetof(struct fork_sample, random.fault_p50_us), 2 },
+	{ "sequential faulting write p50, us",
+	    "stall_fault_p50_us_sequential",
+	    offsetof(struct fork_sample, seq.fault_p50_us), 2 },
+	{ "random writer, pages/s", "throughput_pps_random",
+	    offsetof(struct fork_sample, random.pages_per_s), 0 },
+	{ "sequential writer, pages/s", "throughput_pps_sequential",
+	    offsetof(struct fork_sample, seq.pages_per_s), 0 },
+};
+#define NOISE_FIGURES	(sizeof(noise_figures) / sizeof(noise_figures[0]))
+
+/* Set the number v under the key printf makes of fmt. */
+static void __attribute__((format(printf, 3, 4)))
+json_set_number(json_t *o, double v, const char *fmt, ...)
+{
+	char key[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof(key), fmt, ap);
+	va_end(ap);
+	json_object_set_new(o, key, json_real(v));
+}
+
+/* One line of the table; ratio < 0: no ratio column. */
+static void
+table_row(const char *label, int decimals, double snapd, double alt,
+    double ratio, const char *note)
+{
+	printf("%-40s %12.*f %12.*f ", label, decimals, snapd, decimals, alt);
+	if (ratio >= 0)
+		printf("%8.3f", ratio);
+	else
+		printf("%8s", "-");
+	printf("%s%s\n", *note != '\0' ? "  " : "", note);
+}
+
+/*
+ * One writer's figures, in the table and in o: snapd's from the struct
+ * stall at snapd_off in struct run, fork's from the one at fork_off in
+ * struct fork_sample.
+ */
+static void
+report_writer(json_t *o, const struct run *runs, const char *writer,
+    size_t snapd_off, size_t fork_off)
+{
+	const struct stall_figure *f;
+	char label[64];
+	double sv, fv;
+	size_t i;
+
+	for (i = 0; i < STALL_FIGURES; i++) {
+		f = &stall_figures[i];
+		sv = run_median(runs, snapd_off + f->off, NO_OFFSET);
+		fv = FORK_MED(fork_off + f->off);
+		snprintf(label, sizeof(label), "%s %s", writer, f->label);
+		table_row(label, f->decimals, sv * f->scale, fv * f->scale,
+		    f->table_ratio ? ratio(sv, fv) : -1, f->note);
+		json_set_number(o, sv, "%s_%s", f->key, writer);
+		json_set_number(o, fv, "fork_%s_%s", f->key, writer);
+		if (f->ratio_key != NULL)
+			json_set_number(o, ratio(sv, fv), "%s_%s",
+			    f->ratio_key, writer);
+	}
+}
+
+/*
+ * fork's samples before and after snapd's tests, and how far apart they
+ * are: |after - before| / the smaller, in percent.
+ */
+static void
+report_noise(json_t *o, const struct run *runs)
+{
+	const struct noise_figure *f;
+	double before, after, low, spread, spread_max = 0;
+	size_t i;
+
+	printf("fork noise (medians of fork's tests before and after snapd's; "
+	    "spread = |after - before| / smaller):\n");
+	for (i = 0; i < NOISE_FIGURES; i++) {
+		f = &noise_figures[i];
+		before = run_median(runs, BEFORE(f->off), NO_OFFSET);
+		after = run_median(runs, AFTER(f->off), NO_OFFSET);
+		low = before < after ? before : after;
+		spread = low > 0 ? 100 * fabs(after - before) / low : 0;
+		if (spread > spread_max)
+			spread_max = spread;
+		printf("  %-38s before %10.*f, after %10.*f, spread %5.1f%%\n",
+		    f->label, f->decimals, before, f->decimals, after, spread);
+		json_set_number(o, before, "fork_noise_%s_before", f->key);
+		json_set_number(o, after, "fork_noise_%s_after", f->key);
+		json_set_number(o, spread, "fork_noise_%s_spread_pct", f->key);
+	}
+	json_set_number(o, spread_max, "fork_noise_spread_pct_max");
+}
 
 static void
 report(const struct run *runs, uint64_t thp_start)
 {
 	json_t *o = json_object();
 	const char *mode = opt.thp ? "thp" : "4k";
-	double ps = MED(pause_snapd_us), pf = MED(pause_fork_us);
-	double pp = MED(pause_prearm_us);
-	double rs50 = MED(random_snapd.p50_us), rf50 = MED(random_fork.p50_us);
-	double rs99 = MED(random_snapd.p99_us), rf99 = MED(random_fork.p99_us);
-	double rsmax = MED(random_snapd.max_us), rfmax = MED(random_fork.max_us);
-	double ss50 = MED(seq_snapd.p50_us), sf50 = MED(seq_fork.p50_us);
-	double ss99 = MED(seq_snapd.p99_us), sf99 = MED(seq_fork.p99_us);
-	double ssmax = MED(seq_snapd.max_us), sfmax = MED(seq_fork.max_us);
-	double rst = MED(random_snapd.pages_per_s);
-	double rft = MED(random_fork.pages_per_s);
-	double sst = MED(seq_snapd.pages_per_s), sft = MED(seq_fork.pages_per_s);
+	double ps = MED(pause_snapd_us), pp = MED(pause_prearm_us);
+	double pf = FORK_MED(offsetof(struct fork_sample, pause_us));
 	double is = MED(idle_snapd_s), iz = MED(idle_zstd_s);
 	double izf = MED(idle_zstd_fsync_s), idd = MED(idle_dd_s);
 	double pks = MED(peak_snapd_mib), pkf = MED(peak_fork_mib);
@@ -1123,39 +1404,12 @@ report(const struct run *runs, uint64_t thp_start)
 	printf("data: every 4 KiB page is 2 KiB pseudo-random bytes and 2 KiB "
 	    "text-like words; zstd -%d makes it %.0f%% of its size\n",
 	    opt.level, 100.0 * MED(zstd_size_mib) * 1048576.0 / opt.size);
-	printf("%-34s %12s %12s %8s\n", "measure (medians)", "snapd",
-	    "alternative", "ratio");
-	printf("%-34s %12.0f %12.0f %8.3f  (fork)\n",
-	    "pause to arm, pre-armed, us", pp, pf, ratio(pp, pf));
-	printf("%-34s %12.0f %12.0f %8.3f  (fork)\n",
-	    "pause to arm, in one step, us", ps, pf, ratio(ps, pf));
-	printf("%-34s %12.1f %12.1f %8.3f  (fork COW)\n",
-	    "random first write p50, us", rs50, rf50, ratio(rs50, rf50));
-	printf("%-34s %12.1f %12.1f %8.3f\n", "random first write p99, us",
-	    rs99, rf99, ratio(rs99, rf99));
-	printf("%-34s %12.0f %12.0f %8.3f\n", "random first write max, us",
-	    rsmax, rfmax, ratio(rsmax, rfmax));
-	printf("%-34s %12.1f %12.1f %8.3f  (fork COW)\n",
-	    "sequential first write p50, us", ss50, sf50, ratio(ss50, sf50));
-	printf("%-34s %12.1f %12.1f %8.3f\n", "sequential first write p99, us",
-	    ss99, sf99, ratio(ss99, sf99));
-	printf("%-34s %12.0f %12.0f %8.3f\n", "sequential first write max, us",
-	    ssmax, sfmax, ratio(ssmax, sfmax));
-	printf("%-34s %12.0f %12.0f %8.3f  (higher is better)\n",
-	    "random writer, pages/s", rst, rft, ratio(rst, rft));
-	printf("%-34s %12.0f %12.0f %8.3f  (higher is better)\n",
-	    "sequential writer, pages/s", sst, sft, ratio(sst, sft));
-	printf("%-34s %12.2f %12.2f %8.3f  (zstd -T0 + fsync)\n",
-	    "idle snapshot, s", is, izf, ratio(is, izf));
-	printf("%-34s %12.2f %12.2f %8.3f  (zstd -T0 alone)\n", "", is, iz,
-	    ratio(is, iz));
-	printf("%-34s %12.2f %12.2f %8.3f  (dd conv=fsync)\n", "", is, idd,
-	    ratio(is, idd));
-	printf("%-34s %12.1f %12.1f %8.3f  (fork COW growth)\n",
-	    "peak extra memory, MiB", pks, pkf, ratio(pks, pkf));
-	printf("%-34s %12.1f %12s\n", "snapshot size on disk, MiB",
-	    MED(snap_size_mib), "");
-
+	printf("%-40s %12s %12s %8s\n", "measure (medians; fork: of both "
+	    "samples)", "snapd", "alternative", "ratio");
+	table_row("pause to arm, pre-armed, us", 0, pp, pf, ratio(pp, pf),
+	    "(fork)");
+	table_row("pause to arm, in one step, us", 0, ps, pf, ratio(ps, pf),
+	    "(fork)");
 	json_object_set_new(o, "size_gib", json_real(opt.size / 1073741824.0));
 	json_object_set_new(o, "pages", json_string(mode));
 	json_object_set_new(o, "memory", json_string(opt.shmem ? "shmem" :
@@ -1172,38 +1426,20 @@ report(const struct run *runs, uint64_t thp_start)
 	json_object_set_new(o, "pause_ratio", json_real(ratio(pp, pf)));
 	json_object_set_new(o, "pause_us_direct", json_real(ps));
 	json_object_set_new(o, "pause_ratio_direct", json_real(ratio(ps, pf)));
-	json_object_set_new(o, "stall_p50_us_random", json_real(rs50));
-	json_object_set_new(o, "stall_p99_us_random", json_real(rs99));
-	json_object_set_new(o, "stall_max_us_random", json_real(rsmax));
-	json_object_set_new(o, "fork_stall_p50_us_random", json_real(rf50));
-	json_object_set_new(o, "fork_stall_p99_us_random", json_real(rf99));
-	json_object_set_new(o, "fork_stall_max_us_random", json_real(rfmax));
-	json_object_set_new(o, "stall_p50_ratio_random",
-	    json_real(ratio(rs50, rf50)));
-	json_object_set_new(o, "stall_p99_ratio_random",
-	    json_real(ratio(rs99, rf99)));
-	json_object_set_new(o, "stall_max_ratio_random",
-	    json_real(ratio(rsmax, rfmax)));
-	json_object_set_new(o, "stall_p50_us_sequential", json_real(ss50));
-	json_object_set_new(o, "stall_p99_us_sequential", json_real(ss99));
-	json_object_set_new(o, "stall_max_us_sequential", json_real(ssmax));
-	json_object_set_new(o, "fork_stall_p50_us_sequential", json_real(sf50));
-	json_object_set_new(o, "fork_stall_p99_us_sequential", json_real(sf99));
-	json_object_set_new(o, "fork_stall_max_us_sequential",
-	    json_real(sfmax));
-	json_object_set_new(o, "stall_p50_ratio_sequential",
-	    json_real(ratio(ss50, sf50)));
-	json_object_set_new(o, "stall_p99_ratio_sequential",
-	    json_real(ratio(ss99, sf99)));
-	json_object_set_new(o, "throughput_pps_random", json_real(rst));
-	json_object_set_new(o, "fork_throughput_pps_random", json_real(rft));
-	json_object_set_new(o, "throughput_ratio_random",
-	    json_real(ratio(rst, rft)));
-	json_object_set_new(o, "throughput_pps_sequential", json_real(sst));
-	json_object_set_new(o, "fork_throughput_pps_sequential",
-	    json_real(sft));
-	json_object_set_new(o, "throughput_ratio_sequential",
-	    json_real(ratio(sst, sft)));
+	report_writer(o, runs, "random", offsetof(struct run, random_snapd),
+	    offsetof(struct fork_sample, random));
+	report_writer(o, runs, "sequential", offsetof(struct run, seq_snapd),
+	    offsetof(struct fork_sample, seq));
+	table_row("idle snapshot, s", 2, is, izf, ratio(is, izf),
+	    "(zstd -T0 + fsync)");
+	table_row("", 2, is, iz, ratio(is, iz), "(zstd -T0 alone)");
+	table_row("", 2, is, idd, ratio(is, idd), "(dd conv=fsync)");
+	table_row("peak extra memory, MiB", 1, pks, pkf, ratio(pks, pkf),
+	    "(fork COW growth)");
+	printf("%-40s %12.1f\n", "snapshot size on disk, MiB",
+	    MED(snap_size_mib));
+	report_noise(o, runs);
+
 	json_object_set_new(o, "idle_s", json_real(is));
 	json_object_set_new(o, "zstd_s", json_real(iz));
 	json_object_set_new(o, "zstd_fsync_s", json_real(izf));
@@ -1330,8 +1566,10 @@ main(int argc, char **argv)
 	memory_map();
 	order_random = malloc(npages * sizeof(*order_random));
 	stall_ns = malloc(npages * sizeof(*stall_ns));
+	fault_ns = malloc(npages * sizeof(*fault_ns));
 	runs = calloc(opt.runs, sizeof(*runs));
-	if (order_random == NULL || stall_ns == NULL || runs == NULL)
+	if (order_random == NULL || stall_ns == NULL || fault_ns == NULL ||
+	    runs == NULL)
 		die("tables for %" PRIu64 " pages: %s", npages,
 		    strerror(errno));
 	/* Fisher-Yates with a fixed seed: the same order in every run. */
@@ -1344,6 +1582,10 @@ main(int argc, char **argv)
 		order_random[j] = tmp;
 	}
 	memset(stall_ns, 0, npages * sizeof(*stall_ns));
+	memset(fault_ns, 0, npages * sizeof(*fault_ns));
+	if ((pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) ==
+	    -1)
+		die("open /proc/self/pagemap: %s", strerror(errno));
 
 	fprintf(stderr, "snapbench: filling %" PRIu64 " MiB (%s pages)\n",
 	    opt.size >> 20, opt.thp ? "THP" : "4 KiB");
