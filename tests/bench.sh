@@ -20,6 +20,11 @@
 # its ratios are against the median of both samples, and "fork noise" is
 # the largest spread between them, the machine's noise that no ratio here
 # is more precise than (snapbench.c's header says how each figure is made).
+# After each snapbench run, armprobe (tests/workload/armprobe.c) measures
+# the floor under the one-step pause on the same size and page kind with no
+# snapd at all: another process write-protecting the memory through its
+# userfaultfd, plus the time the process then needs to run again, against
+# fork() ("its floor / fork").
 #
 # --quick is the smoke run: 256 MiB, one run, both page kinds.
 # --runs N sets the runs per size; by default snapbench's own (5 below
@@ -37,6 +42,7 @@
 . "$(dirname "$0")/lib.sh"
 
 SNAPBENCH=${SNAPBENCH:-$TESTS_BIN/snapbench}
+ARMPROBE=${ARMPROBE:-$TESTS_BIN/armprobe}
 extra=()
 runs=
 window=
@@ -68,6 +74,7 @@ else
 	sizes=(1G 4G "${extra[@]}")
 fi
 [ -x "$SNAPBENCH" ] || fail "$SNAPBENCH is missing: build it first (make tests)"
+[ -x "$ARMPROBE" ] || fail "$ARMPROBE is missing: build it first (make tests)"
 command -v zstd >/dev/null || fail "zstd is needed for the throughput comparison (apt-get install zstd)"
 command -v dd >/dev/null || fail "dd is needed for the throughput comparison"
 
@@ -125,6 +132,13 @@ for size in "${sizes[@]}"; do
 		sed '$d' "$out"
 		echo
 		snapd_alive || fail "snapd died during the $size $kind run"
+		# The floor under the one-step pause, without snapd.
+		aargs=(--size "$size" --runs 3)
+		[ "$kind" = thp ] && aargs+=(--thp)
+		"$ARMPROBE" "${aargs[@]}" >"$out.arm" ||
+			fail "armprobe $size $kind failed"
+		echo "one-step arm floor (armprobe): $(head -n 1 "$out.arm")"
+		echo
 		results+=("$size-$kind" "$out")
 	done
 done
@@ -141,11 +155,21 @@ configs = {}
 for key, path in zip(args[0::2], args[1::2]):
     with open(path) as f:
         configs[key] = json.loads(f.read().splitlines()[-1])
+    with open(path + ".arm") as f:
+        arm = json.loads(f.read().splitlines()[-1])
+    floor = arm["protect_ms"] + arm["resume_ms"]
+    configs[key].update({"arm_floor_protect_ms": arm["protect_ms"],
+                         "arm_floor_resume_ms": arm["resume_ms"],
+                         "arm_floor_fork_ms": arm["fork_ms"],
+                         "arm_floor_ratio": floor / arm["fork_ms"]})
 
 # (label, key, target, scale): scale 100 shows a fraction in percent.
 rows = [
     ("pause / fork (pre-armed)", "pause_ratio", "<= 0.5", 1),
-    ("pause / fork (in one step)", "pause_ratio_direct", "", 1),
+    ("pause / fork (in one step)", "pause_ratio_direct", "<= 0.8", 1),
+    ("  its floor / fork (armprobe)", "arm_floor_ratio", "", 1),
+    ("  floor: protect, ms", "arm_floor_protect_ms", "", 1),
+    ("  floor: resume after it, ms", "arm_floor_resume_ms", "", 1),
     ("random faulting write p50 / fork COW", "stall_fault_p50_ratio_random", "<= 1.5", 1),
     ("random faulting write p99 / fork COW", "stall_fault_p99_ratio_random", "", 1),
     ("random faulting write p50, us", "stall_fault_p50_us_random", "", 1),

@@ -183,6 +183,20 @@ arm_protect_all(struct snapshot *s)
 	return 0;
 }
 
+/*
+ * What the owner check protects and un-protects at r's first page: the
+ * whole huge page when r starts one (hugepage.c), which a 4 KiB change
+ * would split; else the page.
+ */
+static uint64_t
+arm_owner_span(struct snapshot *s, const struct region *r)
+{
+	uint64_t block;
+
+	return r->start % HUGE_BYTES == 0 &&
+	    snapshot_huge_block(s, r, 0, &block) ? HUGE_BYTES : PAGE_4K;
+}
+
 /* The uffd-wp bit of the pte of addr in our pid's page tables: 0, 1, -1. */
 static int
 arm_owner_wp_bit(struct snapshot *s, int pagemap, uint64_t addr)
@@ -226,16 +240,17 @@ arm_check_owner(struct snapshot *s, int pagemap, struct region *r)
 	};
 	struct procmaps		pm;
 	struct procmaps_vma	vma;
+	uint64_t		span = arm_owner_span(s, r);
 	int			bit, rc = -1, traps = 1;
 
 	for (int step = 0; step < 3; step++) {
 		int err = 0;
 
 		if (step == 1)
-			while (uffd_unprotect(s->uffd, r->start, PAGE_4K, 0) ==
+			while (uffd_unprotect(s->uffd, r->start, span, 0) ==
 			    -1 && (err = errno) == EAGAIN)
 				usleep(1000);	/* an event queued: brief */
-		if (step == 2 && arm_protect_retry(s, r->start, PAGE_4K) == -1)
+		if (step == 2 && arm_protect_retry(s, r->start, span) == -1)
 			err = errno;
 		if (err != 0 && err != EAGAIN) {
 			snapshot_set_error(s, "%s region %u (0x%llx): %s",
@@ -275,12 +290,14 @@ arm_check_owner(struct snapshot *s, int pagemap, struct region *r)
 		}
 		if (found == 0 || vma.start > p->start || !vma.writable)
 			continue;
-		traps = uffd_traps_kernel_writes(s->uffd, s->req.pid, p->start);
+		span = arm_owner_span(s, p);
+		traps = uffd_traps_kernel_writes(s->uffd, s->req.pid, p->start,
+		    span);
 		if (traps == -1)
 			snapshot_set_error(s, "probe region %u (0x%llx) with a "
 			    "kernel write: %s", i,
 			    (unsigned long long)p->start, strerror(errno));
-		else if (arm_protect_retry(s, p->start, PAGE_4K) == -1) {
+		else if (arm_protect_retry(s, p->start, span) == -1) {
 			snapshot_set_error(s, "write-protect region %u "
 			    "(0x%llx): %s", i, (unsigned long long)p->start,
 			    strerror(errno));
@@ -353,8 +370,9 @@ arm_read_comm(struct snapshot *s)
 
 /*
  * Everything up to the point in time: every region registered and
- * write-protected.  On success a->pagemap is open for arm_finish(), which
- * must be called next; on failure nothing is left open in a.
+ * write-protected.  s->pagemap is the armed mm's pagemap from here on (the
+ * owner check's, then hugepage.c's); the writer closes it.  arm_finish()
+ * must be called next.
  */
 int
 arm_begin(struct snapshot *s, struct arm *a)
@@ -363,8 +381,6 @@ arm_begin(struct snapshot *s, struct arm *a)
 	uint64_t		 features;
 	char			 path[64];
 	int			 flags;
-
-	a->pagemap = -1;
 
 	if (s->pidfd == -1)
 		s->pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
@@ -379,8 +395,8 @@ arm_begin(struct snapshot *s, struct arm *a)
 	if (snapshot_mem_open(s) == -1)
 		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)req->pid);
-	a->pagemap = open(path, O_RDONLY | O_CLOEXEC);
-	if (a->pagemap == -1) {
+	s->pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->pagemap == -1) {
 		snapshot_set_error(s, "open %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -430,14 +446,15 @@ arm_begin(struct snapshot *s, struct arm *a)
 
 			if (region_stopped(r))
 				continue;
-			if (arm_protect_retry(s, r->start, PAGE_4K) == -1) {
+			if (arm_protect_retry(s, r->start,
+			    arm_owner_span(s, r)) == -1) {
 				snapshot_set_error(s, "write-protect region %u "
 				    "(0x%llx): %s", i,
 				    (unsigned long long)r->start,
 				    strerror(errno));
 				goto fail;
 			}
-			if (arm_check_owner(s, a->pagemap, r) == -1)
+			if (arm_check_owner(s, s->pagemap, r) == -1)
 				goto fail;
 		}
 		atomic_store(&s->prearm_active, 1);
@@ -448,39 +465,30 @@ arm_begin(struct snapshot *s, struct arm *a)
 		goto fail;
 	return 0;
 fail:
-	close(a->pagemap);
-	a->pagemap = -1;
-	return -1;
+	return -1;	/* the writer closes what was opened */
 }
 
 /*
  * Everything is protected: for a direct arm this is the point in time, and
  * the owner check runs on every region now; a pre-arm only notes how long
- * it took.  Closes a->pagemap whatever happens.
+ * it took.
  */
 int
 arm_finish(struct snapshot *s, struct arm *a)
 {
-	int rc = -1;
-
-	if (s->req.prearm)
+	if (s->req.prearm) {
 		s->prearm_ns = now_ns() - a->t0;
-	else {
-		/* Still stopped: the copy is part of the pause and its instant. */
-		if (stopped_copy(s) == -1)
-			goto out;
-		arm_mark_armed(s, a->t0);
-		for (uint32_t i = 0; i < s->nregions; i++)
-			if (!region_stopped(&s->regions[i]) &&
-			    arm_check_owner(s, a->pagemap, &s->regions[i]) ==
-			    -1)
-				goto out;
+		return 0;
 	}
-	rc = 0;
-out:
-	close(a->pagemap);
-	a->pagemap = -1;
-	return rc;
+	/* Still stopped: the copy is part of the pause and its instant. */
+	if (stopped_copy(s) == -1)
+		return -1;
+	arm_mark_armed(s, a->t0);
+	for (uint32_t i = 0; i < s->nregions; i++)
+		if (!region_stopped(&s->regions[i]) &&
+		    arm_check_owner(s, s->pagemap, &s->regions[i]) == -1)
+			return -1;
+	return 0;
 }
 
 /*

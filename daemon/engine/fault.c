@@ -64,6 +64,10 @@ struct pending_fault {
 
 struct fault_ctx {
 	struct snapshot		*s;
+	struct iovec		 iov[HUGE_PAGES];	/* a copy's slots */
+	/* A huge page copied whole (fault_serve_huge()). */
+	uint32_t		 huge_slots[HUGE_PAGES];
+	uint64_t		 huge_where[HUGE_PAGES];
 	struct pending_fault	 pending[FAULT_PENDING];
 	unsigned		 npending;
 	uint64_t		 queue[FAULT_QUEUE];	/* fault addresses, FIFO */
@@ -295,17 +299,27 @@ fault_event(struct snapshot *s, const struct uffd_msg *m)
 	}
 }
 
+/* The stream a fault at page extends, or -1. */
+static int
+fault_stream(const struct region *r, uint64_t page)
+{
+	for (unsigned k = 0; k < FAULT_STREAMS; k++)
+		if (r->stream_width[k] != 0 && page >= r->stream_next[k] &&
+		    page - r->stream_next[k] < FAULT_STREAM_SLACK)
+			return (int)k;
+	return -1;
+}
+
 /* How many pages to copy for a fault at page; picks the stream it extends. */
 static uint32_t
 fault_width(struct region *r, uint64_t page, unsigned *stream)
 {
-	for (unsigned k = 0; k < FAULT_STREAMS; k++) {
-		if (r->stream_width[k] != 0 && page >= r->stream_next[k] &&
-		    page - r->stream_next[k] < FAULT_STREAM_SLACK) {
-			*stream = k;
-			return r->stream_width[k] * 2 > FAULT_AROUND_MAX ?
-			    FAULT_AROUND_MAX : r->stream_width[k] * 2;
-		}
+	int k = fault_stream(r, page);
+
+	if (k >= 0) {
+		*stream = (unsigned)k;
+		return r->stream_width[k] * 2 > FAULT_AROUND_MAX ?
+		    FAULT_AROUND_MAX : r->stream_width[k] * 2;
 	}
 	*stream = r->stream_victim;
 	r->stream_victim = (r->stream_victim + 1) % FAULT_STREAMS;
@@ -332,7 +346,7 @@ fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
 {
 	struct snapshot	*s = fc->s;
 	struct region	*r;
-	uint64_t	 page;
+	uint64_t	 page, block;
 	uint32_t	 width;
 	unsigned	 stream;
 
@@ -341,9 +355,20 @@ fault_prearm_serve(struct fault_ctx *fc, uint64_t page_addr)
 		uffd_wake(s->uffd, page_addr, PAGE_4K);
 		return;
 	}
+	/* Nothing is copied yet: let a whole huge page through, unsplit. */
+	if (snapshot_huge_block(s, r, page, &block)) {
+		snapshot_prearm_note(r, block, HUGE_PAGES);
+		fault_unprotect(fc, r->start + block * PAGE_4K, HUGE_BYTES);
+		atomic_fetch_add(&s->prearm_pages, HUGE_PAGES);
+		return;
+	}
 	width = fault_width(r, page, &stream);
 	if (width > r->npages - page)
 		width = (uint32_t)(r->npages - page);
+	/* Never into the next 2 MiB: a huge page there would be split. */
+	if (width > (HUGE_BYTES - page_addr % HUGE_BYTES) / PAGE_4K)
+		width = (uint32_t)((HUGE_BYTES - page_addr % HUGE_BYTES) /
+		    PAGE_4K);
 	r->stream_next[stream] = page + width;
 	r->stream_width[stream] = width;
 	snapshot_prearm_note(r, page, width);
@@ -416,7 +441,9 @@ fault_around(struct snapshot *s, struct region *r, uint64_t page,
 	unsigned	 stream;
 
 	width = fault_width(r, page, &stream);
+	/* Never into the next 2 MiB: a huge page there would be split. */
 	while (n < width && page + n < r->npages &&
+	    (page_addr + n * PAGE_4K) % HUGE_BYTES != 0 &&
 	    snapshot_page_addr(s, r, page + n) == page_addr + n * PAGE_4K) {
 		if (pagebuf_try_get(&s->buf, &slots[n]) == -1)
 			break;
@@ -441,7 +468,7 @@ fault_copy_run(struct fault_ctx *fc, struct region *r, uint64_t page,
     const uint32_t *slots, uint64_t *where, uint32_t n, uint64_t page_addr)
 {
 	struct snapshot	*s = fc->s;
-	struct iovec	 local[FAULT_AROUND_MAX];
+	struct iovec	*local = fc->iov;
 	uint32_t	 bad = 0;
 	ssize_t		 got;
 
@@ -519,6 +546,110 @@ fault_publish_run(struct snapshot *s, struct region *r, uint64_t page,
 	}
 }
 
+#define FAULT_HUGE_RESERVE	(4 * FAULT_AROUND_MAX)	/* slots left to other faults */
+
+/*
+ * A huge page's pages that fault_serve_huge() claimed when the writer had
+ * some (its slots in fc->huge_slots, one per page): copy and un-protect
+ * them in runs, as fault-around would, and free the other slots.  Claims
+ * are never given back: the writer skips a page claimed by another.
+ */
+static void
+fault_serve_claimed(struct fault_ctx *fc, struct region *r, uint64_t block,
+    const uint64_t *mine, uint64_t seq)
+{
+	struct snapshot	*s = fc->s;
+	uint64_t	 addr = r->start + block * PAGE_4K;
+	uint32_t	*slots = fc->huge_slots, nfree = 0;
+
+	for (unsigned i = 0; i < HUGE_PAGES;) {
+		unsigned	n = 0;
+		uint32_t	bad;
+
+		while (n < FAULT_AROUND_MAX && i + n < HUGE_PAGES &&
+		    (mine[(i + n) / 64] >> ((i + n) % 64) & 1))
+			n++;
+		if (n == 0) {
+			slots[nfree++] = slots[i++];	/* nfree <= i */
+			continue;
+		}
+		bad = fault_copy_run(fc, r, block + i, slots + i,
+		    fc->huge_where + i, n, addr + i * PAGE_4K);
+		fault_recheck_run(fc, r, block + i, slots + i,
+		    fc->huge_where + i, n, seq, &bad);
+		fault_publish_run(s, r, block + i, slots + i, n, bad);
+		atomic_fetch_add(&s->pages_faulted, n);
+		i += n;
+	}
+	pagebuf_release(&s->buf, slots, nfree);
+}
+
+/*
+ * A fault that continues a sequential stream into a huge page still mapped
+ * whole (hugepage.c): copy all of it and un-protect the 2 MiB with one
+ * call, so the huge page stays whole and the stream pays one round trip
+ * for 512 pages.  Only when nobody has claimed any of it, and when 512
+ * slots are free with FAULT_HUGE_RESERVE more left for other faults: the
+ * buffer's back-pressure is unchanged, since this never waits for slots.
+ * The checks against events are fault_recheck_run()'s, 16 pages at a
+ * time.  Returns 1 if served, 0 if the fault is to be served as usual.
+ */
+static int
+fault_serve_huge(struct fault_ctx *fc, struct region *r, uint64_t page,
+    uint64_t seq)
+{
+	struct snapshot	*s = fc->s;
+	uint64_t	 block, addr, t0 = now_ns(), mine[HUGE_WORDS];
+	uint32_t	*slots = fc->huge_slots;
+	ssize_t		 got;
+	int		 k = fault_stream(r, page), whole = 1;
+
+	if (k < 0 || !snapshot_huge_block(s, r, page, &block) ||
+	    !snapshot_huge_unclaimed(r, block) ||
+	    pagebuf_try_get_n(&s->buf, slots, HUGE_PAGES,
+	    FAULT_HUGE_RESERVE) == -1)
+		return 0;
+	for (unsigned w = 0; w < HUGE_WORDS; w++) {
+		mine[w] = pagestate_claim_mask(&r->ps, block / 64 + w, ~0ULL);
+		whole &= mine[w] == ~0ULL;
+	}
+	if (!whole) {
+		/* The writer took a run meanwhile: serve what is ours. */
+		fault_serve_claimed(fc, r, block, mine, seq);
+		return (int)(mine[(page - block) / 64] >>
+		    ((page - block) % 64) & 1);
+	}
+	addr = r->start + block * PAGE_4K;
+	for (unsigned i = 0; i < HUGE_PAGES; i++) {
+		fc->iov[i].iov_base = pagebuf_mem(&s->buf, slots[i]);
+		fc->iov[i].iov_len = PAGE_4K;
+		fc->huge_where[i] = addr + i * PAGE_4K;
+	}
+	/* Still write-protected: the content is the armed instant's. */
+	got = snapshot_read_pages(s, r, block, fc->iov, HUGE_PAGES,
+	    addr);
+	if (got == -1 && errno == ESRCH)
+		snapshot_mm_gone(s);
+	fault_unprotect(fc, addr, HUGE_BYTES);
+	for (unsigned i = 0; i < HUGE_PAGES; i += FAULT_AROUND_MAX) {
+		uint32_t bad = 0;
+
+		for (unsigned j = 0; j < FAULT_AROUND_MAX; j++)
+			if (got < 0 || (uint64_t)got < (i + j + 1) * PAGE_4K)
+				bad |= 1U << j;	/* unmapped: lost */
+		fault_recheck_run(fc, r, block + i, slots + i,
+		    fc->huge_where + i, FAULT_AROUND_MAX, seq, &bad);
+		fault_publish_run(s, r, block + i, slots + i,
+		    FAULT_AROUND_MAX, bad);
+	}
+	r->stream_next[k] = block + HUGE_PAGES;
+	r->stream_width[k] = FAULT_AROUND_MAX;
+	atomic_fetch_add(&s->pages_faulted, HUGE_PAGES);
+	atomic_fetch_add(&s->huge_faulted, 1);
+	fault_note_stall(s, t0);
+	return 1;
+}
+
 /*
  * Serve one write-protect fault at addr: copy the page (and, when the
  * writes are sequential, the unclaimed pages after it) into buffer slots,
@@ -558,6 +689,8 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 		fault_unprotect(fc, page_addr, PAGE_4K);
 		return;
 	}
+	if (fault_serve_huge(fc, r, page, seq))
+		return;
 	if (!pagestate_claim(&r->ps, page)) {
 		if (pagestate_is_done(&r->ps, page))
 			fault_unprotect(fc, page_addr, PAGE_4K);

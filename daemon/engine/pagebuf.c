@@ -101,13 +101,21 @@ pagebuf_get(struct pagebuf *pb, uint32_t *slot, int *waited)
 int
 pagebuf_try_get(struct pagebuf *pb, uint32_t *slot)
 {
+	return pagebuf_try_get_n(pb, slot, 1, 0);
+}
+
+int
+pagebuf_try_get_n(struct pagebuf *pb, uint32_t *slots, uint32_t n,
+    uint32_t reserve)
+{
 	int rc = -1;
 
 	pthread_mutex_lock(&pb->lock);
-	if (pb->nfree > 0 && !pb->cancelled) {
+	if (pb->nfree >= n && pb->nfree - n >= reserve && !pb->cancelled) {
 		uint32_t used;
 
-		*slot = pb->free_stack[--pb->nfree];
+		for (uint32_t i = 0; i < n; i++)
+			slots[i] = pb->free_stack[--pb->nfree];
 		used = pb->nslots - pb->nfree;
 		if (used > pb->peak)
 			pb->peak = used;

@@ -51,6 +51,10 @@ pagebuf_mem(struct pagebuf *pb, uint32_t slot)
 int	 pagebuf_get(struct pagebuf *pb, uint32_t *slot, int *waited);
 /* A free slot if there is one now, without waiting: 0, or -1. */
 int	 pagebuf_try_get(struct pagebuf *pb, uint32_t *slot);
+/* n free slots if more than reserve others stay free, without waiting:
+ * all n (0) or none (-1). */
+int	 pagebuf_try_get_n(struct pagebuf *pb, uint32_t *slots, uint32_t n,
+	    uint32_t reserve);
 /* Give a filled slot to the writer. */
 void	 pagebuf_publish(struct pagebuf *pb, uint32_t slot, uint32_t region,
 	    uint64_t page);

@@ -70,6 +70,11 @@ struct event;
 #define FAULT_STREAM_SLACK	8	/* pages a stream may skip and go on */
 #define FAULT_AROUND_MAX	16
 
+/* A transparent huge page: 2 MiB, 512 pages, 8 words of page state. */
+#define HUGE_BYTES		(2ULL << 20)
+#define HUGE_PAGES		512
+#define HUGE_WORDS		(HUGE_PAGES / 64)
+
 struct region {
 	uint64_t		start;
 	uint64_t		length;
@@ -78,6 +83,8 @@ struct region {
 	uint32_t		flags;		/* OUTPUT_REGION_* */
 	struct pagestate	ps;
 	_Atomic uint64_t	*prearm_dirty;	/* pre-arm: written since protected */
+	_Atomic uint64_t	*not_huge;	/* per 2 MiB from r->start: seen not
+						 * a whole huge page (hugepage.c) */
 	int			 filefd;	/* its shared file, or -1 (readfile.c) */
 	uint64_t		 fileoff;	/* file offset of page 0 */
 	uint64_t		stream_next[FAULT_STREAMS];
@@ -128,6 +135,7 @@ struct snapshot {
 	int			 dirfd;
 	int			 stop_fd;	/* eventfd that wakes the fault thread */
 	int			 memfd;		/* /proc/PID/mem: the armed mm (readmem.c) */
+	int			 pagemap;	/* its pagemap: owner check (arm.c), hugepage.c */
 	uint64_t		 features;	/* granted by UFFDIO_API */
 
 	struct region		*regions;	/* in request order */
@@ -196,6 +204,8 @@ struct snapshot {
 	_Atomic int		 state;
 	_Atomic uint64_t	 pages_saved;
 	_Atomic uint64_t	 pages_faulted;
+	_Atomic uint64_t	 huge_faulted;	/* huge pages copied whole on faults */
+	_Atomic uint64_t	 huge_swept;	/* huge pages the sweep saved whole */
 	_Atomic uint64_t	 pages_zero;
 	_Atomic uint64_t	 pages_lost;
 	_Atomic uint64_t	 address_events;	/* REMOVE, UNMAP, REMAP read */
@@ -275,6 +285,18 @@ void		 snapshot_prearm_note(struct region *r, uint64_t first,
 int		 stopped_copy(struct snapshot *s);
 uint64_t	 stopped_pages(const struct snapshot_request *req);
 
+/*
+ * hugepage.c.  snapshot_huge_block(): 1 and the first page of the 2 MiB
+ * block around `page` of r in *block if that block is a huge page mapped
+ * whole now and can be saved as one; else 0.  snapshot_huge_unclaimed():
+ * whether no page of that block is claimed.  snapshot_huge_close(): close
+ * s->pagemap (after the fault thread is joined).
+ */
+int		 snapshot_huge_block(struct snapshot *s, const struct region *r,
+		    uint64_t page, uint64_t *block);
+int		 snapshot_huge_unclaimed(struct region *r, uint64_t block);
+void		 snapshot_huge_close(struct snapshot *s);
+
 /* fault.c */
 void		*fault_thread_main(void *arg);
 
@@ -289,7 +311,6 @@ void		*writer_thread_main(void *arg);
  */
 struct arm {
 	uint64_t	 t0;		/* when protecting began */
-	int		 pagemap;	/* /proc/PID/pagemap: owner check */
 };
 int		 arm_begin(struct snapshot *s, struct arm *a);
 int		 arm_finish(struct snapshot *s, struct arm *a);

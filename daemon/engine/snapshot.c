@@ -247,6 +247,7 @@ snapshot_destroy(struct snapshot *s)
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		pagestate_destroy(&s->regions[i].ps);
 		free(s->regions[i].prearm_dirty);
+		free(s->regions[i].not_huge);
 	}
 	free(s->regions);
 	free(s->by_addr);
@@ -357,6 +358,9 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 			goto fail;
 		if (req->prearm && (r->prearm_dirty = calloc((r->npages + 63) /
 		    64, sizeof(*r->prearm_dirty))) == NULL)
+			goto fail;
+		if ((r->not_huge = calloc(r->npages / (64 * HUGE_PAGES) + 1,
+		    sizeof(*r->not_huge))) == NULL)
 			goto fail;
 		s->pages_total += r->npages;
 		if (!region_stopped(r)) {
@@ -547,6 +551,8 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 	st->pages_total = s->pages_total;
 	st->pages_saved = atomic_load(&s->pages_saved);
 	st->pages_faulted = atomic_load(&s->pages_faulted);
+	st->huge_faulted = atomic_load(&s->huge_faulted);
+	st->huge_swept = atomic_load(&s->huge_swept);
 	st->pages_zero = atomic_load(&s->pages_zero);
 	st->pages_lost = atomic_load(&s->pages_lost);
 	st->buffer_size = (uint64_t)s->buf.nslots * PAGE_4K;

@@ -126,6 +126,8 @@ struct snapshot_stats {
 	uint64_t	pages_total;
 	uint64_t	pages_saved;		/* by either path */
 	uint64_t	pages_faulted;		/* copied on the fault path */
+	uint64_t	huge_faulted;		/* huge pages copied whole on faults */
+	uint64_t	huge_swept;		/* huge pages the sweep saved whole */
 	uint64_t	pages_zero;
 	uint64_t	pages_lost;
 	uint64_t	buffer_size;		/* bytes */

@@ -197,7 +197,7 @@ probe_waits_in_uffd(int tid)
 }
 
 int
-uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr)
+uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr, uint64_t len)
 {
 	struct probe_write	 p = { .pid = pid, .addr = addr };
 	pthread_t		 t;
@@ -234,9 +234,9 @@ uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr)
 		err = ETIMEDOUT;
 	/* Let a waiting write go on, to fail on our PROT_NONE page. */
 	while (!atomic_load(&p.done)) {
-		if (uffd_unprotect(fd, addr, SNAPD_PAGE_SIZE, 1) == -1 &&
+		if (uffd_unprotect(fd, addr, len, 1) == -1 &&
 		    errno != EAGAIN)
-			uffd_wake(fd, addr, SNAPD_PAGE_SIZE);
+			uffd_wake(fd, addr, len);
 		usleep(PROBE_STEP_US);
 	}
 	pthread_join(t, NULL);

@@ -38,11 +38,13 @@ int	uffd_is_userfaultfd(int fd);
  * UFFD_USER_MODE_ONLY (0), which neither fdinfo nor UFFDIO_API tells.
  * addr is a page of process pid in a writable mapping, write-protected
  * through fd, with no fault thread reading fd yet.  Arming only: it starts a
- * thread and maps a page.  The page may be left un-protected (re-protect
- * it), and one write-protect fault message for it may stay queued on fd,
+ * thread and maps a page.  The write aims at addr; [addr, addr + len) may
+ * be left un-protected (re-protect it: len is a huge page where addr starts
+ * one, so that it is not split), and one write-protect fault message for it may stay queued on fd,
  * which the fault thread later serves as a write that did not happen.
  * -1 with errno on error.
  */
-int	uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr);
+int	uffd_traps_kernel_writes(int fd, pid_t pid, uint64_t addr,
+	    uint64_t len);
 
 #endif /* SNAPD_UFFD_H */

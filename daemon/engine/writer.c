@@ -44,9 +44,12 @@
 #define WRITER_RUN	64		/* pages per sweep read: 256 KiB */
 #define DRAIN_BATCH	256
 
+struct writer_run;
+
 struct writer {
 	struct snapshot	*s;
-	uint8_t		*readbuf;	/* WRITER_RUN pages */
+	uint8_t		*readbuf;	/* HUGE_PAGES pages */
+	struct writer_run *huge;	/* HUGE_WORDS runs: writer_huge_run() */
 	uint64_t	 pages_out;	/* pages given to the output (any kind) */
 	struct ratelimit rl;		/* max-bandwidth (ratelimit.h) */
 	uint32_t	 slots[DRAIN_BATCH];
@@ -238,27 +241,42 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 }
 
 /*
+ * The pages of *m from bit i on that are contiguous in the process (per
+ * addr): how many, and they are taken out of *m.
+ */
+static unsigned
+writer_span(uint64_t *m, const uint64_t *addr, unsigned i)
+{
+	unsigned n = 1;
+
+	while (i + n < WRITER_RUN && (*m >> (i + n) & 1) &&
+	    addr[i + n] == addr[i] + n * PAGE_4K)
+		n++;
+	*m &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
+	return n;
+}
+
+/*
  * Read the pages of `unread` (bits over [first, first+64) of r) from their
- * claimed addresses (or r's file, readfile.c) into readbuf, at the page's offset from first, one
- * read per run contiguous in both page and address, then un-protect them
- * there.  Pages that cannot be read are added to *bad.
+ * claimed addresses (or r's file, readfile.c) into buf, at the page's
+ * offset from first, one read per run contiguous in both page and address,
+ * then, with unprotect set, un-protect them there (else the caller does,
+ * for a whole huge page).  Pages that cannot be read are added to *bad.
  */
 static int
 writer_read_unprotect(struct writer *w, struct region *r, uint64_t first,
-    const uint64_t *addr, uint64_t unread, uint64_t *bad)
+    const uint64_t *addr, uint64_t unread, uint8_t *buf, int unprotect,
+    uint64_t *bad)
 {
 	struct snapshot	*s = w->s;
 
 	while (unread != 0) {
-		unsigned	i = (unsigned)__builtin_ctzll(unread), n = 1;
+		unsigned	i = (unsigned)__builtin_ctzll(unread);
+		unsigned	n = writer_span(&unread, addr, i);
 		struct iovec	l;
 		ssize_t		got;
 
-		while (i + n < WRITER_RUN && (unread >> (i + n) & 1) &&
-		    addr[i + n] == addr[i] + n * PAGE_4K)
-			n++;
-		unread &= n == 64 ? 0 : ~(((1ULL << n) - 1) << i);
-		l.iov_base = w->readbuf + i * PAGE_4K;
+		l.iov_base = buf + i * PAGE_4K;
 		l.iov_len = n * PAGE_4K;
 		got = snapshot_read_pages(s, r, first + i, &l, 1, addr[i]);
 		if (got == -1 && errno == ESRCH) {
@@ -273,7 +291,7 @@ writer_read_unprotect(struct writer *w, struct region *r, uint64_t first,
 		}
 		/* Past a short read, retry page by page (munmap'ed holes). */
 		for (unsigned j = (unsigned)((size_t)got / PAGE_4K); j < n; j++) {
-			l.iov_base = w->readbuf + (i + j) * PAGE_4K;
+			l.iov_base = buf + (i + j) * PAGE_4K;
 			l.iov_len = PAGE_4K;
 			got = snapshot_read_pages(s, r, first + i + j, &l, 1,
 			    addr[i + j]);
@@ -284,46 +302,73 @@ writer_read_unprotect(struct writer *w, struct region *r, uint64_t first,
 			if (got != (ssize_t)PAGE_4K)
 				*bad |= 1ULL << (i + j);
 		}
-		if (writer_unprotect(w, addr[i], n * PAGE_4K) == -1)
+		if (unprotect && writer_unprotect(w, addr[i], n * PAGE_4K) ==
+		    -1)
 			return -1;
 	}
 	return 0;
 }
 
 /*
- * Save one run of a region: pages [first, first + n), n <= WRITER_RUN,
- * first a multiple of 64.  Pages someone else claimed are skipped.  The
- * read is tied to the address space by events_seq (snapshot-internal.h):
- * if a move or discard event was handled between the claim and the
- * un-protect, pages discarded meanwhile are recorded lost and pages moved
- * meanwhile are read again where they are now.  Without events that costs
- * one atomic load and one lock round trip per run.
+ * One run of a region in the sweep: pages [first, first + n), n <=
+ * WRITER_RUN, first a multiple of 64, read into buf.  Pages someone else
+ * claimed are skipped.
+ */
+struct writer_run {
+	uint64_t	 first;
+	uint64_t	 mine;		/* pages this run claimed */
+	uint64_t	 bad;		/* of those, unreadable */
+	uint64_t	 seq;		/* events_seq before the claim */
+	uint64_t	 addr[WRITER_RUN];	/* where each page was read */
+	uint8_t		*buf;
+};
+
+/*
+ * Claim the run's unclaimed pages and read them, un-protecting them where
+ * they were read unless a huge page's caller un-protects it whole.  Returns
+ * -1 on failure; run->mine 0 when there was nothing left to claim.
  */
 static int
-writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
+writer_run_read(struct writer *w, struct region *r, struct writer_run *run,
+    uint32_t n, int unprotect)
 {
 	struct snapshot	*s = w->s;
-	uint64_t	 addr[WRITER_RUN], mine, unread, bad = 0, lost = 0, seq;
 	uint64_t	 mask = n == 64 ? ~0ULL : (1ULL << n) - 1;
 
-	seq = atomic_load_explicit(&s->events_seq, memory_order_acquire);
-	mine = pagestate_claim_mask(&r->ps, first >> 6, mask);
-	if (mine == 0)
+	run->bad = 0;
+	run->seq = atomic_load_explicit(&s->events_seq, memory_order_acquire);
+	run->mine = pagestate_claim_mask(&r->ps, run->first >> 6, mask);
+	if (run->mine == 0)
 		return 0;
 	/* Where each page is now (the process may have moved it). */
-	for (uint64_t m = mine; m != 0; m &= m - 1) {
+	for (uint64_t m = run->mine; m != 0; m &= m - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(m);
 
-		addr[i] = snapshot_page_addr(s, r, first + i);
+		run->addr[i] = snapshot_page_addr(s, r, run->first + i);
 	}
-	testpause_at(s, TESTPAUSE_WRITER, r->index, first, n);
+	testpause_at(s, TESTPAUSE_WRITER, r->index, run->first, n);
+	return writer_read_unprotect(w, r, run->first, run->addr, run->mine,
+	    run->buf, unprotect, &run->bad);
+}
 
-	for (unread = mine;;) {
+/*
+ * Finish a run read and un-protected: the read is tied to the address
+ * space by events_seq (snapshot-internal.h): if a move or discard event
+ * was handled between the claim and the un-protect, pages discarded
+ * meanwhile are recorded lost and pages moved meanwhile are read again
+ * where they are now.  Without events that costs one atomic load and one
+ * lock round trip per run.  Then the pages go to the output.
+ */
+static int
+writer_run_finish(struct writer *w, struct region *r, struct writer_run *run)
+{
+	struct snapshot	*s = w->s;
+	uint64_t	 first = run->first, mine = run->mine, lost;
+	uint64_t	 seq = run->seq, unread;
+
+	for (;;) {
 		uint64_t now;
 
-		if (writer_read_unprotect(w, r, first, addr, unread, &bad) ==
-		    -1)
-			return -1;
 		/* Events read before the un-protect are handled by now. */
 		pthread_mutex_lock(&s->event_lock);
 		now = atomic_load(&s->events_seq);
@@ -343,24 +388,27 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 			unsigned i = (unsigned)__builtin_ctzll(m);
 			uint64_t to = snapshot_page_addr(s, r, first + i);
 
-			if (to != addr[i]) {
-				addr[i] = to;
+			if (to != run->addr[i]) {
+				run->addr[i] = to;
 				unread |= 1ULL << i;
 			}
 		}
 		if (unread == 0)
 			break;
-		bad &= ~unread;
+		run->bad &= ~unread;
 		log_debug("snapshot %llu: region %u: %d pages moved while read; "
 		    "reading them again where they are now",
 		    (unsigned long long)s->id, r->index,
 		    __builtin_popcountll(unread));
+		if (writer_read_unprotect(w, r, first, run->addr, unread,
+		    run->buf, 1, &run->bad) == -1)
+			return -1;
 	}
 	for (uint64_t m = mine; m != 0; m &= m - 1)
 		pagestate_set_done(&r->ps, first + (unsigned)__builtin_ctzll(m));
 
 	/* Hand the run to the output, split where pages are lost. */
-	lost |= bad;
+	lost |= run->bad;
 	while (mine != 0) {
 		unsigned i = (unsigned)__builtin_ctzll(mine), k = 1;
 		int is_lost = (int)(lost >> i & 1);
@@ -371,9 +419,74 @@ writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
 		mine &= k == 64 ? 0 : ~(((1ULL << k) - 1) << i);
 		if (is_lost ? writer_output_lost(w, r->index, first + i, k, 1) :
 		    writer_output(w, r->index, first + i, k,
-		    w->readbuf + i * PAGE_4K))
+		    run->buf + i * PAGE_4K))
 			return -1;
 	}
+	return 0;
+}
+
+/* Save pages [first, first + n) of r, n <= WRITER_RUN. */
+static int
+writer_run(struct writer *w, struct region *r, uint64_t first, uint32_t n)
+{
+	struct writer_run run = { .first = first, .buf = w->readbuf };
+
+	if (writer_run_read(w, r, &run, n, 1) == -1)
+		return -1;
+	return run.mine == 0 ? 0 : writer_run_finish(w, r, &run);
+}
+
+/* Un-protect a run's pages where they were read. */
+static int
+writer_unprotect_run(struct writer *w, struct writer_run *run)
+{
+	for (uint64_t m = run->mine; m != 0;) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
+		unsigned n = writer_span(&m, run->addr, i);
+
+		if (writer_unprotect(w, run->addr[i], n * PAGE_4K) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Save the huge page at page `block` of r (hugepage.c) as one: its eight
+ * runs are read while all of it is still protected, then un-protected with
+ * one call, which keeps the huge page whole, and finished as usual.  If
+ * the fault thread took some of its pages meanwhile (it has split it
+ * then), or a move came between, each run is un-protected where it was
+ * read, as writer_run() does.
+ */
+static int
+writer_huge_run(struct writer *w, struct region *r, uint64_t block)
+{
+	struct snapshot		*s = w->s;
+	struct writer_run	*run = w->huge;
+	uint64_t		 addr = r->start + block * PAGE_4K;
+	int			 whole = 1;
+
+	for (unsigned k = 0; k < HUGE_WORDS; k++) {
+		run[k] = (struct writer_run){ .first = block + 64 * k,
+		    .buf = w->readbuf + k * WRITER_RUN * PAGE_4K };
+		if (writer_run_read(w, r, &run[k], WRITER_RUN, 0) == -1)
+			return -1;
+		if (run[k].mine != ~0ULL || run[k].addr[0] != addr +
+		    k * WRITER_RUN * PAGE_4K || run[k].addr[WRITER_RUN - 1] !=
+		    run[k].addr[0] + (WRITER_RUN - 1) * PAGE_4K)
+			whole = 0;
+	}
+	if (whole) {
+		if (writer_unprotect(w, addr, HUGE_BYTES) == -1)
+			return -1;
+		atomic_fetch_add(&s->huge_swept, 1);
+	} else
+		for (unsigned k = 0; k < HUGE_WORDS; k++)
+			if (writer_unprotect_run(w, &run[k]) == -1)
+				return -1;
+	for (unsigned k = 0; k < HUGE_WORDS; k++)
+		if (run[k].mine != 0 && writer_run_finish(w, r, &run[k]) == -1)
+			return -1;
 	return 0;
 }
 
@@ -495,6 +608,7 @@ writer_release_process(struct snapshot *s)
 	writer_stop_fault_thread(s);
 	snapshot_mem_close(s);
 	snapshot_files_close(s);
+	snapshot_huge_close(s);
 	if (s->uffd >= 0) {
 		close(s->uffd);
 		s->uffd = -1;
@@ -509,8 +623,8 @@ writer_sweep(struct writer *w)
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		struct region *r = s->by_addr[i];
 
-		for (uint64_t page = 0; page < r->npages; page += WRITER_RUN) {
-			uint64_t left = r->npages - page;
+		for (uint64_t page = 0; page < r->npages;) {
+			uint64_t left = r->npages - page, block;
 
 			if (atomic_load(&s->cancel) ||
 			    atomic_load(&s->fault_error))
@@ -521,9 +635,18 @@ writer_sweep(struct writer *w)
 				if (writer_hold(s, w, SNAPSHOT_HOLD_AT_HALF) ==
 				    -1)
 					return -1;
+			if ((r->start + page * PAGE_4K) % HUGE_BYTES == 0 &&
+			    snapshot_huge_block(s, r, page, &block) &&
+			    block == page) {
+				if (writer_huge_run(w, r, page) == -1)
+					return -1;
+				page += HUGE_PAGES;
+				continue;
+			}
 			if (writer_run(w, r, page, left < WRITER_RUN ?
 			    (uint32_t)left : WRITER_RUN) == -1)
 				return -1;
+			page += WRITER_RUN;
 		}
 	}
 	/* Every page is claimed; wait for the fault path's last copies. */
@@ -549,9 +672,11 @@ writer_thread_main(void *arg)
 	uint64_t		 hurried;
 
 	s->memfd = -1;
+	s->pagemap = -1;
 	ratelimit_init(&w.rl, s->req.max_bandwidth);
-	w.readbuf = malloc(WRITER_RUN * PAGE_4K);
-	if (w.readbuf == NULL) {
+	w.readbuf = malloc(HUGE_PAGES * PAGE_4K);
+	w.huge = calloc(HUGE_WORDS, sizeof(*w.huge));
+	if (w.readbuf == NULL || w.huge == NULL) {
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
 		goto fail;
 	}
@@ -622,6 +747,7 @@ fail:
 	final = atomic_load(&s->cancel) ? SNAPSHOT_CANCELLED : SNAPSHOT_FAILED;
 done:
 	free(w.readbuf);
+	free(w.huge);
 	snapshot_running_leave(s);
 	atomic_store(&s->state, final);
 	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_DONE);

@@ -36,8 +36,11 @@ if not isinstance(report, dict):
     sys.exit("last line is JSON but not an object: %r" % lines[-1][:200])
 
 required = ["pause_ratio", "stall_p50_ratio_random", "stall_p99_ratio_random",
-            "throughput_ratio_sequential", "idle_time_ratio_zstd",
-            "peak_extra_mib", "buffer_mib", "size_gib"]
+            "stall_fault_p50_ratio_random", "stall_fault_p99_ratio_random",
+            "fault_fraction_random", "fork_fault_fraction_random",
+            "throughput_ratio_random", "throughput_ratio_sequential",
+            "idle_time_ratio_zstd", "peak_extra_mib", "buffer_mib",
+            "size_gib"]
 
 def check(obj, where):
     bad = []
@@ -72,9 +75,10 @@ else:
             problems += check(configs[key], "configs." + key)
 if problems:
     sys.exit("\n".join(problems))
-print("ok: %d keys; pause_ratio %.3f, stall_p50_ratio_random %.3f, "
+print("ok: %d keys; pause_ratio %.3f, stall_fault_p50_ratio_random %.3f, "
       "idle_time_ratio_zstd %.3f, peak_extra_mib %.1f (buffer %.0f MiB)"
-      % (len(report), report["pause_ratio"], report["stall_p50_ratio_random"],
+      % (len(report), report["pause_ratio"],
+         report["stall_fault_p50_ratio_random"],
          report["idle_time_ratio_zstd"], report["peak_extra_mib"],
          report["buffer_mib"]))
 PYEOF
