@@ -6,7 +6,8 @@
 #     port, 0 mismatches;
 #   - stopped by QMP, it writes no more, and a copy of its RAM file is one
 #     cut of its writes (guestcheck), the cut at or past its last
-#     progress line and less than 2048 pages past it;
+#     progress line and at most 2048 pages past it (stopped while it
+#     printed the next line);
 #   - the same copy damaged three ways (a page two generations old, a
 #     page torn the wrong way round, a bit flipped) is refused, the page
 #     named;
@@ -41,7 +42,9 @@ cmp -s "$T/stopped.json" "$T/stopped-later.json" ||
 # The pages written before the cut, by the image and by the serial port.
 cut_writes=$(json_expr "$T/check.json" "(o['gen'] - 1) * $pages + o['page'] - $first")
 serial_writes=$(json_get "$T/stopped.json" writes)
-[ "$cut_writes" -ge "$serial_writes" ] && [ "$cut_writes" -lt $((serial_writes + 2048)) ] ||
+# The guest prints after every 2048th page: stopped while printing, it has
+# written exactly 2048 pages past the last complete line.
+[ "$cut_writes" -ge "$serial_writes" ] && [ "$cut_writes" -le $((serial_writes + 2048)) ] ||
 	fail "the image's cut ($cut_writes pages written) is not within 2048 pages after the serial's last line ($serial_writes)"
 [ "$(json_get "$T/stopped.json" mismatches)" -eq 0 ] ||
 	fail "the guest found mismatches: $(cat "$T/stopped.json")"
