@@ -90,14 +90,6 @@ protector(pid_t a, int in, int out)
 	_exit(0);
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 median_ms(uint64_t *v, unsigned n)
 {

@@ -43,3 +43,11 @@ mix64(uint64_t x)
 	x ^= x >> 31;
 	return x;
 }
+
+int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}

@@ -22,5 +22,7 @@ uint64_t	now_ns(void);
 /* A 64-bit mix of x (splitmix64's finalizer): the workloads' page bytes
  * are built from it, so it must never change. */
 uint64_t	mix64(uint64_t x);
+/* qsort(3) comparison of two uint64_t. */
+int		cmp_u64(const void *a, const void *b);
 
 #endif /* SNAPD_WORKLOAD_H */
