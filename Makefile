@@ -1,6 +1,6 @@
 # snapd: live-snapshot daemon.
 #
-#   make                  build snapd, snapctl, libsnapclient (shared and static)
+#   make                  build snapd, memsnapctl, libsnapclient (shared and static)
 #   make check            install missing Debian packages, build, run every test
 #                         (fuzz targets only replay their corpus and
 #                         regression inputs: the same inputs every run)
@@ -8,7 +8,7 @@
 #   make bench / soak / fuzz   the long runs, not part of check
 #   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
 #                         (BENCHFLAGS="--gib 8" for more; not part of check)
-#   make bench-qemu       snapctl qemu-save against QEMU's background snapshot
+#   make bench-qemu       memsnapctl qemu-save against QEMU's background snapshot
 #                         on the test guest (BENCHFLAGS="--runs 5 --rate 40M")
 #   make check-repeat N=5 [TARGET=check-sanitizers]   the suite N times on a
 #                         fresh clone of HEAD: is its verdict deterministic?
@@ -20,7 +20,7 @@
 # Sources are found by directory: every daemon/LAYER/*.c goes into snapd
 # (the layers, lowest first: base, format, engine, attach, control; a lower layer
 # never includes a higher one, tests/integration/layers.sh checks), every
-# client/lib/*.c into libsnapclient, every client/snapctl/*.c into snapctl,
+# client/lib/*.c into libsnapclient, every client/memsnapctl/*.c into memsnapctl,
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary
 # linking tests/workload/lib/*.c.  A new file needs no Makefile change.
 # tests/guest/ is the QEMU tests' guest kernel, $(B)/tests/guest.elf: a
@@ -76,7 +76,7 @@ PROTO_SRC	= $(wildcard proto/*.c)
 DAEMON_LAYERS	= base format engine attach control
 DAEMON_SRC	= $(foreach l,$(DAEMON_LAYERS),$(wildcard daemon/$(l)/*.c))
 LIB_SRC		= $(wildcard client/lib/*.c)
-SNAPCTL_SRC	= $(wildcard client/snapctl/*.c)
+MEMSNAPCTL_SRC	= $(wildcard client/memsnapctl/*.c)
 WORKLOAD_SRC	= $(wildcard tests/workload/*.c)
 WORKLOAD_LIB_SRC = $(wildcard tests/workload/lib/*.c)
 UNIT_SRC	= $(wildcard tests/unit/*.c)
@@ -86,7 +86,7 @@ PROTO_OBJ	= $(PROTO_SRC:%.c=$(B)/%.o)
 DAEMON_OBJ	= $(DAEMON_SRC:%.c=$(B)/%.o)
 LIB_OBJ		= $(LIB_SRC:%.c=$(B)/pic/%.o) $(PROTO_SRC:%.c=$(B)/pic/%.o)
 LIB_SOBJ	= $(LIB_SRC:%.c=$(B)/%.o) $(PROTO_OBJ)
-SNAPCTL_OBJ	= $(SNAPCTL_SRC:%.c=$(B)/%.o)
+MEMSNAPCTL_OBJ	= $(MEMSNAPCTL_SRC:%.c=$(B)/%.o)
 UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 WORKLOAD_BIN	= $(WORKLOAD_SRC:tests/workload/%.c=$(B)/tests/%)
 WORKLOAD_LIB_OBJ = $(WORKLOAD_LIB_SRC:%.c=$(B)/%.o)
@@ -107,13 +107,13 @@ SONAME		= libsnapclient.so.$(SOVERSION)
 LIBSO		= $(B)/libsnapclient.so.$(VERSION)
 LIBA		= $(B)/libsnapclient.a
 
-all: $(B)/snapd $(B)/snapctl $(LIBSO) $(LIBA) $(B)/libsnapclient.pc
+all: $(B)/snapd $(B)/memsnapctl $(LIBSO) $(LIBA) $(B)/libsnapclient.pc
 tests: all $(UNIT_BIN) $(WORKLOAD_BIN) $(GUEST_ELF)
 
 $(B)/snapd: $(DAEMON_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS)
 
-$(B)/snapctl: $(SNAPCTL_OBJ) $(LIBA)
+$(B)/memsnapctl: $(MEMSNAPCTL_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(ZSTD_LIBS) -lm
 
 $(LIBSO): $(LIB_OBJ)
@@ -220,7 +220,7 @@ bench-redis: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench-redis.sh $(BENCHFLAGS)
 
-# QEMU's background snapshot against snapctl qemu-save on the test guest
+# QEMU's background snapshot against memsnapctl qemu-save on the test guest
 # (issue 13).
 bench-qemu: deps
 	$(MAKE) tests
@@ -241,11 +241,11 @@ install: all
 	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(SYSCONFDIR)/snapd $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/memsnap $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR) \
 	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(B)/snapd $(DESTDIR)$(SBINDIR)/snapd
-	install -m 0755 $(B)/snapctl $(DESTDIR)$(BINDIR)/snapctl
-	sed 's|SNAPCTL:-snapctl}|SNAPCTL:-$(BINDIR)/snapctl}|' \
+	install -m 0755 $(B)/memsnapctl $(DESTDIR)$(BINDIR)/memsnapctl
+	sed 's|MEMSNAPCTL:-memsnapctl}|MEMSNAPCTL:-$(BINDIR)/memsnapctl}|' \
 	    client/qemu-hook/snapd-qemu-hook > $(DESTDIR)$(BINDIR)/snapd-qemu-hook
 	chmod 0755 $(DESTDIR)$(BINDIR)/snapd-qemu-hook
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
@@ -255,33 +255,33 @@ install: all
 	install -m 0644 client/lib/snapclient.h proto/procrec.h \
 	    $(DESTDIR)$(INCLUDEDIR)/
 	install -m 0644 $(B)/libsnapclient.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	install -m 0644 man/snapctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/memsnapctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/libsnapclient.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 man/snapd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/snapd.8 $(DESTDIR)$(MANDIR)/man8/
-	test -e $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf || \
-	    install -m 0644 conf/snapd.conf $(DESTDIR)$(SYSCONFDIR)/snapd/snapd.conf
-	sed 's|/usr/local/sbin/snapd|$(SBINDIR)/snapd|' systemd/snapd.service \
-	    > $(DESTDIR)$(UNITDIR)/snapd.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/snapd.service
-	install -m 0644 systemd/snapd.socket $(DESTDIR)$(UNITDIR)/
-	install -m 0644 systemd/snapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/snapd.conf
-	install -m 0644 systemd/60-snapd-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/memsnap/snapd.conf || \
+	    install -m 0644 conf/snapd.conf $(DESTDIR)$(SYSCONFDIR)/memsnap/snapd.conf
+	sed 's|/usr/local/sbin/snapd|$(SBINDIR)/snapd|' systemd/memsnap.service \
+	    > $(DESTDIR)$(UNITDIR)/memsnap.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/memsnap.service
+	install -m 0644 systemd/memsnap.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/memsnap.sysusers $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
+	install -m 0644 systemd/60-memsnap-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/snapd $(DESTDIR)$(BINDIR)/snapctl \
+	rm -f $(DESTDIR)$(SBINDIR)/snapd $(DESTDIR)$(BINDIR)/memsnapctl \
 	    $(DESTDIR)$(BINDIR)/snapd-qemu-hook \
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.so.$(VERSION) \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so \
 	    $(DESTDIR)$(LIBDIR)/libsnapclient.a \
 	    $(DESTDIR)$(INCLUDEDIR)/snapclient.h $(DESTDIR)$(INCLUDEDIR)/procrec.h \
 	    $(DESTDIR)$(PKGCONFIGDIR)/libsnapclient.pc \
-	    $(DESTDIR)$(MANDIR)/man1/snapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
+	    $(DESTDIR)$(MANDIR)/man1/memsnapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
 	    $(DESTDIR)$(MANDIR)/man5/snapd.conf.5 $(DESTDIR)$(MANDIR)/man8/snapd.8 \
-	    $(DESTDIR)$(UNITDIR)/snapd.service $(DESTDIR)$(UNITDIR)/snapd.socket \
-	    $(DESTDIR)$(UDEVDIR)/60-snapd-userfaultfd.rules \
-	    $(DESTDIR)$(SYSUSERSDIR)/snapd.conf
-	@echo "left $(SYSCONFDIR)/snapd/snapd.conf in place (configuration is yours)"
+	    $(DESTDIR)$(UNITDIR)/memsnap.service $(DESTDIR)$(UNITDIR)/memsnap.socket \
+	    $(DESTDIR)$(UDEVDIR)/60-memsnap-userfaultfd.rules \
+	    $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
+	@echo "left $(SYSCONFDIR)/memsnap/snapd.conf in place (configuration is yours)"
 
 clean:
 	rm -rf $(B)

@@ -4,7 +4,7 @@
  * Every thread's registers as they were when it was stopped, every mapping
  * of the process with what became of it (saved live, copied while stopped,
  * or skipped and why), the auxiliary vector and what ps shows: enough for
- * `snapctl export --core` to write an ELF core that gdb opens.
+ * `memsnapctl export --core` to write an ELF core that gdb opens.
  *
  * One encoder (procrec_encode(), called by the daemon's attach code) and
  * one decoder (procrec_decode(), called by the readers) in proto/procrec.c;

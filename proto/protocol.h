@@ -21,9 +21,9 @@
 #define SNAPD_PROTOCOL_VERSION		2
 
 /* Default paths (the configuration may change them). */
-#define SNAPD_DEFAULT_SOCKET		"/run/snapd/snapd.sock"
-#define SNAPD_DEFAULT_SNAPSHOT_DIR	"/var/lib/snapd/snapshots"
-#define SNAPD_DEFAULT_CONFIG		"/etc/snapd/snapd.conf"
+#define SNAPD_DEFAULT_SOCKET		"/run/memsnap/snapd.sock"
+#define SNAPD_DEFAULT_SNAPSHOT_DIR	"/var/lib/memsnap/snapshots"
+#define SNAPD_DEFAULT_CONFIG		"/etc/memsnap/snapd.conf"
 #define SNAPD_SOCKET_ENV		"SNAPD_SOCKET"	/* clients honour it */
 
 /* Messages are newline-terminated JSON objects of at most this many bytes. */

@@ -2,7 +2,7 @@
  * The zsnap on-disk snapshot format, version 1.
  *
  * Both sides include this file: snapd writes it (daemon/format/output-zsnap.c),
- * libsnapclient and snapctl read it (client/lib/reader*.c).  Nothing else
+ * libsnapclient and memsnapctl read it (client/lib/reader*.c).  Nothing else
  * defines it.  proto/FORMAT.md is the prose description a stranger can
  * implement a reader from.
  *

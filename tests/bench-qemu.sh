@@ -1,6 +1,6 @@
 #!/bin/bash
 # `make bench-qemu` (not in `make check`): QEMU's own background snapshot
-# against `snapctl qemu-save`, on the same test guest, in the same run
+# against `memsnapctl qemu-save`, on the same test guest, in the same run
 # (issue 13).
 #
 #	tests/bench-qemu.sh [--runs N] [--mem SIZE] [--rate BYTES]
@@ -12,7 +12,7 @@
 # each on a freshly booted guest, --runs times (default 3) in turn:
 #   qemu-bg        background-snapshot + migrate to exec:cat > FILE,
 #                  max-bandwidth unthrottled;
-#   snapd          snapctl qemu-save (raw, --buffer-size --buffer, default
+#   snapd          memsnapctl qemu-save (raw, --buffer-size --buffer, default
 #                  256M), no limit;
 #   qemu-bg@RATE,  the same, both at --rate bytes a second (default 40M:
 #   snapd@RATE     QEMU's max-bandwidth, snapd's max-bandwidth).
@@ -85,7 +85,7 @@ for run in $(seq 1 "$RUNS"); do
 		d=$T/guest-$tag
 		GUEST_MEM=$MEM GUEST_BOOT_WAIT=300 guest_start "$d" anon -append "last=999999999"
 		python3 "$BENCH_PY" "$1" "$d" "$T/result-$tag.json" rate="$2" \
-		    buffer="$BUFFER" window="$WINDOW" snapctl="$SNAPCTL_BIN" \
+		    buffer="$BUFFER" window="$WINDOW" memsnapctl="$MEMSNAPCTL_BIN" \
 		    socket="$SNAPD_SOCK" name="bench-$tag" file="$T/qemu-bg-$tag" \
 		    2>"$T/$tag.err" || fail "$tag: $(tail -n 3 "$T/$tag.err")"
 		guest_stop "$d"

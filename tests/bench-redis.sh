@@ -14,7 +14,7 @@
 # three windows:
 #   baseline  --baseline seconds (default 5) of load alone;
 #   BGSAVE    from BGSAVE until rdb_bgsave_in_progress is 0 again;
-#   snapd     `snapctl save --pid` of the same redis-server until it
+#   snapd     `memsnapctl save --pid` of the same redis-server until it
 #	      completes (a throwaway snapd, buffer --buffer, default 64M).
 # For each: throughput (commands processed per second, from INFO's
 # total_commands_processed), the probe's p50/p99/max latency, the longest
@@ -68,7 +68,7 @@ if [ "$SNAPD" -eq 0 ]; then
 	why_no_snapd="--no-snapd"
 else
 	gone=$(true & echo $!)
-	out=$("$SNAPCTL_BIN" qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1)
+	out=$("$MEMSNAPCTL_BIN" qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1)
 	case $out in *"'uffd' is missing"*) why_no_snapd="this snapd cannot attach by pid yet (issue 12)" ;; esac
 fi
 
@@ -138,8 +138,8 @@ sleep 3
 pause_us=
 if [ -z "$why_no_snapd" ]; then
 	c0=$(cmds); t0=$(now)
-	"$SNAPCTL_BIN" -j save --pid "$REDIS_PID" --name bench >"$T/save.out" 2>"$T/save.err" ||
-		fail "snapctl save failed: $(cat "$T/save.err")"
+	"$MEMSNAPCTL_BIN" -j save --pid "$REDIS_PID" --name bench >"$T/save.out" 2>"$T/save.err" ||
+		fail "memsnapctl save failed: $(cat "$T/save.err")"
 	t1=$(now); c1=$(cmds)
 	head -n 1 "$T/save.out" >"$T/save.armed"
 	pause_us=$(json_expr "$T/save.armed" 'max(o["attach"]["pause-us"], o["attach"].get("prearm-pause-us", 0))') || fail "no pause-us in the reply"

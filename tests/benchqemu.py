@@ -11,14 +11,14 @@ GUESTDIR/pid: tests/lib.sh's guest_start).  MODE is
             background-snapshot on, max-bandwidth RATE (0: unthrottled, sent
             as 1 TiB/s), migrate to exec:cat > FILE, query-migrate polled
             until completed;
-  snapd     snapctl -j qemu-save --qmp GUESTDIR/qmp --buffer-size BUFFER
-            [--max-bandwidth RATE] (snapctl=, socket=, name=), followed by
-            snapctl -j events so that the first SNAPSHOT_BUFFER_FULL is
+  snapd     memsnapctl -j qemu-save --qmp GUESTDIR/qmp --buffer-size BUFFER
+            [--max-bandwidth RATE] (memsnapctl=, socket=, name=), followed by
+            memsnapctl -j events so that the first SNAPSHOT_BUFFER_FULL is
             timed.
 
 Options: rate=BYTES (0), buffer=SIZE (256M), warmup=SECONDS (2),
 window=SECONDS (3: the guest's rate before), file=PATH (qemu-bg's output),
-snapctl=PATH, socket=PATH, name=NAME.
+memsnapctl=PATH, socket=PATH, name=NAME.
 
 Every 50 ms while it runs a sampler notes the guest's pages written (the
 serial port's last progress line), QEMU's VmRSS and the machine's memory
@@ -179,7 +179,7 @@ def follow_events(cmd, seen, ready):
 
 
 def run_snapd(gdir, opt, res):
-    ctl = [opt["snapctl"], "-s", opt["socket"], "-j"]
+    ctl = [opt["memsnapctl"], "-s", opt["socket"], "-j"]
     seen, ready = {}, threading.Event()
     evproc = []
     th = threading.Thread(target=lambda: evproc.append(

@@ -5,7 +5,7 @@
 # configuration, runs snapwork (1 GiB, 4 writer threads, half random and
 # half sequential writers, a 16 MiB buffer) which snapshots itself while
 # writing and checks every restored page against its own record of the
-# armed instant, prints the figures, runs `snapctl verify` on the file, and
+# armed instant, prints the figures, runs `memsnapctl verify` on the file, and
 # stops and removes everything it started.  Exits non-zero on any failure.
 . "$(dirname "$0")/lib.sh"
 t_init
@@ -52,7 +52,7 @@ PYEOF
 [ "$rc" -eq 0 ] || { show_snapwork "$out"; fail "snapwork: the snapshot was not verified (exit $rc)"; }
 
 file=$(json_get "$out" file) || fail "no file in snapwork's report"
-echo "snapctl verify $file"
-"$SNAPCTL_BIN" verify "$file" || fail "snapctl verify rejected $file"
+echo "memsnapctl verify $file"
+"$MEMSNAPCTL_BIN" verify "$file" || fail "memsnapctl verify rejected $file"
 snapd_stop || fail "snapd did not stop cleanly (exit $?)"
 echo "demo passed"

@@ -12,14 +12,14 @@
 #	"$SNAPWORK" --socket "$SNAPD_SOCK" ...
 #
 # Paths come from the environment (tests/run.sh sets them):
-# $SNAPD_BIN, $SNAPCTL_BIN, $TESTS_BIN; the defaults are under $TOP/$B.
+# $SNAPD_BIN, $MEMSNAPCTL_BIN, $TESTS_BIN; the defaults are under $TOP/$B.
 
 set -u
 
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 B=${B:-build}
 SNAPD_BIN=${SNAPD_BIN:-$TOP/$B/snapd}
-SNAPCTL_BIN=${SNAPCTL_BIN:-$TOP/$B/snapctl}
+MEMSNAPCTL_BIN=${MEMSNAPCTL_BIN:-$TOP/$B/memsnapctl}
 TESTS_BIN=${TESTS_BIN:-$TOP/$B/tests}
 SNAPWORK=${SNAPWORK:-$TESTS_BIN/snapwork}
 
@@ -83,7 +83,7 @@ t_init() {
 	trap t_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	for b in "$SNAPD_BIN" "$SNAPCTL_BIN" "$SNAPWORK"; do
+	for b in "$SNAPD_BIN" "$MEMSNAPCTL_BIN" "$SNAPWORK"; do
 		[ -x "$b" ] || fail "$b is missing: build it first (make tests)"
 	done
 	if [ "$(id -u)" -ne 0 ] && ! [ -r /dev/userfaultfd -a -w /dev/userfaultfd ]; then
@@ -413,7 +413,7 @@ stamp_healthy() {
 	echo "$h"
 }
 
-# ---- snapctl save (attach) ---------------------------------------------------
+# ---- memsnapctl save (attach) ---------------------------------------------------
 
 # snapd_attach_or_skip: skip the test if this snapd cannot attach by pid
 # yet (a snapshot-start with "pid" and no "uffd" refused for want of one).
@@ -423,13 +423,13 @@ snapd_attach_or_skip() {
 	true &
 	gone=$!
 	wait "$gone"
-	out=$("$SNAPCTL_BIN" -j qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1 | tr -s ' \n' ' ')
+	out=$("$MEMSNAPCTL_BIN" -j qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $gone}}" 2>&1 | tr -s ' \n' ' ')
 	case $out in
 	*"'uffd' is missing"*) skip "this snapd cannot attach by pid yet (issue 12): $out" ;;
 	esac
 }
 
-# save_start TAG [--as UID] SAVE-ARGS...: `snapctl -j save SAVE-ARGS` in the
+# save_start TAG [--as UID] SAVE-ARGS...: `memsnapctl -j save SAVE-ARGS` in the
 # background (as UID, in the users group, with setpriv), its JSON lines in
 # $T/TAG.save (the armed reply, then the final entry), its messages in
 # $T/TAG.save.err; sets SAVE_PID.
@@ -442,7 +442,7 @@ save_start() {
 		    --groups="$(getent group users | cut -d: -f3)")
 		shift 2
 	fi
-	"${as[@]}" "$SNAPCTL_BIN" -j save "$@" >"$T/$tag.save" 2>"$T/$tag.save.err" &
+	"${as[@]}" "$MEMSNAPCTL_BIN" -j save "$@" >"$T/$tag.save" 2>"$T/$tag.save.err" &
 	SAVE_PID=$!
 	t_track "$SAVE_PID"
 }
@@ -478,7 +478,7 @@ save_finish() {
 
 # test_release ID: end the "release" test hold of snapshot ID.
 test_release() {
-	"$SNAPCTL_BIN" qmp "{\"execute\": \"test-release\", \"arguments\": {\"id\": $1}}" >/dev/null ||
+	"$MEMSNAPCTL_BIN" qmp "{\"execute\": \"test-release\", \"arguments\": {\"id\": $1}}" >/dev/null ||
 		fail "test-release of snapshot $1 failed"
 }
 

@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
-export B SNAPD_BIN="$PWD/$B/snapd" SNAPCTL_BIN="$PWD/$B/snapctl" \
+export B SNAPD_BIN="$PWD/$B/snapd" MEMSNAPCTL_BIN="$PWD/$B/memsnapctl" \
 	TESTS_BIN="$PWD/$B/tests" TOP="$PWD"
 pass=0 fail=0 skip=0 failed=()
 logdir=$(mktemp -d /tmp/snapd-tests.XXXXXX)

@@ -3,7 +3,7 @@
 # line, or by default the client library's unit tests (test_client, the
 # connection half against a scripted peer; test_format, the reader on good
 # and damaged files; test_reader_bounds, the reader on crafted files that
-# claim far more than they hold), then snapctl's readers (info, verify,
+# claim far more than they hold), then memsnapctl's readers (info, verify,
 # export) on a real snapshot and on a truncated copy, each under
 #	valgrind --error-exitcode=1 --leak-check=full
 # with definite, indirect and possible leaks counted as errors.  Exit 0 if
@@ -13,7 +13,7 @@ set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 B=${B:-build}
 TESTS_BIN=${TESTS_BIN:-$TOP/$B/tests}
-SNAPCTL_BIN=${SNAPCTL_BIN:-$TOP/$B/snapctl}
+MEMSNAPCTL_BIN=${MEMSNAPCTL_BIN:-$TOP/$B/memsnapctl}
 SNAPD_BIN=${SNAPD_BIN:-$TOP/$B/snapd}
 SNAPWORK=${SNAPWORK:-$TESTS_BIN/snapwork}
 
@@ -27,7 +27,7 @@ trap '[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null; wait 2>/dev/null; rm -rf "
 failed=()
 
 # memcheck LABEL EXPECT CMD...: run CMD under memcheck; EXPECT is the exit
-# status the program itself should have (snapctl verify of a damaged file
+# status the program itself should have (memsnapctl verify of a damaged file
 # exits 1); valgrind's own error exit is 99 so the two cannot mix.
 memcheck() {
 	local label=$1 expect=$2 rc=0
@@ -63,7 +63,7 @@ else
 		[ -x "$TESTS_BIN/$t" ] || { echo "FAIL: $TESTS_BIN/$t is not built (make tests)"; exit 1; }
 		memcheck "$t" 0 "$TESTS_BIN/$t"
 	done
-	# snapctl's readers on a real snapshot, written by a throwaway snapd.
+	# memsnapctl's readers on a real snapshot, written by a throwaway snapd.
 	mkdir -p "$W/snaps"
 	printf 'socket %s\nsnapshot_dir %s\n' "$W/sock" "$W/snaps" >"$W/snapd.conf"
 	"$SNAPD_BIN" -c "$W/snapd.conf" >"$W/snapd.log" 2>&1 &
@@ -74,11 +74,11 @@ else
 		f=$W/snaps/vg.zsnap
 		size=$(stat -c %s "$f")
 		head -c $((size / 2)) "$f" >"$W/half.zsnap"
-		memcheck snapctl-info 0 "$SNAPCTL_BIN" info "$f"
-		memcheck snapctl-verify 0 "$SNAPCTL_BIN" verify "$f"
-		memcheck snapctl-export 0 "$SNAPCTL_BIN" export "$f" --raw "$W/raw"
-		memcheck snapctl-verify-truncated 1 "$SNAPCTL_BIN" verify "$W/half.zsnap"
-		memcheck snapctl-list 0 "$SNAPCTL_BIN" -s "$W/sock" list
+		memcheck memsnapctl-info 0 "$MEMSNAPCTL_BIN" info "$f"
+		memcheck memsnapctl-verify 0 "$MEMSNAPCTL_BIN" verify "$f"
+		memcheck memsnapctl-export 0 "$MEMSNAPCTL_BIN" export "$f" --raw "$W/raw"
+		memcheck memsnapctl-verify-truncated 1 "$MEMSNAPCTL_BIN" verify "$W/half.zsnap"
+		memcheck memsnapctl-list 0 "$MEMSNAPCTL_BIN" -s "$W/sock" list
 	else
 		echo "FAIL: could not make a snapshot to read:"
 		sed 's/^/    | /' "$W/snapwork.out" "$W/snapd.log"

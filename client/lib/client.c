@@ -1,7 +1,7 @@
 /*
  * libsnapclient's connection to snapd: connecting and negotiating, sending
  * commands and matching their replies, queueing events, and raw access for
- * snapctl.  The snapshot calls built on them (snap_start, snap_arm,
+ * memsnapctl.  The snapshot calls built on them (snap_start, snap_arm,
  * snap_cancel, snap_wait) are in snapshot-calls.c.  The protocol is
  * proto/PROTOCOL.md: newline-delimited JSON in QMP's manner.
  *
@@ -619,7 +619,7 @@ snap_fd(const struct snap_client *c)
 	return c != NULL ? c->fd : -1;
 }
 
-/* ---- raw access, for snapctl --------------------------------------------- */
+/* ---- raw access, for memsnapctl --------------------------------------------- */
 
 char *
 snap_command(struct snap_client *c, const char *text)

@@ -1,7 +1,7 @@
 /*
  * Restoring a snapshot: into memory (snap_file_restore(), snap_restore(),
  * a page range with snap_file_read()) or into a raw snapshot directory (snap_file_export_raw(), which is what
- * `snapctl export --raw` runs).
+ * `memsnapctl export --raw` runs).
  *
  * Both first prove the whole file's coverage (reader_check_coverage():
  * every page of every region covered exactly once) and only then write,

@@ -110,7 +110,7 @@ int		 snap_cancel(struct snap_client *c, uint64_t id);
 
 /*
  * Send one raw command (a JSON object as text) and return the reply line
- * (malloc'ed, caller frees), skipping and discarding events.  For snapctl.
+ * (malloc'ed, caller frees), skipping and discarding events.  For memsnapctl.
  */
 char		*snap_command(struct snap_client *c, const char *json);
 /* Next event line (malloc'ed) or NULL on timeout (errno ETIMEDOUT) / error. */

@@ -2,8 +2,8 @@
  * Control commands, in tmux's manner: every command is one file
  * (cmd-<name>.c) holding its entry, cmd_<name>_entry (name, argument spec,
  * flags, exec), with the spec and the exec static beside it, and one line
- * in cmd_table[] (cmd.c), the only list of them.  snapctl's commands
- * (client/snapctl/) read the same way.  The dispatcher in control.c checks,
+ * in cmd_table[] (cmd.c), the only list of them.  memsnapctl's commands
+ * (client/memsnapctl/) read the same way.  The dispatcher in control.c checks,
  * once for every command, that it exists, that capabilities were
  * negotiated (CMD_BEFORE_NEGOTIATION), and the shape of the arguments
  * against the spec (unknown members, missing required ones, wrong JSON

@@ -5,7 +5,7 @@
  * Only the snapshot's writer thread calls these functions, so an output
  * needs no lock.  Every function returns 0 on success, or -1 with errno set
  * and a message naming what failed in output_error() ("write
- * /var/lib/snapd/snapshots/x.zsnap.tmp: No space left on device").
+ * /var/lib/memsnap/snapshots/x.zsnap.tmp: No space left on device").
  *
  * Atomicity: output_open() creates a temporary name (".NAME.zsnap.tmp-PID"
  * style, openat + O_EXCL + O_NOFOLLOW, mode 0600 by default) inside dirfd;

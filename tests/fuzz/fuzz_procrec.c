@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the process record's decoder (proto/procrec.c):
- * its bytes come from snapshot files anyone can craft, and snapctl info,
+ * its bytes come from snapshot files anyone can craft, and memsnapctl info,
  * verify, export and the core export all decode them.
  *
  * Each input is decoded twice: as it is, and with its trailing crc32c

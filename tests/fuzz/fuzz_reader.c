@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the snapshot reader (client/lib/reader*.c): a zsnap
  * file or a raw snapshot directory is the most hostile input snapd's code
- * takes, since anyone can hand `snapctl verify` or snap_restore() a file.
+ * takes, since anyone can hand `memsnapctl verify` or snap_restore() a file.
  *
  * An input is one of two things:
  *

@@ -43,7 +43,7 @@ snapshot_dir /var/tmp/snapshots
 buffer_size 16M
 EOF
 cat >"$C/config/every-key.conf" <<'EOF'
-socket "/run/snapd/snapd.sock"
+socket "/run/memsnap/snapd.sock"
 socket_group "root"
 socket_mode 0600
 snapshot_dir "/srv/snap shots"
@@ -67,7 +67,7 @@ printf 'format zsnap\r\nbuffer_size 1G\r\n# a comment\r\n\r\nlog_level warning\r
 cat >"$C/config/comments.conf" <<'EOF'
 	# indented comment
 socket_mode 0660	# trailing comment
-snapshot_dir "/var/lib/snapd/#not-a-comment" # but this is
+snapshot_dir "/var/lib/memsnap/#not-a-comment" # but this is
 buffer_size 64G#comment right after the value
 max_message_size 1K
 log_level error

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A live core dump: `snapctl export --core` of a snapshot taken by attach
+# A live core dump: `memsnapctl export --core` of a snapshot taken by attach
 # is an ELF core that gdb opens with the executable, showing every thread
 # of the process in the function it was in when snapd stopped it.  The
 # target, corework, knows nothing of snapd: four threads (main in
@@ -69,8 +69,8 @@ for format in zsnap raw; do
 	[ "$tracer" = 0 ] || fail "$format: corework is still traced (TracerPid $tracer) after the snapshot"
 
 	core=$T/corework-$format.core
-	"$SNAPCTL_BIN" -j export --core "$core" "$file" >"$T/export.json" 2>"$T/export.err" ||
-		fail "$format: snapctl export --core $core $file: $(cat "$T/export.err")"
+	"$MEMSNAPCTL_BIN" -j export --core "$core" "$file" >"$T/export.json" 2>"$T/export.err" ||
+		fail "$format: memsnapctl export --core $core $file: $(cat "$T/export.err")"
 	[ -f "$core" ] || fail "$format: export --core wrote no $core"
 	ls "$T" | grep -q "corework-$format.core.tmp-" && fail "$format: export --core left its temporary file"
 	[ "$(json_get "$T/export.json" threads)" = 4 ] ||
@@ -92,8 +92,8 @@ for format in zsnap raw; do
 	# Every saved mapping's bytes in the core are the snapshot's region at
 	# that address, as export --raw writes it (the core reads them
 	# CORE_READ_PAGES at a time; the 8 MiB thread stacks take several).
-	"$SNAPCTL_BIN" export --raw "$T/raw-$format" "$file" 2>"$T/raw.err" ||
-		fail "$format: snapctl export --raw: $(cat "$T/raw.err")"
+	"$MEMSNAPCTL_BIN" export --raw "$T/raw-$format" "$file" 2>"$T/raw.err" ||
+		fail "$format: memsnapctl export --raw: $(cat "$T/raw.err")"
 	python3 - "$core" "$T/raw-$format" <<'PY' || fail "$format: the core's PT_LOAD bytes are not the snapshot's"
 import json, os, struct, sys
 core, raw = sys.argv[1], sys.argv[2]
@@ -175,7 +175,7 @@ out=$T/plain.json
 run_snapwork "$out" --size 4M --name plain ||
 	{ show_snapwork "$out"; fail "snapwork did not verify its snapshot"; }
 plain=$(json_get "$out" file) || fail "no file in snapwork's report"
-if "$SNAPCTL_BIN" export --core "$T/plain.core" "$plain" 2>"$T/plain.err"; then
+if "$MEMSNAPCTL_BIN" export --core "$T/plain.core" "$plain" 2>"$T/plain.err"; then
 	fail "export --core of a snapshot taken without attach succeeded"
 fi
 grep -q "taken without attach: no threads to write a core from" "$T/plain.err" ||

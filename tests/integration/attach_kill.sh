@@ -45,7 +45,7 @@ final_is_whole() {
 	local f
 	for f in "$SNAPD_DIR/$1".*; do
 		[ -e "$f" ] || continue
-		"$SNAPCTL_BIN" verify "$f" >/dev/null ||
+		"$MEMSNAPCTL_BIN" verify "$f" >/dev/null ||
 			fail "$1: a killed snapshot has a final name and is not whole: $f"
 		"$STAMPCHECK" --marker "before-$1" "$T/$2/info.json" "$f" >"$T/$1.check" ||
 			{ cat "$T/$1.check" >&2; fail "$1: the snapshot finished before the kill is not one instant"; }
@@ -142,7 +142,7 @@ until [ -e "$SNAPD_TEST_PAUSE_DIR/mid-sweep.paused" ]; do
 done
 [ "$(json_expr "$T/mid-sweep.armed" 'o["attach"]["mappings-live"]')" -ge 1 ] ||
 	fail "mid-sweep: the data region is not saved live"
-saved=$("$SNAPCTL_BIN" -j list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin) if x.get("name")=="mid-sweep"]; print("%d/%d" % (s[0]["pages-saved"], s[0]["pages-total"]) if s else "?")')
+saved=$("$MEMSNAPCTL_BIN" -j list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin) if x.get("name")=="mid-sweep"]; print("%d/%d" % (s[0]["pages-saved"], s[0]["pages-total"]) if s else "?")')
 snapd_kill
 save_finish mid-sweep && fail "mid-sweep: save reported success though snapd was killed"
 h=$(python3 "$STAMP_PY" health "$pid" 1) ||

@@ -2,7 +2,7 @@
 # Attach (issue 12) on a program we did not write: Debian's redis-server
 # (installed when missing), private to the test (a unix socket in $T, no
 # TCP, no persistence), under redis-benchmark SET/GET load all along.
-#   - SET a marker key to A (a long random value), `snapctl save --pid`
+#   - SET a marker key to A (a long random value), `memsnapctl save --pid`
 #     with the writer held after the armed reply, and as soon as save
 #     prints armed SET it to B; then release.  The snapshot, exported as
 #     raw images, holds A and not B: the point in time is the armed
@@ -49,12 +49,12 @@ sleep 1
 t0=$(python3 "$REDIS_PY" now)
 
 save_start redis --pid "$REDIS_PID" --name redis --test-hold '{"until": "release"}'
-save_armed redis || fail "snapctl save never reported armed"
+save_armed redis || fail "memsnapctl save never reported armed"
 [ "$(rcli set marker "$B")" = OK ] || fail "SET marker B after armed failed"
 id=$(json_get "$T/redis.armed" id)
 sleep 1
 test_release "$id"
-save_finish redis || { cat "$T/redis.save.err" >&2; fail "snapctl save failed"; }
+save_finish redis || { cat "$T/redis.save.err" >&2; fail "memsnapctl save failed"; }
 sleep 1
 t1=$(python3 "$REDIS_PY" now)
 kill -TERM "$PROBE"
@@ -77,8 +77,8 @@ gap=$(json_get "$T/window.json" answer-gap-max-us)
 
 # The image holds A, not B.
 file=$(json_get "$T/redis.armed" file)
-"$SNAPCTL_BIN" verify "$file" >/dev/null || fail "snapctl verify refuses $file"
-"$SNAPCTL_BIN" export "$file" --raw "$T/redis.raw" || fail "snapctl export --raw failed"
+"$MEMSNAPCTL_BIN" verify "$file" >/dev/null || fail "memsnapctl verify refuses $file"
+"$MEMSNAPCTL_BIN" export "$file" --raw "$T/redis.raw" || fail "memsnapctl export --raw failed"
 python3 "$STAMP_PY" find "$T/redis.raw" "$A" "$B" >"$T/found.json" || fail "cannot search the images"
 echo "found in the images: $(cat "$T/found.json")"
 [ "$(json_expr "$T/found.json" "o['$A']")" -ge 1 ] || fail "the snapshot does not hold marker A"

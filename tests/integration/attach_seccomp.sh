@@ -26,10 +26,10 @@ start() {
 		fail "seccompwork $1 has no seccomp filter"
 }
 
-# attach NAME VIA: snapctl save; the uffd must have been made VIA.
+# attach NAME VIA: memsnapctl save; the uffd must have been made VIA.
 attach() {
-	"$SNAPCTL_BIN" -j save --pid "$pid" --name "$1" >"$T/$1.json" 2>"$T/$1.err" ||
-		fail "$1: snapctl save --pid $pid: $(cat "$T/$1.err")"
+	"$MEMSNAPCTL_BIN" -j save --pid "$pid" --name "$1" >"$T/$1.json" 2>"$T/$1.err" ||
+		fail "$1: memsnapctl save --pid $pid: $(cat "$T/$1.err")"
 	via=$(head -n 1 "$T/$1.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["attach"]["uffd-via"])')
 	[ "$via" = "$2" ] || fail "$1: the uffd was made by '$via', expected '$2'"
 }

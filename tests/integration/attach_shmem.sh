@@ -5,7 +5,7 @@
 # /proc/PID/mem, whose reads would fault in, and so allocate, every hole.
 #   - the target maps a 256 MiB memfd MAP_SHARED and writes pattern A into
 #     16 MiB of it (every 16th page); the rest was never touched;
-#   - `snapctl save --pid` snapshots it; snapd's writer is held after the
+#   - `memsnapctl save --pid` snapshots it; snapd's writer is held after the
 #     armed reply while the target writes pattern B over every A page and
 #     into 16 never-touched pages (faults served from the file, holes
 #     included), then released;
@@ -122,7 +122,7 @@ for format in zsnap raw; do
 	case $format in zsnap) have=A next=B extra=0 ;; raw) have=B next=C extra=1 ;; esac
 	save_start "$tag" --pid "$TARGET" --name "$tag" --format "$format" \
 	    --test-hold '{"until": "release"}'
-	save_armed "$tag" || fail "$tag: snapctl save never reported armed"
+	save_armed "$tag" || fail "$tag: memsnapctl save never reported armed"
 	id=$(json_get "$T/$tag.armed" id) || fail "$tag: no id in the armed reply"
 	echo "write $next" >&7
 	n=$((n + 1))
@@ -133,11 +133,11 @@ for format in zsnap raw; do
 		k=$((k - 1))
 	done
 	test_release "$id"
-	save_finish "$tag" || { cat "$T/$tag.save.err" >&2; fail "$tag: snapctl save failed"; }
+	save_finish "$tag" || { cat "$T/$tag.save.err" >&2; fail "$tag: memsnapctl save failed"; }
 	file=$(json_get "$T/$tag.armed" file) || fail "$tag: no file in the reply"
-	"$SNAPCTL_BIN" verify "$file" >/dev/null || fail "$tag: snapctl verify refuses $file"
+	"$MEMSNAPCTL_BIN" verify "$file" >/dev/null || fail "$tag: memsnapctl verify refuses $file"
 	if [ "$format" = zsnap ]; then
-		"$SNAPCTL_BIN" export --raw "$T/$tag.export" "$file" >/dev/null ||
+		"$MEMSNAPCTL_BIN" export --raw "$T/$tag.export" "$file" >/dev/null ||
 			fail "$tag: export --raw failed"
 		file=$T/$tag.export
 	fi

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Attach (issue 12), proven on stampwork, a program that knows nothing of
-# snapd: `snapctl save --pid` snapshots it from outside and
+# snapd: `memsnapctl save --pid` snapshots it from outside and
 #   - the snapshot is one instant: stampcheck finds, for each of its four
 #     writers, one cut with every write before it present and none after
 #     (0 pages wrong), the never-touched pages zero, and the marker written
@@ -55,16 +55,16 @@ snap_check() {
 	stamp_cmd "$sw" "marker $a" >/dev/null
 	save_start "$tag" "$@" --pid "$pid" --name "$tag" --format "$format" \
 	    --test-hold '{"until": "release"}'
-	save_armed "$tag" || fail "$tag: snapctl save never reported armed"
+	save_armed "$tag" || fail "$tag: memsnapctl save never reported armed"
 	stamp_cmd "$sw" "marker $b" >/dev/null
 	id=$(json_get "$T/$tag.armed" id) || fail "$tag: no id in the armed reply"
 	sleep 0.5
 	test_release "$id"
-	save_finish "$tag" || { cat "$T/$tag.save.err" >&2; fail "$tag: snapctl save failed"; }
+	save_finish "$tag" || { cat "$T/$tag.save.err" >&2; fail "$tag: memsnapctl save failed"; }
 	stamp_cmd "$sw" status >/dev/null
 	file=$(json_get "$T/$tag.armed" file) || fail "$tag: no file in the reply"
 	[ -e "$file" ] || fail "$tag: the snapshot $file does not exist"
-	"$SNAPCTL_BIN" verify "$file" >/dev/null || fail "$tag: snapctl verify refuses $file"
+	"$MEMSNAPCTL_BIN" verify "$file" >/dev/null || fail "$tag: memsnapctl verify refuses $file"
 	"$STAMPCHECK" --marker "$a" --not-marker "$b" "$T/$sw/info.json" \
 	    "$file" >"$T/$tag.check" || {
 		cat "$T/$tag.check" >&2
@@ -116,7 +116,7 @@ n1=$(stamp_cmd root status >/dev/null; stamp_field root signals)
 [ "$n1" -eq $((n0 + 1)) ] || fail "a SIGUSR2 sent while stopped was not delivered once afterwards ($n0 before, $n1 after)"
 stamp_healthy root >/dev/null
 echo "ok: a signal sent while the target was stopped (${st//$'\t'/ }) was delivered afterwards"
-"$SNAPCTL_BIN" wait "$(json_get "$T/root-signal.armed" id)" >/dev/null ||
+"$MEMSNAPCTL_BIN" wait "$(json_get "$T/root-signal.armed" id)" >/dev/null ||
 	fail "the snapshot taken across the signal failed"
 
 snap_check root root-raw raw
@@ -140,7 +140,7 @@ until [ "$(python3 "$STAMP_PY" tracer "$(cat "$T/root/pid")")" = "$tracer" ]; do
 	sleep 0.1
 	n=$((n - 1))
 done
-if out=$("$SNAPCTL_BIN" save --pid "$(cat "$T/root/pid")" --name traced 2>&1); then
+if out=$("$MEMSNAPCTL_BIN" save --pid "$(cat "$T/root/pid")" --name traced 2>&1); then
 	fail "a traced process was snapshotted: $out"
 fi
 case $out in *"traced by"*"$tracer"*) ;; *) fail "the refusal does not name the tracer $tracer: $out" ;; esac
@@ -171,7 +171,7 @@ fi
 # ---- another uid is refused -------------------------------------------------------
 for victim in user root; do
 	out=$(setpriv --reuid=$UP --regid=$UP \
-	    --groups="$(getent group users | cut -d: -f3)" "$SNAPCTL_BIN" qmp \
+	    --groups="$(getent group users | cut -d: -f3)" "$MEMSNAPCTL_BIN" qmp \
 	    "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $(cat "$T/$victim/pid")}}" 2>&1)
 	case $out in *PermissionDenied*) ;; *) fail "uid $UP attaching to the $victim stampwork: no PermissionDenied: $out" ;; esac
 	[ "$(python3 "$STAMP_PY" tracer "$(cat "$T/$victim/pid")")" = 0 ] ||

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Attach with "wait-arm" (what snapctl qemu-save uses): snapd attaches,
+# Attach with "wait-arm" (what memsnapctl qemu-save uses): snapd attaches,
 # pre-arms while the process runs and answers "prearmed"; the client arms
 # with snapshot-arm, and snapd stops the process again, protects what was
 # written meanwhile, lets it go and only then answers, with the "attach"
@@ -65,7 +65,7 @@ print("refused:", err(q.cmd({"execute": "snapshot-arm", "arguments": {"id": sid}
                       "snapshot-arm twice"))
 PYEOF
 stamp_cmd sw "marker after-arm" >/dev/null
-"$SNAPCTL_BIN" wait "$(cat "$T/wa.id")" >/dev/null || fail "the wait-arm snapshot did not complete"
+"$MEMSNAPCTL_BIN" wait "$(cat "$T/wa.id")" >/dev/null || fail "the wait-arm snapshot did not complete"
 "$STAMPCHECK" --marker before-arm --not-marker after-arm "$T/sw/info.json" "$SNAPD_DIR/wa.zsnap" >"$T/check" ||
 	{ cat "$T/check" >&2; fail "the wait-arm snapshot is not one instant holding the marker set before snapshot-arm"; }
 echo "ok: one instant, at snapshot-arm: $(tail -n 1 "$T/check")"

@@ -41,7 +41,7 @@ for i in $(seq 1 $N); do
 done
 [ "$bad" -eq 0 ] || fail "$bad of $N concurrent snapshots failed"
 snapd_alive || fail "snapd died"
-"$SNAPCTL_BIN" --json status >"$T/status.json" || fail "snapctl status failed"
+"$MEMSNAPCTL_BIN" --json status >"$T/status.json" || fail "memsnapctl status failed"
 peak=$(json_get "$T/status.json" snapshots-running-peak) || fail "no snapshots-running-peak in query-status"
 [ "$peak" -eq "$N" ] || fail "snapd says at most $peak snapshots ran at once, not $N: they did not overlap"
 echo "ok: $N concurrent snapshots, $peak running at once (snapd's figure), all exact"

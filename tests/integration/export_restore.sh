@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proof 4, the readers agree with each other and with the truth: `snapctl
+# Proof 4, the readers agree with each other and with the truth: `memsnapctl
 # export --raw DIR` writes each region as a file that is byte for byte the
 # memory of the armed instant, which snapwork (having checked that the
 # library's restore gives exactly that) dumps with --dump-expected.  The
@@ -18,8 +18,8 @@ for format in zsnap raw; do
 		{ show_snapwork "$out"; fail "$format: snapwork did not verify the snapshot"; }
 	file=$(json_get "$out" file) || fail "$format: no file in snapwork's report"
 	exported=$T/exported-$format
-	msg=$("$SNAPCTL_BIN" export --raw "$exported" "$file" 2>&1) ||
-		fail "$format: snapctl export --raw $exported $file failed: $msg"
+	msg=$("$MEMSNAPCTL_BIN" export --raw "$exported" "$file" 2>&1) ||
+		fail "$format: memsnapctl export --raw $exported $file failed: $msg"
 	for r in 0 1 2; do
 		[ -f "$exported/$r.img" ] || fail "$format: export wrote no $exported/$r.img"
 		cmp "$expected/$r.img" "$exported/$r.img" ||

@@ -40,7 +40,7 @@ rss_peak=$(rss_kib VmHWM)
 waits=$(json_get "$out" buffer-full-waits) || fail "no buffer-full-waits"
 peak=$(json_get "$out" buffer-peak) || fail "no buffer-peak"
 stall=$(json_get "$out" stall-max-us) || fail "no stall-max-us"
-qpeak=$("$SNAPCTL_BIN" --json list | python3 -c '
+qpeak=$("$MEMSNAPCTL_BIN" --json list | python3 -c '
 import json, sys
 print([s for s in json.load(sys.stdin) if s["name"] == "slow"][-1]["buffer-peak"])') ||
 	fail "query-snapshots has no snapshot named slow"
@@ -78,7 +78,7 @@ case $reason in
 *"No space left on device"*) ;;
 *) fail "full disk: the reason does not say No space left on device: $reason" ;;
 esac
-qreason=$("$SNAPCTL_BIN" --json list | python3 -c '
+qreason=$("$MEMSNAPCTL_BIN" --json list | python3 -c '
 import json, sys
 print([s for s in json.load(sys.stdin) if s["name"] == "full"][-1].get("error", ""))')
 case $qreason in

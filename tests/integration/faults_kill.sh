@@ -14,7 +14,7 @@
 # seconds after it sees snapd gone and must never be blocked for a second
 # after the kill (how long writers waited on snapd before it is printed,
 # not judged here), its memory must be intact, no file may carry a final
-# snapshot name, and a leftover temporary file must not pass `snapctl
+# snapshot name, and a leftover temporary file must not pass `memsnapctl
 # verify`.  The kill comes from a poller holding one QMP connection and
 # asking query-snapshots until the stage is reached.
 . "$(dirname "$0")/../lib.sh"
@@ -67,8 +67,8 @@ kill_case() {
 	[ -z "$found" ] || fail "$label: a killed snapshot has a final name: $found"
 	for tmp in "$SNAPD_DIR"/.*tmp-*; do
 		[ -e "$tmp" ] || continue
-		if msg=$("$SNAPCTL_BIN" verify "$tmp" 2>&1); then
-			fail "$label: the leftover temporary file $tmp passes snapctl verify: $msg"
+		if msg=$("$MEMSNAPCTL_BIN" verify "$tmp" 2>&1); then
+			fail "$label: the leftover temporary file $tmp passes memsnapctl verify: $msg"
 		fi
 		echo "$label: leftover $(basename "$tmp") ($(stat -c %s "$tmp") bytes) rejected: $(echo "$msg" | tail -n 1)"
 		leftovers=$((leftovers + 1))

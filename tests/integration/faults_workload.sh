@@ -19,7 +19,7 @@ snapd_start
 
 # snapshot_field NAME KEY: KEY of the last snapshot named NAME.
 snapshot_field() {
-	"$SNAPCTL_BIN" --json list | python3 -c '
+	"$MEMSNAPCTL_BIN" --json list | python3 -c '
 import json, sys
 snaps = [s for s in json.load(sys.stdin) if s.get("name") == sys.argv[1]]
 if not snaps:
@@ -32,7 +32,7 @@ fd_count() {
 }
 
 events=$T/events.log
-"$SNAPCTL_BIN" --json events >"$events" 2>&1 &
+"$MEMSNAPCTL_BIN" --json events >"$events" 2>&1 &
 t_track $!
 sleep 0.5
 fds_before=$(fd_count)
@@ -89,7 +89,7 @@ out=$T/after.json
 run_snapwork "$out" --size 64M --threads 2 --pattern mixed --buffer 4M --name after ||
 	{ show_snapwork "$out"; fail "the snapshot right after the killed ones did not verify"; }
 file=$(json_get "$out" file) || fail "no file in snapwork's report"
-"$SNAPCTL_BIN" verify "$file" >/dev/null 2>&1 || fail "snapctl verify rejected $file"
+"$MEMSNAPCTL_BIN" verify "$file" >/dev/null 2>&1 || fail "memsnapctl verify rejected $file"
 echo "ok: a snapshot right after completed and verified"
 
 # The events connection is still open; snapwork's connections are closed

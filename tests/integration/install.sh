@@ -42,7 +42,7 @@ SOVERSION=$(sed -n 's/^SOVERSION[[:space:]]*=[[:space:]]*//p' "$TOP/Makefile")
 LIB=/usr/lib
 FILES="
 /usr/sbin/snapd
-/usr/bin/snapctl
+/usr/bin/memsnapctl
 /usr/bin/snapd-qemu-hook
 $LIB/libsnapclient.so.$VERSION
 $LIB/libsnapclient.so.$SOVERSION
@@ -51,15 +51,15 @@ $LIB/libsnapclient.a
 /usr/include/snapclient.h
 /usr/include/procrec.h
 $LIB/pkgconfig/libsnapclient.pc
-/usr/share/man/man1/snapctl.1
+/usr/share/man/man1/memsnapctl.1
 /usr/share/man/man3/libsnapclient.3
 /usr/share/man/man5/snapd.conf.5
 /usr/share/man/man8/snapd.8
-/lib/systemd/system/snapd.service
-/lib/systemd/system/snapd.socket
-/lib/udev/rules.d/60-snapd-userfaultfd.rules
-/usr/lib/sysusers.d/snapd.conf
-/etc/snapd/snapd.conf
+/lib/systemd/system/memsnap.service
+/lib/systemd/system/memsnap.socket
+/lib/udev/rules.d/60-memsnap-userfaultfd.rules
+/usr/lib/sysusers.d/memsnap.conf
+/etc/memsnap/snapd.conf
 "
 
 do_make() {
@@ -76,26 +76,26 @@ do_make install
 for f in $FILES; do
 	[ -e "$D$f" ] || fail "make install did not install $f"
 done
-for f in /usr/sbin/snapd /usr/bin/snapctl /usr/bin/snapd-qemu-hook \
+for f in /usr/sbin/snapd /usr/bin/memsnapctl /usr/bin/snapd-qemu-hook \
     $LIB/libsnapclient.so.$VERSION; do
 	[ -x "$D$f" ] || fail "$f is installed but not executable"
 	[ -L "$D$f" ] && fail "$f should be a file, not a symlink"
 done
 for f in /usr/include/snapclient.h /usr/include/procrec.h $LIB/libsnapclient.a \
-    /usr/share/man/man8/snapd.8 /etc/snapd/snapd.conf; do
+    /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf; do
 	mode=$(stat -c %a "$D$f")
 	[ "$mode" = 644 ] || fail "$f has mode $mode, expected 644"
 done
-for f in /usr/sbin/snapd /usr/bin/snapctl; do
+for f in /usr/sbin/snapd /usr/bin/memsnapctl; do
 	cmp -s "$D$f" "$TOP/$B/$(basename "$f")" ||
 		fail "$f differs from the one built in $B"
 done
-# The hook runs the installed snapctl unless told otherwise.
-grep -q 'SNAPCTL:-/usr/bin/snapctl}' "$D/usr/bin/snapd-qemu-hook" ||
-	fail "/usr/bin/snapd-qemu-hook does not default to /usr/bin/snapctl"
+# The hook runs the installed memsnapctl unless told otherwise.
+grep -q 'MEMSNAPCTL:-/usr/bin/memsnapctl}' "$D/usr/bin/snapd-qemu-hook" ||
+	fail "/usr/bin/snapd-qemu-hook does not default to /usr/bin/memsnapctl"
 sh -n "$D/usr/bin/snapd-qemu-hook" || fail "/usr/bin/snapd-qemu-hook: sh -n failed"
-cmp -s "$D/etc/snapd/snapd.conf" "$TOP/conf/snapd.conf" ||
-	fail "/etc/snapd/snapd.conf differs from conf/snapd.conf"
+cmp -s "$D/etc/memsnap/snapd.conf" "$TOP/conf/snapd.conf" ||
+	fail "/etc/memsnap/snapd.conf differs from conf/snapd.conf"
 
 # Soname links: libsnapclient.so -> .so.N -> .so.VERSION, and the library
 # names itself .so.N, so programs linked with -lsnapclient record .so.N.
@@ -131,9 +131,9 @@ grep -qx "prefix=/usr" "$pc" ||
 grep -qx "Version: $VERSION" "$pc" || fail "libsnapclient.pc does not say Version: $VERSION"
 
 # The installed unit starts the installed daemon.
-execstart=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$D/lib/systemd/system/snapd.service")
+execstart=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$D/lib/systemd/system/memsnap.service")
 [ "$execstart" = /usr/sbin/snapd ] ||
-	fail "installed snapd.service runs '$execstart', but snapd was installed as /usr/sbin/snapd"
+	fail "installed memsnap.service runs '$execstart', but snapd was installed as /usr/sbin/snapd"
 
 # ---- a program against the installed header and library --------------------
 cat >"$W/connect.c" <<'EOF'
@@ -247,16 +247,16 @@ done
 unset LD_LIBRARY_PATH PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 
 # ---- reinstalling keeps the administrator's configuration ------------------
-echo "# edited by the administrator" >>"$D/etc/snapd/snapd.conf"
+echo "# edited by the administrator" >>"$D/etc/memsnap/snapd.conf"
 do_make install
-tail -n 1 "$D/etc/snapd/snapd.conf" | grep -q "edited by the administrator" ||
-	fail "a second make install overwrote /etc/snapd/snapd.conf"
+tail -n 1 "$D/etc/memsnap/snapd.conf" | grep -q "edited by the administrator" ||
+	fail "a second make install overwrote /etc/memsnap/snapd.conf"
 
 # ---- uninstall leaves only the configuration -------------------------------
 do_make uninstall
 left=$(cd "$D" && find . ! -type d | sed 's|^\.||' | sort)
-[ "$left" = /etc/snapd/snapd.conf ] ||
-	fail "make uninstall left behind: $(echo "$left" | grep -vx /etc/snapd/snapd.conf | tr '\n' ' ')"
+[ "$left" = /etc/memsnap/snapd.conf ] ||
+	fail "make uninstall left behind: $(echo "$left" | grep -vx /etc/memsnap/snapd.conf | tr '\n' ' ')"
 
 echo "install, build against it, reinstall and uninstall: OK"
 exit 0

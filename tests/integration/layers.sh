@@ -8,7 +8,7 @@
 #   daemon/engine/			one snapshot: arm, fault, writer, buffer
 #   daemon/attach/			stopping a process, injecting, choosing mappings
 #   daemon/control/			socket, commands, the snapshot list, main
-#   client/lib/, then client/snapctl/	the client side: proto/ only
+#   client/lib/, then client/memsnapctl/	the client side: proto/ only
 # A file may include headers of its own layer and of the layers below it;
 # the client side never includes a daemon header, proto/ neither.  Fails
 # naming each include that breaks that, and each circle among headers.
@@ -18,7 +18,7 @@ python3 - <<'PYEOF'
 import glob, os, re, sys
 
 order = ["proto", "daemon/base", "daemon/format", "daemon/engine",
-         "daemon/attach", "daemon/control", "client/lib", "client/snapctl"]
+         "daemon/attach", "daemon/control", "client/lib", "client/memsnapctl"]
 rank = {layer: i for i, layer in enumerate(order)}
 # The client side sits beside the daemon, not above it.
 daemon = {l for l in order if l.startswith("daemon/")}

@@ -5,23 +5,23 @@
 #    and each has the sections a reader looks for;
 #  - snapd.conf(5) documents every key of conf/snapd.conf and nothing else,
 #    and every key `snapd -n` prints;
-#  - snapctl(1) documents every command `snapctl --help` lists, and lists no
-#    command that snapctl does not have;
+#  - memsnapctl(1) documents every command `memsnapctl --help` lists, and lists no
+#    command that memsnapctl does not have;
 #  - snapd(8)'s SYNOPSIS has the same options as `snapd -h`, and its
-#    option list describes each of them; snapd(8)'s and snapctl(1)'s
+#    option list describes each of them; snapd(8)'s and memsnapctl(1)'s
 #    SYNOPSIS read exactly as the programs' usage lines;
 #  - libsnapclient(3) documents every function of snapclient.h, and no other.
 #
-# The checks that need no binary run first; if snapd or snapctl is not
+# The checks that need no binary run first; if snapd or memsnapctl is not
 # built, the test then skips (77), saying what it could not check.
 set -u
 
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${B:-build}
 SNAPD_BIN=${SNAPD_BIN:-$TOP/$B/snapd}
-SNAPCTL_BIN=${SNAPCTL_BIN:-$TOP/$B/snapctl}
+MEMSNAPCTL_BIN=${MEMSNAPCTL_BIN:-$TOP/$B/memsnapctl}
 MAN=$TOP/man
-PAGES="snapd.8 snapctl.1 snapd.conf.5 libsnapclient.3"
+PAGES="snapd.8 memsnapctl.1 snapd.conf.5 libsnapclient.3"
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -43,7 +43,7 @@ for p in $PAGES; do
 		fail "mandoc -T lint -W warning man/$p: exit $rc, messages above"
 	fi
 	sections="NAME|SYNOPSIS|DESCRIPTION|FILES|EXAMPLES|SEE ALSO"
-	case $p in snapd.8|snapctl.1) sections="$sections|EXIT STATUS" ;; esac
+	case $p in snapd.8|memsnapctl.1) sections="$sections|EXIT STATUS" ;; esac
 	IFS='|' read -r -a want <<<"$sections"
 	for s in "${want[@]}"; do
 		grep -qx "\.Sh $s" "$MAN/$p" || fail "man/$p has no $s section"
@@ -142,7 +142,7 @@ compare "library function" snapclient.h "$T/h-funcs" \
 
 # ---- the programs ----------------------------------------------------------
 missing=
-for b in "$SNAPD_BIN" "$SNAPCTL_BIN"; do
+for b in "$SNAPD_BIN" "$MEMSNAPCTL_BIN"; do
 	[ -x "$b" ] || missing="$missing $b"
 done
 if [ -n "$missing" ]; then
@@ -162,17 +162,17 @@ grep -vx "configuration OK" "$T/check.out" |
 compare "configuration key" "snapd -n" "$T/n-keys" snapd.conf.5 "$T/man-keys" ||
 	exit 1
 
-# snapctl's commands: the help lists them one a line, indented, after a line
+# memsnapctl's commands: the help lists them one a line, indented, after a line
 # starting "commands" (any case); the first word of each is the command.
-"$SNAPCTL_BIN" --help >"$T/help" 2>&1
+"$MEMSNAPCTL_BIN" --help >"$T/help" 2>&1
 rc=$?
-[ $rc -eq 0 ] || { cat "$T/help" >&2; fail "snapctl --help exited $rc, expected 0"; }
+[ $rc -eq 0 ] || { cat "$T/help" >&2; fail "memsnapctl --help exited $rc, expected 0"; }
 awk 'tolower($0) ~ /^commands/ { on = 1; next }
      on && /^[^ \t]/ { on = 0 }
      on && /^[ \t]+[a-z][a-z-]*([ \t]|$)/ { print $1 }' "$T/help" >"$T/help-cmds"
-man_items "$MAN/snapctl.1" COMMANDS Cm >"$T/man-cmds" ||
-	fail "cannot read the commands of man/snapctl.1"
-compare "snapctl command" "snapctl --help" "$T/help-cmds" snapctl.1 \
+man_items "$MAN/memsnapctl.1" COMMANDS Cm >"$T/man-cmds" ||
+	fail "cannot read the commands of man/memsnapctl.1"
+compare "memsnapctl command" "memsnapctl --help" "$T/help-cmds" memsnapctl.1 \
     "$T/man-cmds" || { cat "$T/help" >&2; exit 1; }
 
 # snapd's options: `snapd -h` prints "usage: snapd [-hnV] [-c file] ...".
@@ -225,8 +225,8 @@ synopsis() {		# synopsis PAGE: the SYNOPSIS as rendered, one line
 usage_line() {		# usage_line FILE: the usage line, without "usage: "
 	grep -i -m1 'usage:' "$1" | sed 's/.*[Uu]sage: *//; s/ *$//' | tr -s ' '
 }
-"$SNAPCTL_BIN" --help >"$T/ctl-usage" 2>&1
-for pair in "snapd.8 $T/usage" "snapctl.1 $T/ctl-usage"; do
+"$MEMSNAPCTL_BIN" --help >"$T/ctl-usage" 2>&1
+for pair in "snapd.8 $T/usage" "memsnapctl.1 $T/ctl-usage"; do
 	set -- $pair
 	syn=$(synopsis "$MAN/$1")
 	have=$(usage_line "$2")

@@ -1,5 +1,5 @@
 #!/bin/bash
-# snapshot-start's "max-bandwidth" (snapctl save --max-bandwidth) holds
+# snapshot-start's "max-bandwidth" (memsnapctl save --max-bandwidth) holds
 # the writer to the rate, proven from snapd's own figures: a snapshot of a
 # running stampwork (32 MiB, writing) at 16 MiB/s takes at least
 #	(pages saved x 4096 - the bucket's 10 ms of burst) / rate
@@ -7,7 +7,7 @@
 # completes; pages saved on the fault path meanwhile are counted too.
 # The limit is checked from below only: no upper time limit is asserted.
 # Refused: max-bandwidth below one page a second (InvalidParameter from
-# snapd, exit 2 from snapctl), and accepted: 0, no limit.
+# snapd, exit 2 from memsnapctl), and accepted: 0, no limit.
 # Exit 0 pass, 77 skip, 1 fail.
 . "$(dirname "$0")/../lib.sh"
 t_init
@@ -18,7 +18,7 @@ snapd_attach_or_skip
 
 rate=$((16 << 20))
 stampwork_start sw --size 32M --threads 2 --pace-us 50
-"$SNAPCTL_BIN" -j save --pid "$STAMP_PID" --name limited --max-bandwidth 16M \
+"$MEMSNAPCTL_BIN" -j save --pid "$STAMP_PID" --name limited --max-bandwidth 16M \
     >"$T/limited.out" 2>"$T/limited.err" ||
 	fail "save --max-bandwidth 16M failed: $(cat "$T/limited.err")"
 tail -n 1 "$T/limited.out" >"$T/limited.final"
@@ -38,17 +38,17 @@ sys.exit(0 if o["duration-us"] >= floor_us else 1)
 PYEOF
 
 # No limit (0) is accepted; below a page a second is refused.
-"$SNAPCTL_BIN" -j save --pid "$STAMP_PID" --name unlimited --max-bandwidth 0 \
+"$MEMSNAPCTL_BIN" -j save --pid "$STAMP_PID" --name unlimited --max-bandwidth 0 \
     >"$T/unlimited.out" 2>"$T/unlimited.err" ||
 	fail "save --max-bandwidth 0 failed: $(cat "$T/unlimited.err")"
 [ "$(tail -n 1 "$T/unlimited.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = completed ] ||
 	fail "the unlimited snapshot did not complete"
 echo "ok: max-bandwidth 0 is no limit"
-out=$("$SNAPCTL_BIN" qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $STAMP_PID, \"max-bandwidth\": 4095}}" 2>&1) &&
+out=$("$MEMSNAPCTL_BIN" qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $STAMP_PID, \"max-bandwidth\": 4095}}" 2>&1) &&
 	fail "max-bandwidth 4095 was accepted: $out"
 case $out in *InvalidParameter*|*"max-bandwidth must be"*) ;; *) fail "max-bandwidth 4095: not InvalidParameter: $out" ;; esac
 rc=0
-out=$("$SNAPCTL_BIN" save --pid "$STAMP_PID" --max-bandwidth 1K 2>&1) || rc=$?
+out=$("$MEMSNAPCTL_BIN" save --pid "$STAMP_PID" --max-bandwidth 1K 2>&1) || rc=$?
 [ "$rc" -eq 2 ] || fail "save --max-bandwidth 1K: exit $rc, expected 2: $out"
 case $out in *"--max-bandwidth is bytes a second"*) ;; *) fail "save --max-bandwidth 1K: $out" ;; esac
-echo "ok: below one page a second is refused, by snapd and by snapctl"
+echo "ok: below one page a second is refused, by snapd and by memsnapctl"

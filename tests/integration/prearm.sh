@@ -216,8 +216,8 @@ PYEOF
 file=$SNAPD_DIR/proto-prearm.zsnap
 [ -f "$file" ] || file=$(find "$SNAPD_DIR" -name proto-prearm.zsnap | head -1)
 [ -n "$file" ] && [ -f "$file" ] || fail "proto-prearm.zsnap was not written"
-"$SNAPCTL_BIN" verify "$file" >/dev/null || fail "snapctl verify $file failed"
-"$SNAPCTL_BIN" export "$file" --raw "$T/raw" >/dev/null || fail "snapctl export $file failed"
+"$MEMSNAPCTL_BIN" verify "$file" >/dev/null || fail "memsnapctl verify $file failed"
+"$MEMSNAPCTL_BIN" export "$file" --raw "$T/raw" >/dev/null || fail "memsnapctl export $file failed"
 python3 - "$T/raw" <<'PYEOF' || fail "the pre-armed snapshot's content is wrong"
 import glob, sys
 img = glob.glob(sys.argv[1] + "/*.img")

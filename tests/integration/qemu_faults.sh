@@ -1,5 +1,5 @@
 #!/bin/bash
-# snapctl qemu-save (issue 13) when things go wrong, each fault forced at a
+# memsnapctl qemu-save (issue 13) when things go wrong, each fault forced at a
 # known point by snapd's pause points (SNAPD_TEST_PAUSE_DIR, snapd(8) TEST
 # HOOKS), never by timing:
 #   - snapd killed while it holds QEMU's threads stopped: at its first
@@ -9,10 +9,10 @@
 #     userfaultfd, the guest writing on;
 #   - snapd killed mid-sweep (the guest running again, snapd's writer held
 #     in its sweep): the same;
-#   - snapctl killed with SIGKILL while the VM is stopped: its watchdog
+#   - memsnapctl killed with SIGKILL while the VM is stopped: its watchdog
 #     sends cont, and the VM runs once snapd lets QEMU go;
 #   - the QMP connection closed under qemu-save while the VM is stopped (a
-#     proxy between snapctl and QEMU drops it): qemu-save reconnects, conts,
+#     proxy between memsnapctl and QEMU drops it): qemu-save reconnects, conts,
 #     and the save completes, one cut of the guest's writes;
 #   - refused before anything is touched, the VM running on: a monitor
 #     another client holds, a file backend on a disk file system;
@@ -70,7 +70,7 @@ guest_wait_writes "$g" 4096
 for point in "attach stopped" "attach restopped" "attach armed" "writer 0 200"; do
 	name=kill-${point// /-}
 	echo "$point" >"$SNAPD_TEST_PAUSE_DIR/$name.pause"
-	"$SNAPCTL_BIN" qemu-save --qmp "$g/qmp" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
+	"$MEMSNAPCTL_BIN" qemu-save --qmp "$g/qmp" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
 	save=$!
 	held "$name"
 	snapd_kill
@@ -82,10 +82,10 @@ for point in "attach stopped" "attach restopped" "attach armed" "writer 0 200"; 
 	snapd_start
 done
 
-# ---- snapctl killed while the VM is stopped --------------------------------------
-name=kill-snapctl
+# ---- memsnapctl killed while the VM is stopped --------------------------------------
+name=kill-memsnapctl
 echo "attach armed" >"$SNAPD_TEST_PAUSE_DIR/$name.pause"
-"$SNAPCTL_BIN" qemu-save --qmp "$g/qmp" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
+"$MEMSNAPCTL_BIN" qemu-save --qmp "$g/qmp" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
 save=$!
 held "$name"
 kill -KILL "$save"
@@ -150,7 +150,7 @@ until [ -S "$g/proxy" ]; do
 done
 name=qmp-drop
 echo "attach armed" >"$SNAPD_TEST_PAUSE_DIR/$name.pause"
-"$SNAPCTL_BIN" -j qemu-save --qmp "$g/proxy" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
+"$MEMSNAPCTL_BIN" -j qemu-save --qmp "$g/proxy" --name "$name" >"$T/$name.out" 2>"$T/$name.err" &
 save=$!
 held "$name"
 touch "$g/drop"
@@ -169,7 +169,7 @@ vm_runs_clean "$g" "$name"
 refused() {
 	local name=$1 why=$2 rc=0
 	shift 2
-	"$SNAPCTL_BIN" qemu-save --name "$name" "$@" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
+	"$MEMSNAPCTL_BIN" qemu-save --name "$name" "$@" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
 	[ "$rc" -eq 1 ] || fail "$name: qemu-save exit $rc, expected 1: $(cat "$T/$name.err")"
 	grep -q "$why" "$T/$name.err" || fail "$name: the refusal does not say '$why': $(cat "$T/$name.err")"
 	[ ! -e "$SNAPD_DIR/$name.vm" ] || fail "$name: a refused save left $SNAPD_DIR/$name.vm"
@@ -207,7 +207,7 @@ fi
 
 # ---- a paused VM is saved and left paused -----------------------------------------
 guest_qmp "$g" '{"execute": "stop"}' >/dev/null || fail "QMP stop failed"
-"$SNAPCTL_BIN" -j qemu-save --qmp "$g/qmp" --name paused >"$T/paused.out" 2>"$T/paused.err" ||
+"$MEMSNAPCTL_BIN" -j qemu-save --qmp "$g/qmp" --name paused >"$T/paused.out" 2>"$T/paused.err" ||
 	{ cat "$T/paused.err" >&2; fail "paused: qemu-save of a paused VM failed"; }
 [ "$(guest_qmp "$g" '{"execute": "query-status"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["status"])')" = paused ] ||
@@ -215,7 +215,7 @@ guest_qmp "$g" '{"execute": "stop"}' >/dev/null || fail "QMP stop failed"
 "$GUESTCHECK" --pages "$first-$last" "$SNAPD_DIR/paused.vm/paused.raw/0.img" >/dev/null ||
 	fail "paused: the saved RAM is not one cut"
 guest_stop "$g"
-"$SNAPCTL_BIN" -j qemu-restore paused --exec >"$T/paused.restore" ||
+"$MEMSNAPCTL_BIN" -j qemu-restore paused --exec >"$T/paused.restore" ||
 	fail "paused: qemu-restore --exec failed: $(cat "$SNAPD_DIR/paused.vm/restore.log")"
 pid=$(json_get "$T/paused.restore" pid)
 t_track "$pid"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# snapctl qemu-save and qemu-restore (issue 13) on Debian's QEMU, with the
+# memsnapctl qemu-save and qemu-restore (issue 13) on Debian's QEMU, with the
 # test guest (tests/guest/) rewriting its RAM under TCG all the while:
 #   - saved live, with anonymous RAM (raw format) and with a shared memfd
 #     backend (zsnap): the guest pauses only from stop to cont and runs on;
@@ -63,7 +63,7 @@ save_vm() {
 	local d=$1 name=$2 fmt=$3 after pid
 	pid=$(cat "$d/pid")
 	BEFORE=$(guest_progress "$d" writes) || fail "$name: no progress"
-	"$SNAPCTL_BIN" -j qemu-save --qmp "$d/qmp" --name "$name" --format "$fmt" \
+	"$MEMSNAPCTL_BIN" -j qemu-save --qmp "$d/qmp" --name "$name" --format "$fmt" \
 	    >"$T/$name.save" 2>"$T/$name.err" ||
 		{ cat "$T/$name.err" >&2; fail "$name: qemu-save failed"; }
 	head -n 1 "$T/$name.save" >"$T/$name.reply"
@@ -83,7 +83,7 @@ ram_image() {
 	local vm=$SNAPD_DIR/$1.vm
 	IMAGE=$vm/$1.raw/0.img
 	[ "$2" = raw ] && return
-	"$SNAPCTL_BIN" export "$vm/$1.zsnap" --raw "$T/$1.export" >/dev/null ||
+	"$MEMSNAPCTL_BIN" export "$vm/$1.zsnap" --raw "$T/$1.export" >/dev/null ||
 		fail "$1: export --raw of the RAM failed"
 	IMAGE=$T/$1.export/0.img
 }
@@ -93,7 +93,7 @@ ram_image() {
 restore_vm() {
 	local d=$1 name=$2 cut=$3 pid w
 	guest_stop "$d"
-	"$SNAPCTL_BIN" -j qemu-restore "$name" --exec >"$T/$name.restore" 2>"$T/$name.restore.err" ||
+	"$MEMSNAPCTL_BIN" -j qemu-restore "$name" --exec >"$T/$name.restore" 2>"$T/$name.restore.err" ||
 		{ cat "$T/$name.restore.err" "$SNAPD_DIR/$name.vm/restore.log" >&2; fail "$name: qemu-restore --exec failed"; }
 	pid=$(json_get "$T/$name.restore" pid)
 	t_track "$pid"
@@ -153,8 +153,8 @@ echo "ok: sparse: the memfd's RSS $r0 kB before the save, $r1 kB after (64 MiB m
 guest_stop "$g"
 
 # ---- list, delete, the hook ------------------------------------------------------
-"$SNAPCTL_BIN" qemu-list
-SNAPCTL=$SNAPCTL_BIN "$HOOK" --json list >"$T/list.json" || fail "snapd-qemu-hook --json list failed"
+"$MEMSNAPCTL_BIN" qemu-list
+MEMSNAPCTL=$MEMSNAPCTL_BIN "$HOOK" --json list >"$T/list.json" || fail "snapd-qemu-hook --json list failed"
 python3 - "$T/list.json" <<'EOF' || fail "the hook's list is not what was saved"
 import json, sys
 got = {e["name"]: e for e in json.load(open(sys.argv[1]))}
@@ -165,12 +165,12 @@ for n, e in got.items():
     if e["state"] != "complete" or e["ram-bytes"] != 64 << 20 or e["qemu"] == "":
         sys.exit("%s: %s" % (n, e))
 EOF
-SNAPCTL=$SNAPCTL_BIN "$HOOK" delete anon || fail "snapd-qemu-hook delete anon failed"
+MEMSNAPCTL=$MEMSNAPCTL_BIN "$HOOK" delete anon || fail "snapd-qemu-hook delete anon failed"
 [ ! -e "$SNAPD_DIR/anon.vm" ] || fail "qemu-delete left $SNAPD_DIR/anon.vm"
 rc=0
-SNAPCTL=$SNAPCTL_BIN "$HOOK" delete anon 2>"$T/del.err" || rc=$?
+MEMSNAPCTL=$MEMSNAPCTL_BIN "$HOOK" delete anon 2>"$T/del.err" || rc=$?
 [ "$rc" -eq 1 ] || fail "deleting a VM snapshot that is gone: exit $rc, expected 1"
 rc=0
-SNAPCTL=$SNAPCTL_BIN "$HOOK" frobnicate 2>/dev/null || rc=$?
+MEMSNAPCTL=$MEMSNAPCTL_BIN "$HOOK" frobnicate 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "the hook with an unknown action: exit $rc, expected 2"
 echo "ok: qemu-list, qemu-delete and the hook (list, delete, exit codes)"

@@ -68,7 +68,7 @@ pid=$!
 t_track "$pid"
 state=
 for _ in $(seq 300); do
-	"$SNAPCTL_BIN" -s "$SNAPD_SOCK" -j list >"$T/list.json" 2>/dev/null
+	"$MEMSNAPCTL_BIN" -s "$SNAPD_SOCK" -j list >"$T/list.json" 2>/dev/null
 	state=$(python3 - "$T/list.json" <<'PY'
 import json, sys
 for s in json.load(open(sys.argv[1])):

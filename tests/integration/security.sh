@@ -9,7 +9,7 @@
 #     snapshot_dir/uid-UID/, a directory it owns (0700), a file it owns
 #     (0600); it may not name another process (pid);
 #   - another unprivileged peer neither sees (query-snapshots, events,
-#     snapctl list and wait) nor cancels nor deletes it; root sees all;
+#     memsnapctl list and wait) nor cancels nor deletes it; root sees all;
 #   - names are a strict alphabet: ../, absolute, hidden, too long: refused;
 #   - symlinks planted by the user (NAME.zsnap -> /etc/passwd, the temp
 #     file's name -> a path in /etc, uid-UID itself -> /etc) make snapd
@@ -59,9 +59,9 @@ snapd_start
 st=$(stat -c '%U:%G %a' "$SNAPD_SOCK")
 [ "$st" = "root:users 660" ] || fail "socket is $st, expected root:users 660"
 echo "ok: socket is $st"
-out=$(setpriv --reuid=$UC --regid=$UC --clear-groups "$SNAPCTL_BIN" status 2>&1)
+out=$(setpriv --reuid=$UC --regid=$UC --clear-groups "$MEMSNAPCTL_BIN" status 2>&1)
 rc=$?
-[ "$rc" -eq 3 ] || fail "a peer outside the socket's group reached snapd (snapctl exit $rc): $out"
+[ "$rc" -eq 3 ] || fail "a peer outside the socket's group reached snapd (memsnapctl exit $rc): $out"
 case $out in *"ermission denied"*) ;; *) fail "no 'Permission denied' for a peer outside the group: $out" ;; esac
 echo "ok: a peer outside the group cannot connect: $out"
 
@@ -80,14 +80,14 @@ st=$(stat -c '%u %a' "$SNAPD_DIR/uid-$UA")
 [ -z "$(find "$SNAPD_DIR" -maxdepth 1 -name 'a1*')" ] || fail "uid $UA's snapshot landed in the top directory"
 echo "ok: uid $UA's snapshot is $f, owner $UA, mode 0600, in a 0700 directory it owns"
 
-# ---- the other peer and root, through snapctl ----------------------------
-as_b "$SNAPCTL_BIN" --json list >"$T/b-list.json" || fail "snapctl list as uid $UB failed"
+# ---- the other peer and root, through memsnapctl ----------------------------
+as_b "$MEMSNAPCTL_BIN" --json list >"$T/b-list.json" || fail "memsnapctl list as uid $UB failed"
 python3 - "$T/b-list.json" <<'EOF' || fail "uid $UB sees another uid's snapshots"
 import json, sys
 l = json.load(open(sys.argv[1]))
 sys.exit(1 if any(s["name"] == "a1" for s in l) else 0)
 EOF
-"$SNAPCTL_BIN" --json list >"$T/root-list.json" || fail "snapctl list as root failed"
+"$MEMSNAPCTL_BIN" --json list >"$T/root-list.json" || fail "memsnapctl list as root failed"
 a1=$(python3 - "$T/root-list.json" "$UA" <<'EOF'
 import json, sys
 l = json.load(open(sys.argv[1]))
@@ -96,16 +96,16 @@ print(ids[0] if ids else "")
 EOF
 )
 [ -n "$a1" ] || fail "root does not see uid $UA's snapshot a1: $(cat "$T/root-list.json")"
-echo "ok: snapctl list: uid $UB does not see a1, root does (id $a1)"
-out=$(as_b "$SNAPCTL_BIN" wait "$a1" 2>&1) && fail "uid $UB could wait on uid $UA's snapshot: $out"
-echo "ok: snapctl wait $a1 as uid $UB: $out"
-out=$(as_b "$SNAPCTL_BIN" cancel "$a1" 2>&1) && fail "uid $UB could cancel uid $UA's snapshot: $out"
+echo "ok: memsnapctl list: uid $UB does not see a1, root does (id $a1)"
+out=$(as_b "$MEMSNAPCTL_BIN" wait "$a1" 2>&1) && fail "uid $UB could wait on uid $UA's snapshot: $out"
+echo "ok: memsnapctl wait $a1 as uid $UB: $out"
+out=$(as_b "$MEMSNAPCTL_BIN" cancel "$a1" 2>&1) && fail "uid $UB could cancel uid $UA's snapshot: $out"
 case $out in *PermissionDenied*|*NotFound*|*"not yours"*|*"no snapshot"*) ;;
 *) fail "cancel of another uid's snapshot: unexpected message: $out" ;; esac
-echo "ok: snapctl cancel $a1 as uid $UB: $out"
-out=$(as_b "$SNAPCTL_BIN" delete a1 2>&1) && fail "uid $UB could delete uid $UA's snapshot: $out"
+echo "ok: memsnapctl cancel $a1 as uid $UB: $out"
+out=$(as_b "$MEMSNAPCTL_BIN" delete a1 2>&1) && fail "uid $UB could delete uid $UA's snapshot: $out"
 [ -f "$f" ] || fail "uid $UB's delete removed $f"
-echo "ok: snapctl delete a1 as uid $UB: $out; the file is still there"
+echo "ok: memsnapctl delete a1 as uid $UB: $out; the file is still there"
 
 # ---- the rest, with clients that speak the protocol themselves -----------
 # An md5 of /etc/passwd and a listing of /etc before and after.
@@ -537,7 +537,7 @@ wait "$many_pid" 2>/dev/null
 [ "$(ls -A /etc | md5sum)" = "$etc_before" ] || fail "the listing of /etc changed"
 echo "ok: /etc/passwd and the listing of /etc are unchanged"
 [ -f "$f" ] || fail "uid $UA's snapshot a1 disappeared"
-as_a "$SNAPCTL_BIN" delete a1 || fail "uid $UA cannot delete its own snapshot"
+as_a "$MEMSNAPCTL_BIN" delete a1 || fail "uid $UA cannot delete its own snapshot"
 [ ! -e "$f" ] || fail "uid $UA's delete left $f"
 echo "ok: uid $UA deletes its own snapshot"
 snapd_alive || fail "snapd is gone"

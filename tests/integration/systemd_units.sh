@@ -3,7 +3,7 @@
 # accepts a socket handed over by socket activation, and it tells systemd
 # when it is ready, that it is alive, and when it stops.
 #
-#  1. `systemd-analyze verify` passes on snapd.service and snapd.socket (on
+#  1. `systemd-analyze verify` passes on memsnap.service and memsnap.socket (on
 #     copies whose ExecStart names the snapd just built), `systemd-analyze
 #     security` rates the service at most 3.0, and the settings the daemon
 #     depends on are there (four capabilities, /dev/userfaultfd allowed,
@@ -20,7 +20,7 @@ set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${B:-build}
 SNAPD_BIN=${SNAPD_BIN:-$TOP/$B/snapd}
-SNAPCTL_BIN=${SNAPCTL_BIN:-$TOP/$B/snapctl}
+MEMSNAPCTL_BIN=${MEMSNAPCTL_BIN:-$TOP/$B/memsnapctl}
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -55,34 +55,34 @@ trap cleanup EXIT
 # ---- 1. the unit files ------------------------------------------------------
 U=$T/units
 mkdir "$U" || fail "mkdir $U"
-grep -q '^ExecStart=/usr/local/sbin/snapd -c /etc/snapd/snapd.conf$' \
-    "$TOP/systemd/snapd.service" ||
-	fail "snapd.service does not run /usr/local/sbin/snapd -c /etc/snapd/snapd.conf"
+grep -q '^ExecStart=/usr/local/sbin/snapd -c /etc/memsnap/snapd.conf$' \
+    "$TOP/systemd/memsnap.service" ||
+	fail "memsnap.service does not run /usr/local/sbin/snapd -c /etc/memsnap/snapd.conf"
 sed "s|^ExecStart=/usr/local/sbin/snapd |ExecStart=$SNAPD_BIN |" \
-    "$TOP/systemd/snapd.service" >"$U/snapd.service" || fail "cannot copy snapd.service"
-cp "$TOP/systemd/snapd.socket" "$U/snapd.socket" || fail "cannot copy snapd.socket"
+    "$TOP/systemd/memsnap.service" >"$U/memsnap.service" || fail "cannot copy memsnap.service"
+cp "$TOP/systemd/memsnap.socket" "$U/memsnap.socket" || fail "cannot copy memsnap.socket"
 
 # verify exits 0 on mere warnings (an unknown key, a misspelt section), so
 # any output at all is a failure.
-(cd "$U" && systemd-analyze verify --man=no snapd.service snapd.socket) \
+(cd "$U" && systemd-analyze verify --man=no memsnap.service memsnap.socket) \
     >"$T/verify" 2>&1
 rc=$?
 if [ $rc -ne 0 ] || [ -s "$T/verify" ]; then
 	cat "$T/verify" >&2
-	fail "systemd-analyze verify snapd.service snapd.socket: exit $rc, messages above"
+	fail "systemd-analyze verify memsnap.service memsnap.socket: exit $rc, messages above"
 fi
 echo "systemd-analyze verify: clean"
 
-systemd-analyze security --offline=true --no-pager "$U/snapd.service" \
+systemd-analyze security --offline=true --no-pager "$U/memsnap.service" \
     >"$T/security" 2>&1 || {
 	cat "$T/security" >&2
-	fail "systemd-analyze security --offline=true snapd.service failed"
+	fail "systemd-analyze security --offline=true memsnap.service failed"
 }
-exposure=$(sed -n 's/.*Overall exposure level for snapd.service: \([0-9.]*\).*/\1/p' "$T/security")
+exposure=$(sed -n 's/.*Overall exposure level for memsnap.service: \([0-9.]*\).*/\1/p' "$T/security")
 [ -n "$exposure" ] || { cat "$T/security" >&2; fail "no overall exposure level in systemd-analyze security's output"; }
 awk -v e="$exposure" 'BEGIN { exit !(e <= 3.0) }' || {
 	grep '✗' "$T/security" >&2
-	fail "snapd.service's exposure is $exposure, more than 3.0: its confinement was weakened (see SECURITY.md)"
+	fail "memsnap.service's exposure is $exposure, more than 3.0: its confinement was weakened (see SECURITY.md)"
 }
 echo "systemd-analyze security: exposure $exposure"
 
@@ -90,25 +90,25 @@ echo "systemd-analyze security: exposure $exposure"
 unit_value() {		# unit_value FILE KEY: the values of KEY, one a line
 	sed -n "s/^$2=//p" "$1"
 }
-caps=$(unit_value "$U/snapd.service" CapabilityBoundingSet | tr ' ' '\n' | sort | tr '\n' ' ')
+caps=$(unit_value "$U/memsnap.service" CapabilityBoundingSet | tr ' ' '\n' | sort | tr '\n' ' ')
 [ "$caps" = "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_SYS_PTRACE " ] ||
 	fail "CapabilityBoundingSet is '$caps'; snapd needs exactly CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_SYS_PTRACE"
 for kv in Type=notify WatchdogSec=30 Restart=on-failure ProtectSystem=strict \
     ProtectHome=read-only NoNewPrivileges=yes RestrictAddressFamilies=AF_UNIX \
     'DeviceAllow=/dev/userfaultfd rw' 'ExecReload=/bin/kill -HUP $MAINPID'; do
-	grep -qxF "$kv" "$U/snapd.service" || fail "snapd.service lacks $kv"
+	grep -qxF "$kv" "$U/memsnap.service" || fail "memsnap.service lacks $kv"
 done
 for kv in PrivateDevices=yes PrivateDevices=true PrivateUsers=yes \
     PrivateUsers=true ProtectProc=invisible ProtectProc=noaccess; do
-	grep -qxF "$kv" "$U/snapd.service" &&
-		fail "snapd.service has $kv, which hides what snapd needs"
+	grep -qxF "$kv" "$U/memsnap.service" &&
+		fail "memsnap.service has $kv, which hides what snapd needs"
 done
-for kv in ListenStream=/run/snapd/snapd.sock SocketMode=0660; do
-	grep -qxF "$kv" "$U/snapd.socket" || fail "snapd.socket lacks $kv"
+for kv in ListenStream=/run/memsnap/snapd.sock SocketMode=0660; do
+	grep -qxF "$kv" "$U/memsnap.socket" || fail "memsnap.socket lacks $kv"
 done
-grep -qxF 'KERNEL=="userfaultfd", GROUP="snapd", MODE="0660"' \
-    "$TOP/systemd/60-snapd-userfaultfd.rules" ||
-	fail "60-snapd-userfaultfd.rules does not give group snapd rw on /dev/userfaultfd"
+grep -qxF 'KERNEL=="userfaultfd", GROUP="memsnap", MODE="0660"' \
+    "$TOP/systemd/60-memsnap-userfaultfd.rules" ||
+	fail "60-memsnap-userfaultfd.rules does not give group memsnap rw on /dev/userfaultfd"
 
 # ---- a throwaway configuration -------------------------------------------------
 CONF=$T/snapd.conf
@@ -171,10 +171,10 @@ done
 talk "$T/s.sock" || fail "no greeting through the activated socket $T/s.sock"
 [ -e "$T/snapd.sock" ] &&
 	fail "socket-activated snapd created $T/snapd.sock of its configuration as well"
-if [ -x "$SNAPCTL_BIN" ]; then
-	"$SNAPCTL_BIN" -s "$T/s.sock" status >"$T/status" 2>&1 || {
+if [ -x "$MEMSNAPCTL_BIN" ]; then
+	"$MEMSNAPCTL_BIN" -s "$T/s.sock" status >"$T/status" 2>&1 || {
 		cat "$T/status" >&2
-		fail "snapctl -s $T/s.sock status failed on the activated daemon"
+		fail "memsnapctl -s $T/s.sock status failed on the activated daemon"
 	}
 fi
 kill -TERM "$APID"

@@ -25,7 +25,7 @@ start_refused() {
 SNAPD_TEST_HOOKS=0 snapd_start
 grep -q "test hooks are enabled" "$SNAPD_LOG" && fail "snapd says test hooks are enabled with SNAPD_TEST_HOOKS=0"
 start_refused off '{"until": "cancel"}' "not started with SNAPD_TEST_HOOKS=1"
-out=$("$SNAPCTL_BIN" qmp '{"execute": "test-release", "arguments": {"id": 1}}' 2>&1) &&
+out=$("$MEMSNAPCTL_BIN" qmp '{"execute": "test-release", "arguments": {"id": 1}}' 2>&1) &&
 	fail "test-release was accepted without SNAPD_TEST_HOOKS=1: $out"
 case $out in *SNAPD_TEST_HOOKS=1*) ;; *) fail "the refused test-release does not say why: $out" ;; esac
 echo "ok: test-release refused: $out"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proof 3, no damaged snapshot passes for whole: `snapctl verify` accepts a
+# Proof 3, no damaged snapshot passes for whole: `memsnapctl verify` accepts a
 # good zsnap file and rejects a truncated copy, a copy with one flipped byte
 # inside a chunk's compressed page data, and a copy with a damaged index,
 # each with a message saying what is wrong.  The stock `zstd -t` accepts the
@@ -61,14 +61,14 @@ PYEOF
 # expect_reject FILE WHAT REGEX: verify must fail and say REGEX.
 expect_reject() {
 	local file=$1 what=$2 regex=$3 msg rc=0
-	msg=$("$SNAPCTL_BIN" verify "$file" 2>&1) || rc=$?
-	[ "$rc" -ne 0 ] || fail "snapctl verify accepted $what: $msg"
+	msg=$("$MEMSNAPCTL_BIN" verify "$file" 2>&1) || rc=$?
+	[ "$rc" -ne 0 ] || fail "memsnapctl verify accepted $what: $msg"
 	echo "$msg" | grep -Eiq -- "$regex" ||
-	    fail "snapctl verify rejected $what without saying what is wrong (expected /$regex/): $msg"
+	    fail "memsnapctl verify rejected $what without saying what is wrong (expected /$regex/): $msg"
 	echo "ok: $what rejected: $(echo "$msg" | tail -n 1)"
 }
 
-msg=$("$SNAPCTL_BIN" verify "$good" 2>&1) || fail "snapctl verify rejected the good file: $msg"
+msg=$("$MEMSNAPCTL_BIN" verify "$good" 2>&1) || fail "memsnapctl verify rejected the good file: $msg"
 echo "ok: good file verified: $(echo "$msg" | tail -n 1)"
 zstd -q -t "$good" || fail "zstd -t rejected the good file $good"
 echo "ok: zstd -t accepts the good file"

@@ -1,7 +1,7 @@
 /*
  * stampwork: the target of the attach tests, a program that knows nothing
  * of snapd (it never calls libsnapclient): snapd snapshots it from outside
- * with `snapctl save --pid`, and the tests prove that the snapshot is one
+ * with `memsnapctl save --pid`, and the tests prove that the snapshot is one
  * instant of its memory and that the program never noticed.
  *
  * Its data is one anonymous mapping laid out as stamp.h says: a marker
