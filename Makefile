@@ -12,7 +12,8 @@
 #                         on the test guest (BENCHFLAGS="--runs 5 --rate 40M")
 #   make check-repeat N=5 [TARGET=check-sanitizers]   the suite N times on a
 #                         fresh clone of HEAD: is its verdict deterministic?
-#   make install          PREFIX=/usr/local DESTDIR=
+#   make install          PREFIX=/usr/local DESTDIR=; refuses to overwrite a file
+#                         it did not install; make uninstall; make stage
 #   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers
 #   (into build-address-undefined/ or build-thread/); `make check-sanitizers`
 #   runs the whole suite under ASan+UBSan and the engine test under TSan.
@@ -163,7 +164,7 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path '$(B)/stage' -prune -o -type f -name '*.d' -print 2>/dev/null)
 
 # ---- Debian packages -------------------------------------------------------
 # Everything the build, the tests and the demo need, installed when missing.
@@ -236,56 +237,58 @@ fuzz: deps
 	B=$(B) FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
 
 # ---- installation ----------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
-	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(SYSCONFDIR)/memsnap $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UDEVDIR) \
-	    $(DESTDIR)$(SYSUSERSDIR)
-	install -m 0755 $(B)/snapd $(DESTDIR)$(SBINDIR)/snapd
-	install -m 0755 $(B)/memsnapctl $(DESTDIR)$(BINDIR)/memsnapctl
+# `make stage` puts every installed file, at its installed path, under
+# STAGEDIR (debian/rules packages from there).  `make install` copies the
+# staged tree into DESTDIR with conf/install-files.sh, which refuses to
+# overwrite any file an earlier `make install` did not put there (its list,
+# with each file's SHA-256, is MANIFEST), keeps an existing configuration,
+# and replaces each file atomically.  `make uninstall` removes the files
+# MANIFEST lists that are unchanged since, and leaves the configuration.
+STAGEDIR	?= $(B)/stage
+MANIFEST	?= $(PREFIX)/share/memsnap/installed-files
+S		= $(STAGEDIR)
+
+stage: all
+	rm -rf $(S)
+	install -d $(S)$(SBINDIR) $(S)$(BINDIR) $(S)$(LIBDIR) \
+	    $(S)$(INCLUDEDIR) $(S)$(PKGCONFIGDIR) \
+	    $(S)$(MANDIR)/man1 $(S)$(MANDIR)/man3 \
+	    $(S)$(MANDIR)/man5 $(S)$(MANDIR)/man8 \
+	    $(S)$(SYSCONFDIR)/memsnap $(S)$(UNITDIR) $(S)$(UDEVDIR) \
+	    $(S)$(SYSUSERSDIR)
+	install -m 0755 $(B)/snapd $(S)$(SBINDIR)/snapd
+	install -m 0755 $(B)/memsnapctl $(S)$(BINDIR)/memsnapctl
 	sed 's|MEMSNAPCTL:-memsnapctl}|MEMSNAPCTL:-$(BINDIR)/memsnapctl}|' \
-	    client/qemu-hook/snapd-qemu-hook > $(DESTDIR)$(BINDIR)/snapd-qemu-hook
-	chmod 0755 $(DESTDIR)$(BINDIR)/snapd-qemu-hook
-	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
-	ln -sf libsnapclient.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so
-	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	    client/qemu-hook/snapd-qemu-hook > $(S)$(BINDIR)/snapd-qemu-hook
+	chmod 0755 $(S)$(BINDIR)/snapd-qemu-hook
+	install -m 0644 $(LIBSO) $(S)$(LIBDIR)/
+	ln -sf libsnapclient.so.$(VERSION) $(S)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(S)$(LIBDIR)/libsnapclient.so
+	install -m 0644 $(LIBA) $(S)$(LIBDIR)/
 	install -m 0644 client/lib/snapclient.h proto/procrec.h \
-	    $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(B)/libsnapclient.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	install -m 0644 man/memsnapctl.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 man/libsnapclient.3 $(DESTDIR)$(MANDIR)/man3/
-	install -m 0644 man/snapd.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 0644 man/snapd.8 $(DESTDIR)$(MANDIR)/man8/
-	test -e $(DESTDIR)$(SYSCONFDIR)/memsnap/snapd.conf || \
-	    install -m 0644 conf/snapd.conf $(DESTDIR)$(SYSCONFDIR)/memsnap/snapd.conf
+	    $(S)$(INCLUDEDIR)/
+	install -m 0644 $(B)/libsnapclient.pc $(S)$(PKGCONFIGDIR)/
+	install -m 0644 man/memsnapctl.1 $(S)$(MANDIR)/man1/
+	install -m 0644 man/libsnapclient.3 $(S)$(MANDIR)/man3/
+	install -m 0644 man/snapd.conf.5 $(S)$(MANDIR)/man5/
+	install -m 0644 man/snapd.8 $(S)$(MANDIR)/man8/
+	install -m 0644 conf/snapd.conf $(S)$(SYSCONFDIR)/memsnap/snapd.conf
 	sed 's|/usr/local/sbin/snapd|$(SBINDIR)/snapd|' systemd/memsnap.service \
-	    > $(DESTDIR)$(UNITDIR)/memsnap.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/memsnap.service
-	install -m 0644 systemd/memsnap.socket $(DESTDIR)$(UNITDIR)/
-	install -m 0644 systemd/memsnap.sysusers $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
-	install -m 0644 systemd/60-memsnap-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
+	    > $(S)$(UNITDIR)/memsnap.service
+	chmod 0644 $(S)$(UNITDIR)/memsnap.service
+	install -m 0644 systemd/memsnap.socket $(S)$(UNITDIR)/
+	install -m 0644 systemd/memsnap.sysusers $(S)$(SYSUSERSDIR)/memsnap.conf
+	install -m 0644 systemd/60-memsnap-userfaultfd.rules $(S)$(UDEVDIR)/
+
+install: stage
+	sh conf/install-files.sh install $(S) "$(DESTDIR)" $(MANIFEST) $(SYSCONFDIR)
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/snapd $(DESTDIR)$(BINDIR)/memsnapctl \
-	    $(DESTDIR)$(BINDIR)/snapd-qemu-hook \
-	    $(DESTDIR)$(LIBDIR)/libsnapclient.so.$(VERSION) \
-	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsnapclient.so \
-	    $(DESTDIR)$(LIBDIR)/libsnapclient.a \
-	    $(DESTDIR)$(INCLUDEDIR)/snapclient.h $(DESTDIR)$(INCLUDEDIR)/procrec.h \
-	    $(DESTDIR)$(PKGCONFIGDIR)/libsnapclient.pc \
-	    $(DESTDIR)$(MANDIR)/man1/memsnapctl.1 $(DESTDIR)$(MANDIR)/man3/libsnapclient.3 \
-	    $(DESTDIR)$(MANDIR)/man5/snapd.conf.5 $(DESTDIR)$(MANDIR)/man8/snapd.8 \
-	    $(DESTDIR)$(UNITDIR)/memsnap.service $(DESTDIR)$(UNITDIR)/memsnap.socket \
-	    $(DESTDIR)$(UDEVDIR)/60-memsnap-userfaultfd.rules \
-	    $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
-	@echo "left $(SYSCONFDIR)/memsnap/snapd.conf in place (configuration is yours)"
+	sh conf/install-files.sh uninstall "$(DESTDIR)" $(MANIFEST) $(SYSCONFDIR)
 
 clean:
 	rm -rf $(B)
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz stage install uninstall clean

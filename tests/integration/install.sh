@@ -12,6 +12,12 @@
 # does not exist must fail and snap_strerror() must say why.  A second
 # install must keep an edited configuration; `make uninstall` must leave
 # nothing installed but the configuration.
+#
+# The root already holds the files of Ubuntu's Snap package manager, whose
+# daemon is also called snapd (tests/snapfiles.sh): install, reinstall and
+# uninstall leave them byte for byte as they were.  A file of someone
+# else's at a path make install writes makes it refuse, before it writes
+# anything.
 set -u
 
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -22,6 +28,7 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+. "$TOP/tests/snapfiles.sh"
 
 for tool in make pkg-config "$CC" readelf nm; do
 	command -v "$tool" >/dev/null || fail "$tool is needed and not installed"
@@ -60,6 +67,7 @@ $LIB/pkgconfig/libsnapclient.pc
 /lib/udev/rules.d/60-memsnap-userfaultfd.rules
 /usr/lib/sysusers.d/memsnap.conf
 /etc/memsnap/snapd.conf
+/usr/share/memsnap/installed-files
 "
 
 do_make() {
@@ -70,18 +78,20 @@ do_make() {
 	}
 }
 
+snapfiles_plant "$D"
 do_make install
+snapfiles_check "$D" "after make install"
 
 # ---- every file is there, with the right kind and mode ---------------------
 for f in $FILES; do
 	[ -e "$D$f" ] || fail "make install did not install $f"
 done
-for f in /usr/sbin/snapd /usr/bin/memsnapctl /usr/bin/snapd-qemu-hook \
-    $LIB/libsnapclient.so.$VERSION; do
+for f in /usr/sbin/snapd /usr/bin/memsnapctl /usr/bin/snapd-qemu-hook; do
 	[ -x "$D$f" ] || fail "$f is installed but not executable"
 	[ -L "$D$f" ] && fail "$f should be a file, not a symlink"
 done
 for f in /usr/include/snapclient.h /usr/include/procrec.h $LIB/libsnapclient.a \
+    $LIB/libsnapclient.so.$VERSION \
     /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf; do
 	mode=$(stat -c %a "$D$f")
 	[ "$mode" = 644 ] || fail "$f has mode $mode, expected 644"
@@ -252,11 +262,30 @@ do_make install
 tail -n 1 "$D/etc/memsnap/snapd.conf" | grep -q "edited by the administrator" ||
 	fail "a second make install overwrote /etc/memsnap/snapd.conf"
 
+snapfiles_check "$D" "after a second make install"
+
 # ---- uninstall leaves only the configuration -------------------------------
 do_make uninstall
-left=$(cd "$D" && find . ! -type d | sed 's|^\.||' | sort)
+snapfiles_check "$D" "after make uninstall"
+snap=$(for f in $SNAPFILES /usr/bin/snapctl.link; do echo "$f"; done | sort)
+left=$(cd "$D" && find . ! -type d | sed 's|^\.||' | sort | comm -23 - <(echo "$snap"))
 [ "$left" = /etc/memsnap/snapd.conf ] ||
 	fail "make uninstall left behind: $(echo "$left" | grep -vx /etc/memsnap/snapd.conf | tr '\n' ' ')"
+
+# ---- a file of someone else's where make install writes: refused ------------
+echo "an administrator's own memsnapctl" >"$D/usr/bin/memsnapctl"
+make -s -C "$TOP" B="$B" DESTDIR="$D" PREFIX=/usr install >"$T/refused.log" 2>&1 &&
+	fail "make install overwrote /usr/bin/memsnapctl, which it did not install"
+grep -q "refusing to overwrite files it did not install" "$T/refused.log" &&
+    grep -qF "$D/usr/bin/memsnapctl" "$T/refused.log" || {
+	cat "$T/refused.log" >&2
+	fail "make install's refusal does not name $D/usr/bin/memsnapctl (output above)"
+}
+[ "$(cat "$D/usr/bin/memsnapctl")" = "an administrator's own memsnapctl" ] ||
+	fail "the refused make install changed /usr/bin/memsnapctl"
+[ -e "$D/usr/sbin/snapd" ] && fail "the refused make install installed /usr/sbin/snapd anyway"
+rm -f "$D/usr/bin/memsnapctl"
+snapfiles_check "$D" "after a refused make install"
 
 echo "install, build against it, reinstall and uninstall: OK"
 exit 0
