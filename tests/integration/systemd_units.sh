@@ -106,6 +106,15 @@ done
 for kv in ListenStream=/run/memsnap/snapd.sock SocketMode=0660; do
 	grep -qxF "$kv" "$U/memsnap.socket" || fail "memsnap.socket lacks $kv"
 done
+for kv in RuntimeDirectory=memsnap 'StateDirectory=memsnap memsnap/snapshots' \
+    ReadWritePaths=/var/lib/memsnap; do
+	grep -qxF "$kv" "$U/memsnap.service" || fail "memsnap.service lacks $kv"
+done
+# Nothing we ship names a unit, socket, directory or group of Ubuntu's Snap
+# package manager, whose daemon is also snapd (README, "Names").
+grep -nE '(/run/snapd([/.-]|$)|/var/lib/snapd|/var/cache/snapd|/usr/lib/snapd|\<snapd\.(service|socket)\>|Directory=snapd|Group=snapd|GROUP="snapd"|^g snapd )' \
+    "$TOP"/systemd/memsnap.* "$TOP"/systemd/*.rules "$TOP/conf/snapd.conf" >"$T/snapnames" &&
+	fail "our units, rules or configuration name Snap's: $(cat "$T/snapnames")"
 grep -qxF 'KERNEL=="userfaultfd", GROUP="memsnap", MODE="0660"' \
     "$TOP/systemd/60-memsnap-userfaultfd.rules" ||
 	fail "60-memsnap-userfaultfd.rules does not give group memsnap rw on /dev/userfaultfd"
