@@ -167,10 +167,11 @@ $(B)/%.o: %.c
 
 # ---- Debian packages -------------------------------------------------------
 # Everything the build, the tests and the demo need, installed when missing.
+# prometheus is there for its promtool (tests/integration/metrics.sh).
 DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
-		  procps util-linux
+		  procps util-linux prometheus
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -265,6 +266,8 @@ install: all
 	    > $(DESTDIR)$(UNITDIR)/memsnap.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/memsnap.service
 	install -m 0644 systemd/memsnap.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/memsnap-metrics.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/memsnap-metrics.timer $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/memsnap.sysusers $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
 	install -m 0644 systemd/60-memsnap-userfaultfd.rules $(DESTDIR)$(UDEVDIR)/
 
@@ -281,6 +284,8 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/memsnap.service $(DESTDIR)$(UNITDIR)/memsnap.socket \
 	    $(DESTDIR)$(UDEVDIR)/60-memsnap-userfaultfd.rules \
 	    $(DESTDIR)$(SYSUSERSDIR)/memsnap.conf
+	rm -f $(DESTDIR)$(UNITDIR)/memsnap-metrics.service \
+	    $(DESTDIR)$(UNITDIR)/memsnap-metrics.timer
 	@echo "left $(SYSCONFDIR)/memsnap/snapd.conf in place (configuration is yours)"
 
 clean:

@@ -57,6 +57,8 @@ $LIB/pkgconfig/libsnapclient.pc
 /usr/share/man/man8/snapd.8
 /lib/systemd/system/memsnap.service
 /lib/systemd/system/memsnap.socket
+/lib/systemd/system/memsnap-metrics.service
+/lib/systemd/system/memsnap-metrics.timer
 /lib/udev/rules.d/60-memsnap-userfaultfd.rules
 /usr/lib/sysusers.d/memsnap.conf
 /etc/memsnap/snapd.conf
@@ -82,7 +84,9 @@ for f in /usr/sbin/snapd /usr/bin/memsnapctl /usr/bin/snapd-qemu-hook \
 	[ -L "$D$f" ] && fail "$f should be a file, not a symlink"
 done
 for f in /usr/include/snapclient.h /usr/include/procrec.h $LIB/libsnapclient.a \
-    /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf; do
+    /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf \
+    /lib/systemd/system/memsnap-metrics.service \
+    /lib/systemd/system/memsnap-metrics.timer; do
 	mode=$(stat -c %a "$D$f")
 	[ "$mode" = 644 ] || fail "$f has mode $mode, expected 644"
 done
