@@ -168,10 +168,11 @@ $(B)/%.o: %.c
 
 # ---- Debian packages -------------------------------------------------------
 # Everything the build, the tests and the demo need, installed when missing.
+# prometheus is there for its promtool (tests/integration/metrics.sh).
 DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
-		  procps util-linux
+		  procps util-linux prometheus
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -277,6 +278,8 @@ stage: all
 	    > $(S)$(UNITDIR)/memsnap.service
 	chmod 0644 $(S)$(UNITDIR)/memsnap.service
 	install -m 0644 systemd/memsnap.socket $(S)$(UNITDIR)/
+	install -m 0644 systemd/memsnap-metrics.service $(S)$(UNITDIR)/
+	install -m 0644 systemd/memsnap-metrics.timer $(S)$(UNITDIR)/
 	install -m 0644 systemd/memsnap.sysusers $(S)$(SYSUSERSDIR)/memsnap.conf
 	install -m 0644 systemd/60-memsnap-userfaultfd.rules $(S)$(UDEVDIR)/
 

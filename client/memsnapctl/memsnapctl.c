@@ -22,6 +22,7 @@
 
 static const struct cmd_entry *cmd_table[] = {
 	&cmd_status_entry,
+	&cmd_metrics_entry,
 	&cmd_list_entry,
 	&cmd_save_entry,
 	&cmd_wait_entry,

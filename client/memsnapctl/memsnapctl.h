@@ -49,6 +49,7 @@ struct cmd_entry {
 };
 
 extern const struct cmd_entry	cmd_status_entry;
+extern const struct cmd_entry	cmd_metrics_entry;
 extern const struct cmd_entry	cmd_list_entry;
 extern const struct cmd_entry	cmd_wait_entry;
 extern const struct cmd_entry	cmd_save_entry;

@@ -19,6 +19,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_capabilities_entry,
 	&cmd_query_version_entry,
 	&cmd_query_status_entry,
+	&cmd_query_metrics_entry,
 	&cmd_query_config_entry,
 	&cmd_getfd_entry,
 	&cmd_closefd_entry,

@@ -96,6 +96,7 @@ struct snap_entry *cmd_snapshot_lookup(struct cmd_ctx *ctx, const char *verb,
 extern const struct cmd_entry	cmd_capabilities_entry;
 extern const struct cmd_entry	cmd_query_version_entry;
 extern const struct cmd_entry	cmd_query_status_entry;
+extern const struct cmd_entry	cmd_query_metrics_entry;
 extern const struct cmd_entry	cmd_query_config_entry;
 extern const struct cmd_entry	cmd_getfd_entry;
 extern const struct cmd_entry	cmd_closefd_entry;

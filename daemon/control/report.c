@@ -40,6 +40,7 @@ enum report_member {
 	RM_PAGES_TOTAL,
 	RM_PAGES_SAVED,
 	RM_PAGES_FAULTED,
+	RM_PAGES_SWEPT,
 	RM_HUGE_FAULTED,
 	RM_HUGE_SWEPT,
 	RM_PAGES_ZERO,
@@ -70,6 +71,7 @@ static const char *const report_names[] = {
 	[RM_PAGES_TOTAL] =	"pages-total",
 	[RM_PAGES_SAVED] =	"pages-saved",
 	[RM_PAGES_FAULTED] =	"pages-faulted",
+	[RM_PAGES_SWEPT] =	"pages-swept",
 	[RM_HUGE_FAULTED] =	"huge-faulted",
 	[RM_HUGE_SWEPT] =	"huge-swept",
 	[RM_PAGES_ZERO] =	"pages-zero",
@@ -112,8 +114,8 @@ static const char *const report_names[] = {
 	RM_CANCELLED)
 #define REPORT_QUERY		REPORT_LIST(RM_ID, RM_NAME, RM_STATE,	\
 	RM_PID, RM_UID, RM_FORMAT, RM_FILE, RM_PAGES_TOTAL,		\
-	RM_PAGES_SAVED, RM_PAGES_FAULTED, RM_PAGES_ZERO, RM_PAGES_LOST,	\
-	RM_BUFFER_SIZE, RM_BUFFER_USED, RM_BUFFER_PEAK,			\
+	RM_PAGES_SAVED, RM_PAGES_FAULTED, RM_PAGES_SWEPT, RM_PAGES_ZERO, \
+	RM_PAGES_LOST, RM_BUFFER_SIZE, RM_BUFFER_USED, RM_BUFFER_PEAK,	\
 	RM_BUFFER_FULL_WAITS, RM_STALL_MAX_US, RM_BYTES_WRITTEN,	\
 	RM_ARM_US, RM_DURATION_US, RM_HUGE_FAULTED, RM_HUGE_SWEPT)
 
@@ -164,6 +166,7 @@ report_value(enum report_member m, const struct snap_entry *e,
 	case RM_PAGES_TOTAL:	return report_int(st->pages_total);
 	case RM_PAGES_SAVED:	return report_int(st->pages_saved);
 	case RM_PAGES_FAULTED:	return report_int(st->pages_faulted);
+	case RM_PAGES_SWEPT:	return report_int(st->pages_swept);
 	case RM_HUGE_FAULTED:	return report_int(st->huge_faulted);
 	case RM_HUGE_SWEPT:	return report_int(st->huge_swept);
 	case RM_PAGES_ZERO:	return report_int(st->pages_zero);

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "snapshots.h"
 
 #define SNAPSHOTS_FINISHED_KEPT	64
@@ -215,6 +216,7 @@ snapshots_armed(struct snap_entry *e)
 
 	e->armed = 1;
 	snapshot_stats(e->snap, &st);	/* the engine logged the arming */
+	metrics_armed(&st);
 	snapshots_event(e, SNAPSHOTS_EV_ARMED, &st);
 }
 
@@ -244,6 +246,7 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 	snapshots_count.active--;
 	snapshots_finished++;
 	snapshots_bytes_done += st->bytes_written;
+	metrics_done(st);
 
 	if (st->state == SNAPSHOT_COMPLETED) {
 		snapshots_final_path(e, st, path, sizeof(path));

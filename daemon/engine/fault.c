@@ -326,6 +326,11 @@ fault_width(struct region *r, uint64_t page, unsigned *stream)
 	return 1;
 }
 
+/*
+ * A fault taken at t0 is served: note how long its task was held, as the
+ * longest and in the histogram (whole microseconds, as replies give them).
+ * Only this thread writes the histogram; readers see each atomic whole.
+ */
 static void
 fault_note_stall(struct snapshot *s, uint64_t t0)
 {
@@ -334,6 +339,9 @@ fault_note_stall(struct snapshot *s, uint64_t t0)
 	while (stall > max &&
 	    !atomic_compare_exchange_weak(&s->stall_max_ns, &max, stall))
 		;
+	atomic_fetch_add(&s->stall_count[snapshot_hist_bucket(stall / 1000)],
+	    1);
+	atomic_fetch_add(&s->stall_sum_us, stall / 1000);
 }
 
 /*

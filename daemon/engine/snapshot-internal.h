@@ -204,6 +204,7 @@ struct snapshot {
 	_Atomic int		 state;
 	_Atomic uint64_t	 pages_saved;
 	_Atomic uint64_t	 pages_faulted;
+	_Atomic uint64_t	 pages_swept;	/* by writer_run_finish() */
 	_Atomic uint64_t	 huge_faulted;	/* huge pages copied whole on faults */
 	_Atomic uint64_t	 huge_swept;	/* huge pages the sweep saved whole */
 	_Atomic uint64_t	 pages_zero;
@@ -211,6 +212,9 @@ struct snapshot {
 	_Atomic uint64_t	 address_events;	/* REMOVE, UNMAP, REMAP read */
 	_Atomic int		 test_released;	/* snapshot_test_release() */
 	_Atomic uint64_t	 stall_max_ns;
+	/* struct snapshot_hist of the stalls, written by the fault thread. */
+	_Atomic uint64_t	 stall_count[SNAPSHOT_HIST_BOUNDS + 1];
+	_Atomic uint64_t	 stall_sum_us;
 	_Atomic uint64_t	 bytes_written;
 	uint64_t		 arm_ns;
 	uint64_t		 armed_mono_ns;

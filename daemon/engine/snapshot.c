@@ -551,6 +551,7 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 	st->pages_total = s->pages_total;
 	st->pages_saved = atomic_load(&s->pages_saved);
 	st->pages_faulted = atomic_load(&s->pages_faulted);
+	st->pages_swept = atomic_load(&s->pages_swept);
 	st->huge_faulted = atomic_load(&s->huge_faulted);
 	st->huge_swept = atomic_load(&s->huge_swept);
 	st->pages_zero = atomic_load(&s->pages_zero);
@@ -562,6 +563,9 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 	st->buffer_full_waits = s->buf.full_waits;
 	pthread_mutex_unlock(&s->buf.lock);
 	st->stall_max_ns = atomic_load(&s->stall_max_ns);
+	for (unsigned i = 0; i <= SNAPSHOT_HIST_BOUNDS; i++)
+		st->stall_hist.count[i] = atomic_load(&s->stall_count[i]);
+	st->stall_hist.sum_us = atomic_load(&s->stall_sum_us);
 	st->bytes_written = atomic_load(&s->bytes_written);
 	st->prearm_pages = atomic_load(&s->prearm_pages);
 	if (state != SNAPSHOT_ARMING)

@@ -114,6 +114,54 @@ enum snapshot_state {
 	SNAPSHOT_CANCELLED,
 };
 
+/*
+ * A histogram of durations in microseconds with fixed buckets, powers of 4
+ * from 10 us to 10.49 s: bucket i < SNAPSHOT_HIST_BOUNDS counts the values
+ * at most snapshot_hist_bound_us(i) (and above the bound before it), the
+ * last bucket those above every bound.  Its size is fixed, so nothing a
+ * client does can grow it.  Plain fields: whoever owns one guards it
+ * (snapshot_stats() fills a copy; the engine keeps its own in atomics).
+ */
+#define SNAPSHOT_HIST_BOUNDS	11
+
+struct snapshot_hist {
+	uint64_t	count[SNAPSHOT_HIST_BOUNDS + 1];
+	uint64_t	sum_us;		/* of every value counted */
+};
+
+static inline uint64_t
+snapshot_hist_bound_us(unsigned i)
+{
+	return 10ULL << (2 * i);
+}
+
+/* The bucket a value of us microseconds falls in. */
+static inline unsigned
+snapshot_hist_bucket(uint64_t us)
+{
+	unsigned i = 0;
+
+	while (i < SNAPSHOT_HIST_BOUNDS && us > snapshot_hist_bound_us(i))
+		i++;
+	return i;
+}
+
+static inline void
+snapshot_hist_add(struct snapshot_hist *h, uint64_t us)
+{
+	h->count[snapshot_hist_bucket(us)]++;
+	h->sum_us += us;
+}
+
+/* Add every count of h into into. */
+static inline void
+snapshot_hist_merge(struct snapshot_hist *into, const struct snapshot_hist *h)
+{
+	for (unsigned i = 0; i <= SNAPSHOT_HIST_BOUNDS; i++)
+		into->count[i] += h->count[i];
+	into->sum_us += h->sum_us;
+}
+
 enum snapshot_event {
 	SNAPSHOT_EV_PREARMED,
 	SNAPSHOT_EV_ARMED,
@@ -126,6 +174,7 @@ struct snapshot_stats {
 	uint64_t	pages_total;
 	uint64_t	pages_saved;		/* by either path */
 	uint64_t	pages_faulted;		/* copied on the fault path */
+	uint64_t	pages_swept;		/* read by the writer's sweep */
 	uint64_t	huge_faulted;		/* huge pages copied whole on faults */
 	uint64_t	huge_swept;		/* huge pages the sweep saved whole */
 	uint64_t	pages_zero;
@@ -135,6 +184,8 @@ struct snapshot_stats {
 	uint64_t	buffer_peak;		/* bytes, highest seen */
 	uint64_t	buffer_full_waits;	/* faults that waited for a free slot */
 	uint64_t	stall_max_ns;		/* longest a fault was held by us */
+	struct snapshot_hist stall_hist;	/* every fault copied: how long
+						 * it was held, in us (fault.c) */
 	uint64_t	bytes_written;
 	uint64_t	arm_ns;			/* the application's pause to arm */
 	uint64_t	prearm_ns;		/* pre-arm: protecting while it ran */

@@ -422,6 +422,8 @@ writer_run_finish(struct writer *w, struct region *r, struct writer_run *run)
 		    writer_output(w, r->index, first + i, k,
 		    run->buf + i * PAGE_4K))
 			return -1;
+		if (!is_lost)
+			atomic_fetch_add(&s->pages_swept, k);
 	}
 	return 0;
 }

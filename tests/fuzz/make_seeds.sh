@@ -100,6 +100,7 @@ ctl() {	# ctl NAME LINE...: one message per line, after the handshake
 }
 ctl query-version '{"execute": "query-version", "id": 1}'
 ctl query-status '{"execute": "query-status", "id": "s"}'
+ctl query-metrics '{"execute": "query-metrics", "id": "m"}'
 ctl query-config '{"execute": "query-config", "arguments": {}}'
 ctl query-snapshots '{"execute": "query-snapshots", "id": [1, {"a": null}]}'
 ctl getfd-closefd '{"execute": "getfd", "arguments": {"fdname": "uffd"}, "id": 1}' \

@@ -64,6 +64,8 @@ $LIB/pkgconfig/libsnapclient.pc
 /usr/share/man/man8/snapd.8
 /lib/systemd/system/memsnap.service
 /lib/systemd/system/memsnap.socket
+/lib/systemd/system/memsnap-metrics.service
+/lib/systemd/system/memsnap-metrics.timer
 /lib/udev/rules.d/60-memsnap-userfaultfd.rules
 /usr/lib/sysusers.d/memsnap.conf
 /etc/memsnap/snapd.conf
@@ -92,7 +94,9 @@ for f in /usr/sbin/snapd /usr/bin/memsnapctl /usr/bin/snapd-qemu-hook; do
 done
 for f in /usr/include/snapclient.h /usr/include/procrec.h $LIB/libsnapclient.a \
     $LIB/libsnapclient.so.$VERSION \
-    /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf; do
+    /usr/share/man/man8/snapd.8 /etc/memsnap/snapd.conf \
+    /lib/systemd/system/memsnap-metrics.service \
+    /lib/systemd/system/memsnap-metrics.timer; do
 	mode=$(stat -c %a "$D$f")
 	[ "$mode" = 644 ] || fail "$f has mode $mode, expected 644"
 done

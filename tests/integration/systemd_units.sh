@@ -7,7 +7,11 @@
 #     copies whose ExecStart names the snapd just built), `systemd-analyze
 #     security` rates the service at most 3.0, and the settings the daemon
 #     depends on are there (four capabilities, /dev/userfaultfd allowed,
-#     nothing that would hide it).
+#     nothing that would hide it).  The same verify passes on
+#     memsnap-metrics.service (its ExecStart naming the memsnapctl just
+#     built) and memsnap-metrics.timer, which is shipped disabled and runs
+#     it every 15 s; the service writes Debian's node_exporter textfile
+#     directory with no capability, and rates at most 2.0.
 #  2. `systemd-socket-activate -l SOCK snapd -c CONF`: a client connecting to
 #     SOCK gets the QMP greeting and can talk to snapd, which did not create
 #     the socket of its configuration instead.
@@ -61,17 +65,26 @@ grep -q '^ExecStart=/usr/local/sbin/snapd -c /etc/memsnap/snapd.conf$' \
 sed "s|^ExecStart=/usr/local/sbin/snapd |ExecStart=$SNAPD_BIN |" \
     "$TOP/systemd/memsnap.service" >"$U/memsnap.service" || fail "cannot copy memsnap.service"
 cp "$TOP/systemd/memsnap.socket" "$U/memsnap.socket" || fail "cannot copy memsnap.socket"
+PROM=/var/lib/prometheus/node-exporter/memsnap.prom
+grep -qxF "ExecStart=memsnapctl -s /run/memsnap/snapd.sock metrics --output $PROM" \
+    "$TOP/systemd/memsnap-metrics.service" ||
+	fail "memsnap-metrics.service does not run memsnapctl ... metrics --output $PROM"
+sed "s|^ExecStart=memsnapctl |ExecStart=$MEMSNAPCTL_BIN |" \
+    "$TOP/systemd/memsnap-metrics.service" >"$U/memsnap-metrics.service" ||
+	fail "cannot copy memsnap-metrics.service"
+cp "$TOP/systemd/memsnap-metrics.timer" "$U/memsnap-metrics.timer" ||
+	fail "cannot copy memsnap-metrics.timer"
 
 # verify exits 0 on mere warnings (an unknown key, a misspelt section), so
 # any output at all is a failure.
-(cd "$U" && systemd-analyze verify --man=no memsnap.service memsnap.socket) \
-    >"$T/verify" 2>&1
+(cd "$U" && systemd-analyze verify --man=no memsnap.service memsnap.socket \
+    memsnap-metrics.service memsnap-metrics.timer) >"$T/verify" 2>&1
 rc=$?
 if [ $rc -ne 0 ] || [ -s "$T/verify" ]; then
 	cat "$T/verify" >&2
-	fail "systemd-analyze verify memsnap.service memsnap.socket: exit $rc, messages above"
+	fail "systemd-analyze verify memsnap.service memsnap.socket memsnap-metrics.service memsnap-metrics.timer: exit $rc, messages above"
 fi
-echo "systemd-analyze verify: clean"
+echo "systemd-analyze verify: clean (memsnap and memsnap-metrics units)"
 
 systemd-analyze security --offline=true --no-pager "$U/memsnap.service" \
     >"$T/security" 2>&1 || {
@@ -85,6 +98,31 @@ awk -v e="$exposure" 'BEGIN { exit !(e <= 3.0) }' || {
 	fail "memsnap.service's exposure is $exposure, more than 3.0: its confinement was weakened (see SECURITY.md)"
 }
 echo "systemd-analyze security: exposure $exposure"
+
+# The metrics writer: a oneshot every 15 s, not enabled by installing it
+# (no WantedBy but the timer's), with no capability, writing only the
+# textfile directory.
+systemd-analyze security --offline=true --no-pager "$U/memsnap-metrics.service" \
+    >"$T/security-metrics" 2>&1 || {
+	cat "$T/security-metrics" >&2
+	fail "systemd-analyze security --offline=true memsnap-metrics.service failed"
+}
+exposure=$(sed -n 's/.*Overall exposure level for memsnap-metrics.service: \([0-9.]*\).*/\1/p' "$T/security-metrics")
+awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 2.0) }' || {
+	cat "$T/security-metrics" >&2
+	fail "memsnap-metrics.service's exposure is '$exposure', more than 2.0"
+}
+for kv in Type=oneshot CapabilityBoundingSet= ProtectSystem=strict \
+    ReadWritePaths=/var/lib/prometheus/node-exporter SuccessExitStatus=3 \
+    RestrictAddressFamilies=AF_UNIX; do
+	grep -qxF "$kv" "$U/memsnap-metrics.service" || fail "memsnap-metrics.service lacks $kv"
+done
+grep -q '^\[Install\]' "$U/memsnap-metrics.service" &&
+	fail "memsnap-metrics.service has an [Install] section: the timer starts it"
+for kv in OnUnitActiveSec=15s WantedBy=timers.target; do
+	grep -qxF "$kv" "$U/memsnap-metrics.timer" || fail "memsnap-metrics.timer lacks $kv"
+done
+echo "memsnap-metrics: a oneshot every 15 s, exposure $exposure"
 
 # Settings snapd depends on, and settings that would break it.
 unit_value() {		# unit_value FILE KEY: the values of KEY, one a line
