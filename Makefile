@@ -14,6 +14,7 @@
 #                         fresh clone of HEAD: is its verdict deterministic?
 #   make install          PREFIX=/usr/local DESTDIR=; refuses to overwrite a file
 #                         it did not install; make uninstall; make stage
+#   make deb              the Debian packages (debian/), into $(B)/deb/
 #   SANITIZE=address,undefined or SANITIZE=thread builds with sanitizers
 #   (into build-address-undefined/ or build-thread/); `make check-sanitizers`
 #   runs the whole suite under ASan+UBSan and the engine test under TSan.
@@ -62,8 +63,11 @@ ZSTD_LIBS	:= $(shell pkg-config --libs libzstd jansson 2>/dev/null)
 
 WARN		= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		  -Wmissing-prototypes -Wno-unused-parameter
+# CFLAGS, CPPFLAGS and LDFLAGS are the builder's (debian/rules passes
+# dpkg-buildflags' hardening flags in them); the defaults build as before.
 CFLAGS		?= -O2 -g
-ALL_CFLAGS	= -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -pthread \
+CPPFLAGS	?=
+ALL_CFLAGS	= -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE -pthread \
 		  -DSNAPD_VERSION=\"$(VERSION)\" -Iproto \
 		  $(DAEMON_LAYERS:%=-Idaemon/%) -Iclient/lib \
 		  $(PKG_CFLAGS)
@@ -168,11 +172,12 @@ $(B)/%.o: %.c
 
 # ---- Debian packages -------------------------------------------------------
 # Everything the build, the tests and the demo need, installed when missing.
-# prometheus is there for its promtool (tests/integration/metrics.sh).
+# prometheus is there for its promtool (tests/integration/metrics.sh);
+# debhelper, dpkg-dev, lintian and blhc for make deb (tests/integration/deb.sh).
 DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
-		  procps util-linux prometheus
+		  procps util-linux prometheus debhelper dpkg-dev lintian blhc
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -289,9 +294,15 @@ install: stage
 uninstall:
 	sh conf/install-files.sh uninstall "$(DESTDIR)" $(MANIFEST) $(SYSCONFDIR)
 
+# The Debian packages memsnap, libsnapclient0 and libsnapclient-dev, built
+# by debian/rules (from `make stage`) in a temporary copy of the tree, into
+# $(B)/deb/ with lintian's report; fails on any lintian error or warning.
+deb: deps
+	sh debian/make-deb.sh $(B)/deb
+
 clean:
 	rm -rf $(B)
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz stage install uninstall clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz stage install uninstall deb clean
