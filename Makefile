@@ -172,7 +172,7 @@ $(B)/%.o: %.c
 DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
-		  procps util-linux prometheus
+		  procps util-linux prometheus debootstrap systemd-container
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
