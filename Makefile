@@ -177,7 +177,8 @@ $(B)/%.o: %.c
 DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
-		  procps util-linux prometheus debhelper dpkg-dev lintian blhc
+		  procps util-linux prometheus debhelper dpkg-dev lintian blhc \
+		  debootstrap systemd-container
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -297,8 +298,9 @@ uninstall:
 # The Debian packages memsnap, libsnapclient0 and libsnapclient-dev, built
 # by debian/rules (from `make stage`) in a temporary copy of the tree, into
 # $(B)/deb/ with lintian's report; fails on any lintian error or warning.
+DEBDIR		?= $(B)/deb
 deb: deps
-	sh debian/make-deb.sh $(B)/deb
+	sh debian/make-deb.sh $(DEBDIR)
 
 clean:
 	rm -rf $(B)

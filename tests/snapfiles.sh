@@ -40,8 +40,12 @@ snapfiles_plant() {
 	for f in $SNAPFILES; do
 		mkdir -p "$root$(dirname "$f")" || fail "mkdir for Snap's $f"
 		[ -e "$root$f" ] && fail "$root$f exists before Snap's stand-in was planted"
-		printf 'Snap package manager file %s: not snapd the live-snapshot daemon\n' \
-		    "$f" >"$root$f" || fail "cannot plant Snap's $f"
+		# A comment in each file's own syntax, so that the programs
+		# that read them (apt, systemd, tmpfiles) take them in their stride.
+		c='#'
+		case $f in /etc/apt/*) c=// ;; esac
+		printf '%s Snap package manager file %s: not snapd the live-snapshot daemon\n' \
+		    "$c" "$f" >"$root$f" || fail "cannot plant Snap's $f"
 	done
 	chmod 0755 "$root/usr/lib/snapd/snapd" "$root/usr/bin/snap" "$root/usr/lib/snapd/snapctl"
 	ln -sf ../lib/snapd/snapctl "$root/usr/bin/snapctl.link" || fail "ln"

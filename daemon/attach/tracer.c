@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "tracer.h"
+#include "pidfd.h"
 
 #define TRACER_ROUNDS_MAX	64	/* re-reads of the task list */
 #define TRACER_STOP_WAIT_MS	5000	/* for one thread to stop */
@@ -336,8 +337,7 @@ tracer_stop(struct tracer *tr, pid_t pid, int pidfd, int suspend_seccomp,
 		    "being stopped (%d rounds)", (int)pid, TRACER_ROUNDS_MAX);
 		goto fail;
 	}
-	if (tr->n == 0 || syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) ==
-	    -1) {
+	if (tr->n == 0 || !pidfd_alive(pidfd)) {
 		snprintf(why, whylen, "process %d has exited", (int)pid);
 		goto fail;
 	}

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "control.h"
 #include "paths.h"
+#include "pidfd.h"
 #include "peertrace.h"
 #include "attaching.h"
 #include "mapsel.h"
@@ -76,7 +77,7 @@ start_peer_may_ptrace(const struct conn *c)
 			break;
 		}
 	fclose(f);
-	if (!found || syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0) == -1)
+	if (!found || !pidfd_alive(c->pidfd))
 		return 0;
 	return (caps >> START_CAP_SYS_PTRACE) & 1;
 }

@@ -41,6 +41,7 @@
 #include "control.h"
 #include "control-internal.h"
 #include "control-trace.h"
+#include "pidfd.h"
 
 /* Connections accepted per accept callback, so one flood cannot starve. */
 #define CONTROL_ACCEPT_BATCH	64
@@ -128,7 +129,7 @@ control_peer_pidfd(int fd, const struct ucred *cred)
 		return -1;
 	}
 	if (again.pid != cred->pid ||
-	    syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == -1 ||
+	    !pidfd_alive(pidfd) ||
 	    control_proc_uid(cred->pid, &puid) == -1 || puid != cred->uid) {
 		close(pidfd);
 		errno = ESRCH;

@@ -10,6 +10,7 @@
 
 #include "control.h"
 #include "peertrace.h"
+#include "pidfd.h"
 
 /* The four ids of a "Uid:" or "Gid:" line of /proc/PID/status. */
 static int
@@ -104,8 +105,7 @@ peertrace_allowed(const struct conn *c, pid_t target, char *why,
 		    "the peer: %s", (int)target, strerror(errno));
 		return -1;
 	}
-	if (c->pidfd == -1 ||
-	    syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0) == -1) {
+	if (c->pidfd == -1 || !pidfd_alive(c->pidfd)) {
 		snprintf(why, whylen, "the peer has exited");
 		return -1;
 	}

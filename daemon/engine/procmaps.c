@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "pidfd.h"
 #include "protocol.h"
 #include "procmaps.h"
 
@@ -25,15 +26,14 @@ static int
 procmaps_open_file(pid_t pid, int pidfd, const char *name)
 {
 	char	path[64];
-	int	fd, saved;
+	int	fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == -1) {
-		saved = errno;
+	if (!pidfd_alive(pidfd)) {
 		close(fd);
-		errno = saved;
+		errno = ESRCH;
 		return -1;
 	}
 	return fd;
