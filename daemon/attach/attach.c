@@ -259,14 +259,22 @@ attach_wait_ask(struct attach *a)
 	return ask;
 }
 
-/* Detach, and re-raise the signals held back while injecting. */
+/*
+ * Detach, and re-raise the signals held back while injecting.  tgkill(2)
+ * on another user's process needs CAP_KILL, which memsnap.service does not
+ * grant: say so when a signal is lost that way.
+ */
 static void
 attach_release(struct attach *a)
 {
 	tracer_release(&a->tr);
 	for (int sig = 1; sig <= 64; sig++)
-		if (a->resignal & (1ULL << (sig - 1)))
-			(void)syscall(SYS_tgkill, a->pid, a->resignal_tid, sig);
+		if ((a->resignal & (1ULL << (sig - 1))) &&
+		    syscall(SYS_tgkill, a->pid, a->resignal_tid, sig) == -1 &&
+		    errno != ESRCH)
+			log_warn("attach %d: re-raising signal %d held back "
+			    "while injecting, in thread %d", (int)a->pid, sig,
+			    (int)a->resignal_tid);
 	a->res.pause_ns = a->tr.released_ns - a->tr.first_stop_ns;
 	a->resignal = 0;
 }
