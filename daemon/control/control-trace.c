@@ -9,6 +9,7 @@
  * Main thread only, like the rest of the control socket; the trace fd is
  * this file's own.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -25,13 +26,16 @@
 
 /* The environment variable naming the protocol trace file or directory. */
 #define CONTROL_TRACE_ENV	"SNAPD_PROTOCOL_TRACE"
+/* How many earlier daemons with our pid a trace directory may hold. */
+#define CONTROL_TRACE_MAX_SEQ	1000
 
 static int	control_trace_fd = -1;
 static char	control_trace_path[PATH_MAX];
 
 /*
  * Open the trace named by $SNAPD_PROTOCOL_TRACE, if set and not empty: a
- * directory gets a file of its own, snapd-PID.trace, so that every daemon
+ * directory gets a file of its own, snapd-PID.trace (snapd-PID.N.trace
+ * when an earlier daemon with the same pid left one), so that every daemon
  * of a test run can write into one shared directory; anything else is a
  * file, appended to.  Each line is
  *
@@ -50,14 +54,34 @@ control_trace_open(void)
 
 	if (env == NULL || env[0] == '\0')
 		return;
-	if (stat(env, &st) == 0 && S_ISDIR(st.st_mode))
-		snprintf(control_trace_path, sizeof(control_trace_path),
-		    "%s/snapd-%d.trace", env, (int)getpid());
-	else
+	if (stat(env, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/*
+		 * A file no other daemon wrote: pids are reused (pid_max is
+		 * 32768 by default), and a reader pairs replies with commands
+		 * by connection id, which every daemon counts from 1.
+		 */
+		for (int seq = 0; seq < CONTROL_TRACE_MAX_SEQ; seq++) {
+			if (seq == 0)
+				snprintf(control_trace_path,
+				    sizeof(control_trace_path),
+				    "%s/snapd-%d.trace", env, (int)getpid());
+			else
+				snprintf(control_trace_path,
+				    sizeof(control_trace_path),
+				    "%s/snapd-%d.%d.trace", env, (int)getpid(),
+				    seq);
+			control_trace_fd = open(control_trace_path,
+			    O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (control_trace_fd != -1 || errno != EEXIST)
+				break;
+		}
+	} else {
 		snprintf(control_trace_path, sizeof(control_trace_path), "%s",
 		    env);
-	control_trace_fd = open(control_trace_path, O_WRONLY | O_APPEND |
-	    O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		control_trace_fd = open(control_trace_path, O_WRONLY |
+		    O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
 	if (control_trace_fd == -1) {
 		log_warn("protocol trace %s (from $%s): open; not tracing",
 		    control_trace_path, CONTROL_TRACE_ENV);

@@ -231,5 +231,48 @@ rc=$?
 pid=
 [ "$rc" -eq 0 ] || fail "snapd exited $rc after SIGTERM"
 [ -e "$sock" ] && fail "socket $sock left behind"
+# ---- the protocol trace: never appended to another daemon's file ---------
+# pids are reused within a test run, and a trace is read per connection id,
+# which every daemon counts from 1.  Force the reuse: a shell learns its own
+# pid P, the trace directory gets files that daemons with pid P left, and the
+# shell then becomes snapd (exec keeps P).
+tdir=$dir/trace
+mkdir -m 0700 "$tdir" || fail "mkdir $tdir"
+mkfifo "$dir/go" || fail "mkfifo $dir/go"
+SNAPD_PROTOCOL_TRACE=$tdir sh -c 'echo $$ >"$1"; read -r _ <"$2"; shift 2; exec "$@"' \
+    sh "$dir/shell.pid" "$dir/go" "$SNAPD_BIN" -c "$dir/snapd.conf" 2>"$log" &
+pid=$!
+for _ in $(seq 100); do
+	[ -s "$dir/shell.pid" ] && break
+	sleep 0.1
+done
+[ "$(cat "$dir/shell.pid" 2>/dev/null)" = "$pid" ] || fail "the shell did not say its pid"
+old0='{"time":1.000000,"pid":'$pid',"conn":1,"dir":"send","msg":{"earlier":0}}'
+old1='{"time":2.000000,"pid":'$pid',"conn":1,"dir":"send","msg":{"earlier":1}}'
+printf '%s\n' "$old0" >"$tdir/snapd-$pid.trace"
+printf '%s\n' "$old1" >"$tdir/snapd-$pid.1.trace"
+echo go >"$dir/go"
+for _ in $(seq 100); do
+	[ -S "$sock" ] && break
+	sleep 0.1
+done
+out=$(printf '{"execute":"qmp_capabilities","id":"traced"}\n' | session)
+expect "$out" 2 '"id":"traced"'
+[ "$(cat "$tdir/snapd-$pid.trace")" = "$old0" ] ||
+	fail "snapd wrote into the trace an earlier daemon with its pid left: $(cat "$tdir/snapd-$pid.trace")"
+[ "$(cat "$tdir/snapd-$pid.1.trace")" = "$old1" ] ||
+	fail "snapd wrote into snapd-$pid.1.trace, an earlier daemon's"
+new=$tdir/snapd-$pid.2.trace
+[ -f "$new" ] || fail "no trace snapd-$pid.2.trace; the directory holds: $(ls "$tdir")"
+grep -q '"conn":1,"dir":"send","msg":{"QMP":' "$new" || fail "$new lacks the greeting: $(cat "$new")"
+grep -q '"id":"traced"' "$new" || fail "$new lacks the traced command: $(cat "$new")"
+grep -q "protocol trace: every message goes to $new" "$log" ||
+	fail "snapd's log does not name its trace file $new"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ "$rc" -eq 0 ] || fail "snapd exited $rc after SIGTERM"
+
 echo "protocol: all checks passed"
 exit 0
