@@ -19,6 +19,10 @@
  *			header has ZSNAP_F_PROCESS (since version 1.1): the
  *			process record of proto/procrec.h, whose own last
  *			four bytes are its crc32c as in every payload
+ *	parent frame	skippable frame ZSNAP_FRAME_PARENT, only when the
+ *			header has ZSNAP_F_PARENT (since version 1.2): an
+ *			incremental snapshot's link to its parent, and the
+ *			ranges it saved whole because tracking was lost
  *	chunk 0		skippable frame ZSNAP_FRAME_CHUNK (extent list),
  *			then one zstd frame holding the chunk's DATA pages
  *			(absent when the chunk has no DATA extent)
@@ -46,7 +50,9 @@
 #include <string.h>
 
 #define ZSNAP_VERSION_MAJOR	1
-#define ZSNAP_VERSION_MINOR	1	/* 1.1: the process frame */
+#define ZSNAP_VERSION_MINOR	2	/* 1.1: the process frame;
+					 * 1.2: incremental (parent frame,
+					 * PARENT extents) */
 
 #define ZSNAP_PAGE_SIZE		4096u
 
@@ -56,6 +62,7 @@
 #define ZSNAP_FRAME_INDEX	0x184D2A52u
 #define ZSNAP_FRAME_FOOTER	0x184D2A53u
 #define ZSNAP_FRAME_PROCESS	0x184D2A54u	/* proto/procrec.h, since 1.1 */
+#define ZSNAP_FRAME_PARENT	0x184D2A55u	/* struct zsnap_parent, since 1.2 */
 #define ZSTD_FRAME_MAGIC	0xFD2FB528u	/* a regular zstd frame */
 
 #define ZSNAP_MAGIC		"ZSNAP\0v1"	/* 8 bytes, header */
@@ -68,6 +75,9 @@
 #define ZSNAP_F_PROCESS		0x2	/* a process record follows the header
 					 * (zsnap), or "process.rec" is in the
 					 * directory (raw); since 1.1 */
+#define ZSNAP_F_PARENT		0x4	/* incremental: a parent frame follows
+					 * the header (after the process
+					 * frame); zsnap only; since 1.2 */
 
 /*
  * Header payload: struct zsnap_header, then region_count struct
@@ -115,6 +125,9 @@ enum zsnap_extent_kind {
 	ZSNAP_EXTENT_DATA = 0,	/* pages stored in the chunk's zstd frame */
 	ZSNAP_EXTENT_ZERO = 1,	/* pages that were all zero (or never populated) */
 	ZSNAP_EXTENT_LOST = 2,	/* discarded by the process before they were saved */
+	ZSNAP_EXTENT_PARENT = 3,	/* unchanged since the parent's armed
+					 * instant: the parent's pages (only
+					 * with ZSNAP_F_PARENT; since 1.2) */
 };
 
 /*
@@ -144,6 +157,54 @@ struct zsnap_index_entry {
 	uint32_t	reserved;
 };
 
+/*
+ * Parent frame payload (incremental snapshots, since 1.2): struct
+ * zsnap_parent, then whole_count struct zsnap_whole, then le32 crc32c.
+ *
+ * The parent is found by file name in the directory that holds this file,
+ * and is the right one when its header's name and armed_realtime_ns and
+ * the crc32c ending its index payload (which covers every chunk's crc, so
+ * every page) are the ones recorded here.  A chain ends at a snapshot
+ * without ZSNAP_F_PARENT (its base).  The parent has the same region
+ * table (start, length, name of every region).
+ */
+#define ZSNAP_PARENT_FILE_MAX	256	/* file name, NUL padded, no '/' */
+
+struct zsnap_parent {
+	char		name[ZSNAP_NAME_MAX];	/* the parent's snapshot name */
+	char		file[ZSNAP_PARENT_FILE_MAX]; /* its file name, same directory */
+	uint64_t	armed_realtime_ns;	/* its header's */
+	uint32_t	index_crc;		/* the crc32c ending its index payload */
+	uint32_t	depth;			/* links to the base: 1 on a full parent */
+	uint32_t	whole_count;		/* struct zsnap_whole that follow */
+	uint32_t	reserved;		/* zero */
+};
+
+/*
+ * Why pages of an incremental snapshot were saved whole (DATA, ZERO or
+ * LOST extents) although they may not have changed: snapd lost track of
+ * writes to them between the parent and this snapshot.  Pages a tracked
+ * write changed are not listed: they are what an incremental saves.
+ */
+enum zsnap_whole_reason {
+	ZSNAP_WHOLE_DISCARDED = 1,	/* MADV_DONTNEED/REMOVE and the like */
+	ZSNAP_WHOLE_UNMAPPED = 2,	/* munmap (and mapped again since) */
+	ZSNAP_WHOLE_MOVED = 3,		/* mremap away from or onto it */
+	ZSNAP_WHOLE_UNTRACKED = 4,	/* tracking could not be kept (a
+					 * failed re-protect, too many
+					 * events to record one by one) */
+};
+
+struct zsnap_whole {
+	uint32_t	region;
+	uint32_t	reason;			/* enum zsnap_whole_reason */
+	uint64_t	first_page;
+	uint64_t	page_count;
+};
+
+/* The most zsnap_whole ranges a parent frame holds (readers refuse more). */
+#define ZSNAP_WHOLE_MAX		65536
+
 /* Footer payload: struct zsnap_footer, whose last field is the crc32c. */
 struct zsnap_footer {
 	char		magic[8];		/* ZSNAP_FOOTER_MAGIC */
@@ -153,7 +214,7 @@ struct zsnap_footer {
 	uint64_t	pages_total;		/* all pages of all regions */
 	uint64_t	pages_data;
 	uint64_t	pages_zero;
-	uint64_t	pages_lost;
+	uint64_t	pages_lost;		/* PARENT pages are the rest of pages_total */
 	uint32_t	flags;			/* ZSNAP_F_* */
 	uint32_t	crc;			/* crc32c of the footer payload before it */
 };
@@ -167,6 +228,8 @@ _Static_assert(sizeof(struct zsnap_chunk) == 24, "zsnap_chunk is on disk");
 _Static_assert(sizeof(struct zsnap_extent) == 24, "zsnap_extent is on disk");
 _Static_assert(sizeof(struct zsnap_index_entry) == 32, "zsnap_index_entry is on disk");
 _Static_assert(sizeof(struct zsnap_footer) == 72, "zsnap_footer is on disk");
+_Static_assert(sizeof(struct zsnap_parent) == 344, "zsnap_parent is on disk");
+_Static_assert(sizeof(struct zsnap_whole) == 24, "zsnap_whole is on disk");
 
 /*
  * The raw format: a directory NAME.raw holding one sparse file per region,

@@ -66,6 +66,14 @@ struct output_params {
 	 */
 	const uint8_t		*procrec;
 	size_t			 procrec_len;
+	/*
+	 * An incremental snapshot (zsnap only; raw refuses it with EINVAL):
+	 * the link to its parent (whole_count must equal parent->whole_count,
+	 * at most ZSNAP_WHOLE_MAX) and the ranges saved whole, written as the
+	 * parent frame; NULL for a full snapshot.  Copied by output_open().
+	 */
+	const struct zsnap_parent *parent;
+	const struct zsnap_whole *whole;
 };
 
 struct output_result {
@@ -74,6 +82,9 @@ struct output_result {
 	uint64_t	pages_data;
 	uint64_t	pages_zero;
 	uint64_t	pages_lost;
+	uint64_t	pages_parent;		/* incremental: unchanged pages */
+	uint32_t	index_crc;		/* zsnap: the crc32c ending the index
+						 * payload (a child's parent link) */
 	char		path[4096];		/* final path, relative to dirfd */
 };
 
@@ -92,6 +103,13 @@ const char	*output_open_error(void);
  */
 int		 output_pages(struct output *out, uint32_t region, uint64_t first,
 		    uint32_t npages, const void *data);
+
+/*
+ * Incremental snapshots: record npages pages as unchanged since the parent
+ * (PARENT extents).  Refused (EINVAL) when the output has no parent.
+ */
+int		 output_unchanged(struct output *out, uint32_t region,
+		    uint64_t first, uint64_t npages);
 
 /* Record npages pages the process discarded before they could be saved. */
 int		 output_lost(struct output *out, uint32_t region, uint64_t first,
