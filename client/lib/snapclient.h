@@ -91,6 +91,24 @@ int		 snap_start(struct snap_client *c, const struct snap_region *regions,
 		    size_t nregions, const struct snap_options *opts, uint64_t *id);
 
 /*
+ * Incremental snapshots.  snap_start_tracked() is snap_start() that also
+ * asks snapd to keep tracking which pages this process writes once the
+ * snapshot completes (each first write to a page after the snapshot's
+ * point in time costs one round trip to snapd, as a write during a
+ * snapshot does).  snap_start_incremental() then takes a snapshot of the
+ * same regions that saves only the pages written since parent's point in
+ * time, with the same guarantees (the caller stops writing until it
+ * returns, as for snap_start()); its file names parent's, which must stay
+ * beside it.  It keeps tracking, so another incremental can follow it.
+ * snap_cancel() on a completed snapshot that tracks ends the tracking.
+ */
+int		 snap_start_tracked(struct snap_client *c,
+		    const struct snap_region *regions, size_t nregions,
+		    const struct snap_options *opts, uint64_t *id);
+int		 snap_start_incremental(struct snap_client *c, uint64_t parent,
+		    const struct snap_options *opts, uint64_t *id);
+
+/*
  * Pre-arm: with opts->prearm set, snap_start() returns once snapd has
  * write-protected the regions while this process keeps running (the
  * threads may write; each first write costs a round trip to snapd).  Then

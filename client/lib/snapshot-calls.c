@@ -49,12 +49,17 @@ regions_check(struct snap_client *c, const struct snap_region *regions,
 	return 0;
 }
 
+/*
+ * The arguments of snapshot-start: regions (and the uffd) for a full
+ * snapshot, or parent for an incremental one (regions NULL); track asks
+ * snapd to go on tracking writes for the next incremental snapshot.
+ */
 static json_t *
 start_arguments(const struct snap_region *regions, size_t nregions,
-    const struct snap_options *opts)
+    const struct snap_options *opts, int track, uint64_t parent)
 {
 	json_t	*args, *array, *r;
-	char	 name[16];
+	char	 name[24];
 	size_t	 i;
 	int	 bad = 0;
 
@@ -73,8 +78,17 @@ start_arguments(const struct snap_region *regions, size_t nregions,
 		    "name", regions[i].name != NULL ? regions[i].name : name);
 		bad |= json_array_append_new(array, r);
 	}
-	bad |= json_object_set_new(args, "uffd", json_string(UFFD_FDNAME));
-	bad |= json_object_set_new(args, "regions", array);
+	if (regions != NULL) {
+		bad |= json_object_set_new(args, "uffd",
+		    json_string(UFFD_FDNAME));
+		bad |= json_object_set_new(args, "regions", array);
+	} else {
+		json_decref(array);
+		bad |= json_object_set_new(args, "parent",
+		    json_integer((json_int_t)parent));
+	}
+	if (track)
+		bad |= json_object_set_new(args, "track", json_true());
 	if (opts != NULL) {
 		if (opts->name != NULL)
 			bad |= json_object_set_new(args, "name",
@@ -105,11 +119,29 @@ start_arguments(const struct snap_region *regions, size_t nregions,
 	return args;
 }
 
-int
-snap_start(struct snap_client *c, const struct snap_region *regions,
-    size_t nregions, const struct snap_options *opts, uint64_t *id)
+/* The id in a snapshot-start reply (freed) into *id. */
+static int
+start_reply_id(struct snap_client *c, json_t *ret, uint64_t *id)
 {
-	json_t	*args, *getfd, *ret = NULL, *jid;
+	json_t *jid = json_object_get(ret, "id");
+
+	if (!json_is_integer(jid) || json_integer_value(jid) < 0) {
+		json_decref(ret);
+		sc_set_error(c, EPROTO, "snapshot-start: the reply has no "
+		    "snapshot id");
+		return -1;
+	}
+	if (id != NULL)
+		*id = (uint64_t)json_integer_value(jid);
+	json_decref(ret);
+	return 0;
+}
+
+static int
+start_full(struct snap_client *c, const struct snap_region *regions,
+    size_t nregions, const struct snap_options *opts, int track, uint64_t *id)
+{
+	json_t	*args, *getfd, *ret = NULL;
 	int	 uffd;
 
 	if (c == NULL) {
@@ -123,7 +155,8 @@ snap_start(struct snap_client *c, const struct snap_region *regions,
 		    "connection");
 		return -1;
 	}
-	if ((args = start_arguments(regions, nregions, opts)) == NULL) {
+	if ((args = start_arguments(regions, nregions, opts, track, 0)) ==
+	    NULL) {
 		sc_set_error(c, EINVAL, "snap_start: cannot build the "
 		    "arguments (out of memory, or a name not valid UTF-8)");
 		return -1;
@@ -159,17 +192,53 @@ snap_start(struct snap_client *c, const struct snap_region *regions,
 	if (sc_execute(c, "snapshot-start", args, NULL, SC_REPLY_TIMEOUT_MS,
 	    &ret) == -1)
 		return -1;
-	jid = json_object_get(ret, "id");
-	if (!json_is_integer(jid) || json_integer_value(jid) < 0) {
-		json_decref(ret);
-		sc_set_error(c, EPROTO, "snapshot-start: the reply has no "
-		    "snapshot id");
+	return start_reply_id(c, ret, id);
+}
+
+int
+snap_start(struct snap_client *c, const struct snap_region *regions,
+    size_t nregions, const struct snap_options *opts, uint64_t *id)
+{
+	return start_full(c, regions, nregions, opts, 0, id);
+}
+
+int
+snap_start_tracked(struct snap_client *c, const struct snap_region *regions,
+    size_t nregions, const struct snap_options *opts, uint64_t *id)
+{
+	return start_full(c, regions, nregions, opts, 1, id);
+}
+
+int
+snap_start_incremental(struct snap_client *c, uint64_t parent,
+    const struct snap_options *opts, uint64_t *id)
+{
+	json_t *args, *ret = NULL;
+
+	if (c == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_start_incremental: no client");
 		return -1;
 	}
-	if (id != NULL)
-		*id = (uint64_t)json_integer_value(jid);
-	json_decref(ret);
-	return 0;
+	if (c->dead) {
+		sc_set_error(c, ECONNRESET, "snap_start_incremental: snapd "
+		    "closed the connection");
+		return -1;
+	}
+	if (opts != NULL && opts->prearm) {
+		sc_set_error(c, EINVAL, "snap_start_incremental: an "
+		    "incremental snapshot takes no pre-arm: its arm is "
+		    "already proportional to the pages written");
+		return -1;
+	}
+	if ((args = start_arguments(NULL, 0, opts, 1, parent)) == NULL) {
+		sc_set_error(c, EINVAL, "snap_start_incremental: cannot build "
+		    "the arguments (out of memory, or a name not valid UTF-8)");
+		return -1;
+	}
+	if (sc_execute(c, "snapshot-start", args, NULL, SC_REPLY_TIMEOUT_MS,
+	    &ret) == -1)
+		return -1;
+	return start_reply_id(c, ret, id);
 }
 
 int

@@ -32,6 +32,7 @@
 #include "pidfd.h"
 #include "peertrace.h"
 #include "attaching.h"
+#include "chain.h"
 #include "mapsel.h"
 #include "procmaps.h"
 #include "report.h"
@@ -319,7 +320,8 @@ static int
 start_is_attach(const struct cmd_ctx *ctx)
 {
 	return json_object_get(ctx->args, "pid") != NULL &&
-	    json_object_get(ctx->args, "uffd") == NULL;
+	    json_object_get(ctx->args, "uffd") == NULL &&
+	    json_object_get(ctx->args, "parent") == NULL;
 }
 
 /*
@@ -428,6 +430,15 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 
 	if ((v = json_object_get(ctx->args, "prearm")) != NULL)
 		req->prearm = json_is_true(v);
+	if ((v = json_object_get(ctx->args, "track")) != NULL)
+		req->track = json_is_true(v);
+	if (req->track && chain_trackers() >= SNAPD_TRACKERS_MAX) {
+		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u snapshots "
+		    "already track their process's writes (at most %d): end "
+		    "one with snapshot-cancel first", chain_trackers(),
+		    SNAPD_TRACKERS_MAX);
+		return -1;
+	}
 	if (testhold_parse(json_object_get(ctx->args, "test-hold"), req, err,
 	    sizeof(err)) == -1) {
 		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s", err);
@@ -568,11 +579,30 @@ static int
 start_check_shape(struct cmd_ctx *ctx, int attach)
 {
 	const char *bad = NULL;
+	static const char *const not_incr[] = { "uffd", "regions", "maps",
+	    "wait-arm", "prearm" };
 
+	if (json_object_get(ctx->args, "parent") != NULL) {
+		for (size_t i = 0; i < sizeof(not_incr) / sizeof(*not_incr);
+		    i++)
+			if (json_object_get(ctx->args, not_incr[i]) != NULL) {
+				cmd_error(ctx, SNAPD_ERR_INVALID,
+				    "snapshot-start: '%s' does not go with "
+				    "'parent': an incremental snapshot takes "
+				    "its parent's regions and tracking",
+				    not_incr[i]);
+				return -1;
+			}
+		return 0;
+	}
 	if (attach) {
 		if (json_object_get(ctx->args, "regions") != NULL)
 			bad = "'regions' does not go with attach (pid without "
 			    "uffd): use 'maps'";
+		else if (json_is_true(json_object_get(ctx->args, "track")))
+			bad = "'track' does not go with attach (pid without "
+			    "uffd) yet: snapshots taken by attach cannot be "
+			    "incremental";
 	} else if (json_object_get(ctx->args, "wait-arm") != NULL)
 		bad = "'wait-arm' goes only with attach (pid without uffd)";
 	else if (json_object_get(ctx->args, "uffd") == NULL)
@@ -657,6 +687,69 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 	return CMD_DEFER;
 }
 
+/*
+ * Incremental: "parent" names a completed snapshot whose tracker follows
+ * the process's writes (chain.h); the new snapshot takes its regions and
+ * its tracking, is written beside it, and keeps tracking unless "track" is
+ * false.  The peer holds the process still until the armed reply, as for
+ * any snapshot.
+ */
+static enum cmd_retval
+cmd_snapshot_start_incr(struct cmd_ctx *ctx, const struct config *conf,
+    struct snapshot_request *req)
+{
+	json_int_t		 id = json_integer_value(json_object_get(
+				    ctx->args, "parent"));
+	struct snap_entry	*p;
+	struct track_state	*st;
+	struct zsnap_parent	 link;
+	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
+	char			 err[512];
+	int			 dirfd;
+
+	if (id <= 0)
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
+		    "parent must be the id of a completed snapshot");
+	req->track = 1;
+	if ((dirfd = start_prepare(ctx, conf, req, name, sizeof(name), dir,
+	    sizeof(dir))) == -1)
+		return CMD_ERROR;
+	if ((p = chain_parent((uint64_t)id, ctx->conn->uid, req->pid, err,
+	    sizeof(err))) == NULL) {
+		close(req->pidfd);
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
+		    err);
+	}
+	if (strcmp(dir, p->dir) != 0) {
+		close(req->pidfd);
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: an "
+		    "incremental snapshot is written beside its parent, in %s, "
+		    "not in %s: give the parent's subdir", p->dir, dir);
+	}
+	if ((st = chain_take(p, &link, err, sizeof(err))) == NULL) {
+		close(req->pidfd);
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s",
+		    err);
+	}
+	req->regions = p->regions;
+	req->region_count = p->nregions;
+	req->incr = st;
+	req->parent = &link;
+	req->parent_id = p->id;
+	req->uffd = -1;
+	if (report_start(req, dir, ctx->conn->id, ctx->id, err,
+	    sizeof(err)) == NULL) {
+		chain_give_back(p, st);
+		close(dirfd);
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
+	}
+	close(dirfd);
+	return CMD_DEFER;
+}
+
 static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
@@ -674,6 +767,8 @@ cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 		return CMD_ERROR;
 	if (attach)
 		return cmd_snapshot_start_attach(ctx, conf, &req);
+	if (json_object_get(ctx->args, "parent") != NULL)
+		return cmd_snapshot_start_incr(ctx, conf, &req);
 	if (start_uffd_check(ctx, &uffd_name) == -1)
 		return CMD_ERROR;
 	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
@@ -717,6 +812,8 @@ const struct cmd_entry cmd_snapshot_start_entry = {
 	    { "max-bandwidth", CMD_ARG_INT, 0 },
 	    { "pid", CMD_ARG_INT, 0 },
 	    { "prearm", CMD_ARG_BOOL, 0 },
+	    { "track", CMD_ARG_BOOL, 0 },
+	    { "parent", CMD_ARG_INT, 0 },
 	    { "wait-arm", CMD_ARG_BOOL, 0 },
 	    { "test-hold", CMD_ARG_OBJECT, 0 }),
 	.exec = cmd_snapshot_start_exec,

@@ -27,6 +27,7 @@
 #include "control.h"
 #include "snapshots.h"
 #include "report.h"
+#include "track.h"
 
 /* Every quantity a message may carry about a snapshot. */
 enum report_member {
@@ -210,6 +211,55 @@ report_members(json_t *o, const struct snap_entry *e,
 	return o;
 }
 
+/*
+ * A snapshot that tracks its process's writes, or an incremental one,
+ * carries "chain": its link and figures (proto/PROTOCOL.md).
+ */
+static json_t *
+report_chain(json_t *o, const struct snap_entry *e,
+    const struct snapshot_stats *st)
+{
+	json_t *c, *w;
+
+	if (!e->track && e->parent_id == 0)
+		return o;
+	c = report_check(json_pack("{s:I, s:b}", "depth", (json_int_t)e->depth,
+	    "tracking", e->tracker != NULL));
+	if (e->parent_id != 0) {
+		w = report_check(json_array());
+		for (uint32_t i = 0; i < st->whole_count &&
+		    i < SNAPSHOT_WHOLE_REPORT; i++)
+			if (json_array_append_new(w, report_check(json_pack(
+			    "{s:I, s:I, s:I, s:s}",
+			    "region", (json_int_t)st->whole[i].region,
+			    "first-page", (json_int_t)st->whole[i].first_page,
+			    "pages", (json_int_t)st->whole[i].page_count,
+			    "reason", track_reason_name(st->whole[i].reason))))
+			    == -1)
+				fatalx("out of memory building a snapshot message");
+		if (json_object_set_new(c, "parent",
+		    report_int(e->parent_id)) == -1 ||
+		    json_object_set_new(c, "pages-unchanged",
+		    report_int(st->pages_parent)) == -1 ||
+		    json_object_set_new(c, "pages-dirty",
+		    report_int(st->pages_dirty)) == -1 ||
+		    json_object_set_new(c, "saved-whole-count",
+		    report_int(st->whole_count)) == -1 ||
+		    json_object_set_new(c, "saved-whole", w) == -1)
+			fatalx("out of memory building a snapshot message");
+	}
+	if (e->tracker != NULL && json_object_set_new(c, "pages-dirty-since",
+	    report_int(tracker_dirty(e->tracker))) == -1)
+		fatalx("out of memory building a snapshot message");
+	if (e->tracker == NULL && e->untracked[0] != '\0' &&
+	    json_object_set_new(c, "untracked",
+	    report_check(json_string(e->untracked))) == -1)
+		fatalx("out of memory building a snapshot message");
+	if (json_object_set_new(o, "chain", c) == -1)
+		fatalx("out of memory building a snapshot message");
+	return o;
+}
+
 static struct report_pending *
 report_pending_find(uint64_t snap_id)
 {
@@ -305,7 +355,8 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 		break;
 	case SNAPSHOTS_EV_ARMED:
 		if (report_pending_find(e->id) != NULL) {
-			r = report_members(NULL, e, st, REPORT_ARMED_REPLY);
+			r = report_chain(report_members(NULL, e, st,
+			    REPORT_ARMED_REPLY), e, st);
 			if (e->prearmed)
 				report_members(r, e, st,
 				    REPORT_LIST(RM_PREARM_PAGES));
@@ -327,7 +378,8 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 	case SNAPSHOTS_EV_COMPLETED:
 		report_reply(e, NULL, NULL);	/* none waits once armed */
 		control_event(e->uid, SNAPD_EV_COMPLETED,
-		    report_members(NULL, e, st, REPORT_COMPLETED));
+		    report_chain(report_members(NULL, e, st, REPORT_COMPLETED),
+		    e, st));
 		break;
 	case SNAPSHOTS_EV_FAILED:
 		report_reply(e, NULL, st->error);
@@ -435,7 +487,8 @@ report_query(uid_t uid)
 		if (!snapshots_visible(e, uid))
 			continue;
 		snapshots_stats(e, &st);
-		o = report_members(NULL, e, &st, REPORT_QUERY);
+		o = report_chain(report_members(NULL, e, &st, REPORT_QUERY),
+		    e, &st);
 		/*
 		 * By the state, not by e->done: the engine's threads set the
 		 * reason, then the final state, and only later does the main

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "chain.h"
 #include "metrics.h"
 #include "snapshots.h"
 
@@ -92,6 +93,7 @@ snapshots_progress(evutil_socket_t fd, short what, void *arg)
 	struct snap_entry	*e;
 	struct snapshot_stats	 st;
 
+	chain_reap();
 	TAILQ_FOREACH(e, &snapshots, entry) {
 		if (e->done || !e->armed || e->snap == NULL)
 			continue;
@@ -155,6 +157,14 @@ snapshots_visible(const struct snap_entry *e, uid_t uid)
 	return uid == 0 || e->uid == uid;
 }
 
+static void
+snapshots_entry_free(struct snap_entry *e)
+{
+	chain_untrack(e, "its entry was dropped");
+	free(e->regions);
+	free(e);
+}
+
 /* Drop the oldest finished entries beyond SNAPSHOTS_FINISHED_KEPT. */
 static void
 snapshots_trim(void)
@@ -164,10 +174,11 @@ snapshots_trim(void)
 	for (e = TAILQ_FIRST(&snapshots);
 	    e != NULL && snapshots_finished > SNAPSHOTS_FINISHED_KEPT; e = next) {
 		next = TAILQ_NEXT(e, entry);
-		if (!e->done)
+		/* A tracked one stays: the next of its chain starts from it. */
+		if (!e->done || e->tracker != NULL)
 			continue;
 		TAILQ_REMOVE(&snapshots, e, entry);
-		free(e);
+		snapshots_entry_free(e);
 		snapshots_finished--;
 	}
 }
@@ -240,6 +251,7 @@ snapshots_done(struct snap_entry *e, struct snapshot *snap)
 	char			 path[PATH_MAX];
 
 	snapshot_stats(snap, st);
+	chain_done(e, snap, st);
 	snapshot_free(snap);
 	e->snap = NULL;
 	e->done = 1;
@@ -319,6 +331,15 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 	    req->format == OUTPUT_RAW ? ZSNAP_RAW_SUFFIX : ZSNAP_SUFFIX);
 	e->start_conn = conn_id;
 	e->prearm = req->prearm;
+	e->track = req->track;
+	if (req->parent != NULL) {
+		e->parent_id = req->parent_id;
+		e->depth = req->parent->depth;
+	}
+	e->regions = xcalloc(req->region_count, sizeof(*e->regions));
+	memcpy(e->regions, req->regions, req->region_count *
+	    sizeof(*e->regions));
+	e->nregions = req->region_count;
 	e->final.state = SNAPSHOT_ARMING;
 	e->final.buffer_size = req->buffer_size;
 
@@ -335,6 +356,7 @@ snapshots_start(const struct snapshot_request *req, const char *dir,
 		TAILQ_REMOVE(&snapshots, e, entry);
 		snapshots_count.active--;
 		snapshots_count.total--;
+		free(e->regions);
 		free(e);
 		errno = saved;
 		return NULL;
@@ -425,7 +447,7 @@ snapshots_free_all(void)
 
 	while ((e = TAILQ_FIRST(&snapshots)) != NULL) {
 		TAILQ_REMOVE(&snapshots, e, entry);
-		free(e);
+		snapshots_entry_free(e);
 	}
 	if (snapshots_progress_ev != NULL) {
 		event_free(snapshots_progress_ev);

@@ -27,6 +27,7 @@
 
 struct event_base;
 struct attaching;
+struct tracker;
 
 struct snap_entry {
 	TAILQ_ENTRY(snap_entry) entry;
@@ -52,6 +53,15 @@ struct snap_entry {
 	struct attaching	*attaching;	/* attach: until the process is released */
 	int			 attached;	/* by attach (never cleared) */
 	uint64_t		 last_buffer_full_ms;
+
+	/* Chains of incremental snapshots (chain.c). */
+	struct output_region	*regions;	/* its region table */
+	uint32_t		 nregions;
+	int			 track;		/* asked to keep tracking */
+	uint64_t		 parent_id;	/* incremental: its parent, else 0 */
+	uint32_t		 depth;		/* links to the base, 0 for a base */
+	struct tracker		*tracker;	/* following the writes since it */
+	char			 untracked[256];	/* why tracking ended */
 };
 
 /*

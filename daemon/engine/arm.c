@@ -661,3 +661,86 @@ arm_rearm(struct snapshot *s)
 	arm_mark_armed(s, t0);
 	return 0;
 }
+
+/*
+ * Incremental: what the arm of a full snapshot does to every page, done to
+ * the pages written since the parent's armed instant only (track.h); every
+ * other page is still protected from then and is the parent's.  The owner
+ * of the process holds it still meanwhile, as for any arm; the uffd and
+ * the descriptors are the chain's (proven the process's at its base), the
+ * memory they are tied to must still be alive.
+ */
+int
+arm_incremental(struct snapshot *s)
+{
+	const struct track_state	*base = s->track_base;
+	uint64_t			 t0;
+	struct rearm_plan		 pl;
+	int				 all;
+
+	if (s->pidfd == -1)
+		s->pidfd = (int)syscall(SYS_pidfd_open, s->req.pid, 0);
+	if (s->pidfd == -1) {
+		snapshot_set_error(s, "pidfd_open %d: %s", (int)s->req.pid,
+		    strerror(errno));
+		return -1;
+	}
+	arm_read_comm(s);
+	testpause_load(s);
+	if (s->uffd < 0 || s->memfd < 0 || !snapshot_mm_alive(s)) {
+		snapshot_set_error(s, "the memory tracked since the parent is "
+		    "gone (process %d exited or called exec): take a full "
+		    "snapshot", (int)s->req.pid);
+		return -1;
+	}
+	t0 = now_ns();
+	if (s->track->reregister) {
+		for (uint32_t i = 0; i < s->nregions; i++) {
+			struct region *r = &s->regions[i];
+
+			if (uffd_register_wp(s->uffd, r->start, r->length) ==
+			    -1) {
+				snapshot_set_error(s, "register region %u "
+				    "(0x%llx+%llu) again, which the process "
+				    "unmapped or moved since the parent: %s; "
+				    "take a full snapshot", i,
+				    (unsigned long long)r->start,
+				    (unsigned long long)r->length,
+				    strerror(errno));
+				return -1;
+			}
+		}
+		s->track->reregister = 0;
+	}
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		struct region			*r = &s->regions[i];
+		const struct track_region	*d = &base->regions[i];
+		uint64_t			 words = (r->npages + 63) / 64;
+
+		for (uint64_t w = 0; w < words; w++) {
+			uint64_t dirty = atomic_load_explicit(&d->dirty[w],
+			    memory_order_relaxed);
+			uint64_t valid = w == words - 1 && r->npages % 64 ?
+			    (1ULL << (r->npages % 64)) - 1 : ~0ULL;
+
+			/* Unchanged: the parent's, nothing to save. */
+			atomic_store_explicit(&r->ps.claimed[w], ~dirty & valid,
+			    memory_order_relaxed);
+			atomic_store_explicit(&r->ps.done[w], ~dirty & valid,
+			    memory_order_relaxed);
+			atomic_store_explicit(&r->prearm_dirty[w], dirty,
+			    memory_order_relaxed);
+		}
+	}
+	arm_rearm_walk(s, 0, &pl);
+	s->pages_dirty = pl.written;
+	all = (pl.runs * REARM_RUN_COST + pl.covered) * 2 > s->pages_total;
+	if (all ? arm_protect_all(s) : arm_rearm_walk(s, 1, &pl))
+		return -1;
+	arm_mark_armed(s, t0);
+	log_debug("snapshot %llu: incremental: %llu pages written since the "
+	    "parent protected again %s", (unsigned long long)s->id,
+	    (unsigned long long)pl.written, all ? "with everything (cheaper "
+	    "than their runs)" : "in their runs");
+	return 0;
+}

@@ -122,9 +122,10 @@ fault_pending_check(struct fault_ctx *fc)
 	for (unsigned i = 0; i < fc->npending; i++) {
 		struct pending_fault *p = &fc->pending[i];
 
-		if (pagestate_is_done(&p->r->ps, p->page))
+		if (pagestate_is_done(&p->r->ps, p->page)) {
+			snapshot_track_note(fc->s, p->r, p->page, 1);
 			fault_unprotect(fc, p->addr, PAGE_4K);
-		else
+		} else
 			fc->pending[kept++] = *p;
 	}
 	fc->npending = kept;
@@ -262,6 +263,28 @@ fault_prearm_event(struct snapshot *s, const struct uffd_msg *m)
 	}
 }
 
+/* Tracking: the next snapshot saves the range whole, and says why. */
+static void
+fault_track_event(struct snapshot *s, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_REMOVE:
+		track_event(s->track, m->arg.remove.start, m->arg.remove.end,
+		    ZSNAP_WHOLE_DISCARDED);
+		break;
+	case UFFD_EVENT_UNMAP:
+		track_event(s->track, m->arg.remove.start, m->arg.remove.end,
+		    ZSNAP_WHOLE_UNMAPPED);
+		break;
+	case UFFD_EVENT_REMAP:
+		track_event(s->track, m->arg.remap.from, m->arg.remap.from +
+		    m->arg.remap.len, ZSNAP_WHOLE_MOVED);
+		track_event(s->track, m->arg.remap.to, m->arg.remap.to +
+		    m->arg.remap.len, ZSNAP_WHOLE_MOVED);
+		break;
+	}
+}
+
 static void
 fault_event(struct snapshot *s, const struct uffd_msg *m)
 {
@@ -272,6 +295,8 @@ fault_event(struct snapshot *s, const struct uffd_msg *m)
 	if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP ||
 	    m->event == UFFD_EVENT_REMAP)
 		atomic_fetch_add(&s->address_events, 1);
+	if (s->track != NULL)
+		fault_track_event(s, m);
 	switch (m->event) {
 	case UFFD_EVENT_REMOVE:		/* MADV_DONTNEED, MADV_REMOVE */
 	case UFFD_EVENT_UNMAP:		/* munmap, or mremap's old range */
@@ -492,6 +517,7 @@ fault_copy_run(struct fault_ctx *fc, struct region *r, uint64_t page,
 	for (uint32_t i = 0; i < n; i++)
 		if (got < 0 || (uint64_t)got < (i + 1) * PAGE_4K)
 			bad |= 1U << i;		/* unmapped: lost */
+	snapshot_track_note(s, r, page, n);
 	fault_unprotect(fc, page_addr, n * PAGE_4K);
 	return bad;
 }
@@ -638,6 +664,7 @@ fault_serve_huge(struct fault_ctx *fc, struct region *r, uint64_t page,
 	    addr);
 	if (got == -1 && errno == ESRCH)
 		snapshot_mm_gone(s);
+	snapshot_track_note(s, r, block, HUGE_PAGES);
 	fault_unprotect(fc, addr, HUGE_BYTES);
 	for (unsigned i = 0; i < HUGE_PAGES; i += FAULT_AROUND_MAX) {
 		uint32_t bad = 0;
@@ -700,9 +727,11 @@ fault_serve(struct fault_ctx *fc, uint64_t addr)
 	if (fault_serve_huge(fc, r, page, seq))
 		return;
 	if (!pagestate_claim(&r->ps, page)) {
-		if (pagestate_is_done(&r->ps, page))
+		if (pagestate_is_done(&r->ps, page)) {
+			/* Saved, or unchanged since an incremental's parent. */
+			snapshot_track_note(s, r, page, 1);
 			fault_unprotect(fc, page_addr, PAGE_4K);
-		else
+		} else
 			fault_pending_add(fc, r, page, page_addr);
 		return;
 	}
@@ -772,6 +801,51 @@ fault_read(struct fault_ctx *fc)
 		fc->queue[(fc->head + fc->count++) % FAULT_QUEUE] = addr;
 	}
 	return 0;
+}
+
+/*
+ * Tracking: the uffd outlives this thread (a tracker takes it over), so
+ * nobody may be left asleep on a fault this thread read: release every
+ * fault it kept or queued, noting the page written.  Not tracking, closing
+ * the uffd releases them.
+ */
+static void
+fault_track_unprotect(struct fault_ctx *fc, uint64_t addr)
+{
+	struct snapshot *s = fc->s;
+
+	while (uffd_unprotect(s->uffd, addr, PAGE_4K, 1) == -1) {
+		if (errno == ENOENT)
+			(void)uffd_wake(s->uffd, addr, PAGE_4K);
+		/* EAGAIN: an event is queued; read it (faults are queued). */
+		if (errno != EAGAIN || fault_read(fc) == -1)
+			return;
+		sched_yield();
+	}
+}
+
+static void
+fault_track_release(struct fault_ctx *fc)
+{
+	struct snapshot *s = fc->s;
+
+	if (s->track == NULL)
+		return;
+	for (unsigned i = 0; i < fc->npending; i++) {
+		snapshot_track_note(s, fc->pending[i].r, fc->pending[i].page, 1);
+		fault_track_unprotect(fc, fc->pending[i].addr);
+	}
+	fc->npending = 0;
+	while (fc->count > 0) {
+		uint64_t	 addr = fc->queue[fc->head], page;
+		struct region	*r = snapshot_region_at(s, addr, &page);
+
+		fc->head = (fc->head + 1) % FAULT_QUEUE;
+		fc->count--;
+		if (r != NULL)
+			snapshot_track_note(s, r, page, 1);
+		fault_track_unprotect(fc, addr);
+	}
 }
 
 void *
@@ -851,6 +925,7 @@ serve:
 		}
 	}
 out:
+	fault_track_release(fc);
 	free(fc);
 	return NULL;
 }

@@ -51,6 +51,7 @@
 #include "pagebuf.h"
 #include "pagestate.h"
 #include "snapshot.h"
+#include "track.h"
 
 #define PAGE_SHIFT_4K	12
 /* The engine's names for SNAPD_PAGE_SIZE, 64-bit so masks keep high bits. */
@@ -155,6 +156,22 @@ struct snapshot {
 
 	struct pagebuf		 buf;
 	struct output		*out;
+
+	/*
+	 * Tracking (track.h).  track: written since the armed instant, noted
+	 * by the fault thread (its descriptors are the snapshot's own while it
+	 * runs); NULL when not tracking.  track_base (incremental only): the
+	 * parent's dirty pages and saved-whole ranges, what this snapshot
+	 * saves; read-only once armed.  tracker: started by the writer when
+	 * it releases the process, for snapshot_take_tracker().
+	 */
+	struct track_state	*track;
+	struct track_state	*track_base;
+	struct tracker		*tracker;
+	struct zsnap_parent	 parent;
+	_Atomic uint64_t	 pages_parent;
+	uint64_t		 pages_dirty;	/* incremental: the parent's dirty set */
+	uint32_t		 index_crc;
 
 	struct move		 moves[SNAPSHOT_MOVES_MAX];
 	_Atomic uint32_t	 nmoves;
@@ -275,6 +292,15 @@ void		 snapshot_running_leave(struct snapshot *s);
 /* Writer: whether the condition of the test hook's hold (req.hold) is met. */
 int		 snapshot_hold_over(struct snapshot *s);
 
+/* Tracking: note pages [first, first+count) of r as written (if tracking). */
+static inline void
+snapshot_track_note(struct snapshot *s, const struct region *r,
+    uint64_t first, uint64_t count)
+{
+	if (s->track != NULL)
+		track_note(s->track, r->index, first, count);
+}
+
 /* Pre-arm: note pages [first, first+count) of r as written. */
 void		 snapshot_prearm_note(struct region *r, uint64_t first,
 		    uint64_t count);
@@ -321,5 +347,11 @@ int		 arm_finish(struct snapshot *s, struct arm *a);
 int		 arm_start_fault_thread(struct snapshot *s);
 int		 arm_prearm_wait(struct snapshot *s);
 int		 arm_rearm(struct snapshot *s);
+/*
+ * An incremental snapshot's arm (instead of arm_begin() and arm_finish()):
+ * register again what was unmapped or moved, mark the pages unchanged since
+ * the parent as saved, protect the parent's dirty pages: the point in time.
+ */
+int		 arm_incremental(struct snapshot *s);
 
 #endif /* SNAPD_SNAPSHOT_INTERNAL_H */

@@ -254,6 +254,9 @@ snapshot_destroy(struct snapshot *s)
 	free(s->lost);
 	free(s->stopped_lost);
 	free(s->procrec);
+	track_state_free(s->track);
+	track_state_free(s->track_base);
+	tracker_free(s->tracker);
 	pagebuf_destroy(&s->buf);
 	if (s->uffd >= 0)
 		close(s->uffd);
@@ -269,6 +272,137 @@ snapshot_destroy(struct snapshot *s)
 	pthread_mutex_destroy(&s->prearm_lock);
 	pthread_cond_destroy(&s->prearm_cond);
 	free(s);
+}
+
+static int
+snapshot_refuse(const struct snapshot_request *req, const char *why)
+{
+	snprintf(start_error, sizeof(start_error), "snapshot %llu: %s",
+	    (unsigned long long)req->id, why);
+	errno = EINVAL;
+	return -1;
+}
+
+/*
+ * Tracking and incremental snapshots: what they cannot do is refused, and
+ * the states are made (track.h).  The parent's state (req->incr) becomes
+ * s->track only once the writer thread starts: until then the caller owns
+ * it.  0, or -1 with errno and start_error set.
+ */
+static int
+snapshot_start_track(struct snapshot *s, const struct snapshot_request *req)
+{
+	uint64_t	*start, *length;
+	int		 rc = 0;
+
+	s->req.incr = NULL;
+	s->req.parent = NULL;
+	if (!req->track && req->incr == NULL)
+		return 0;
+	if (req->format != OUTPUT_ZSNAP)
+		return snapshot_refuse(req, "incremental snapshots and "
+		    "tracking are for the zsnap format only");
+	if (stopped_pages(req) > 0)
+		return snapshot_refuse(req, "incremental snapshots and "
+		    "tracking cannot take regions copied while the process "
+		    "is stopped");
+	if (req->incr != NULL && (req->prearm || req->parent == NULL))
+		return snapshot_refuse(req, req->prearm ? "an incremental "
+		    "snapshot is armed from the parent's tracking: it takes "
+		    "no pre-arm" : "an incremental snapshot needs its parent's "
+		    "link");
+	if (req->incr != NULL) {
+		if (req->incr->nregions != s->nregions)
+			return snapshot_refuse(req, "the regions differ from "
+			    "the parent's");
+		for (uint32_t i = 0; i < s->nregions; i++)
+			if (req->incr->regions[i].start != s->regions[i].start ||
+			    req->incr->regions[i].length != s->regions[i].length)
+				return snapshot_refuse(req, "the regions "
+				    "differ from the parent's");
+		s->parent = *req->parent;
+	}
+	start = calloc(s->nregions, sizeof(*start));
+	length = calloc(s->nregions, sizeof(*length));
+	if (start != NULL && length != NULL)
+		for (uint32_t i = 0; i < s->nregions; i++) {
+			start[i] = s->regions[i].start;
+			length[i] = s->regions[i].length;
+		}
+	if (start == NULL || length == NULL)
+		errno = ENOMEM;
+	else if (req->incr != NULL)
+		s->track_base = track_state_new(start, length, s->nregions);
+	else
+		s->track = track_state_new(start, length, s->nregions);
+	if (start == NULL || length == NULL ||
+	    (req->incr != NULL ? s->track_base == NULL : s->track == NULL)) {
+		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
+		    "tracking bitmaps: %s", (unsigned long long)req->id,
+		    strerror(errno));
+		rc = -1;
+	}
+	free(start);
+	free(length);
+	if (rc == 0 && req->incr != NULL)
+		for (uint32_t i = 0; i < s->nregions; i++)
+			if ((s->regions[i].prearm_dirty = calloc(
+			    (s->regions[i].npages + 63) / 64,
+			    sizeof(*s->regions[i].prearm_dirty))) == NULL) {
+				snprintf(start_error, sizeof(start_error),
+				    "snapshot %llu: tracking bitmaps: %s",
+				    (unsigned long long)req->id,
+				    strerror(errno));
+				return -1;
+			}
+	return rc;
+}
+
+/*
+ * The parent's state becomes this snapshot's: its dirty pages and
+ * saved-whole ranges go to track_base (what this snapshot saves), the
+ * state itself, emptied, to track (what the next one will).  Then the
+ * writer thread owns it.
+ */
+static void
+snapshot_take_incr(struct snapshot *s, struct track_state *incr)
+{
+	struct zsnap_whole	*w = s->track_base->whole;
+	size_t			 n = s->track_base->nwhole;
+
+	track_swap_dirty(s->track_base, incr);
+	s->track_base->whole = incr->whole;
+	s->track_base->nwhole = incr->nwhole;
+	s->track_base->whole_overflow = incr->whole_overflow;
+	incr->whole = w;
+	incr->nwhole = n;
+	incr->whole_overflow = 0;
+	s->track = incr;
+}
+
+/* Give the parent's state back as it was (snapshot_start() failed late). */
+static void
+snapshot_give_back_incr(struct snapshot *s)
+{
+	struct track_state	*incr = s->track;
+	struct zsnap_whole	*w = incr->whole;
+
+	track_swap_dirty(s->track_base, incr);
+	incr->whole = s->track_base->whole;
+	incr->nwhole = s->track_base->nwhole;
+	incr->whole_overflow = s->track_base->whole_overflow;
+	s->track_base->whole = w;
+	s->track_base->nwhole = 0;
+	s->track = NULL;
+}
+
+struct tracker *
+snapshot_take_tracker(struct snapshot *s)
+{
+	struct tracker *t = s->tracker;
+
+	s->tracker = NULL;
+	return t;
 }
 
 /*
@@ -307,7 +441,7 @@ snapshot_start_check(struct snapshot *s, const struct snapshot_request *req)
 	}
 	s->req.procrec = NULL;
 	s->req.procrec_len = 0;
-	return 0;
+	return snapshot_start_track(s, req);
 }
 
 struct snapshot *
@@ -390,7 +524,11 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 		errno = ENOMEM;
 		goto fail;
 	}
+	if (req->incr != NULL)
+		snapshot_take_incr(s, req->incr);
 	if ((err = pthread_create(&s->writer, NULL, writer_thread_main, s))) {
+		if (req->incr != NULL)
+			snapshot_give_back_incr(s);
 		errno = err;
 		goto fail;
 	}
@@ -580,6 +718,21 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 	if (state == SNAPSHOT_COMPLETED) {
 		st->file_size = s->file_size;
 		snprintf(st->path, sizeof(st->path), "%s", s->path);
+		st->index_crc = s->index_crc;
+	}
+	if (s->track_base != NULL) {
+		st->incremental = 1;
+		st->pages_parent = atomic_load(&s->pages_parent);
+		if (state != SNAPSHOT_ARMING)
+			st->pages_dirty = s->pages_dirty;
+		st->whole_count = (uint32_t)s->track_base->nwhole;
+		for (uint32_t i = 0; i < st->whole_count &&
+		    i < SNAPSHOT_WHOLE_REPORT; i++) {
+			const struct zsnap_whole *w = &s->track_base->whole[i];
+
+			st->whole[i] = (struct snapshot_whole){ w->region,
+			    w->reason, w->first_page, w->page_count };
+		}
 	}
 	pthread_mutex_lock(&s->error_lock);
 	snprintf(st->error, sizeof(st->error), "%s", s->error);

@@ -24,6 +24,9 @@
 
 struct event_base;
 struct snapshot;
+struct track_state;
+struct tracker;
+struct zsnap_parent;
 
 /*
  * Test hooks (snapd(8), TEST HOOKS): hold a snapshot's writer at one point
@@ -99,6 +102,22 @@ struct snapshot_request {
 	gid_t			 owner_gid;
 	enum discard_policy	 on_discard;
 	int			 prearm;	/* protect while the process runs; snapshot_arm() */
+	/*
+	 * Incremental snapshots (track.h).  track: keep tracking the
+	 * process's writes once this snapshot completes (its tracker is then
+	 * snapshot_take_tracker()'s), so that an incremental snapshot may
+	 * follow; zsnap only, no stopped regions.  incr: this snapshot is
+	 * incremental: the tracking state of its parent (tracker_stop()),
+	 * whose uffd, descriptors and dirty pages it takes over once it has
+	 * started (if snapshot_start() returns NULL the caller still owns
+	 * it); regions must be the parent's; no pre-arm.  parent: the link
+	 * written into the file (incr only); copied.
+	 */
+	int			 track;
+	struct track_state	*incr;
+	const struct zsnap_parent *parent;
+	uint64_t		 parent_id;	/* incr: the parent's id (the
+						 * caller's records; unused) */
 	enum snapshot_hold	 hold;		/* test hook, normally NONE */
 	enum snapshot_hold_at	 hold_at;
 	unsigned		 hold_count;	/* SNAPSHOT_HOLD_RUNNING */
@@ -162,6 +181,9 @@ snapshot_hist_merge(struct snapshot_hist *into, const struct snapshot_hist *h)
 	into->sum_us += h->sum_us;
 }
 
+/* Saved-whole ranges of an incremental snapshot that its figures list. */
+#define SNAPSHOT_WHOLE_REPORT	16
+
 enum snapshot_event {
 	SNAPSHOT_EV_PREARMED,
 	SNAPSHOT_EV_ARMED,
@@ -193,6 +215,18 @@ struct snapshot_stats {
 	uint64_t	duration_ns;		/* armed to done */
 	uint64_t	armed_realtime_ns;
 	uint64_t	file_size;		/* when completed */
+	/* Incremental snapshots. */
+	int		incremental;		/* saved only what changed */
+	uint64_t	pages_parent;		/* unchanged since the parent */
+	uint64_t	pages_dirty;		/* written since the parent */
+	uint32_t	index_crc;		/* when completed: a child's link */
+	uint32_t	whole_count;		/* ranges saved whole, and the first: */
+	struct snapshot_whole {
+		uint32_t	region;
+		uint32_t	reason;		/* enum zsnap_whole_reason */
+		uint64_t	first_page;
+		uint64_t	page_count;
+	}		whole[SNAPSHOT_WHOLE_REPORT];
 	char		path[4096];		/* final path (relative to dirfd) when completed */
 	char		error[512];		/* why, when failed or cancelled */
 };
@@ -242,6 +276,16 @@ void		 snapshot_cancel(struct snapshot *snap, const char *why);
 
 void		 snapshot_stats(struct snapshot *snap, struct snapshot_stats *st);
 uint64_t	 snapshot_id(const struct snapshot *snap);
+
+/*
+ * After SNAPSHOT_EV_DONE of a snapshot that tracks (req.track): the tracker
+ * now serving the process's writes, or NULL (tracking ended, or was lost).
+ * For a completed snapshot it follows the writes since its armed instant;
+ * for a failed incremental one, since its parent's (the pages the failed
+ * one would have saved are still dirty), so the parent can be tried again.
+ * The caller owns it (tracker_free()).
+ */
+struct tracker	*snapshot_take_tracker(struct snapshot *snap);
 
 /* Free a snapshot after its SNAPSHOT_EV_DONE callback (may be called from it). */
 void		 snapshot_free(struct snapshot *snap);

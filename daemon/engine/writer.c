@@ -25,6 +25,7 @@
  * Everything here runs on the snapshot's writer thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -218,7 +219,16 @@ writer_unprotect(struct writer *w, uint64_t addr, uint64_t len)
 {
 	struct snapshot *s = w->s;
 
-	while (uffd_unprotect(s->uffd, addr, len, 1) == -1) {
+	/*
+	 * Tracking (track.h): a page the sweep read stays protected, so the
+	 * process's first write to it still reaches us and marks it dirty.
+	 * Protecting it again is the same ioctl, with the same EAGAIN and
+	 * ENOENT as un-protecting, so the checks against events are
+	 * unchanged; it wakes nobody: the fault thread releases who faulted
+	 * on the page meanwhile once the page is done.
+	 */
+	while ((s->req.track ? uffd_protect(s->uffd, addr, len) :
+	    uffd_unprotect(s->uffd, addr, len, 1)) == -1) {
 		if (errno == ENOENT) {
 			(void)uffd_wake(s->uffd, addr, len);
 			return 0;
@@ -557,7 +567,12 @@ writer_open_output(struct snapshot *s)
 		.armed_realtime_ns = s->armed_realtime_ns,
 		.procrec = s->procrec,
 		.procrec_len = s->procrec_len,
+		.parent = s->track_base != NULL ? &s->parent : NULL,
+		.whole = s->track_base != NULL ? s->track_base->whole : NULL,
 	};
+
+	if (s->track_base != NULL)
+		s->parent.whole_count = (uint32_t)s->track_base->nwhole;
 
 	s->out = output_open(&p);
 	if (s->out == NULL) {
@@ -604,11 +619,81 @@ writer_stop_fault_thread(struct snapshot *s)
 	s->fault_started = 0;
 }
 
-/* Drop every protection at once: the process runs on whatever happens. */
+/*
+ * Tracking: hand the uffd (still registered, every page not noted dirty
+ * still protected) and the descriptors tied to the armed mm to a tracker,
+ * which serves the process's writes from now on.  ok: every page is saved.
+ * A failed incremental snapshot gives its parent's dirty pages back, so
+ * that the parent can be followed again; a failed full one has no use for
+ * tracking.
+ */
 static void
-writer_release_process(struct snapshot *s)
+writer_start_tracker(struct snapshot *s, int ok)
+{
+	struct track_state *st = s->track;
+
+	if (st == NULL || !s->req.track || s->uffd < 0 ||
+	    (!ok && s->track_base == NULL) || !snapshot_mm_alive(s))
+		return;
+	if (st->pidfd == -1 &&
+	    (st->pidfd = fcntl(s->pidfd, F_DUPFD_CLOEXEC, 3)) == -1) {
+		log_warn("snapshot %llu: keep tracking: duplicate the pidfd",
+		    (unsigned long long)s->id);
+		return;
+	}
+	st->uffd = s->uffd;
+	st->memfd = s->memfd;
+	st->pagemap = s->pagemap;
+	st->pid = s->req.pid;
+	st->features = s->features;
+	s->uffd = s->memfd = s->pagemap = -1;
+	if (!ok)
+		track_merge(st, s->track_base);
+	s->track = NULL;
+	if ((s->tracker = tracker_start(st, s->id)) == NULL)
+		log_warn("snapshot %llu: start tracking the process's writes "
+		    "(the process runs on, untracked)",
+		    (unsigned long long)s->id);
+}
+
+/*
+ * The output failed after the tracker started: a failed incremental gives
+ * its parent's dirty pages back (writer_start_tracker()), a full one ends
+ * tracking.
+ */
+static void
+writer_tracker_failed(struct snapshot *s)
+{
+	struct track_state	*st;
+	char			 why[256];
+
+	if (s->tracker == NULL)
+		return;
+	if (s->track_base == NULL) {
+		tracker_free(s->tracker);
+		s->tracker = NULL;
+		return;
+	}
+	st = tracker_stop(s->tracker, why, sizeof(why));
+	tracker_free(s->tracker);
+	s->tracker = NULL;
+	if (st == NULL)
+		return;
+	track_merge(st, s->track_base);
+	if ((s->tracker = tracker_start(st, s->id)) == NULL)
+		log_warn("snapshot %llu: start tracking again",
+		    (unsigned long long)s->id);
+}
+
+/*
+ * Drop every protection at once: the process runs on whatever happens.
+ * When tracking, the protections stay and a tracker serves them.
+ */
+static void
+writer_release_process(struct snapshot *s, int ok)
 {
 	writer_stop_fault_thread(s);
+	writer_start_tracker(s, ok);
 	snapshot_mem_close(s);
 	snapshot_files_close(s);
 	snapshot_huge_close(s);
@@ -616,6 +701,52 @@ writer_release_process(struct snapshot *s)
 		close(s->uffd);
 		s->uffd = -1;
 	}
+}
+
+/* The first page from `from` on whose dirty bit is `bit`, or d->npages. */
+static uint64_t
+writer_next_page(const struct track_region *d, uint64_t from, int bit)
+{
+	while (from < d->npages) {
+		uint64_t word = atomic_load_explicit(&d->dirty[from / 64],
+		    memory_order_relaxed);
+
+		word = (bit ? word : ~word) >> (from % 64);
+		if (word != 0) {
+			from += (uint64_t)__builtin_ctzll(word);
+			break;
+		}
+		from = (from / 64 + 1) * 64;
+	}
+	return from < d->npages ? from : d->npages;
+}
+
+/*
+ * Incremental: the pages unchanged since the parent (claimed and done at
+ * the arm, arm_incremental()) go out first, as PARENT extents, one per run.
+ */
+static int
+writer_output_unchanged(struct writer *w)
+{
+	struct snapshot *s = w->s;
+
+	for (uint32_t i = 0; i < s->nregions; i++) {
+		const struct track_region *d = &s->track_base->regions[i];
+
+		for (uint64_t p = writer_next_page(d, 0, 0); p < d->npages;) {
+			uint64_t q = writer_next_page(d, p, 1);
+
+			if (output_unchanged(s->out, i, p, q - p) == -1) {
+				snapshot_set_error(s, "%s",
+				    output_error(s->out));
+				return -1;
+			}
+			w->pages_out += q - p;
+			atomic_fetch_add(&s->pages_parent, q - p);
+			p = writer_next_page(d, q, 0);
+		}
+	}
+	return 0;
 }
 
 static int
@@ -676,6 +807,14 @@ writer_thread_main(void *arg)
 
 	s->memfd = -1;
 	s->pagemap = -1;
+	if (s->track_base != NULL) {
+		/* Incremental: the parent's tracking has them. */
+		s->uffd = s->track->uffd;
+		s->memfd = s->track->memfd;
+		s->pagemap = s->track->pagemap;
+		s->features = s->track->features;
+		s->track->uffd = s->track->memfd = s->track->pagemap = -1;
+	}
 	ratelimit_init(&w.rl, s->req.max_bandwidth);
 	/*
 	 * Mapped, not malloc'ed: 2 MiB that go back to the system when the
@@ -691,11 +830,16 @@ writer_thread_main(void *arg)
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
 		goto fail;
 	}
-	if (arm_begin(s, &a) == -1)
-		goto fail;
-	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_ARMING);
-	if (arm_finish(s, &a) == -1 || arm_start_fault_thread(s) == -1)
-		goto fail;
+	if (s->track_base != NULL) {
+		if (arm_incremental(s) == -1 || arm_start_fault_thread(s) == -1)
+			goto fail;
+	} else {
+		if (arm_begin(s, &a) == -1)
+			goto fail;
+		(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_ARMING);
+		if (arm_finish(s, &a) == -1 || arm_start_fault_thread(s) == -1)
+			goto fail;
+	}
 	if (s->req.prearm &&
 	    (arm_prearm_wait(s) == -1 || arm_rearm(s) == -1))
 		goto fail;
@@ -711,20 +855,23 @@ writer_thread_main(void *arg)
 	writer_wait_armed_reported(s);
 	writer_yield_to_process(s);
 
-	if (writer_open_output(s) == -1 || writer_output_stopped(&w) == -1)
+	if (writer_open_output(s) == -1 || writer_output_stopped(&w) == -1 ||
+	    (s->track_base != NULL && writer_output_unchanged(&w) == -1))
 		goto fail;
 	if (writer_hold(s, &w, SNAPSHOT_HOLD_AT_ARMED) == -1 ||
 	    writer_sweep(&w) == -1)
 		goto fail;
-	/* Every page is saved and un-protected. */
-	writer_release_process(s);
+	/* Every page is saved and un-protected (or tracked). */
+	writer_release_process(s, 1);
 	atomic_store(&s->state, SNAPSHOT_FINISHING);
 	(void)writer_hold(s, NULL, SNAPSHOT_HOLD_AT_FINISHING);
 	output_set_hurry(s->out, 0);
 	if (output_finish(s->out, &res) == -1) {
 		snapshot_set_error(s, "%s", output_error(s->out));
+		writer_tracker_failed(s);
 		goto fail;
 	}
+	s->index_crc = res.index_crc;
 	hurried = output_hurried(s->out);
 	output_close(s->out);
 	s->out = NULL;
@@ -748,7 +895,7 @@ writer_thread_main(void *arg)
 	goto done;
 
 fail:
-	writer_release_process(s);
+	writer_release_process(s, 0);
 	if (s->out != NULL) {
 		output_close(s->out);	/* removes the partial file */
 		s->out = NULL;
