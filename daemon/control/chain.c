@@ -1,12 +1,17 @@
 /*
  * Chains of incremental snapshots, on the control side (chain.h).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chain.h"
 #include "log.h"
 #include "track.h"
+#include "zsnaplink.h"
 
 static unsigned chain_ntrackers;
 
@@ -169,4 +174,50 @@ chain_reap(void)
 	for (e = snapshots_next(NULL); e != NULL; e = snapshots_next(e))
 		if (e->tracker != NULL && !tracker_alive(e->tracker))
 			chain_untrack(e, tracker_why(e->tracker));
+}
+
+int
+chain_delete_check(int dirfd, const char *dir, const char *name, char *dep,
+    size_t deplen)
+{
+	char			 target[ZSNAP_PARENT_FILE_MAX], path[PATH_MAX];
+	struct zsnap_parent	 link;
+	struct dirent		*d;
+	struct snap_entry	*e;
+	DIR			*dp;
+	int			 fd, found = 0;
+	size_t			 len;
+
+	snprintf(target, sizeof(target), "%s%s", name, ZSNAP_SUFFIX);
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1 || (dp = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while (!found && (d = readdir(dp)) != NULL) {
+		len = strlen(d->d_name);
+		if (len <= strlen(ZSNAP_SUFFIX) || strcmp(d->d_name + len -
+		    strlen(ZSNAP_SUFFIX), ZSNAP_SUFFIX) != 0 ||
+		    strcmp(d->d_name, target) == 0)
+			continue;
+		fd = openat(dirfd, d->d_name, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			continue;
+		if (zsnap_read_link(fd, &link) == 1 &&
+		    strcmp(link.file, target) == 0) {
+			snprintf(dep, deplen, "%s", d->d_name);
+			found = 1;
+		}
+		close(fd);
+	}
+	closedir(dp);
+	if (found)
+		return 1;
+	snprintf(path, sizeof(path), "%s/%s", dir, target);
+	for (e = snapshots_next(NULL); e != NULL; e = snapshots_next(e))
+		if (e->tracker != NULL && strcmp(e->file, path) == 0)
+			chain_untrack(e, "its file was deleted");
+	return 0;
 }

@@ -48,6 +48,16 @@ void		 chain_done(struct snap_entry *e, struct snapshot *snap,
 /* Stop tracking for e, saying why (snapshot-delete, entry dropped). */
 void		 chain_untrack(struct snap_entry *e, const char *why);
 
+/*
+ * Before deleting snapshot name from the directory dirfd (path dir): 1 with
+ * the file name of a snapshot there that names it as its parent in dep (it
+ * must not be deleted: the chain would break), 0 when none does (and the
+ * entry that tracks from that file, if any, stops tracking), -1 with errno
+ * if the directory cannot be read.
+ */
+int		 chain_delete_check(int dirfd, const char *dir, const char *name,
+		    char *dep, size_t deplen);
+
 /* Free the trackers whose process is gone (the progress timer). */
 void		 chain_reap(void);
 

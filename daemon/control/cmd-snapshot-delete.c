@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -13,13 +14,14 @@
 #include "control.h"
 #include "paths.h"
 #include "snapshots.h"
+#include "chain.h"
 #include "cmd.h"
 
 static enum cmd_retval
 cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 {
 	const char	*name;
-	char		 dir[PATH_MAX], err[512];
+	char		 dir[PATH_MAX], err[512], dep[NAME_MAX + 1];
 	int		 dirfd, rv, saved;
 
 	name = json_string_value(json_object_get(ctx->args, "name"));
@@ -35,6 +37,20 @@ cmd_snapshot_delete_exec(struct cmd_ctx *ctx)
 		close(dirfd);
 		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-delete: "
 		    "snapshot '%s' is still running; cancel it first", name);
+	}
+	if ((rv = chain_delete_check(dirfd, dir, name, dep,
+	    sizeof(dep))) != 0) {
+		saved = errno;
+		close(dirfd);
+		if (rv == -1)
+			return cmd_error(ctx, SNAPD_ERR_GENERIC,
+			    "snapshot-delete: read %s: %s", dir,
+			    strerror(saved));
+		return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-delete: "
+		    "snapshot '%s' is the parent of %s in %s, an incremental "
+		    "snapshot that needs it: delete that one first, or fold "
+		    "the chain into one full snapshot (memsnapctl merge)",
+		    name, dep, dir);
 	}
 	rv = paths_delete(dirfd, name, err, sizeof(err));
 	saved = errno;
