@@ -91,6 +91,14 @@ track_whole_add(struct track_state *st, uint32_t region, uint64_t first,
 
 	if (st->whole_overflow)
 		return;
+	/* Said already (an mremap away and back moves the range twice). */
+	for (size_t k = 0; k < st->nwhole; k++)
+		if (st->whole[k].region == region &&
+		    st->whole[k].reason == reason &&
+		    st->whole[k].first_page <= first &&
+		    first + count <= st->whole[k].first_page +
+		    st->whole[k].page_count)
+			return;
 	if (last != NULL && last->region == region && last->reason == reason &&
 	    first >= last->first_page &&
 	    first <= last->first_page + last->page_count) {
