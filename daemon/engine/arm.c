@@ -426,7 +426,11 @@ arm_begin(struct snapshot *s, struct arm *a)
 			    req->regions[i].name, (unsigned long long)r->start,
 			    (unsigned long long)r->length, strerror(errno),
 			    errno == EINVAL ? " (not mapped in the process, or "
-			    "memory uffd-wp cannot track)" : "");
+			    "memory uffd-wp cannot track)" : errno == EBUSY ?
+			    " (another userfaultfd has it: another snapshot, or "
+			    "a snapshot that tracks the process's writes for "
+			    "incremental snapshots; take an incremental one, or "
+			    "cancel that snapshot's tracking)" : "");
 			goto fail;
 		}
 	}

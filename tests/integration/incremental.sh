@@ -14,6 +14,10 @@
 # snapshots (DONTNEED, munmap + mmap, mremap away and back, fork with the
 # child writing its copy, THP split by mprotect): the next incremental
 # snapshot is still exact and says what it saved whole and why.
+#
+# Last, what snapd refuses: an incremental from a link that is not the
+# newest, with regions, after the tracking was cancelled; deleting a link
+# another one depends on; a full snapshot of memory that is tracked.
 . "$(dirname "$0")/../lib.sh"
 t_init
 snapd_config "compression_threads 1"
@@ -101,5 +105,28 @@ if want is None and c["saved-whole-count"] != 0:
     sys.exit(1)
 EOF
 done
+# ---- what snapd refuses ----------------------------------------------------
+out=$T/refusals.json
+run_chain "$out" --size 16M --links 3 --threads 1 --interval 50 \
+    --name refuse --refusals || fail "the chain of the refusals is not exact"
+python3 - "$out" <<'EOF' || fail "a refusal is missing or says the wrong thing"
+import json, sys
+o = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+r = o["refusals"]
+want = {
+    "not-newest": ("InvalidParameter", "is not the newest of its chain"),
+    "with-regions": ("InvalidParameter", "'regions' does not go with 'parent'"),
+    "delete-parent": ("Busy", "is the parent of refuse-1.zsnap"),
+    "full-while-tracked": ("", "tracks the process's writes for incremental"),
+    "after-cancel": ("InvalidParameter", "no longer tracks the process's writes (tracking cancelled"),
+}
+bad = 0
+for k, (cls, text) in want.items():
+    print("%s: %s" % (k, r.get(k)))
+    if not r.get(k, "").startswith(cls) or text not in r.get(k, ""):
+        print("FAIL: %s: want %s ... %s" % (k, cls, text))
+        bad = 1
+sys.exit(bad)
+EOF
 snapd_alive || fail "snapd died"
 echo "incremental: all checks passed"

@@ -29,6 +29,14 @@
  * The next link must still be exact and say (snapd's "saved-whole") what
  * it saved whole and why.
  *
+ * --refusals (with 3 links or more), once the chain is taken: what snapd
+ * must refuse, each answer kept in the report under "refusals": an
+ * incremental from a link that is not the newest ("not-newest"), "parent"
+ * with "regions" ("with-regions"), deleting a link others depend on
+ * ("delete-parent"), a full snapshot of the tracked memory ("full-while-
+ * tracked"), and, once tracking is cancelled, an incremental from the last
+ * link ("after-cancel").
+ *
  * At the end every link's file is restored through libsnapclient (which
  * follows the chain to its base) and every page compared with what the
  * workload recorded; prints one JSON object with the figures.  Exit 0 when
@@ -59,7 +67,7 @@ struct opts {
 	uint64_t	 size;
 	unsigned	 links, threads, hot, interval_ms, event_link;
 	uint64_t	 buffer;
-	int		 force_full, thp;
+	int		 force_full, thp, refusals;
 	const char	*event, *name, *socket;
 	uint64_t	 range_first, range_count;
 };
@@ -229,12 +237,69 @@ query_chain(struct snap_client *c, uint64_t id)
 	return chain;
 }
 
+/* Send cmd; the reply's error "desc" (the class first), or "ok". */
+static json_t *
+refusal(struct snap_client *c, const char *cmd)
+{
+	char	*line = snap_command(c, cmd);
+	json_t	*reply, *err, *out;
+
+	if (line == NULL)
+		die("%s: %s", cmd, snap_strerror(c));
+	reply = json_loads(line, 0, NULL);
+	free(line);
+	if ((err = json_object_get(reply, "error")) == NULL)
+		out = json_string("accepted");
+	else
+		out = json_sprintf("%s: %s", json_string_value(json_object_get(
+		    err, "class")), json_string_value(json_object_get(err,
+		    "desc")));
+	json_decref(reply);
+	return out;
+}
+
+static json_t *
+refusals_run(struct snap_client *c, const struct snap_region *region,
+    const uint64_t *ids)
+{
+	json_t			*r = json_object();
+	char			 cmd[512];
+	struct snap_options	 o = { .name = "refused" };
+	uint64_t		 id;
+
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"snapshot-start\","
+	    "\"arguments\":{\"parent\":%llu}}",
+	    (unsigned long long)ids[opt.links - 2]);
+	json_object_set_new(r, "not-newest", refusal(c, cmd));
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"snapshot-start\","
+	    "\"arguments\":{\"parent\":%llu,\"regions\":[{\"start\":"
+	    "4096,\"length\":4096}]}}", (unsigned long long)ids[opt.links - 1]);
+	json_object_set_new(r, "with-regions", refusal(c, cmd));
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"snapshot-delete\","
+	    "\"arguments\":{\"name\":\"%s-0\"}}", opt.name);
+	json_object_set_new(r, "delete-parent", refusal(c, cmd));
+	if (snap_start(c, region, 1, &o, &id) == 0)
+		json_object_set_new(r, "full-while-tracked",
+		    json_string("accepted"));
+	else
+		json_object_set_new(r, "full-while-tracked",
+		    json_string(snap_strerror(c)));
+	if (snap_cancel(c, ids[opt.links - 1]) == -1)
+		die("end tracking: %s", snap_strerror(c));
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"snapshot-start\","
+	    "\"arguments\":{\"parent\":%llu}}",
+	    (unsigned long long)ids[opt.links - 1]);
+	json_object_set_new(r, "after-cancel", refusal(c, cmd));
+	return r;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: chainwork [--size BYTES] [--links N] "
 	    "[--threads N] [--hot PERCENT]\n"
-	    "\t[--buffer BYTES] [--force-full] [--interval MS] [--thp]\n"
+	    "\t[--buffer BYTES] [--force-full] [--interval MS] [--thp] "
+	    "[--refusals]\n"
 	    "\t[--event dontneed|munmap|mremap|fork|thp-split "
 	    "[--event-link K] [--range FIRST:COUNT]]\n"
 	    "\t[--name PREFIX] [--socket PATH]\n");
@@ -251,6 +316,7 @@ parse(int argc, char **argv)
 		{ "hot", required_argument, NULL, 'h' },
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "force-full", no_argument, NULL, 'f' },
+		{ "refusals", no_argument, NULL, 'R' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "thp", no_argument, NULL, 'T' },
 		{ "event", required_argument, NULL, 'e' },
@@ -290,6 +356,7 @@ parse(int argc, char **argv)
 				die("--buffer %s: not a size", optarg);
 			break;
 		case 'f': opt.force_full = 1; break;
+		case 'R': opt.refusals = 1; break;
 		case 'i':
 			if (parse_uint(optarg, 600000, &opt.interval_ms) == -1)
 				die("--interval %s: not a number of ms", optarg);
@@ -456,7 +523,10 @@ main(int argc, char **argv)
 	for (unsigned t = 0; t < opt.threads; t++)
 		pthread_join(th[t], NULL);
 	/* End tracking: the last link's tracker would outlive us otherwise. */
-	if (snap_cancel(c, ids[opt.links - 1]) == -1)
+	if (opt.refusals)
+		json_object_set_new(report, "refusals", refusals_run(c, &region,
+		    ids));
+	else if (snap_cancel(c, ids[opt.links - 1]) == -1)
 		die("end tracking: %s", snap_strerror(c));
 
 	for (unsigned k = 0; k < opt.links; k++) {
