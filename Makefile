@@ -6,6 +6,9 @@
 #                         regression inputs: the same inputs every run)
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
+#   make bench-incr       incremental snapshots against the full one on 4 GiB,
+#                         and what tracking costs the writer
+#                         (BENCHINCRFLAGS="--size 8G --runs 5")
 #   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
 #                         (BENCHFLAGS="--gib 8" for more; not part of check)
 #   make bench-qemu       memsnapctl qemu-save against QEMU's background snapshot
@@ -222,6 +225,13 @@ demo: deps
 bench: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench.sh $(BENCHFLAGS)
+	B=$(B) tests/bench-incr.sh $(BENCHINCRFLAGS)
+
+# Incremental snapshots against the full one, and tracking's cost to the
+# writer (issue 16): the last section of make bench, alone.
+bench-incr: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/bench-incr.sh $(BENCHINCRFLAGS)
 
 # snapd's attach against redis's BGSAVE on the same redis-server (issue 12).
 bench-redis: deps
@@ -307,4 +317,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz stage install uninstall deb clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-incr bench-redis bench-qemu soak fuzz stage install uninstall deb clean

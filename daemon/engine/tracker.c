@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 #define TRACK_AROUND_MAX	16
 #define TRACK_PAGE		4096ULL
 #define TRACK_HUGE		(2ULL << 20)
+#define TRACK_SPIN_NS		20000	/* look for the next fault this long */
 
 struct tracker {
 	struct track_state	*st;
@@ -45,7 +47,17 @@ struct tracker {
 	uint32_t		 stream_region;
 	uint64_t		 stream_next;	/* page after the last release */
 	uint32_t		 stream_width;
+	uint64_t		 last_serve_ns;	/* 0: not spinning */
 };
+
+static uint64_t
+tracker_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static void
 tracker_lose(struct tracker *t, const char *fmt, const char *detail)
@@ -206,6 +218,26 @@ tracker_main(void *arg)
 	};
 
 	while (!atomic_load(&t->lost)) {
+		/*
+		 * A task just released usually faults again within a few
+		 * microseconds: look for its next fault for a moment before
+		 * sleeping in poll(), whose wake-up would add to its stall
+		 * (as the fault thread does, fault.c).
+		 */
+		if (t->last_serve_ns != 0) {
+			uint64_t until = t->last_serve_ns + TRACK_SPIN_NS;
+
+			while (t->count == 0 && tracker_now() < until &&
+			    tracker_read(t) == 0)
+				;
+			t->last_serve_ns = 0;
+			if (t->count > 0) {
+				if (tracker_serve_queue(t) == -1)
+					break;
+				t->last_serve_ns = tracker_now();
+				continue;
+			}
+		}
 		if (poll(pfd, 3, -1) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -227,9 +259,15 @@ tracker_main(void *arg)
 			    "");
 			break;
 		}
-		if ((pfd[0].revents & POLLIN) &&
-		    (tracker_read(t) == -1 || tracker_serve_queue(t) == -1))
-			break;
+		if (pfd[0].revents & POLLIN) {
+			if (tracker_read(t) == -1)
+				break;
+			if (t->count > 0) {
+				if (tracker_serve_queue(t) == -1)
+					break;
+				t->last_serve_ns = tracker_now();
+			}
+		}
 		if (pfd[2].revents & POLLIN) {
 			tracker_lose(t, "the process exited%s", "");
 			break;

@@ -1,0 +1,95 @@
+#!/bin/bash
+# `make bench-incr` (and the last section of `make bench`): incremental
+# snapshots against the full snapshot they follow, and what tracking writes
+# costs the application between snapshots, on the same memory in the same
+# run (tests/workload/incrbench.c says how each figure is made).
+#
+#	tests/bench-incr.sh [--size SIZE] [--runs N] [--window SECONDS]
+#
+# Default: a 4 GiB region of 4 KiB pages, 1 % and 10 % of its pages written
+# between two snapshots, 3 runs, 5 s windows.  Reports medians of the runs
+# with their spread (min-max over median, the machine's noise), as ratios:
+#   pause, time, size	incremental / full, against the goal of 1.5 x the
+#			dirty fraction plus the fixed cost (an incremental
+#			with nothing written, over the full: also reported)
+#   writes on/off	the writer's writes a second while snapd tracks,
+#			over the same writer with nothing tracking (goal 0.95)
+# The last line is one JSON object with every median.
+. "$(dirname "$0")/lib.sh"
+
+INCRBENCH=${INCRBENCH:-$TESTS_BIN/incrbench}
+size=4G runs=3 window=5
+
+usage() {
+	echo "usage: tests/bench-incr.sh [--size SIZE] [--runs N] [--window SECONDS]" >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--size) [ $# -ge 2 ] || usage; size=$2; shift ;;
+	--runs) [ $# -ge 2 ] || usage; runs=$2; shift ;;
+	--window) [ $# -ge 2 ] || usage; window=$2; shift ;;
+	-h|--help) usage ;;
+	*) echo "tests/bench-incr.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+[ -x "$INCRBENCH" ] || fail "$INCRBENCH is missing: build it first (make tests)"
+
+t_init
+ncpu=$(nproc)
+snapd_config "buffer_size 64M" "compression_level 3" \
+    "compression_threads ${BENCH_COMPRESSION_THREADS:-$ncpu}" "log_level warning"
+snapd_start
+echo "incremental snapshots: $size of 4 KiB pages, $runs runs, ${window} s writer windows," \
+    "$ncpu CPUs, kernel $(uname -r)"
+for r in $(seq 1 "$runs"); do
+	"$INCRBENCH" --socket "$SNAPD_SOCK" --size "$size" --window "$window" \
+	    --run "$r" >"$T/run-$r.json" 2>"$T/run-$r.err" ||
+		{ cat "$T/run-$r.err" >&2; fail "incrbench run $r failed"; }
+	rm -f "$SNAPD_DIR"/*.zsnap
+done
+python3 - "$T" "$runs" <<'EOF'
+import json, statistics, sys
+d, runs = sys.argv[1], int(sys.argv[2])
+rs = [json.loads(open("%s/run-%d.json" % (d, r)).read()) for r in range(1, runs + 1)]
+
+def med(f):
+    v = sorted(f(r) for r in rs)
+    m = statistics.median(v)
+    spread = (v[-1] - v[0]) / m if m else 0.0
+    return m, spread
+
+out = {"size": rs[0]["size"], "runs": runs, "window-s": rs[0]["window-s"]}
+full = {k: med(lambda r, k=k: r["full"][k]) for k in ("pause-us", "time-us", "bytes")}
+none = {k: med(lambda r, k=k: r["incr-none"][k]) for k in ("pause-us", "time-us", "bytes")}
+print("full snapshot: pause %.1f ms (spread %.0f%%), time %.2f s (%.0f%%), %.1f MiB" % (
+    full["pause-us"][0] / 1e3, full["pause-us"][1] * 100, full["time-us"][0] / 1e6,
+    full["time-us"][1] * 100, full["bytes"][0] / 2**20))
+print("fixed cost (incremental, nothing written): pause %.2f ms, time %.1f ms, %d bytes" % (
+    none["pause-us"][0] / 1e3, none["time-us"][0] / 1e3, none["bytes"][0]))
+out["full"] = {k: v[0] for k, v in full.items()}
+out["fixed"] = {k: v[0] for k, v in none.items()}
+print("%-8s %22s %22s %22s %22s" % ("dirty", "pause incr/full", "time incr/full",
+      "size incr/full", "writes on/off"))
+for key in sorted(k for k in rs[0] if k.startswith("incr-") and k != "incr-none"):
+    pct = int(key.split("-")[1])
+    f = pct / 100.0
+    row = {}
+    for k in ("pause-us", "time-us", "bytes"):
+        row[k] = med(lambda r, k=k: r[key][k] / r["full"][k])
+    row["writes"] = med(lambda r: r[key]["writes-on"] / r["off-%d" % pct])
+    goal = {k: 1.5 * f + none[k][0] / full[k][0] for k in ("pause-us", "time-us", "bytes")}
+    cells = []
+    for k in ("pause-us", "time-us", "bytes"):
+        m, s = row[k]
+        cells.append("%.3f (goal %.3f) %s" % (m, goal[k], "ok" if m <= goal[k] else "MISS"))
+    m, s = row["writes"]
+    cells.append("%.3f (goal 0.95) %s" % (m, "ok" if m >= 0.95 else "MISS"))
+    print("%-8s %s" % ("%d %%" % pct, "  ".join(cells)))
+    print("%-8s spread: pause %.0f%%, time %.0f%%, size %.0f%%, writes %.0f%%" % ("", row["pause-us"][1] * 100,
+          row["time-us"][1] * 100, row["bytes"][1] * 100, row["writes"][1] * 100))
+    out[key] = {k: v[0] for k, v in row.items()}
+    out[key]["goal"] = goal
+print(json.dumps(out))
+EOF
