@@ -702,6 +702,8 @@ arm_incremental(struct snapshot *s)
 		for (uint32_t i = 0; i < s->nregions; i++) {
 			struct region *r = &s->regions[i];
 
+			if (region_stopped(r))
+				continue;
 			if (uffd_register_wp(s->uffd, r->start, r->length) ==
 			    -1) {
 				snapshot_set_error(s, "register region %u "
@@ -721,6 +723,9 @@ arm_incremental(struct snapshot *s)
 		const struct track_region	*d = &base->regions[i];
 		uint64_t			 words = (r->npages + 63) / 64;
 
+		/* Copied whole at the arm (stopped.c), never protected. */
+		if (region_stopped(r))
+			continue;
 		for (uint64_t w = 0; w < words; w++) {
 			uint64_t dirty = atomic_load_explicit(&d->dirty[w],
 			    memory_order_relaxed);
@@ -740,6 +745,9 @@ arm_incremental(struct snapshot *s)
 	s->pages_dirty = pl.written;
 	all = (pl.runs * REARM_RUN_COST + pl.covered) * 2 > s->pages_total;
 	if (all ? arm_protect_all(s) : arm_rearm_walk(s, 1, &pl))
+		return -1;
+	/* Still stopped: the copy is part of the pause and its instant. */
+	if (stopped_copy(s) == -1)
 		return -1;
 	arm_mark_armed(s, t0);
 	log_debug("snapshot %llu: incremental: %llu pages written since the "

@@ -302,10 +302,6 @@ snapshot_start_track(struct snapshot *s, const struct snapshot_request *req)
 	if (req->format != OUTPUT_ZSNAP)
 		return snapshot_refuse(req, "incremental snapshots and "
 		    "tracking are for the zsnap format only");
-	if (stopped_pages(req) > 0)
-		return snapshot_refuse(req, "incremental snapshots and "
-		    "tracking cannot take regions copied while the process "
-		    "is stopped");
 	if (req->incr != NULL && (req->prearm || req->parent == NULL))
 		return snapshot_refuse(req, req->prearm ? "an incremental "
 		    "snapshot is armed from the parent's tracking: it takes "

@@ -106,7 +106,8 @@ struct snapshot_request {
 	 * Incremental snapshots (track.h).  track: keep tracking the
 	 * process's writes once this snapshot completes (its tracker is then
 	 * snapshot_take_tracker()'s), so that an incremental snapshot may
-	 * follow; zsnap only, no stopped regions.  incr: this snapshot is
+	 * follow; zsnap only.  Regions copied while stopped are not tracked:
+	 * every snapshot of a chain copies them whole.  incr: this snapshot is
 	 * incremental: the tracking state of its parent (tracker_stop()),
 	 * whose uffd, descriptors and dirty pages it takes over once it has
 	 * started (if snapshot_start() returns NULL the caller still owns

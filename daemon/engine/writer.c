@@ -733,6 +733,8 @@ writer_output_unchanged(struct writer *w)
 	for (uint32_t i = 0; i < s->nregions; i++) {
 		const struct track_region *d = &s->track_base->regions[i];
 
+		if (region_stopped(&s->regions[i]))
+			continue;	/* copied whole (stopped.c) */
 		for (uint64_t p = writer_next_page(d, 0, 0); p < d->npages;) {
 			uint64_t q = writer_next_page(d, p, 1);
 
