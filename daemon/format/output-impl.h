@@ -23,8 +23,16 @@ struct output_format_ops {
 	int	(*pages)(struct output *, uint32_t, uint64_t, uint32_t,
 		    const void *);
 	int	(*lost)(struct output *, uint32_t, uint64_t, uint64_t);
+	/*
+	 * PARENT pages of an incremental snapshot; NULL for a format that
+	 * refuses a parent at open (raw), so output.c never calls it there.
+	 */
+	int	(*unchanged)(struct output *, uint32_t, uint64_t, uint64_t);
 	uint64_t (*bytes)(const struct output *);
-	/* Write the rest, make it durable, rename; fill result->bytes, path. */
+	/*
+	 * Write the rest, make it durable, rename; fill result->bytes, path
+	 * (and index_crc, for zsnap).
+	 */
 	int	(*finish)(struct output *, struct output_result *);
 	/* Free the encoder; remove the temporary file(s) unless finished. */
 	void	(*close)(struct output *);
@@ -37,10 +45,13 @@ struct output {
 	char			*name;
 	char			*comm;
 	uint8_t			*procrec;	/* params.procrec's copy */
+	struct zsnap_parent	*parent;	/* params.parent's copy, or NULL */
+	struct zsnap_whole	*whole;		/* params.whole's copy */
 	uint64_t		 pages_total;
 	uint64_t		 pages_data;
 	uint64_t		 pages_zero;
 	uint64_t		 pages_lost;
+	uint64_t		 pages_parent;	/* output_unchanged() */
 	int			 hurry;		/* output_set_hurry() */
 	uint64_t		 hurried;	/* chunks compressed in a hurry */
 	int			 finished;

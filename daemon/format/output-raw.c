@@ -28,6 +28,12 @@ raw_open(struct output *out)
 	char			 name[NAME_MAX + 1], err[RAWDIR_ERROR_MAX];
 	int			 n;
 
+	if (p->parent != NULL) {
+		output_set_error(out, "snapshot %s: incremental snapshots are "
+		    "zsnap only (the raw format has no parent link)", p->name);
+		errno = EINVAL;
+		return -1;
+	}
 	n = snprintf(name, sizeof(name), "%s%s", p->name, ZSNAP_RAW_SUFFIX);
 	if (n < 0 || (size_t)n >= sizeof(name)) {
 		output_set_error(out, "snapshot %s: name too long", p->name);
@@ -133,6 +139,7 @@ const struct output_format_ops output_raw_ops = {
 	.open = raw_open,
 	.pages = raw_pages,
 	.lost = raw_lost,
+	.unchanged = NULL,	/* raw_open() refuses a parent */
 	.bytes = raw_bytes,
 	.finish = raw_finish,
 	.close = raw_close,

@@ -3,8 +3,8 @@
  *
  * Pages are gathered into a chunk: up to ZSNAP_CHUNK_PAGES DATA pages in a
  * buffer allocated once, and up to ZSNAP_CHUNK_EXTENTS extents describing
- * which region pages they are, plus the ZERO and LOST runs that take no
- * data.  A run of pages of one region and kind that continues the last
+ * which region pages they are, plus the ZERO, LOST and PARENT runs that
+ * take no data.  A run of pages of one region and kind that continues the last
  * extent of that kind extends it instead of adding one.  When either limit
  * would be passed the chunk is flushed: its skippable frame (struct
  * zsnap_chunk, extents, crc), then one zstd frame of its DATA pages, made
@@ -78,7 +78,8 @@ struct zsnap_out {
 	unsigned		 head;
 	unsigned		 queued;
 	struct zchunk		*fill;
-	int			 last_of_kind[3];	/* extent index, -1 none */
+	int			 last_of_kind[4];	/* extent index by kind,
+							 * -1 none */
 
 	/* Compression threads (none when params.threads == 0). */
 	pthread_t		*workers;
@@ -131,6 +132,27 @@ put_crc(unsigned char *payload, size_t len)
 	memcpy(payload + len, &crc, 4);
 }
 
+/*
+ * buf holds a skippable frame: room for its 8-byte header, then payload
+ * bytes [8, end), then room for the crc32c.  Fill in header and crc,
+ * write it, free buf; *crc (if not NULL) gets the payload's crc32c.
+ */
+static int
+zsnap_write_frame(struct output *out, uint32_t magic, unsigned char *buf,
+    size_t end, uint32_t *crc)
+{
+	size_t	payload = end - ZSNAP_SKIP_HDR_SIZE;
+	int	rc;
+
+	put_skip_header(buf, magic, (uint32_t)(payload + 4));
+	if (crc != NULL)
+		*crc = crc32c(0, buf + ZSNAP_SKIP_HDR_SIZE, payload);
+	put_crc(buf + ZSNAP_SKIP_HDR_SIZE, payload);
+	rc = zsnap_write(out, buf, end + 4);
+	free(buf);
+	return rc;
+}
+
 /* Copy a string into a zeroed on-disk field, NUL padded, truncated. */
 static void
 put_name(char *field, size_t size, const char *s)
@@ -145,12 +167,10 @@ zsnap_write_header(struct output *out)
 	struct zsnap_header	 h;
 	unsigned char		*buf;
 	size_t			 payload, off;
-	int			 rc;
 
 	payload = sizeof(h) + (size_t)p->region_count *
 	    sizeof(struct zsnap_region) + 4;
 	buf = xcalloc(1, ZSNAP_SKIP_HDR_SIZE + payload);
-	put_skip_header(buf, ZSNAP_FRAME_HEADER, (uint32_t)payload);
 	off = ZSNAP_SKIP_HDR_SIZE;
 
 	memset(&h, 0, sizeof(h));
@@ -159,7 +179,8 @@ zsnap_write_header(struct output *out)
 	h.version_minor = htole16(ZSNAP_VERSION_MINOR);
 	h.page_size = htole32(ZSNAP_PAGE_SIZE);
 	h.region_count = htole32(p->region_count);
-	h.flags = htole32(p->procrec != NULL ? ZSNAP_F_PROCESS : 0);
+	h.flags = htole32((p->procrec != NULL ? ZSNAP_F_PROCESS : 0) |
+	    (p->parent != NULL ? ZSNAP_F_PARENT : 0));
 	h.armed_realtime_ns = htole64(p->armed_realtime_ns);
 	h.pid = htole32((uint32_t)p->pid);
 	h.uid = htole32((uint32_t)p->uid);
@@ -178,11 +199,7 @@ zsnap_write_header(struct output *out)
 		memcpy(buf + off, &r, sizeof(r));
 		off += sizeof(r);
 	}
-	put_crc(buf + ZSNAP_SKIP_HDR_SIZE, off - ZSNAP_SKIP_HDR_SIZE);
-	off += 4;
-	rc = zsnap_write(out, buf, off);
-	free(buf);
-	return rc;
+	return zsnap_write_frame(out, ZSNAP_FRAME_HEADER, buf, off, NULL);
 }
 
 /*
@@ -201,6 +218,49 @@ zsnap_write_process(struct output *out)
 	if (zsnap_write(out, skip, sizeof(skip)) == -1)
 		return -1;
 	return zsnap_write(out, p->procrec, p->procrec_len);
+}
+
+/*
+ * The parent frame of an incremental snapshot, after the process frame:
+ * struct zsnap_parent, the whole ranges, the crc32c.  output.c checked
+ * and copied both (whole_count <= ZSNAP_WHOLE_MAX, so the payload is
+ * below 2 MiB).
+ */
+static int
+zsnap_write_parent(struct output *out)
+{
+	const struct zsnap_parent *pa = out->params.parent;
+	struct zsnap_parent	 d;
+	unsigned char		*buf;
+	size_t			 payload, off;
+
+	if (pa == NULL)
+		return 0;
+	payload = sizeof(d) + (size_t)pa->whole_count *
+	    sizeof(struct zsnap_whole) + 4;
+	buf = xcalloc(1, ZSNAP_SKIP_HDR_SIZE + payload);
+	off = ZSNAP_SKIP_HDR_SIZE;
+	memset(&d, 0, sizeof(d));
+	memcpy(d.name, pa->name, sizeof(d.name));
+	memcpy(d.file, pa->file, sizeof(d.file));
+	d.armed_realtime_ns = htole64(pa->armed_realtime_ns);
+	d.index_crc = htole32(pa->index_crc);
+	d.depth = htole32(pa->depth);
+	d.whole_count = htole32(pa->whole_count);
+	memcpy(buf + off, &d, sizeof(d));
+	off += sizeof(d);
+	for (uint32_t i = 0; i < pa->whole_count; i++) {
+		const struct zsnap_whole *w = &out->params.whole[i];
+		struct zsnap_whole	 x;
+
+		x.region = htole32(w->region);
+		x.reason = htole32(w->reason);
+		x.first_page = htole64(w->first_page);
+		x.page_count = htole64(w->page_count);
+		memcpy(buf + off, &x, sizeof(x));
+		off += sizeof(x);
+	}
+	return zsnap_write_frame(out, ZSNAP_FRAME_PARENT, buf, off, NULL);
 }
 
 /* Compress one chunk with cctx (at *cctx_level, kept in step); any thread. */
@@ -326,7 +386,9 @@ zsnap_open(struct output *out)
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->work, NULL);
 	pthread_cond_init(&z->done, NULL);
-	z->last_of_kind[0] = z->last_of_kind[1] = z->last_of_kind[2] = -1;
+	for (size_t k = 0; k < sizeof(z->last_of_kind) /
+	    sizeof(z->last_of_kind[0]); k++)
+		z->last_of_kind[k] = -1;
 	z->frame_cap = ZSTD_compressBound((size_t)ZSNAP_CHUNK_PAGES *
 	    ZSNAP_PAGE_SIZE);
 	z->nworkers = p->threads > 0 ? (unsigned)p->threads : 0;
@@ -372,9 +434,9 @@ zsnap_open(struct output *out)
 		output_set_error(out, "%s", err);
 		return -1;
 	}
-	if (zsnap_write_header(out) == -1)
+	if (zsnap_write_header(out) == -1 || zsnap_write_process(out) == -1)
 		return -1;
-	return zsnap_write_process(out);
+	return zsnap_write_parent(out);
 }
 
 /* Append a compressed chunk to the file and to the index. */
@@ -527,7 +589,9 @@ zsnap_flush_chunk(struct output *out)
 	}
 	c->data_pages = 0;
 	c->extent_count = 0;
-	z->last_of_kind[0] = z->last_of_kind[1] = z->last_of_kind[2] = -1;
+	for (size_t k = 0; k < sizeof(z->last_of_kind) /
+	    sizeof(z->last_of_kind[0]); k++)
+		z->last_of_kind[k] = -1;
 	return 0;
 }
 
@@ -602,6 +666,15 @@ zsnap_lost(struct output *out, uint32_t region, uint64_t first,
 	return zsnap_add_extent(out, region, ZSNAP_EXTENT_LOST, first, npages);
 }
 
+/* Pages unchanged since the parent: output.c allows it only with one. */
+static int
+zsnap_unchanged(struct output *out, uint32_t region, uint64_t first,
+    uint64_t npages)
+{
+	return zsnap_add_extent(out, region, ZSNAP_EXTENT_PARENT, first,
+	    npages);
+}
+
 static uint64_t
 zsnap_bytes(const struct output *out)
 {
@@ -610,15 +683,18 @@ zsnap_bytes(const struct output *out)
 	return z->sink != NULL ? sink_bytes(z->sink) : 0;
 }
 
+/*
+ * The index, then where it is and the crc32c ending its payload (what a
+ * child's parent frame records as index_crc).
+ */
 static int
 zsnap_write_index(struct output *out, uint64_t *index_offset,
-    uint64_t *index_length)
+    uint64_t *index_length, uint32_t *index_crc)
 {
 	struct zsnap_out	*z = out->priv;
 	unsigned char		*buf;
 	uint64_t		 v64;
 	size_t			 payload, off;
-	int			 rc;
 
 	if (z->index_count > (UINT32_MAX - 12) / sizeof(struct zsnap_index_entry)) {
 		output_set_error(out, "snapshot %s: index of %llu chunks does "
@@ -629,7 +705,6 @@ zsnap_write_index(struct output *out, uint64_t *index_offset,
 	}
 	payload = 8 + z->index_count * sizeof(struct zsnap_index_entry) + 4;
 	buf = xmalloc(ZSNAP_SKIP_HDR_SIZE + payload);
-	put_skip_header(buf, ZSNAP_FRAME_INDEX, (uint32_t)payload);
 	off = ZSNAP_SKIP_HDR_SIZE;
 	v64 = htole64(z->index_count);
 	memcpy(buf + off, &v64, 8);
@@ -646,13 +721,9 @@ zsnap_write_index(struct output *out, uint64_t *index_offset,
 		memcpy(buf + off, &e, sizeof(e));
 		off += sizeof(e);
 	}
-	put_crc(buf + ZSNAP_SKIP_HDR_SIZE, off - ZSNAP_SKIP_HDR_SIZE);
-	off += 4;
 	*index_offset = sink_bytes(z->sink);
-	*index_length = off;
-	rc = zsnap_write(out, buf, off);
-	free(buf);
-	return rc;
+	*index_length = off + 4;
+	return zsnap_write_frame(out, ZSNAP_FRAME_INDEX, buf, off, index_crc);
 }
 
 static int
@@ -662,10 +733,12 @@ zsnap_finish(struct output *out, struct output_result *result)
 	struct zsnap_footer	 f;
 	unsigned char		 buf[ZSNAP_FOOTER_FRAME_SIZE];
 	uint64_t		 index_offset, index_length;
+	uint32_t		 index_crc;
 
 	if (zsnap_flush_chunk(out) == -1 ||
 	    zsnap_write_done(out, z->queued) == -1 ||
-	    zsnap_write_index(out, &index_offset, &index_length) == -1)
+	    zsnap_write_index(out, &index_offset, &index_length,
+	    &index_crc) == -1)
 		return -1;
 
 	memset(&f, 0, sizeof(f));
@@ -689,6 +762,7 @@ zsnap_finish(struct output *out, struct output_result *result)
 		return -1;
 	}
 	result->bytes = sink_bytes(z->sink);
+	result->index_crc = index_crc;
 	snprintf(result->path, sizeof(result->path), "%s",
 	    sink_file_name(z->sink));
 	return 0;
@@ -731,6 +805,7 @@ const struct output_format_ops output_zsnap_ops = {
 	.open = zsnap_open,
 	.pages = zsnap_pages,
 	.lost = zsnap_lost,
+	.unchanged = zsnap_unchanged,
 	.bytes = zsnap_bytes,
 	.finish = zsnap_finish,
 	.close = zsnap_close,

@@ -51,6 +51,8 @@ output_free(struct output *out)
 	free(out->name);
 	free(out->comm);
 	free(out->procrec);
+	free(out->parent);
+	free(out->whole);
 	free(out);
 }
 
@@ -83,6 +85,73 @@ output_copy_procrec(struct output *out, const struct output_params *params)
 	memcpy(out->procrec, params->procrec, params->procrec_len);
 	out->params.procrec = out->procrec;
 	out->params.procrec_len = params->procrec_len;
+	return 0;
+}
+
+/*
+ * An incremental snapshot's link to its parent (the parent frame), checked
+ * as a reader will check it, so snapd never writes a link a reader must
+ * refuse: a file name that could leave the directory, a depth of 0, more
+ * whole ranges than the format allows, a whole range outside its region
+ * or with an unknown reason.  Then copied, with the whole ranges.
+ */
+static int
+output_copy_parent(struct output *out, const struct output_params *params)
+{
+	const struct zsnap_parent *pa = params->parent;
+	size_t		 flen;
+
+	out->params.parent = NULL;
+	out->params.whole = NULL;
+	if (pa == NULL)
+		return 0;
+	flen = strnlen(pa->file, sizeof(pa->file));
+	if (flen == 0 || flen == sizeof(pa->file) ||
+	    memchr(pa->file, '/', flen) != NULL ||
+	    strcmp(pa->file, ".") == 0 || strcmp(pa->file, "..") == 0) {
+		snprintf(open_error, sizeof(open_error), "snapshot %s: parent "
+		    "file \"%.*s\" is not a file name of this directory",
+		    params->name, (int)flen, pa->file);
+		errno = EINVAL;
+		return -1;
+	}
+	if (pa->depth == 0 || pa->whole_count > ZSNAP_WHOLE_MAX ||
+	    (pa->whole_count > 0 && params->whole == NULL)) {
+		snprintf(open_error, sizeof(open_error), "snapshot %s: parent "
+		    "%s: depth %u and %u whole ranges (the depth is at least "
+		    "1, the ranges at most %u and given)", params->name,
+		    pa->file, pa->depth, pa->whole_count, ZSNAP_WHOLE_MAX);
+		errno = EINVAL;
+		return -1;
+	}
+	for (uint32_t i = 0; i < pa->whole_count; i++) {
+		const struct zsnap_whole *w = &params->whole[i];
+		uint64_t pages = w->region < params->region_count ?
+		    params->regions[w->region].length / ZSNAP_PAGE_SIZE : 0;
+
+		if (w->reason < ZSNAP_WHOLE_DISCARDED ||
+		    w->reason > ZSNAP_WHOLE_UNTRACKED || w->page_count == 0 ||
+		    w->first_page >= pages ||
+		    w->page_count > pages - w->first_page) {
+			snprintf(open_error, sizeof(open_error), "snapshot %s: "
+			    "whole range %u (region %u, pages %llu+%llu, reason "
+			    "%u) is outside the regions or has no known reason",
+			    params->name, i, w->region,
+			    (unsigned long long)w->first_page,
+			    (unsigned long long)w->page_count, w->reason);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	out->parent = xmalloc(sizeof(*out->parent));
+	*out->parent = *pa;
+	out->params.parent = out->parent;
+	if (pa->whole_count > 0) {
+		out->whole = xcalloc(pa->whole_count, sizeof(*out->whole));
+		memcpy(out->whole, params->whole,
+		    pa->whole_count * sizeof(*out->whole));
+		out->params.whole = out->whole;
+	}
 	return 0;
 }
 
@@ -134,7 +203,8 @@ output_open(const struct output_params *params)
 	out->comm = output_comm(params->comm);
 	out->params.comm = out->comm;
 	out->pages_total = total;
-	if (output_copy_procrec(out, params) == -1) {
+	if (output_copy_procrec(out, params) == -1 ||
+	    output_copy_parent(out, params) == -1) {
 		output_free(out);
 		return NULL;
 	}
@@ -225,18 +295,49 @@ output_pages(struct output *out, uint32_t region, uint64_t first,
 	return 0;
 }
 
+/*
+ * A run of pages that takes no data (LOST, PARENT): checked, handed to the
+ * encoder's op and counted in *count.
+ */
+static int
+output_run(struct output *out, const char *what,
+    int (*op)(struct output *, uint32_t, uint64_t, uint64_t), uint64_t *count,
+    uint32_t region, uint64_t first, uint64_t npages)
+{
+	if (output_check_range(out, what, region, first, npages) == -1)
+		return -1;
+	if (op(out, region, first, npages) == -1) {
+		out->failed = 1;
+		return -1;
+	}
+	*count += npages;
+	return 0;
+}
+
 int
 output_lost(struct output *out, uint32_t region, uint64_t first,
     uint64_t npages)
 {
-	if (output_check_range(out, "lost pages", region, first, npages) == -1)
-		return -1;
-	if (out->ops->lost(out, region, first, npages) == -1) {
-		out->failed = 1;
+	return output_run(out, "lost pages", out->ops->lost, &out->pages_lost,
+	    region, first, npages);
+}
+
+int
+output_unchanged(struct output *out, uint32_t region, uint64_t first,
+    uint64_t npages)
+{
+	if (out->parent == NULL) {
+		if (!out->failed)
+			output_set_error(out, "snapshot %s: unchanged pages "
+			    "%llu+%llu of region %u, but the snapshot is not "
+			    "incremental (it has no parent)", out->name,
+			    (unsigned long long)first,
+			    (unsigned long long)npages, region);
+		errno = EINVAL;
 		return -1;
 	}
-	out->pages_lost += npages;
-	return 0;
+	return output_run(out, "unchanged pages", out->ops->unchanged,
+	    &out->pages_parent, region, first, npages);
 }
 
 uint64_t
@@ -263,7 +364,8 @@ output_finish(struct output *out, struct output_result *result)
 	 * No half snapshot looks whole: if the engine gave fewer pages than
 	 * the regions hold, refuse to write an index that would claim them.
 	 */
-	saved = out->pages_data + out->pages_zero + out->pages_lost;
+	saved = out->pages_data + out->pages_zero + out->pages_lost +
+	    out->pages_parent;
 	if (saved != out->pages_total) {
 		output_set_error(out, "snapshot %s: incomplete: %llu of %llu "
 		    "pages saved", out->name, (unsigned long long)saved,
@@ -282,6 +384,7 @@ output_finish(struct output *out, struct output_result *result)
 	result->pages_data = out->pages_data;
 	result->pages_zero = out->pages_zero;
 	result->pages_lost = out->pages_lost;
+	result->pages_parent = out->pages_parent;
 	return 0;
 }
 

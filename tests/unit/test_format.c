@@ -849,6 +849,241 @@ test_process(struct layout *l, int dirfd)
 	free(buf);
 }
 
+/* ---- incremental snapshots: the writer's half ------------------------- */
+
+/* The crc32c that ends the index payload of the zsnap file in buf. */
+static uint32_t
+file_index_crc(const unsigned char *buf, size_t len)
+{
+	const unsigned char *ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE +
+	    ZSNAP_SKIP_HDR_SIZE;
+	uint64_t off = zsnap_get64(ft + offsetof(struct zsnap_footer,
+	    index_offset));
+	uint32_t payload = zsnap_get32(buf + off + 4);
+
+	return zsnap_get32(buf + off + ZSNAP_SKIP_HDR_SIZE + payload - 4);
+}
+
+/* An output of the layout's regions with a parent link, or NULL. */
+static struct output *
+open_incremental(struct layout *l, int dirfd, const char *name,
+    enum output_format format, const struct zsnap_parent *pa,
+    const struct zsnap_whole *whole)
+{
+	struct output_params	 p;
+
+	memset(&p, 0, sizeof(p));
+	p.dirfd = dirfd;
+	p.name = name;
+	p.format = format;
+	p.level = 3;
+	p.owner_uid = (uid_t)-1;
+	p.owner_gid = (gid_t)-1;
+	p.regions = l->regions;
+	p.region_count = NREG;
+	p.pid = 4242;
+	p.comm = "testproc";
+	p.armed_realtime_ns = 1700000001000000000ull;
+	p.parent = pa;
+	p.whole = whole;
+	return output_open(&p);
+}
+
+/* The delta's pages (with_tiny: all of them, else region 3's is missing). */
+static void
+write_delta(struct layout *l, struct output *out, int with_tiny)
+{
+	unsigned char	*pg = calloc(10, PAGE);
+
+	for (int i = 0; i < 10; i++)
+		if (i % 2)
+			fill_page(pg + (size_t)i * PAGE, 1);
+	if ((with_tiny && output_unchanged(out, 3, 0, 1) == -1) ||
+	    output_unchanged(out, 0, 0, 10) == -1 ||
+	    output_pages(out, 0, 10, 10, pg) == -1 ||
+	    output_unchanged(out, 0, 20, 20) == -1 ||
+	    output_lost(out, 0, 40, 1) == -1 ||
+	    output_unchanged(out, 0, 41, l->pages[0] - 41) == -1 ||
+	    output_unchanged(out, 1, 0, l->pages[1]) == -1 ||
+	    output_pages(out, 2, 0, 64, l->mem[2]) == -1)
+		die("delta: %s", output_error(out));
+	free(pg);
+}
+
+/*
+ * A delta on snap.zsnap: region 0's pages 10..19 changed (saved again,
+ * five of them zero), page 40 lost, region 2 saved whole (a whole range,
+ * reason "discarded"), everything else unchanged.  The file must carry
+ * the flag, the parent frame as given, PARENT extents, the counts, and
+ * the index crc the result reports; the writer must refuse what would
+ * make a file a reader refuses.
+ */
+static void
+test_incremental_writer(struct layout *l, int dirfd)
+{
+	struct zsnap_parent	 pa;
+	struct zsnap_whole	 whole[2];
+	struct output_result	 res, base;
+	struct output		*out;
+	unsigned char		*buf;
+	const unsigned char	*fr, *ft;
+	size_t			 len;
+	uint64_t		 hdr_end;
+	char			 path[8192];
+
+	/* The base: its index crc is what the delta's link records. */
+	path_of(path, sizeof(path), "snap.zsnap");
+	buf = read_all(path, &len);
+	memset(&base, 0, sizeof(base));
+	base.index_crc = file_index_crc(buf, len);
+	free(buf);
+
+	memset(&pa, 0, sizeof(pa));
+	snprintf(pa.name, sizeof(pa.name), "snap");
+	snprintf(pa.file, sizeof(pa.file), "snap.zsnap");
+	pa.armed_realtime_ns = 1700000000123456789ull;
+	pa.index_crc = base.index_crc;
+	pa.depth = 1;
+	pa.whole_count = 1;
+	whole[0] = (struct zsnap_whole){ 2, ZSNAP_WHOLE_DISCARDED, 0, 64 };
+
+	/* Not incremental: output_unchanged is refused, with a message. */
+	out = open_output(l, dirfd, "notincr", OUTPUT_ZSNAP, 0);
+	errno = 0;
+	if (output_unchanged(out, 0, 0, 1) == 0 || errno != EINVAL ||
+	    strstr(output_error(out), "not incremental") == NULL)
+		fail("output_unchanged without a parent: errno %d, \"%s\"",
+		    errno, output_error(out));
+	output_close(out);
+
+	/* Raw refuses a parent. */
+	errno = 0;
+	if ((out = open_incremental(l, dirfd, "rawincr", OUTPUT_RAW, &pa,
+	    whole)) != NULL || errno != EINVAL ||
+	    strstr(output_open_error(), "incremental snapshots are zsnap "
+	    "only") == NULL)
+		fail("raw with a parent: errno %d, \"%s\"", errno,
+		    output_open_error());
+	output_close(out);
+
+	/* Links a reader would refuse are refused at open. */
+	{
+		struct zsnap_parent bad = pa;
+		struct zsnap_whole badw = { 0, 9, 0, 1 };
+
+		bad.whole_count = ZSNAP_WHOLE_MAX + 1;
+		if ((out = open_incremental(l, dirfd, "bad", OUTPUT_ZSNAP, &bad,
+		    whole)) != NULL)
+			fail("a parent frame of %u whole ranges was accepted",
+			    bad.whole_count);
+		output_close(out);
+		bad = pa;
+		snprintf(bad.file, sizeof(bad.file), "../snap.zsnap");
+		if ((out = open_incremental(l, dirfd, "bad", OUTPUT_ZSNAP, &bad,
+		    whole)) != NULL || strstr(output_open_error(),
+		    "is not a file name of this directory") == NULL)
+			fail("parent file ../snap.zsnap: \"%s\"",
+			    output_open_error());
+		output_close(out);
+		bad = pa;
+		bad.depth = 0;
+		if ((out = open_incremental(l, dirfd, "bad", OUTPUT_ZSNAP, &bad,
+		    whole)) != NULL)
+			fail("a parent at depth 0 was accepted");
+		output_close(out);
+		if ((out = open_incremental(l, dirfd, "bad", OUTPUT_ZSNAP, &pa,
+		    &badw)) != NULL || strstr(output_open_error(),
+		    "no known reason") == NULL)
+			fail("a whole range of reason 9: \"%s\"",
+			    output_open_error());
+		output_close(out);
+	}
+
+	if ((out = open_incremental(l, dirfd, "delta", OUTPUT_ZSNAP, &pa,
+	    whole)) == NULL)
+		die("open delta: %s", output_open_error());
+	/* The copy is the output's: the caller's may change at once. */
+	whole[0].reason = 99;
+	/* Out of range, as for any page. */
+	if (output_unchanged(out, 3, 1, 1) == 0)
+		fail("output_unchanged past region 3's end was accepted");
+	/* One page short: finish refuses, counting parent pages as saved. */
+	write_delta(l, out, 0);
+	if (output_finish(out, &res) == 0 || strstr(output_error(out),
+	    "incomplete: 9064 of 9065 pages saved") == NULL)
+		fail("delta one page short: \"%s\"", output_error(out));
+	output_close(out);
+
+	whole[0].reason = 2;
+	if ((out = open_incremental(l, dirfd, "delta", OUTPUT_ZSNAP, &pa,
+	    whole)) == NULL)
+		die("open delta: %s", output_open_error());
+	whole[0].reason = 99;
+	write_delta(l, out, 1);
+	if (output_finish(out, &res) == -1)
+		die("delta: %s", output_error(out));
+	output_close(out);
+	if (res.pages_total != 9065 || res.pages_data != 5 ||
+	    res.pages_zero != 5 + 64 || res.pages_lost != 1 ||
+	    res.pages_parent != 9065 - 75)
+		fail("delta: counts total %llu data %llu zero %llu lost %llu "
+		    "parent %llu", (unsigned long long)res.pages_total,
+		    (unsigned long long)res.pages_data,
+		    (unsigned long long)res.pages_zero,
+		    (unsigned long long)res.pages_lost,
+		    (unsigned long long)res.pages_parent);
+
+	path_of(path, sizeof(path), "delta.zsnap");
+	buf = read_all(path, &len);
+	if (res.index_crc != file_index_crc(buf, len))
+		fail("delta: result index_crc %08x, the file's %08x",
+		    res.index_crc, file_index_crc(buf, len));
+	if (!(zsnap_get32(buf + ZSNAP_SKIP_HDR_SIZE + offsetof(struct
+	    zsnap_header, flags)) & ZSNAP_F_PARENT))
+		fail("delta: header without ZSNAP_F_PARENT");
+	hdr_end = ZSNAP_SKIP_HDR_SIZE + zsnap_get32(buf + 4);
+	fr = buf + hdr_end;
+	if (zsnap_get32(fr) != ZSNAP_FRAME_PARENT ||
+	    zsnap_get32(fr + 4) != sizeof(struct zsnap_parent) +
+	    sizeof(struct zsnap_whole) + 4)
+		fail("delta: no parent frame of one whole range after the "
+		    "header (magic %#x, size %u)", zsnap_get32(fr),
+		    zsnap_get32(fr + 4));
+	else {
+		const unsigned char *pp = fr + ZSNAP_SKIP_HDR_SIZE;
+		const unsigned char *w = pp + sizeof(struct zsnap_parent);
+		uint32_t plen = zsnap_get32(fr + 4);
+
+		if (crc32c(0, pp, plen - 4) != zsnap_get32(pp + plen - 4) ||
+		    strcmp((const char *)pp, "snap") != 0 ||
+		    strcmp((const char *)pp + offsetof(struct zsnap_parent,
+		    file), "snap.zsnap") != 0 ||
+		    zsnap_get64(pp + offsetof(struct zsnap_parent,
+		    armed_realtime_ns)) != 1700000000123456789ull ||
+		    zsnap_get32(pp + offsetof(struct zsnap_parent,
+		    index_crc)) != base.index_crc ||
+		    zsnap_get32(pp + offsetof(struct zsnap_parent, depth)) != 1 ||
+		    zsnap_get32(pp + offsetof(struct zsnap_parent,
+		    whole_count)) != 1 || zsnap_get32(w) != 2 ||
+		    zsnap_get32(w + 4) != ZSNAP_WHOLE_UNMAPPED ||
+		    zsnap_get64(w + 8) != 0 || zsnap_get64(w + 16) != 64)
+			fail("delta: the parent frame is not what was given");
+		/* The first chunk follows it, with a PARENT extent first. */
+		fr += ZSNAP_SKIP_HDR_SIZE + plen;
+		if (zsnap_get32(fr) != ZSNAP_FRAME_CHUNK ||
+		    zsnap_get32(fr + ZSNAP_SKIP_HDR_SIZE +
+		    sizeof(struct zsnap_chunk) + 4) != ZSNAP_EXTENT_PARENT)
+			fail("delta: the first chunk does not follow the "
+			    "parent frame with a PARENT extent");
+	}
+	ft = buf + len - ZSNAP_FOOTER_FRAME_SIZE + ZSNAP_SKIP_HDR_SIZE;
+	if (zsnap_get64(ft + offsetof(struct zsnap_footer, pages_data)) != 5 ||
+	    zsnap_get64(ft + offsetof(struct zsnap_footer, pages_zero)) != 69 ||
+	    zsnap_get64(ft + offsetof(struct zsnap_footer, pages_lost)) != 1)
+		fail("delta: footer counts are not the result's");
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -874,6 +1109,7 @@ main(void)
 	test_twice(&l, dirfd);
 	test_atomic(&l, dirfd);
 	test_process(&l, dirfd);
+	test_incremental_writer(&l, dirfd);
 	layout_free(&l);
 	close(dirfd);
 
