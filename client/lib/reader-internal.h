@@ -9,6 +9,10 @@
  *	reader-restore.c	snap_file_restore(), snap_restore(),
  *				snap_file_read(), snap_file_export_raw()
  *	reader-process.c	the process record: snap_file_process()
+ *	reader-chain.c		incremental snapshots: opening and checking
+ *				the chain of parents, and the walk that
+ *				hands out every page from the link holding
+ *				it (restore, read and export go through it)
  *
  * The input is hostile (see reader.c's opening comment): what a file claims
  * is checked before it sizes an allocation or a loop, and every cost is
@@ -37,6 +41,12 @@
 #define READER_RAW_BATCH_PAGES		256
 /* A process record: what its bounds allow is far less (proto/procrec.h). */
 #define READER_PROCESS_BYTES_MAX	(256u << 20)
+/*
+ * The longest chain of incremental snapshots followed (links from a file
+ * to its base).  Every link is an open file: a chain longer than the fd
+ * limit fails with EMFILE, saying so.
+ */
+#define READER_CHAIN_MAX		4096
 
 #define ALL_REGIONS			UINT32_MAX
 #define NO_CHUNK			UINT64_MAX
@@ -63,6 +73,23 @@ struct snap_file {
 	uint32_t		 flags;
 	int			 covered;	/* the coverage check passed */
 	int			 process;	/* has a process record */
+	char			 raw_name[ZSNAP_NAME_MAX]; /* the header's
+						 * name, as on disk */
+	uint32_t		 index_crc;	/* the crc ending the index */
+
+	/*
+	 * Incremental (a zsnap file with ZSNAP_F_PARENT and a parent frame):
+	 * the link, host order, its file NUL-terminated; the whole ranges.
+	 * The parent is opened and checked by reader_chain_open() and owned
+	 * by this file (closed with it); dirfd is the directory the whole
+	 * chain is opened in (the first file's only, -1 elsewhere).
+	 */
+	int			 has_parent;
+	struct zsnap_parent	 link;
+	struct zsnap_whole	*whole;
+	struct snap_file	*parent;
+	int			 chain_open;	/* every link opened, checked */
+	int			 dirfd;
 
 	/* zsnap */
 	uint64_t		 header_end;	/* and of the process frame */
@@ -133,6 +160,14 @@ int	reader_walk(struct snap_file *f, uint32_t region, int all_data,
 int	reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
 	    uint64_t count, reader_cb *cb, void *arg);
 
+/*
+ * Open the zsnap file or raw directory name in dirfd (AT_FDCWD for a
+ * path), called path in messages; nofollow: refuse a symbolic link and
+ * anything but a regular file (a parent in a chain).
+ */
+struct snap_file *reader_open_at(int dirfd, const char *name, const char *path,
+	    int nofollow);
+
 /* reader-raw.c */
 int	reader_raw_open(struct snap_file *f);
 int	reader_raw_walk(struct snap_file *f, uint32_t region, uint64_t first,
@@ -152,5 +187,41 @@ int	reader_process_load(struct snap_file *f, uint8_t **buf, size_t *len);
  * f->covered, so restoring region after region checks once.
  */
 int	reader_check_coverage(struct snap_file *f);
+
+/*
+ * reader-verify.c: verify one file, not its chain (snap_file_verify() does
+ * both): coverage, every chunk's data, the counts, the process record.
+ */
+int	reader_verify_one(struct snap_file *f);
+
+/*
+ * reader-chain.c: open and check every link from f to its base, once
+ * (nothing for a full snapshot).  0, or -1 with a message naming the link
+ * ("chain link b.zsnap -> a.zsnap: a.zsnap is missing").
+ */
+int	reader_chain_open(struct snap_file *f);
+
+/*
+ * The thread's message, about child's parent (its own path first), becomes
+ * top's: "TOP: chain link CHILD -> PARENT: <message>"; errno is kept.
+ */
+void	reader_chain_blame(struct snap_file *top, const struct snap_file *child);
+
+/*
+ * Called with every page of what a chain walk was asked for, exactly once,
+ * as the snapshot held it: kind DATA (data its pages), ZERO or LOST, from
+ * whichever link of the chain holds it (never PARENT).  -1 stops the walk.
+ */
+typedef int reader_apply(struct snap_file *f, void *arg, uint32_t region,
+    uint64_t first, uint64_t count, uint32_t kind, const unsigned char *data);
+
+/*
+ * Hand pages [first, first + count) of region (or every page of every
+ * region, with ALL_REGIONS, first 0 and count UINT64_MAX) to apply: f's
+ * own extents, and for its PARENT pages its parent's, down the chain.
+ * Each link's coverage is checked before it is used.
+ */
+int	reader_chain_walk(struct snap_file *f, uint32_t region, uint64_t first,
+	    uint64_t count, reader_apply *apply, void *arg);
 
 #endif /* SNAPCLIENT_READER_INTERNAL_H */

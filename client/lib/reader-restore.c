@@ -1,7 +1,10 @@
 /*
  * Restoring a snapshot: into memory (snap_file_restore(), snap_restore(),
  * a page range with snap_file_read()) or into a raw snapshot directory (snap_file_export_raw(), which is what
- * `memsnapctl export --raw` runs).
+ * `memsnapctl export --raw` runs).  All three go through
+ * reader_chain_walk() (reader-chain.c), which hands out every page of an
+ * incremental snapshot from the link of its chain that holds it, so each
+ * gives the memory as it was at the file's own armed instant.
  *
  * Both first prove the whole file's coverage (reader_check_coverage():
  * every page of every region covered exactly once) and only then write,
@@ -26,21 +29,24 @@
 #include "rawdir.h"
 #include "reader-internal.h"
 
+/* Restore and read: pages land at (page - first) in addr. */
 struct restore_state {
 	unsigned char	*addr;
+	uint64_t	 first;
 	uint64_t	 pages;		/* restored or lost */
 	uint64_t	 lost;
 };
 
 static int
-restore_extent(struct snap_file *f, void *arg, uint64_t chunk,
-    const struct reader_extent *e, const unsigned char *data)
+restore_apply(struct snap_file *f, void *arg, uint32_t region, uint64_t first,
+    uint64_t count, uint32_t kind, const unsigned char *data)
 {
 	struct restore_state	*r = arg;
-	unsigned char		*dst = r->addr + e->first * ZSNAP_PAGE_SIZE;
-	size_t			 len = (size_t)e->count * ZSNAP_PAGE_SIZE;
+	unsigned char		*dst = r->addr + (first - r->first) *
+				    ZSNAP_PAGE_SIZE;
+	size_t			 len = (size_t)count * ZSNAP_PAGE_SIZE;
 
-	switch (e->kind) {
+	switch (kind) {
 	case ZSNAP_EXTENT_DATA:
 		memcpy(dst, data, len);
 		break;
@@ -48,10 +54,10 @@ restore_extent(struct snap_file *f, void *arg, uint64_t chunk,
 		memset(dst, 0, len);
 		break;
 	case ZSNAP_EXTENT_LOST:
-		r->lost += e->count;
+		r->lost += count;
 		break;
 	}
-	r->pages += e->count;
+	r->pages += count;
 	return 0;
 }
 
@@ -81,7 +87,8 @@ snap_file_restore(struct snap_file *f, uint32_t index, void *addr, size_t len,
 	memset(&r, 0, sizeof(r));
 	r.addr = addr;
 	if (reader_check_coverage(f) == -1 ||
-	    reader_walk(f, index, 0, restore_extent, &r) == -1)
+	    reader_chain_walk(f, index, 0, f->region_pages[index], restore_apply,
+	    &r) == -1)
 		return -1;
 	if (r.pages != f->region_pages[index]) {
 		reader_error(f, EBADMSG, "region %u (%s): the snapshot covers "
@@ -122,41 +129,11 @@ snap_restore(const char *path, const char *region_name, void *addr,
 }
 /* ---- reading a page range --------------------------------------------------- */
 
-struct read_state {
-	unsigned char	*buf;
-	uint64_t	 first, npages;	/* the range asked for */
-	uint64_t	 pages;		/* of it, covered */
-	uint64_t	 lost;
-};
-
-/* Copy what extent e holds of the range; ZERO and LOST stay zero-filled. */
-static int
-read_extent(struct snap_file *f, void *arg, uint64_t chunk,
-    const struct reader_extent *e, const unsigned char *data)
-{
-	struct read_state	*r = arg;
-	uint64_t		 lo, hi;
-
-	lo = e->first > r->first ? e->first : r->first;
-	hi = e->first + e->count < r->first + r->npages ?
-	    e->first + e->count : r->first + r->npages;
-	if (lo >= hi)
-		return 0;
-	if (e->kind == ZSNAP_EXTENT_DATA)
-		memcpy(r->buf + (lo - r->first) * ZSNAP_PAGE_SIZE,
-		    data + (lo - e->first) * ZSNAP_PAGE_SIZE,
-		    (size_t)(hi - lo) * ZSNAP_PAGE_SIZE);
-	else if (e->kind == ZSNAP_EXTENT_LOST)
-		r->lost += hi - lo;
-	r->pages += hi - lo;
-	return 0;
-}
-
 int
 snap_file_read(struct snap_file *f, uint32_t region, uint64_t first_page,
     uint64_t npages, void *buf, uint64_t *lost)
 {
-	struct read_state	r = { buf, first_page, npages, 0, 0 };
+	struct restore_state	r = { buf, first_page, 0, 0 };
 
 	if (f == NULL || buf == NULL) {
 		sc_set_error(NULL, EINVAL, "snap_file_read: no file or no "
@@ -174,7 +151,7 @@ snap_file_read(struct snap_file *f, uint32_t region, uint64_t first_page,
 	}
 	memset(buf, 0, (size_t)npages * ZSNAP_PAGE_SIZE);
 	if (npages > 0 && (reader_check_coverage(f) == -1 ||
-	    reader_walk_pages(f, region, first_page, npages, read_extent,
+	    reader_chain_walk(f, region, first_page, npages, restore_apply,
 	    &r) == -1))
 		return -1;
 	if (r.pages != npages) {
@@ -198,25 +175,36 @@ snap_file_read(struct snap_file *f, uint32_t region, uint64_t first_page,
 struct export_state {
 	struct rawdir	*rd;
 	const char	*dir;	/* as the caller named it, for messages */
+	uint64_t	 pages[3];	/* by kind, as exported */
 };
 
 static int
-export_extent(struct snap_file *f, void *arg, uint64_t chunk,
-    const struct reader_extent *e, const unsigned char *data)
+export_apply(struct snap_file *f, void *arg, uint32_t region, uint64_t first,
+    uint64_t count, uint32_t kind, const unsigned char *data)
 {
 	struct export_state	*x = arg;
+	uint64_t		 zero = 0;
 	int			 rc = 0;
 
-	if (e->kind == ZSNAP_EXTENT_LOST)
-		rc = rawdir_lost(x->rd, e->region, e->first, e->count);
-	else if (e->kind == ZSNAP_EXTENT_DATA)
-		rc = rawdir_pages(x->rd, e->region, e->first, e->count, data,
-		    NULL);
-	/* ZERO pages stay holes. */
-	if (rc == -1)
+	if (kind == ZSNAP_EXTENT_LOST)
+		rc = rawdir_lost(x->rd, region, first, count);
+	else if (kind == ZSNAP_EXTENT_DATA)
+		rc = rawdir_pages(x->rd, region, first, count, data, &zero);
+	else
+		zero = count;	/* ZERO pages stay holes */
+	if (rc == -1) {
 		reader_error(f, errno, "export to %s: %s", x->dir,
 		    rawdir_error(x->rd));
-	return rc;
+		return -1;
+	}
+	/* Raw tells DATA from ZERO by content, as snapd's raw output does. */
+	if (kind == ZSNAP_EXTENT_LOST)
+		x->pages[ZSNAP_EXTENT_LOST] += count;
+	else {
+		x->pages[ZSNAP_EXTENT_DATA] += count - zero;
+		x->pages[ZSNAP_EXTENT_ZERO] += zero;
+	}
+	return 0;
 }
 
 /*
@@ -277,7 +265,7 @@ export_process(struct snap_file *f, struct rawdir *rd, const char *dir)
 int
 snap_file_export_raw(struct snap_file *f, const char *dir)
 {
-	struct export_state	 x = { NULL, dir };
+	struct export_state	 x = { NULL, dir, { 0, 0, 0 } };
 	struct rawdir_region	*regions = NULL;
 	struct rawdir_info	 info;
 	char			 buf[PATH_MAX], err[RAWDIR_ERROR_MAX];
@@ -314,7 +302,8 @@ snap_file_export_raw(struct snap_file *f, const char *dir)
 		goto out;
 	}
 	if (export_process(f, x.rd, dir) == -1 ||
-	    reader_walk(f, ALL_REGIONS, 0, export_extent, &x) == -1)
+	    reader_chain_walk(f, ALL_REGIONS, 0, UINT64_MAX, export_apply,
+	    &x) == -1)
 		goto out;
 	memset(&info, 0, sizeof(info));
 	info.name = f->info.name;
@@ -323,9 +312,9 @@ snap_file_export_raw(struct snap_file *f, const char *dir)
 	info.comm = f->info.comm;
 	info.armed_realtime_ns = f->info.armed_realtime_ns;
 	info.pages_total = f->info.pages_total;
-	info.pages_data = f->info.pages_data;
-	info.pages_zero = f->info.pages_zero;
-	info.pages_lost = f->info.pages_lost;
+	info.pages_data = x.pages[ZSNAP_EXTENT_DATA];
+	info.pages_zero = x.pages[ZSNAP_EXTENT_ZERO];
+	info.pages_lost = x.pages[ZSNAP_EXTENT_LOST];
 	if (rawdir_commit(x.rd, &info) == -1) {
 		reader_error(f, errno, "export to %s: %s", dir,
 		    rawdir_error(x.rd));

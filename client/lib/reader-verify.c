@@ -197,7 +197,7 @@ reader_check_coverage(struct snap_file *f)
 /* ---- verify ---------------------------------------------------------------- */
 
 struct verify_state {
-	uint64_t	pages[3];	/* by kind */
+	uint64_t	pages[4];	/* by kind */
 };
 
 static int
@@ -266,22 +266,43 @@ verify_process(struct snap_file *f)
 /*
  * Coverage first, from the chunks' metadata alone: a file that fails it is
  * refused before any page data is decompressed.  Then every chunk's data,
- * whose checksums the walk checks, and the counts.  The page counts cannot
+ * whose checksums the walk checks, and the counts (PARENT pages are what
+ * the footer's DATA, ZERO and LOST leave over).  The page counts cannot
  * wrap: once coverage holds they add up to the regions' pages, below 2^60.
  */
 int
-snap_file_verify(struct snap_file *f)
+reader_verify_one(struct snap_file *f)
 {
 	struct verify_state	v;
 
-	if (f == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_file_verify: no file");
-		return -1;
-	}
 	memset(&v, 0, sizeof(v));
 	if (reader_check_coverage(f) == -1 ||
 	    reader_walk(f, ALL_REGIONS, 1, verify_extent, &v) == -1 ||
 	    verify_totals(f, &v) == -1 || verify_process(f) == -1)
 		return -1;
+	return 0;
+}
+
+/*
+ * The file, then its chain: every link opened and checked (which ties
+ * each parent to its child by the crc of its index), then every parent
+ * verified as fully as the file, its faults blamed on its link.
+ */
+int
+snap_file_verify(struct snap_file *f)
+{
+	if (f == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_file_verify: no file");
+		return -1;
+	}
+	if (reader_verify_one(f) == -1 || reader_chain_open(f) == -1)
+		return -1;
+	for (struct snap_file *child = f; child->parent != NULL;
+	    child = child->parent) {
+		if (reader_verify_one(child->parent) == -1) {
+			reader_chain_blame(f, child);
+			return -1;
+		}
+	}
 	return 0;
 }

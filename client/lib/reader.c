@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,8 @@ zsnap_parse_header(struct snap_file *f, const unsigned char *buf,
 	get_name(f->info.name, sizeof(f->info.name),
 	    (const char *)buf + offsetof(struct zsnap_header, name),
 	    ZSNAP_NAME_MAX);
+	memcpy(f->raw_name, buf + offsetof(struct zsnap_header, name),
+	    ZSNAP_NAME_MAX);
 	return 0;
 }
 
@@ -271,43 +274,186 @@ zsnap_parse_regions(struct snap_file *f, const unsigned char *r)
 }
 
 /*
- * With ZSNAP_F_PROCESS in the header, the process frame follows it: find
- * it and move header_end past it, where the first chunk must start.  Its
- * content is checked when it is read (reader-process.c).
+ * The skippable frame a header flag promises at f->header_end: its magic,
+ * and a payload size from min to max bytes that fits before the footer.
+ * *len gets the payload's size.
  */
 static int
-zsnap_read_process_frame(struct snap_file *f)
+zsnap_find_frame(struct snap_file *f, uint32_t magic, uint64_t min,
+    uint64_t max, const char *what, uint32_t *len)
 {
 	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE];
 	uint64_t	 off = f->header_end;
 	uint64_t	 limit = f->info.file_size - ZSNAP_FOOTER_FRAME_SIZE;
+
+	if (off + ZSNAP_SKIP_HDR_SIZE > limit) {
+		reader_error(f, EBADMSG, "%s at offset %llu: truncated", what,
+		    (unsigned long long)off);
+		return -1;
+	}
+	if (reader_pread(f, f->fd, skip, sizeof(skip), off, what) == -1)
+		return -1;
+	*len = zsnap_get32(skip + 4);
+	if (zsnap_get32(skip) != magic || *len < min || *len > max ||
+	    *len > limit - off - ZSNAP_SKIP_HDR_SIZE) {
+		reader_error(f, EBADMSG, "%s at offset %llu: the header says "
+		    "there is one, but there is none of a possible size there "
+		    "(magic %#x, size %u)", what, (unsigned long long)off,
+		    zsnap_get32(skip), *len);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * With ZSNAP_F_PROCESS in the header, the process frame follows it: find
+ * it and move header_end past it, where the first chunk must start (or
+ * the parent frame).  Its content is checked when it is read
+ * (reader-process.c).
+ */
+static int
+zsnap_read_process_frame(struct snap_file *f)
+{
 	uint32_t	 len;
 
 	if (!(f->flags & ZSNAP_F_PROCESS))
 		return 0;
-	if (off + ZSNAP_SKIP_HDR_SIZE > limit) {
-		reader_error(f, EBADMSG, "process frame at offset %llu: "
-		    "truncated", (unsigned long long)off);
+	if (zsnap_find_frame(f, ZSNAP_FRAME_PROCESS, 4,
+	    READER_PROCESS_BYTES_MAX, "process frame", &len) == -1)
 		return -1;
-	}
-	if (reader_pread(f, f->fd, skip, sizeof(skip), off,
-	    "process frame") == -1)
-		return -1;
-	len = zsnap_get32(skip + 4);
-	if (zsnap_get32(skip) != ZSNAP_FRAME_PROCESS || len < 4 ||
-	    len > READER_PROCESS_BYTES_MAX ||
-	    len > limit - off - ZSNAP_SKIP_HDR_SIZE) {
-		reader_error(f, EBADMSG, "process frame at offset %llu: the "
-		    "header says there is one, but there is none of a "
-		    "possible size there (magic %#x, size %u)",
-		    (unsigned long long)off, zsnap_get32(skip), len);
-		return -1;
-	}
 	f->process = 1;
-	f->process_off = off + ZSNAP_SKIP_HDR_SIZE;
+	f->process_off = f->header_end + ZSNAP_SKIP_HDR_SIZE;
 	f->process_len = len;
 	f->header_end = f->process_off + len;
 	return 0;
+}
+
+/*
+ * A parent frame's payload in buf (len bytes, its crc checked) at offset
+ * off: the link, whose file must be a plain name of this directory and
+ * whose depth is bounded, and the whole ranges, each inside its region.
+ * A reason this reader does not know is kept (and shown as "unknown").
+ */
+static int
+zsnap_parse_parent(struct snap_file *f, const unsigned char *buf,
+    uint32_t len, uint64_t off)
+{
+	struct zsnap_parent	*l = &f->link;
+	const unsigned char	*w = buf + sizeof(struct zsnap_parent);
+	size_t			 flen;
+
+	memcpy(l->name, buf, sizeof(l->name));
+	memcpy(l->file, buf + offsetof(struct zsnap_parent, file),
+	    sizeof(l->file));
+	l->armed_realtime_ns = zsnap_get64(buf + offsetof(struct zsnap_parent,
+	    armed_realtime_ns));
+	l->index_crc = zsnap_get32(buf + offsetof(struct zsnap_parent,
+	    index_crc));
+	l->depth = zsnap_get32(buf + offsetof(struct zsnap_parent, depth));
+	l->whole_count = zsnap_get32(buf + offsetof(struct zsnap_parent,
+	    whole_count));
+	flen = strnlen(l->file, sizeof(l->file));
+	if (flen == 0 || flen == sizeof(l->file) ||
+	    memchr(l->file, '/', flen) != NULL || strcmp(l->file, ".") == 0 ||
+	    strcmp(l->file, "..") == 0) {
+		reader_error(f, EBADMSG, "parent frame at offset %llu: the "
+		    "parent's file is not a file name of this directory",
+		    (unsigned long long)off);
+		return -1;
+	}
+	if (l->depth == 0 || l->depth > READER_CHAIN_MAX) {
+		reader_error(f, l->depth == 0 ? EBADMSG : ENOTSUP, "parent "
+		    "frame at offset %llu: depth %u (this reader follows "
+		    "chains of 1 to %u links)", (unsigned long long)off,
+		    l->depth, READER_CHAIN_MAX);
+		return -1;
+	}
+	if (len != sizeof(struct zsnap_parent) +
+	    (uint64_t)l->whole_count * sizeof(struct zsnap_whole) + 4) {
+		reader_error(f, EBADMSG, "parent frame at offset %llu: %u "
+		    "bytes do not hold %u whole ranges", (unsigned long long)off,
+		    len, l->whole_count);
+		return -1;
+	}
+	if (l->whole_count > 0 &&
+	    (f->whole = calloc(l->whole_count, sizeof(*f->whole))) == NULL) {
+		reader_error(f, ENOMEM, "cannot allocate %u whole ranges",
+		    l->whole_count);
+		return -1;
+	}
+	for (uint32_t i = 0; i < l->whole_count; i++,
+	    w += sizeof(struct zsnap_whole)) {
+		struct zsnap_whole *x = &f->whole[i];
+
+		x->region = zsnap_get32(w);
+		x->reason = zsnap_get32(w + offsetof(struct zsnap_whole, reason));
+		x->first_page = zsnap_get64(w + offsetof(struct zsnap_whole,
+		    first_page));
+		x->page_count = zsnap_get64(w + offsetof(struct zsnap_whole,
+		    page_count));
+		if (x->region >= f->info.region_count || x->page_count == 0 ||
+		    x->first_page >= f->region_pages[x->region] ||
+		    x->page_count > f->region_pages[x->region] - x->first_page) {
+			reader_error(f, EBADMSG, "parent frame at offset %llu: "
+			    "whole range %u (region %u, pages %llu+%llu) is "
+			    "outside the regions", (unsigned long long)off, i,
+			    x->region, (unsigned long long)x->first_page,
+			    (unsigned long long)x->page_count);
+			return -1;
+		}
+	}
+	f->has_parent = 1;
+	f->info.incremental = 1;
+	f->info.depth = l->depth;
+	f->info.whole_count = l->whole_count;
+	get_name(f->info.parent_name, sizeof(f->info.parent_name), l->name,
+	    sizeof(l->name));
+	get_name(f->info.parent_file, sizeof(f->info.parent_file), l->file,
+	    sizeof(l->file));
+	f->info.parent_armed_realtime_ns = l->armed_realtime_ns;
+	f->info.parent_index_crc = l->index_crc;
+	return 0;
+}
+
+/*
+ * With ZSNAP_F_PARENT in the header, the parent frame follows the header
+ * (and the process frame): its size is checked against the file and the
+ * format's bound before it is read.
+ */
+static int
+zsnap_read_parent_frame(struct snap_file *f)
+{
+	unsigned char	*buf;
+	uint64_t	 off = f->header_end;
+	uint32_t	 len;
+	int		 rc = -1;
+
+	if (!(f->flags & ZSNAP_F_PARENT))
+		return 0;
+	if (zsnap_find_frame(f, ZSNAP_FRAME_PARENT,
+	    sizeof(struct zsnap_parent) + 4, sizeof(struct zsnap_parent) +
+	    (uint64_t)ZSNAP_WHOLE_MAX * sizeof(struct zsnap_whole) + 4,
+	    "parent frame", &len) == -1)
+		return -1;
+	if ((buf = malloc(len)) == NULL) {
+		reader_error(f, ENOMEM, "cannot allocate %u bytes", len);
+		return -1;
+	}
+	if (reader_pread(f, f->fd, buf, len, off + ZSNAP_SKIP_HDR_SIZE,
+	    "parent frame") == -1)
+		goto out;
+	if (crc32c(0, buf, len - 4) != zsnap_get32(buf + len - 4)) {
+		reader_error(f, EBADMSG, "parent frame at offset %llu: "
+		    "checksum mismatch", (unsigned long long)off);
+		goto out;
+	}
+	if (zsnap_parse_parent(f, buf, len, off) == -1)
+		goto out;
+	f->header_end = off + ZSNAP_SKIP_HDR_SIZE + len;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }
 
 static int
@@ -345,7 +491,9 @@ zsnap_read_header(struct snap_file *f)
 		goto fail;
 	f->header_end = ZSNAP_SKIP_HDR_SIZE + (uint64_t)payload;
 	free(buf);
-	return zsnap_read_process_frame(f);
+	if (zsnap_read_process_frame(f) == -1)
+		return -1;
+	return zsnap_read_parent_frame(f);
 fail:
 	free(buf);
 	return -1;
@@ -448,6 +596,8 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 		    (unsigned long long)payload, (unsigned long long)count);
 		goto fail;
 	}
+	f->index_crc = zsnap_get32(buf + payload - 4);
+	f->info.index_crc = f->index_crc;
 	if (count != ft->chunk_count) {
 		reader_error(f, EBADMSG, "index at offset %llu: %llu chunks, but "
 		    "the footer says %llu", (unsigned long long)off,
@@ -497,6 +647,16 @@ zsnap_open(struct snap_file *f)
 	f->info.pages_data = ft.pages_data;
 	f->info.pages_zero = ft.pages_zero;
 	f->info.pages_lost = ft.pages_lost;
+	/*
+	 * An incremental file's other pages are PARENT pages; verify checks
+	 * the extents add up.  A full file has none (its PARENT extents are
+	 * refused), whatever its footer claims.
+	 */
+	if (f->has_parent && ft.pages_data <= ft.pages_total &&
+	    ft.pages_zero <= ft.pages_total - ft.pages_data &&
+	    ft.pages_lost <= ft.pages_total - ft.pages_data - ft.pages_zero)
+		f->info.pages_parent = ft.pages_total - ft.pages_data -
+		    ft.pages_zero - ft.pages_lost;
 	f->flags |= ft.flags;
 	if ((f->dctx = ZSTD_createDCtx()) == NULL) {
 		reader_error(f, ENOMEM, "cannot create a zstd decompression "
@@ -582,7 +742,13 @@ zsnap_chunk_parse_extents(struct snap_file *f, const struct reader_chunk *c,
 			    i, offset, k, e->region, f->info.region_count);
 			return -1;
 		}
-		if (e->kind > ZSNAP_EXTENT_LOST) {
+		if (e->kind == ZSNAP_EXTENT_PARENT && !f->has_parent) {
+			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
+			    "extent %u: PARENT pages in a snapshot without a "
+			    "parent", i, offset, k);
+			return -1;
+		}
+		if (e->kind > ZSNAP_EXTENT_PARENT) {
 			reader_error(f, EBADMSG, "chunk %llu at offset %llu: "
 			    "extent %u: unknown kind %u", i, offset, k,
 			    e->kind);
@@ -817,32 +983,33 @@ reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
 /* ---- public: open, close, info ------------------------------------------- */
 
 struct snap_file *
-snap_file_open(const char *path)
+reader_open_at(int dirfd, const char *name, const char *path, int nofollow)
 {
 	struct snap_file	*f;
 	struct stat		 st;
 	int			 saved;
 
-	if (path == NULL) {
-		sc_set_error(NULL, EINVAL, "snap_file_open: no path");
-		return NULL;
-	}
 	if ((f = calloc(1, sizeof(*f))) == NULL) {
 		sc_set_error(NULL, ENOMEM, "%s: cannot allocate a reader", path);
 		return NULL;
 	}
+	f->dirfd = -1;
 	snprintf(f->path, sizeof(f->path), "%s", path);
-	if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* O_NONBLOCK: a FIFO put in a parent's place must not hang us. */
+	f->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC |
+	    (nofollow ? O_NOFOLLOW | O_NONBLOCK : 0));
+	if (f->fd == -1) {
 		saved = errno;
 		sc_set_error(NULL, saved, "%s: open: %s", path, strerror(saved));
 		free(f);
+		errno = saved;
 		return NULL;
 	}
 	if (fstat(f->fd, &st) == -1) {
 		reader_error(f, errno, "stat: %s", strerror(errno));
 		goto fail;
 	}
-	if (S_ISDIR(st.st_mode)) {
+	if (S_ISDIR(st.st_mode) && !nofollow) {
 		f->format = 1;
 		f->info.format = 1;
 		if (reader_raw_open(f) == -1)
@@ -852,8 +1019,8 @@ snap_file_open(const char *path)
 		if (zsnap_open(f) == -1)
 			goto fail;
 	} else {
-		reader_error(f, EINVAL, "neither a zsnap file nor a raw "
-		    "snapshot directory");
+		reader_error(f, EINVAL, "%s", nofollow ? "not a zsnap file" :
+		    "neither a zsnap file nor a raw snapshot directory");
 		goto fail;
 	}
 	return f;
@@ -864,34 +1031,78 @@ fail:
 	return NULL;
 }
 
+struct snap_file *
+snap_file_open(const char *path)
+{
+	if (path == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_file_open: no path");
+		return NULL;
+	}
+	return reader_open_at(AT_FDCWD, path, path, 0);
+}
+
+/* Close f and the chain of parents it opened, a link at a time. */
 void
 snap_file_close(struct snap_file *f)
 {
 	int	saved = errno;
 
-	if (f == NULL)
-		return;
-	if (f->fd != -1)
-		close(f->fd);
-	if (f->lost != NULL)
-		for (uint32_t i = 0; i < f->info.region_count; i++)
-			free(f->lost[i]);
-	free(f->lost);
-	free(f->lost_count);
-	free(f->regions);
-	free(f->region_pages);
-	free(f->index);
-	ZSTD_freeDCtx(f->dctx);
-	free(f->payload);
-	free(f->extents);
-	free(f->frame);
-	free(f->data);
-	free(f);
+	while (f != NULL) {
+		struct snap_file *parent = f->parent;
+
+		if (f->fd != -1)
+			close(f->fd);
+		if (f->dirfd != -1)
+			close(f->dirfd);
+		if (f->lost != NULL)
+			for (uint32_t i = 0; i < f->info.region_count; i++)
+				free(f->lost[i]);
+		free(f->lost);
+		free(f->lost_count);
+		free(f->regions);
+		free(f->region_pages);
+		free(f->index);
+		free(f->whole);
+		ZSTD_freeDCtx(f->dctx);
+		free(f->payload);
+		free(f->extents);
+		free(f->frame);
+		free(f->data);
+		free(f);
+		f = parent;
+	}
 	errno = saved;
 }
 
+/*
+ * snap_file_info() has two versions.  LIBSNAPCLIENT_0.3's, the default,
+ * fills the whole struct snap_file_info of snapclient.h; LIBSNAPCLIENT_0's
+ * is what programs built before incremental snapshots link to, and fills
+ * only the members their shorter struct has (up to file_size).  Neither
+ * name starts with snap_, so the version script exports them only under
+ * the versioned name.
+ */
+int	reader_info_v0(struct snap_file *f, struct snap_file_info *info);
+int	reader_info_v0_3(struct snap_file *f, struct snap_file_info *info);
+__asm__(".symver reader_info_v0, snap_file_info@LIBSNAPCLIENT_0");
+__asm__(".symver reader_info_v0_3, snap_file_info@@LIBSNAPCLIENT_0.3");
+
+#define SNAP_FILE_INFO_V0_SIZE \
+	(offsetof(struct snap_file_info, file_size) + sizeof(uint64_t))
+
 int
-snap_file_info(struct snap_file *f, struct snap_file_info *info)
+reader_info_v0(struct snap_file *f, struct snap_file_info *info)
+{
+	if (f == NULL || info == NULL) {
+		sc_set_error(NULL, EINVAL, "snap_file_info: no file or no info");
+		return -1;
+	}
+	memcpy(info, &f->info, SNAP_FILE_INFO_V0_SIZE);
+	return 0;
+}
+
+int
+reader_info_v0_3(struct snap_file *f, struct snap_file_info *info)
 {
 	if (f == NULL || info == NULL) {
 		sc_set_error(NULL, EINVAL, "snap_file_info: no file or no info");

@@ -128,6 +128,14 @@ struct snap_file_region {
 	char		name[SNAP_NAME_MAX];
 };
 
+#define SNAP_FILE_NAME_MAX	256	/* a chain link's file name, NUL included */
+
+/*
+ * What a snapshot file says of itself.  The members from pages_parent on
+ * came with incremental snapshots (zsnap 1.2, symbol version
+ * LIBSNAPCLIENT_0.3): a program built against the older, shorter struct
+ * links to the snap_file_info() that fills only the members it knows.
+ */
 struct snap_file_info {
 	int		format;		/* 0 zsnap, 1 raw */
 	unsigned	version_major, version_minor;
@@ -139,6 +147,20 @@ struct snap_file_info {
 	uint64_t	chunk_count;
 	uint64_t	pages_total, pages_data, pages_zero, pages_lost;
 	uint64_t	file_size;
+
+	/* Incremental snapshots (all zero for a full one). */
+	uint64_t	pages_parent;	/* unchanged since the parent: this
+					 * file holds them as PARENT pages */
+	int		incremental;	/* 1: this file has a parent */
+	uint32_t	depth;		/* links from this file to the base */
+	uint32_t	whole_count;	/* ranges saved whole: snap_file_whole() */
+	uint32_t	index_crc;	/* zsnap: the crc32c ending the index,
+					 * what a child's link records */
+	char		parent_name[SNAP_NAME_MAX];	/* the parent's name */
+	char		parent_file[SNAP_FILE_NAME_MAX]; /* its file, in the
+					 * same directory */
+	uint64_t	parent_armed_realtime_ns;
+	uint32_t	parent_index_crc;
 };
 
 struct snap_file *snap_file_open(const char *path);
@@ -147,12 +169,44 @@ int		 snap_file_info(struct snap_file *f, struct snap_file_info *info);
 int		 snap_file_region(struct snap_file *f, uint32_t index,
 		    struct snap_file_region *region);
 
-/* Check every checksum and that every page is covered exactly once.
- * Returns 0 if good; -1 with a message in snap_strerror(NULL) saying what
- * is wrong and where. */
+/*
+ * Incremental snapshots.  A file with a parent stores only what changed
+ * since it; its other pages are the parent's, found by file name in the
+ * same directory and checked (name, armed time, index crc, region table,
+ * depth), down to a full snapshot, the base.  Verify, restore, read and
+ * export follow the chain themselves and refuse a broken one, saying which
+ * link and why ("chain link b.zsnap -> a.zsnap: a.zsnap is missing").
+ *
+ * snap_file_chain_info(): the info of link n of f's chain: 0 is f itself,
+ * 1 its parent, ... info->depth (of link 0) is the base.  Opens and checks
+ * the links up to n.
+ */
+int		 snap_file_chain_info(struct snap_file *f, uint32_t n,
+		    struct snap_file_info *info);
+
+/* A range of pages an incremental snapshot saved whole, and why. */
+struct snap_file_whole {
+	uint32_t	region;
+	uint32_t	reason;		/* 1 discarded, 2 unmapped, 3 moved,
+					 * 4 untracked */
+	uint64_t	first_page;
+	uint64_t	page_count;
+};
+
+/* Whole range index (below info.whole_count) of f itself. */
+int		 snap_file_whole(struct snap_file *f, uint32_t index,
+		    struct snap_file_whole *whole);
+/* "discarded", "unmapped", "moved", "untracked", or "unknown". */
+const char	*snap_whole_reason_name(uint32_t reason);
+
+/* Check every checksum and that every page is covered exactly once; for
+ * an incremental snapshot, the same for every file of its chain, and every
+ * link.  Returns 0 if good; -1 with a message in snap_strerror(NULL)
+ * saying what is wrong and where. */
 int		 snap_file_verify(struct snap_file *f);
 
-/* Write the snapshot as a raw directory (one sparse file per region). */
+/* Write the snapshot as a raw directory (one sparse file per region): an
+ * incremental one as its memory was at its own armed instant. */
 int		 snap_file_export_raw(struct snap_file *f, const char *dir);
 
 /* Copy region `index` of the snapshot into memory at addr (len bytes, at
