@@ -45,6 +45,8 @@
 #define NREG	3
 #define NLINK	5
 #define ARMED0	1700000000000000000ull
+/* Link k is armed a minute after link k - 1. */
+#define ARMED(k)	(ARMED0 + (uint64_t)(k) * 60000000000ull)
 
 static const char *const region_names[NREG] = { "heap", "stack", "tiny" };
 static const uint64_t	 region_pages[NREG] = { 700, 40, 1 };
@@ -258,7 +260,7 @@ link_parent(int k, struct zsnap_parent *pa)
 	memset(pa, 0, sizeof(*pa));
 	snprintf(pa->name, sizeof(pa->name), "c%d", k - 1);
 	snprintf(pa->file, sizeof(pa->file), "c%d.zsnap", k - 1);
-	pa->armed_realtime_ns = ARMED0 + (uint64_t)(k - 1);
+	pa->armed_realtime_ns = ARMED(k - 1);
 	pa->index_crc = links[k - 1].index_crc;
 	pa->depth = (uint32_t)k;
 	pa->whole_count = links[k].whole_count;
@@ -284,7 +286,7 @@ write_chain(int dirfd)
 			link_parent(k, &pa);
 		snprintf(name, sizeof(name), "c%d", k);
 		write_pages(open_link(dirfd, k, k > 0 ? &pa : NULL,
-		    links[k].whole, name, ARMED0 + (uint64_t)k), k, cat, &res);
+		    links[k].whole, name, ARMED(k)), k, cat, &res);
 		if (res.pages_parent != links[k].n_parent ||
 		    res.pages_lost != links[k].n_lost_file)
 			fail("c%d: result says %llu parent and %llu lost pages, "
@@ -426,7 +428,7 @@ check_info(struct snap_file *f, int k)
 	    in.index_crc != links[k].index_crc ||
 	    strcmp(in.parent_file, pfile) != 0 ||
 	    (k > 0 && in.parent_index_crc != links[k - 1].index_crc) ||
-	    (k > 0 && in.parent_armed_realtime_ns != ARMED0 + (uint64_t)k - 1))
+	    (k > 0 && in.parent_armed_realtime_ns != ARMED(k - 1)))
 		fail("c%d: info: incremental %d depth %u parent pages %llu "
 		    "(expected %llu) whole %u parent %s", k, in.incremental,
 		    in.depth, (unsigned long long)in.pages_parent,
@@ -610,8 +612,8 @@ test_broken(int dirfd)
 			for (uint64_t p = 0; p < region_pages[r]; p++)
 				if (cat[r][p] == PG_SAME)
 					cat[r][p] = PG_DATA;
-		write_pages(open_link(subfd, 2, NULL, NULL, "c2",
-		    ARMED0 + 2), 2, cat, &res);
+		write_pages(open_link(subfd, 2, NULL, NULL, "c2", ARMED(2)), 2,
+		    cat, &res);
 		for (uint32_t r = 0; r < NREG; r++) {
 			free(cat[r]);
 			free(links[2].mem[r]);
