@@ -426,7 +426,11 @@ reader_chain_walk(struct snap_file *f, uint32_t region, uint64_t first,
 		w.pending[0] = (struct chain_range){ region, first, count };
 
 	for (;;) {
-		if (chain_walk_link(&w, link) == -1) {
+		int walked = chain_walk_link(&w, link);
+
+		if (link != f)
+			reader_drop_buffers(link);
+		if (walked == -1) {
 			if (child != NULL && !w.apply_failed)
 				reader_chain_blame(f, child);
 			goto out;
