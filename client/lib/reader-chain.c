@@ -200,23 +200,37 @@ chain_open_parent(struct snap_file *top, const struct snap_file *child)
 	return p;
 }
 
-int
-reader_chain_open(struct snap_file *f)
+/*
+ * Open and check the first n links of f's chain (fewer if the base comes
+ * first), those not open yet: a broken link further down does not keep
+ * the ones above it from being described.
+ */
+static int
+chain_open_links(struct snap_file *f, uint32_t n)
 {
 	struct snap_file	*child;
+	uint32_t		 i;
 
 	if (!f->has_parent || f->chain_open)
 		return 0;
 	if (chain_open_dir(f) == -1)
 		return -1;
 	/* Depths fall by one at each link (checked): this ends. */
-	for (child = f; child->has_parent; child = child->parent) {
+	for (child = f, i = 0; child->has_parent && i < n;
+	    child = child->parent, i++) {
 		if (child->parent == NULL &&
 		    (child->parent = chain_open_parent(f, child)) == NULL)
 			return -1;
 	}
-	f->chain_open = 1;
+	if (!child->has_parent)
+		f->chain_open = 1;
 	return 0;
+}
+
+int
+reader_chain_open(struct snap_file *f)
+{
+	return chain_open_links(f, UINT32_MAX);
 }
 
 /* ---- reading through the chain ------------------------------------------ */
@@ -412,7 +426,11 @@ reader_chain_walk(struct snap_file *f, uint32_t region, uint64_t first,
 		w.pending[0] = (struct chain_range){ region, first, count };
 
 	for (;;) {
-		if (chain_walk_link(&w, link) == -1) {
+		int walked = chain_walk_link(&w, link);
+
+		if (link != f)
+			reader_drop_buffers(link);
+		if (walked == -1) {
 			if (child != NULL && !w.apply_failed)
 				reader_chain_blame(f, child);
 			goto out;
@@ -446,7 +464,7 @@ snap_file_chain_info(struct snap_file *f, uint32_t n,
 		    "info");
 		return -1;
 	}
-	if (n > 0 && reader_chain_open(f) == -1)
+	if (chain_open_links(f, n) == -1)
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		if ((link = link->parent) == NULL) {

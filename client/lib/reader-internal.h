@@ -168,6 +168,14 @@ int	reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
 struct snap_file *reader_open_at(int dirfd, const char *name, const char *path,
 	    int nofollow);
 
+/*
+ * Free the buffers and the decompression context a walk of f grew (up to
+ * a chunk's data, compressed and not): they come back when next needed.
+ * A chain keeps every link open, so each parent drops them once walked,
+ * and a deep chain costs its files' indexes, not a megabyte or two a link.
+ */
+void	reader_drop_buffers(struct snap_file *f);
+
 /* reader-raw.c */
 int	reader_raw_open(struct snap_file *f);
 int	reader_raw_walk(struct snap_file *f, uint32_t region, uint64_t first,

@@ -299,7 +299,10 @@ snap_file_verify(struct snap_file *f)
 		return -1;
 	for (struct snap_file *child = f; child->parent != NULL;
 	    child = child->parent) {
-		if (reader_verify_one(child->parent) == -1) {
+		int verified = reader_verify_one(child->parent);
+
+		reader_drop_buffers(child->parent);
+		if (verified == -1) {
 			reader_chain_blame(f, child);
 			return -1;
 		}

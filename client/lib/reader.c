@@ -658,11 +658,6 @@ zsnap_open(struct snap_file *f)
 		f->info.pages_parent = ft.pages_total - ft.pages_data -
 		    ft.pages_zero - ft.pages_lost;
 	f->flags |= ft.flags;
-	if ((f->dctx = ZSTD_createDCtx()) == NULL) {
-		reader_error(f, ENOMEM, "cannot create a zstd decompression "
-		    "context");
-		return -1;
-	}
 	return 0;
 }
 
@@ -881,6 +876,12 @@ zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
 		    c->data_frame_size);
 		return -1;
 	}
+	/* Made when first needed, and dropped with the buffers. */
+	if (f->dctx == NULL && (f->dctx = ZSTD_createDCtx()) == NULL) {
+		reader_error(f, ENOMEM, "cannot create a zstd decompression "
+		    "context");
+		return -1;
+	}
 	n = ZSTD_decompressDCtx(f->dctx, f->data, want, f->frame,
 	    c->data_frame_size);
 	if (ZSTD_isError(n) || n != want) {
@@ -1041,6 +1042,22 @@ snap_file_open(const char *path)
 	return reader_open_at(AT_FDCWD, path, path, 0);
 }
 
+void
+reader_drop_buffers(struct snap_file *f)
+{
+	ZSTD_freeDCtx(f->dctx);
+	f->dctx = NULL;
+	free(f->payload);
+	free(f->extents);
+	free(f->frame);
+	free(f->data);
+	f->payload = NULL;
+	f->extents = NULL;
+	f->frame = NULL;
+	f->data = NULL;
+	f->payload_cap = f->extents_cap = f->frame_cap = f->data_cap = 0;
+}
+
 /* Close f and the chain of parents it opened, a link at a time. */
 void
 snap_file_close(struct snap_file *f)
@@ -1063,11 +1080,7 @@ snap_file_close(struct snap_file *f)
 		free(f->region_pages);
 		free(f->index);
 		free(f->whole);
-		ZSTD_freeDCtx(f->dctx);
-		free(f->payload);
-		free(f->extents);
-		free(f->frame);
-		free(f->data);
+		reader_drop_buffers(f);
 		free(f);
 		f = parent;
 	}

@@ -1,7 +1,9 @@
 /*
  * memsnapctl export FILE --raw DIR|--core CORE: write a snapshot in
  * another form.  --raw: a raw directory, one sparse, mmap-able file per
- * region (snap_file_export_raw).  --core: an ELF core file of a snapshot
+ * region (snap_file_export_raw); an incremental snapshot is reconstructed
+ * from its chain, as the memory was at its own armed instant, and a
+ * broken chain refused.  --core: an ELF core file of a snapshot
  * taken by attach, for gdb (core.c).  The option may come before or after
  * FILE, and as --raw=DIR or --core=CORE.
  */

@@ -1,8 +1,10 @@
 /*
  * memsnapctl verify FILE: check every checksum of a snapshot and that every
- * page is covered exactly once (snap_file_verify).  Prints
+ * page is covered exactly once (snap_file_verify); for an incremental
+ * snapshot, the same of every file of its chain, and every link.  Prints
  *
  *	FILE: OK (N pages, M chunks)
+ *	FILE: OK (N pages, M chunks; chain of L verified)	incremental
  *	FILE: BAD: <what is wrong and where>		exit 1
  *
  * A file that cannot be opened for lack of it or of permission is an
@@ -66,13 +68,19 @@ cmd_verify_exec(struct ctl *ctl, int argc, char **argv)
 		snap_file_close(f);
 		return rc;
 	}
+	/* The links of the chain: the file and its parents, to the base. */
 	if (ctl->json) {
-		o = json_pack("{s:s, s:b, s:I, s:I}", "file", path, "ok", 1,
+		o = json_pack("{s:s, s:b, s:I, s:I, s:I}", "file", path, "ok", 1,
 		    "pages", (json_int_t)in.pages_total,
-		    "chunks", (json_int_t)in.chunk_count);
+		    "chunks", (json_int_t)in.chunk_count,
+		    "chain", (json_int_t)in.depth + 1);
 		ctl_print_json(o);
 		json_decref(o);
-	} else
+	} else if (in.incremental)
+		printf("%s: OK (%" PRIu64 " pages, %" PRIu64 " chunks; chain "
+		    "of %" PRIu32 " verified)\n", path, in.pages_total,
+		    in.chunk_count, in.depth + 1);
+	else
 		printf("%s: OK (%" PRIu64 " pages, %" PRIu64 " chunks)\n",
 		    path, in.pages_total, in.chunk_count);
 	snap_file_close(f);

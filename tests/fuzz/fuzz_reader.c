@@ -27,9 +27,9 @@
  *
  * Checksums stop blind mutation at the first frame, so a zsnap input is run
  * twice: as it is, and again with every checksum that its structure makes
- * findable recomputed (footer, header, process frame, chunks, index
- * entries' chunk_crc, page data, index), which lets the fuzzer reach the
- * checks behind them.
+ * findable recomputed (footer, header, process frame, parent frame,
+ * chunks, index entries' chunk_crc, page data, index), which lets the
+ * fuzzer reach the checks behind them.
  *
  * Single-threaded; the reader runs on libFuzzer's thread.
  */
@@ -426,9 +426,20 @@ fixup_checksums(unsigned char *buf, size_t n)
 
 		if (hp >= 4 && 8 + hp <= n)
 			fixup_payload(buf + 8, hp);
-		/* The process frame right after it, if there is one. */
+		/*
+		 * The process frame right after it, if there is one, and
+		 * the parent frame after that (or after the header).
+		 */
 		if (8 + hp + 8 <= n &&
 		    zsnap_get32(buf + 8 + hp) == ZSNAP_FRAME_PROCESS) {
+			uint64_t pp = zsnap_get32(buf + 8 + hp + 4);
+
+			if (pp >= 4 && 16 + hp + pp <= n)
+				fixup_payload(buf + 16 + hp, pp);
+			hp += 8 + pp;
+		}
+		if (8 + hp + 8 <= n &&
+		    zsnap_get32(buf + 8 + hp) == ZSNAP_FRAME_PARENT) {
 			uint64_t pp = zsnap_get32(buf + 8 + hp + 4);
 
 			if (pp >= 4 && 16 + hp + pp <= n)

@@ -31,7 +31,7 @@
 #define PAGE		ZSNAP_PAGE_SIZE
 #define REGIONS_MAX	4
 
-/* What to put at one run of pages: D data, Z zero, L lost. */
+/* What to put at one run of pages: D data, Z zero, L lost, P parent's. */
 struct seed_op {
 	uint32_t	region;
 	uint64_t	first;
@@ -46,6 +46,7 @@ struct seed {
 	uint64_t		 pages[REGIONS_MAX];
 	const struct seed_op	*ops;		/* ends with count 0 */
 	int			 process;	/* with the sample process record */
+	int			 parent;	/* incremental, on simple.zsnap */
 };
 
 /* One data page, recognisable and compressible: its region and index. */
@@ -72,6 +73,8 @@ seed_make(int dirfd, const struct seed *s)
 	struct output_params	 p;
 	struct output_result	 res;
 	struct output		*out;
+	struct zsnap_parent	 pa;
+	const struct zsnap_whole whole = { 0, ZSNAP_WHOLE_DISCARDED, 0, 1 };
 	unsigned char		*buf;
 	uint8_t			*rec_buf = NULL;
 
@@ -105,6 +108,22 @@ seed_make(int dirfd, const struct seed *s)
 			seed_fail(s->name, "procrec_encode", strerror(errno));
 		p.procrec = rec_buf;
 	}
+	if (s->parent) {
+		/*
+		 * The link names simple.zsnap, which the fuzzer never finds
+		 * (it opens its inputs through /proc/self/fd): this seed
+		 * reaches the parent frame's parser and the PARENT extents.
+		 */
+		memset(&pa, 0, sizeof(pa));
+		memcpy(pa.name, "simple", 6);
+		memcpy(pa.file, "simple.zsnap", 12);
+		pa.armed_realtime_ns = 1699999940000000000ull;
+		pa.index_crc = 0x12345678;
+		pa.depth = 1;
+		pa.whole_count = 1;
+		p.parent = &pa;
+		p.whole = &whole;
+	}
 	if ((out = output_open(&p)) == NULL)
 		seed_fail(s->name, "output_open", output_open_error());
 	free(rec_buf);
@@ -114,6 +133,13 @@ seed_make(int dirfd, const struct seed *s)
 			if (output_lost(out, op->region, op->first,
 			    op->count) == -1)
 				seed_fail(s->name, "output_lost",
+				    output_error(out));
+			continue;
+		}
+		if (op->kind == 'P') {
+			if (output_unchanged(out, op->region, op->first,
+			    op->count) == -1)
+				seed_fail(s->name, "output_unchanged",
 				    output_error(out));
 			continue;
 		}
@@ -218,6 +244,11 @@ static const struct seed_op ops_raw_lost[] = {
 	{ 0, 0, 0, 0 }
 };
 
+/* Incremental: a page saved whole, two unchanged, one changed to zero. */
+static const struct seed_op ops_incremental[] = {
+	{ 0, 0, 1, 'D' }, { 0, 1, 2, 'P' }, { 0, 3, 1, 'Z' }, { 0, 0, 0, 0 }
+};
+
 static const struct seed seeds[] = {
 	{ "simple", OUTPUT_ZSNAP, 1, { 4 }, ops_simple },
 	{ "lost", OUTPUT_ZSNAP, 2, { 3, 2 }, ops_lost },
@@ -226,6 +257,7 @@ static const struct seed seeds[] = {
 	{ "raw-simple", OUTPUT_RAW, 1, { 2 }, ops_raw_simple },
 	{ "raw-lost", OUTPUT_RAW, 2, { 2, 2 }, ops_raw_lost },
 	{ "process", OUTPUT_ZSNAP, 2, { 3, 2 }, ops_lost, 1 },
+	{ "incremental", OUTPUT_ZSNAP, 1, { 4 }, ops_incremental, 0, 1 },
 };
 
 /* OUTDIR/NAME.procrec: rec encoded. */

@@ -6,8 +6,8 @@
 #
 #   reader/   small real snapshots written by snapd's own encoders
 #             (tests/fuzz/make_seeds.c): *.zsnap files (one with a process
-#             record), and raw snapshots as *.rawin (snapshot.json, a NUL,
-#             the region files)
+#             record, one incremental), and raw snapshots as *.rawin
+#             (snapshot.json, a NUL, the region files)
 #   procrec/  process records encoded by proto/procrec.c (make_seeds.c)
 #   config/   the shipped conf/snapd.conf and variations on it, good and bad
 #   control/  every command of proto/PROTOCOL.md, after qmp_capabilities,

@@ -45,6 +45,8 @@
 #define NREG	3
 #define NLINK	5
 #define ARMED0	1700000000000000000ull
+/* Link k is armed a minute after link k - 1. */
+#define ARMED(k)	(ARMED0 + (uint64_t)(k) * 60000000000ull)
 
 static const char *const region_names[NREG] = { "heap", "stack", "tiny" };
 static const uint64_t	 region_pages[NREG] = { 700, 40, 1 };
@@ -258,7 +260,7 @@ link_parent(int k, struct zsnap_parent *pa)
 	memset(pa, 0, sizeof(*pa));
 	snprintf(pa->name, sizeof(pa->name), "c%d", k - 1);
 	snprintf(pa->file, sizeof(pa->file), "c%d.zsnap", k - 1);
-	pa->armed_realtime_ns = ARMED0 + (uint64_t)(k - 1);
+	pa->armed_realtime_ns = ARMED(k - 1);
 	pa->index_crc = links[k - 1].index_crc;
 	pa->depth = (uint32_t)k;
 	pa->whole_count = links[k].whole_count;
@@ -284,7 +286,7 @@ write_chain(int dirfd)
 			link_parent(k, &pa);
 		snprintf(name, sizeof(name), "c%d", k);
 		write_pages(open_link(dirfd, k, k > 0 ? &pa : NULL,
-		    links[k].whole, name, ARMED0 + (uint64_t)k), k, cat, &res);
+		    links[k].whole, name, ARMED(k)), k, cat, &res);
 		if (res.pages_parent != links[k].n_parent ||
 		    res.pages_lost != links[k].n_lost_file)
 			fail("c%d: result says %llu parent and %llu lost pages, "
@@ -426,7 +428,7 @@ check_info(struct snap_file *f, int k)
 	    in.index_crc != links[k].index_crc ||
 	    strcmp(in.parent_file, pfile) != 0 ||
 	    (k > 0 && in.parent_index_crc != links[k - 1].index_crc) ||
-	    (k > 0 && in.parent_armed_realtime_ns != ARMED0 + (uint64_t)k - 1))
+	    (k > 0 && in.parent_armed_realtime_ns != ARMED(k - 1)))
 		fail("c%d: info: incremental %d depth %u parent pages %llu "
 		    "(expected %llu) whole %u parent %s", k, in.incremental,
 		    in.depth, (unsigned long long)in.pages_parent,
@@ -610,8 +612,8 @@ test_broken(int dirfd)
 			for (uint64_t p = 0; p < region_pages[r]; p++)
 				if (cat[r][p] == PG_SAME)
 					cat[r][p] = PG_DATA;
-		write_pages(open_link(subfd, 2, NULL, NULL, "c2",
-		    ARMED0 + 2), 2, cat, &res);
+		write_pages(open_link(subfd, 2, NULL, NULL, "c2", ARMED(2)), 2,
+		    cat, &res);
 		for (uint32_t r = 0; r < NREG; r++) {
 			free(cat[r]);
 			free(links[2].mem[r]);
@@ -690,6 +692,88 @@ test_broken(int dirfd)
 	expect_broken("a parent that is a FIFO", dir, "not a zsnap file");
 	close(subfd);
 	(void)dirfd;
+}
+
+/* ---- a long chain ----------------------------------------------------------- */
+
+/*
+ * LONG links of 8 pages in LONGDIR, link k writing byte k over page k % 8
+ * and leaving the rest to its parent: each page of the newest comes from a
+ * different file, seven to eight links down.  Verify and restore of the
+ * newest follow all of them; every link's buffers are let go once walked.
+ */
+#define LONG	150
+
+static void
+test_long_chain(void)
+{
+	struct output_region	 reg = { 0x10000, 8 * PAGE, "r", 0 };
+	struct zsnap_parent	 pa;
+	struct output_result	 res;
+	struct output_params	 p;
+	struct snap_file	*f;
+	struct snap_file_info	 in;
+	unsigned char		 page[PAGE], mem[8 * PAGE];
+	char			 dir[512], name[32], path[PATH_MAX];
+	int			 dirfd;
+
+	snprintf(dir, sizeof(dir), "%s/long", tmpdir);
+	if (mkdir(dir, 0700) == -1 ||
+	    (dirfd = open(dir, O_RDONLY | O_DIRECTORY)) == -1)
+		die("%s: %s", dir, strerror(errno));
+	memset(&p, 0, sizeof(p));
+	p.dirfd = dirfd;
+	p.format = OUTPUT_ZSNAP;
+	p.level = 1;
+	p.owner_uid = (uid_t)-1;
+	p.owner_gid = (gid_t)-1;
+	p.regions = &reg;
+	p.region_count = 1;
+	p.name = name;
+	memset(&pa, 0, sizeof(pa));
+	for (uint32_t k = 0; k < LONG; k++) {
+		struct output *out;
+
+		snprintf(name, sizeof(name), "l%u", k);
+		p.armed_realtime_ns = ARMED(k);
+		p.parent = k > 0 ? &pa : NULL;
+		if ((out = output_open(&p)) == NULL)
+			die("%s: %s", name, output_open_error());
+		memset(page, (int)(k % 255) + 1, PAGE);
+		for (uint64_t pg = 0; pg < 8; pg++)
+			if ((k == 0 || pg == k % 8 ? output_pages(out, 0, pg, 1,
+			    page) : output_unchanged(out, 0, pg, 1)) == -1)
+				die("%s: %s", name, output_error(out));
+		if (output_finish(out, &res) == -1)
+			die("%s: %s", name, output_error(out));
+		output_close(out);
+		snprintf(pa.name, sizeof(pa.name), "l%u", k);
+		snprintf(pa.file, sizeof(pa.file), "l%u.zsnap", k);
+		pa.armed_realtime_ns = ARMED(k);
+		pa.index_crc = res.index_crc;
+		pa.depth = k + 1;
+	}
+	close(dirfd);
+	snprintf(path, sizeof(path), "%s/l%u.zsnap", dir, LONG - 1);
+	f = open_or_fail(path);
+	if (snap_file_verify(f) == -1)
+		fail("a chain of %d: verify: %s", LONG, snap_strerror(NULL));
+	if (snap_file_info(f, &in) == -1 || in.depth != LONG - 1 ||
+	    in.pages_parent != 7)
+		fail("a chain of %d: depth %u, %llu parent pages", LONG, in.depth,
+		    (unsigned long long)in.pages_parent);
+	if (snap_file_restore(f, 0, mem, sizeof(mem), NULL) == -1)
+		fail("a chain of %d: restore: %s", LONG, snap_strerror(NULL));
+	for (uint32_t pg = 0; pg < 8; pg++) {
+		uint32_t k = LONG - 1 - ((LONG - 1 - pg) % 8);
+
+		if (mem[pg * PAGE] != (unsigned char)(k % 255 + 1) ||
+		    mem[pg * PAGE + PAGE - 1] != (unsigned char)(k % 255 + 1))
+			fail("a chain of %d: page %u holds %u, link %u wrote %u",
+			    LONG, pg, mem[pg * PAGE], k, k % 255 + 1);
+	}
+	snap_file_close(f);
+	printf("ok: a chain of %d links verified and restored\n", LONG);
 }
 
 /* ---- the ABI of snap_file_info ---------------------------------------------- */
@@ -786,6 +870,7 @@ main(int argc, char **argv)
 	    (unsigned long long)rng_state, tmpdir);
 	test_links();
 	test_broken(dirfd);
+	test_long_chain();
 	test_abi();
 	close(dirfd);
 	for (int k = 0; k < NLINK; k++)

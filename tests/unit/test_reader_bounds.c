@@ -8,7 +8,8 @@
  * refused by restore and export as by verify, before any byte is written.
  * A sparse raw region file of 64 GiB is verified without reading its
  * holes.  A header claiming a process record that is not there is
- * refused at open.  Each reader call is watched for the bytes it reads, its peak
+ * refused at open, and so are parent frames claiming what is not there;
+ * a chain of two files of 2^44 pages is followed in bounded memory.  Each reader call is watched for the bytes it reads, its peak
  * memory (and, outside AddressSanitizer, an address space limit) and its
  * time (expect_bounded()).
  *
@@ -72,16 +73,18 @@ craft_frame(unsigned char *p, uint32_t magic, uint32_t payload)
  * Write a zsnap file whose region i is pages[i] pages long and whose chunks
  * hold the extents x: every checksum, offset and count right (the footer's
  * page counts are the sums over x), so the file is well-formed in every
- * respect but the one a test is about.
+ * respect but the one a test is about.  flags go in the header, and the
+ * frame (extra_len bytes, or none) right after it.
  */
 static void
-craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
-    const struct craft_extent *x, size_t nx)
+craft_zsnap_ext(const char *path, const uint64_t *pages, uint32_t nreg,
+    const struct craft_extent *x, size_t nx, uint32_t flags,
+    const unsigned char *extra, size_t extra_len)
 {
 	const size_t	 hdr = 8 + sizeof(struct zsnap_header) +
-			    nreg * sizeof(struct zsnap_region) + 4;
+			    nreg * sizeof(struct zsnap_region) + 4 + extra_len;
 	uint32_t	 nchunks = nx > 0 ? x[nx - 1].chunk + 1 : 0;
-	uint64_t	 kinds[3] = { 0, 0, 0 }, total = 0;
+	uint64_t	 kinds[4] = { 0, 0, 0, 0 }, total = 0;
 	unsigned char	*buf, *p, *idx, *ft;
 	size_t		 len, ilen, k = 0;
 
@@ -98,6 +101,7 @@ craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
 	zsnap_put32(p + offsetof(struct zsnap_header, region_count), nreg);
 	zsnap_put64(p + offsetof(struct zsnap_header, armed_realtime_ns), 1);
 	memcpy(p + offsetof(struct zsnap_header, name), "crafted", 7);
+	zsnap_put32(p + offsetof(struct zsnap_header, flags), flags);
 	for (uint32_t i = 0; i < nreg; i++) {
 		unsigned char *r = p + sizeof(struct zsnap_header) +
 		    i * sizeof(struct zsnap_region);
@@ -110,7 +114,9 @@ craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
 		    ZSNAP_NAME_MAX, "r%u", i);
 		total += pages[i];
 	}
-	craft_frame(buf, ZSNAP_FRAME_HEADER, (uint32_t)(hdr - 8));
+	craft_frame(buf, ZSNAP_FRAME_HEADER, (uint32_t)(hdr - extra_len - 8));
+	if (extra_len > 0)
+		memcpy(buf + hdr - extra_len, extra, extra_len);
 
 	p = buf + hdr;
 	idx = buf + len - ZSNAP_FOOTER_FRAME_SIZE - ilen;
@@ -168,6 +174,13 @@ craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
 	    crc32c(0, ft, offsetof(struct zsnap_footer, crc)));
 	write_all(path, buf, len);
 	free(buf);
+}
+
+static void
+craft_zsnap(const char *path, const uint64_t *pages, uint32_t nreg,
+    const struct craft_extent *x, size_t nx)
+{
+	craft_zsnap_ext(path, pages, nreg, x, nx, 0, NULL, 0);
 }
 
 static long
@@ -432,6 +445,151 @@ test_process_claim(void)
 	    "there is none");
 }
 
+/*
+ * A parent frame for craft_zsnap_ext(): a link to file, "crafted" armed
+ * at 1 (what craft_zsnap writes) with index_crc, at depth, claiming
+ * whole_count ranges of which it holds nwhole (each region 0, page 0, one
+ * page, reason 1); the frame's size field says size (0: its real size).
+ */
+static unsigned char *
+craft_parent(const char *file, uint32_t index_crc, uint32_t depth,
+    uint32_t whole_count, uint32_t nwhole, uint32_t size, size_t *len)
+{
+	uint32_t	 payload = (uint32_t)(sizeof(struct zsnap_parent) +
+			    nwhole * sizeof(struct zsnap_whole) + 4);
+	unsigned char	*buf = calloc(1, 8 + payload), *p = buf + 8;
+
+	if (buf == NULL)
+		die("out of memory");
+	memcpy(p, "crafted", 7);
+	snprintf((char *)p + offsetof(struct zsnap_parent, file),
+	    ZSNAP_PARENT_FILE_MAX, "%s", file);
+	zsnap_put64(p + offsetof(struct zsnap_parent, armed_realtime_ns), 1);
+	zsnap_put32(p + offsetof(struct zsnap_parent, index_crc), index_crc);
+	zsnap_put32(p + offsetof(struct zsnap_parent, depth), depth);
+	zsnap_put32(p + offsetof(struct zsnap_parent, whole_count), whole_count);
+	for (uint32_t i = 0; i < nwhole; i++) {
+		unsigned char *w = p + sizeof(struct zsnap_parent) +
+		    i * sizeof(struct zsnap_whole);
+
+		zsnap_put32(w + offsetof(struct zsnap_whole, reason), 1);
+		zsnap_put64(w + offsetof(struct zsnap_whole, page_count), 1);
+	}
+	craft_frame(buf, ZSNAP_FRAME_PARENT, payload);
+	if (size != 0)
+		zsnap_put32(buf + 4, size);
+	*len = 8 + payload;
+	return buf;
+}
+
+/*
+ * Incremental files: a parent frame claiming what is not there is refused
+ * before anything is allocated for it, as are PARENT pages without one; a
+ * chain of two files whose regions are 2^44 pages, the newer holding them
+ * in ten thousand alternating PARENT and ZERO runs, verifies and reads
+ * through the chain in bounded memory and time.
+ */
+static void
+test_parent_claims(void)
+{
+	static const uint64_t one[1] = { 1ull << 44 }, four[1] = { 4 };
+	static const struct craft_extent zeros[] = {
+		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 1ull << 44 },
+	};
+	static const struct craft_extent parent4[] = {
+		{ 0, 0, ZSNAP_EXTENT_PARENT, 0, 4 },
+	};
+	static const struct {
+		const char	*what, *file;
+		uint32_t	 depth, whole_count, nwhole, size;
+		const char	*want;
+	} bad[] = {
+		{ "a parent frame of 4 GiB claimed", "base.zsnap", 1, 0, 0,
+		    0xFFFFFFF0u, "parent frame at offset 244: the header says "
+		    "there is one, but there is none of a possible size there "
+		    "(magic 0x184d2a55, size 4294967280)" },
+		{ "2^32 whole ranges claimed, one there", "base.zsnap", 1,
+		    0xFFFFFFFFu, 1, 0, "parent frame at offset 244: 372 bytes "
+		    "do not hold 4294967295 whole ranges" },
+		{ "a parent named by a path", "../base.zsnap", 1, 0, 0, 0,
+		    "parent frame at offset 244: the parent's file is not a "
+		    "file name of this directory" },
+		{ "a chain 100000 links deep", "base.zsnap", 100000, 0, 0, 0,
+		    "depth 100000 (this reader follows chains of 1 to 4096 "
+		    "links)" },
+	};
+	enum { NRUNS = 10000 };
+	struct craft_extent *runs;
+	struct snap_file *f;
+	unsigned char	*frame, *buf, page[2 * PAGE];
+	size_t		 len, flen;
+	uint32_t	 crc;
+	uint64_t	 lost = 1;
+	char		 path[8192];
+
+	path_of(path, sizeof(path), "parent-claimed.zsnap");
+	craft_zsnap_ext(path, four, 1, zeros, 0, ZSNAP_F_PARENT, NULL, 0);
+	expect_bounded("a parent frame claimed but not there", path,
+	    "parent frame at offset 244: the header says there is one, but "
+	    "there is none");
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		frame = craft_parent(bad[i].file, 0, bad[i].depth,
+		    bad[i].whole_count, bad[i].nwhole, bad[i].size, &flen);
+		path_of(path, sizeof(path), "parent-bad.zsnap");
+		craft_zsnap_ext(path, four, 1, parent4, 1, ZSNAP_F_PARENT, frame,
+		    flen);
+		free(frame);
+		expect_bounded(bad[i].what, path, bad[i].want);
+		unlink(path);
+	}
+
+	path_of(path, sizeof(path), "parent-pages.zsnap");
+	craft_zsnap(path, four, 1, parent4, 1);
+	expect_bounded("PARENT pages without a parent", path, "extent 0: PARENT "
+	    "pages in a snapshot without a parent");
+
+	/* The chain: base.zsnap all zero, delta.zsnap on it. */
+	path_of(path, sizeof(path), "base.zsnap");
+	craft_zsnap(path, one, 1, zeros, 1);
+	buf = read_all(path, &len);
+	{
+		uint64_t io = zsnap_get64(buf + len - ZSNAP_FOOTER_FRAME_SIZE +
+		    8 + offsetof(struct zsnap_footer, index_offset));
+
+		crc = zsnap_get32(buf + io + 8 + zsnap_get32(buf + io + 4) - 4);
+	}
+	free(buf);
+	if ((runs = calloc(NRUNS, sizeof(*runs))) == NULL)
+		die("out of memory");
+	for (uint32_t i = 0; i < NRUNS; i++) {
+		uint64_t step = (1ull << 44) / NRUNS;
+
+		runs[i] = (struct craft_extent){ i / 1000, 0, i % 2 ?
+		    ZSNAP_EXTENT_ZERO : ZSNAP_EXTENT_PARENT, i * step,
+		    i + 1 < NRUNS ? step : (1ull << 44) - i * step };
+	}
+	frame = craft_parent("base.zsnap", crc, 1, 0, 0, 0, &flen);
+	path_of(path, sizeof(path), "delta.zsnap");
+	craft_zsnap_ext(path, one, 1, runs, NRUNS, ZSNAP_F_PARENT, frame, flen);
+	free(frame);
+	free(runs);
+	expect_bounded("a chain of two files of 2^44 pages", path, NULL);
+
+	/* The last page of one run and the first of the next, read. */
+	memset(page, 0xAA, sizeof(page));
+	if ((f = snap_file_open(path)) == NULL ||
+	    snap_file_read(f, 0, (1ull << 44) / NRUNS - 1, 2, page, &lost) == -1)
+		fail("read through a chain of 2^44 pages: %s",
+		    snap_strerror(NULL));
+	else if (!zsnap_page_is_zero(page) || !zsnap_page_is_zero(page + PAGE) ||
+	    lost != 0)
+		fail("read through a chain of 2^44 pages: not zero");
+	else
+		printf("ok: two pages read through a chain of 2^44 pages\n");
+	snap_file_close(f);
+}
+
 int
 main(void)
 {
@@ -444,6 +602,7 @@ main(void)
 	test_raw_sparse();
 	test_restore_coverage();
 	test_process_claim();
+	test_parent_claims();
 
 	if (getenv("TEST_KEEP") != NULL) {
 		printf("test_reader_bounds: files kept in %s\n", tmpdir);
