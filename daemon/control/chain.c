@@ -21,6 +21,17 @@ chain_trackers(void)
 	return chain_ntrackers;
 }
 
+unsigned
+chain_trackers_uid(uid_t uid)
+{
+	struct snap_entry	*e;
+	unsigned		 n = 0;
+
+	for (e = snapshots_next(NULL); e != NULL; e = snapshots_next(e))
+		n += e->uid == uid && e->tracker != NULL;
+	return n;
+}
+
 static void
 chain_set_tracker(struct snap_entry *e, struct tracker *t)
 {

@@ -22,8 +22,9 @@
 /* The most snapshots whose process's writes are tracked at one time. */
 #define SNAPD_TRACKERS_MAX	16
 
-/* Trackers alive now. */
+/* Trackers alive now: all, and those of snapshots peer uid asked for. */
 unsigned	 chain_trackers(void);
+unsigned	 chain_trackers_uid(uid_t uid);
 
 /*
  * The entry an incremental snapshot of process pid asked by a peer of uid

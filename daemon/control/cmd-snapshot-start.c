@@ -432,11 +432,26 @@ start_parse_options(struct cmd_ctx *ctx, const struct config *conf,
 		req->prearm = json_is_true(v);
 	if ((v = json_object_get(ctx->args, "track")) != NULL)
 		req->track = json_is_true(v);
-	if (req->track && chain_trackers() >= SNAPD_TRACKERS_MAX) {
+	/* An incremental snapshot moves its parent's tracking: no more. */
+	if (req->track && json_object_get(ctx->args, "parent") == NULL &&
+	    chain_trackers() >= SNAPD_TRACKERS_MAX) {
 		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: %u snapshots "
 		    "already track their process's writes (at most %d): end "
 		    "one with snapshot-cancel first", chain_trackers(),
 		    SNAPD_TRACKERS_MAX);
+		return -1;
+	}
+	/* Root, the operator, is bounded by the total alone. */
+	if (req->track && ctx->conn->uid != 0 &&
+	    json_object_get(ctx->args, "parent") == NULL &&
+	    chain_trackers_uid(ctx->conn->uid) >=
+	    (unsigned)conf->max_snapshots_per_uid) {
+		cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: uid %u has %u "
+		    "snapshots tracking their process's writes "
+		    "(max_snapshots_per_uid %d): end one with snapshot-cancel "
+		    "first", (unsigned)ctx->conn->uid,
+		    chain_trackers_uid(ctx->conn->uid),
+		    conf->max_snapshots_per_uid);
 		return -1;
 	}
 	if (testhold_parse(json_object_get(ctx->args, "test-hold"), req, err,

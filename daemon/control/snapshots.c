@@ -157,6 +157,18 @@ snapshots_visible(const struct snap_entry *e, uid_t uid)
 	return uid == 0 || e->uid == uid;
 }
 
+/* Is e the parent of a snapshot not yet done? */
+static int
+snapshots_is_parent(const struct snap_entry *e)
+{
+	struct snap_entry *n;
+
+	TAILQ_FOREACH(n, &snapshots, entry)
+		if (!n->done && n->parent_id == e->id)
+			return 1;
+	return 0;
+}
+
 static void
 snapshots_entry_free(struct snap_entry *e)
 {
@@ -174,8 +186,12 @@ snapshots_trim(void)
 	for (e = TAILQ_FIRST(&snapshots);
 	    e != NULL && snapshots_finished > SNAPSHOTS_FINISHED_KEPT; e = next) {
 		next = TAILQ_NEXT(e, entry);
-		/* A tracked one stays: the next of its chain starts from it. */
-		if (!e->done || e->tracker != NULL)
+		/*
+		 * A tracked one stays: the next of its chain starts from it;
+		 * so does the parent of one running, which gets the tracking
+		 * back if that one fails.
+		 */
+		if (!e->done || e->tracker != NULL || snapshots_is_parent(e))
 			continue;
 		TAILQ_REMOVE(&snapshots, e, entry);
 		snapshots_entry_free(e);
