@@ -6,6 +6,7 @@
 #                         regression inputs: the same inputs every run)
 #   make demo             snapshot a live 1 GiB demo workload and verify it
 #   make bench / soak / fuzz   the long runs, not part of check
+#   make bench-lazy       lazy restore against eager, 1 GiB snapshot (not in check)
 #   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
 #                         (BENCHFLAGS="--gib 8" for more; not part of check)
 #   make bench-qemu       memsnapctl qemu-save against QEMU's background snapshot
@@ -223,6 +224,11 @@ bench: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench.sh $(BENCHFLAGS)
 
+# Lazy restore (snap_file_restore_lazy) against the eager one, 1 GiB.
+bench-lazy: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/bench-lazy.sh $(BENCHFLAGS)
+
 # snapd's attach against redis's BGSAVE on the same redis-server (issue 12).
 bench-redis: deps
 	$(MAKE) all $(WORKLOAD_BIN)
@@ -307,4 +313,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-redis bench-qemu soak fuzz stage install uninstall deb clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-lazy bench-redis bench-qemu soak fuzz stage install uninstall deb clean

@@ -28,6 +28,9 @@
  *		stats failed) and every page must read either its expected
  *		bytes or zeros.
  *
+ * After every region's snap_lazy_close() the process must be back to one
+ * thread and the fds it had: no handler, userfaultfd or eventfd left.
+ *
  * Exit 0 when everything holds, 1 (saying what was wrong) otherwise.
  *
  * Threads: the main thread restores, waits and checks; toucher threads
@@ -37,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -403,6 +407,24 @@ run_region(struct snap_file *f, unsigned r, int *failed_regions)
 	return rc;
 }
 
+/* Entries of /proc/self/DIR: open fds ("fd") or threads ("task"). */
+static int
+count_entries(const char *dir)
+{
+	char		 path[64];
+	struct dirent	*d;
+	DIR		*dp;
+	int		 n = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/%s", dir);
+	if ((dp = opendir(path)) == NULL)
+		die("opendir %s: %s", path, strerror(errno));
+	while ((d = readdir(dp)) != NULL)
+		n += d->d_name[0] != '.';
+	closedir(dp);
+	return n - (strcmp(dir, "fd") == 0);	/* opendir's own */
+}
+
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -423,7 +445,7 @@ main(int argc, char **argv)
 	};
 	struct snap_file_info	 info;
 	struct snap_file	*f;
-	int			 c, rc = 0, failed_regions = 0;
+	int			 c, fds, rc = 0, failed_regions = 0;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -449,8 +471,15 @@ main(int argc, char **argv)
 	if ((f = snap_file_open(opt.file)) == NULL ||
 	    snap_file_info(f, &info) == -1)
 		die("%s", snap_strerror(NULL));
-	for (unsigned r = 0; r < info.region_count; r++)
+	fds = count_entries("fd");
+	for (unsigned r = 0; r < info.region_count; r++) {
 		rc |= run_region(f, r, &failed_regions);
+		/* Closed: no handler thread, no userfaultfd, no eventfd left. */
+		rc |= check(count_entries("task") == 1, r, "a thread is left "
+		    "after snap_lazy_close()");
+		rc |= check(count_entries("fd") == fds, r, "an fd is left after "
+		    "snap_lazy_close()");
+	}
 	if (opt.mode == MODE_CORRUPT && failed_regions == 0) {
 		fprintf(stderr, "lazycheck: FAIL: the corrupt file restored "
 		    "without an error\n");

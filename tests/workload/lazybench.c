@@ -1,0 +1,215 @@
+/*
+ * lazybench: lazy restore (snap_file_restore_lazy()) against the eager one
+ * (snap_file_restore()) of the same region of the same file, in the same
+ * run; tests/bench-lazy.sh runs it on a 1 GiB snapshot of mixed content.
+ *
+ * Each run, in alternating order so neither always goes first:
+ *   eager	open the file, map fresh memory, snap_file_restore(), read
+ *		one page: first access and total are the same instant;
+ *   lazy	open the file, snap_file_restore_lazy() into memory it maps,
+ *		read one page (first access: from the call until that page's
+ *		byte is read), then snap_lazy_wait() (total: all pages present).
+ * The page read is a different random page each run, the same for both.
+ * An untimed eager restore first brings the file into the page cache, so
+ * both read it from memory.  Then medians, minimum and maximum over the
+ * runs, and the ratios of medians: eager total / lazy first access (how
+ * much sooner the memory is usable) and lazy total / eager total (what the
+ * faults and the sweep cost).  The last line is one JSON object.
+ */
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapclient.h"
+#include "workload.h"
+
+#define PAGE_SIZE	4096u
+#define RUNS_MAX	100
+
+struct figures {
+	uint64_t	eager_ns[RUNS_MAX];
+	uint64_t	lazy_first_ns[RUNS_MAX];
+	uint64_t	lazy_total_ns[RUNS_MAX];
+};
+
+static unsigned char *
+map_region(uint64_t len)
+{
+	void	*p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap %llu bytes: %s", (unsigned long long)len,
+		    strerror(errno));
+	return p;
+}
+
+static struct snap_file *
+open_file(const char *path, uint32_t region, uint64_t *len)
+{
+	struct snap_file_region	 r;
+	struct snap_file	*f;
+
+	if ((f = snap_file_open(path)) == NULL ||
+	    snap_file_region(f, region, &r) == -1)
+		die("%s", snap_strerror(NULL));
+	*len = r.length;
+	return f;
+}
+
+/* Read one byte of page, so the read is not optimised away. */
+static unsigned
+read_page(const unsigned char *mem, uint64_t page)
+{
+	return *(const volatile unsigned char *)(mem + page * PAGE_SIZE);
+}
+
+static uint64_t
+run_eager(const char *path, uint32_t region, uint64_t page, unsigned *sum)
+{
+	uint64_t	 t0 = now_ns(), len, t;
+	struct snap_file *f = open_file(path, region, &len);
+	unsigned char	*mem = map_region(len);
+
+	if (snap_file_restore(f, region, mem, len, NULL) == -1)
+		die("snap_file_restore: %s", snap_strerror(NULL));
+	*sum += read_page(mem, page);
+	t = now_ns() - t0;
+	snap_file_close(f);
+	munmap(mem, len);
+	return t;
+}
+
+static void
+run_lazy(const char *path, uint32_t region, uint64_t page, unsigned *sum,
+    uint64_t *first, uint64_t *total)
+{
+	uint64_t	 t0 = now_ns(), len;
+	struct snap_file *f = open_file(path, region, &len);
+	struct snap_lazy *l;
+	unsigned char	*mem;
+
+	if ((l = snap_file_restore_lazy(f, region, NULL, 0, 0)) == NULL)
+		die("snap_file_restore_lazy: %s", snap_strerror(NULL));
+	mem = snap_lazy_addr(l);
+	*sum += read_page(mem, page);
+	*first = now_ns() - t0;
+	if (snap_lazy_wait(l, -1) == -1)
+		die("snap_lazy_wait: %s", snap_strerror(NULL));
+	*total = now_ns() - t0;
+	if (snap_lazy_close(l, NULL) == -1)
+		die("snap_lazy_close: %s", snap_strerror(NULL));
+	snap_file_close(f);
+	munmap(mem, len);
+}
+
+struct summary {
+	double	median, min, max;
+};
+
+static struct summary
+summarize(uint64_t *v, unsigned n, double unit)
+{
+	struct summary	s;
+
+	qsort(v, n, sizeof(*v), cmp_u64);
+	s.median = (n % 2 ? (double)v[n / 2] :
+	    ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2) / unit;
+	s.min = (double)v[0] / unit;
+	s.max = (double)v[n - 1] / unit;
+	return s;
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: lazybench --file ZSNAP [--region N] "
+	    "[--runs N]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "file",	required_argument, NULL, 'f' },
+		{ "region",	required_argument, NULL, 'r' },
+		{ "runs",	required_argument, NULL, 'n' },
+		{ NULL,		0,		   NULL, 0 },
+	};
+	static struct figures fig;
+	struct summary	 eager, first, total;
+	const char	*path = NULL;
+	unsigned	 region = 0, runs = 5, sum = 0;
+	uint64_t	 len, pages;
+	int		 c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': path = optarg; break;
+		case 'r':
+			if (parse_uint(optarg, UINT32_MAX, &region) == -1)
+				usage();
+			break;
+		case 'n':
+			if (parse_uint(optarg, RUNS_MAX, &runs) == -1 || runs == 0)
+				usage();
+			break;
+		default: usage();
+		}
+	}
+	if (path == NULL)
+		usage();
+	snap_file_close(open_file(path, region, &len));
+	pages = len / PAGE_SIZE;
+	run_eager(path, region, 0, &sum);	/* the page cache, untimed */
+	for (unsigned i = 0; i < runs; i++) {
+		uint64_t page = mix64(i + 1) % pages;
+
+		if (i % 2 == 0) {
+			fig.eager_ns[i] = run_eager(path, region, page, &sum);
+			run_lazy(path, region, page, &sum, &fig.lazy_first_ns[i],
+			    &fig.lazy_total_ns[i]);
+		} else {
+			run_lazy(path, region, page, &sum, &fig.lazy_first_ns[i],
+			    &fig.lazy_total_ns[i]);
+			fig.eager_ns[i] = run_eager(path, region, page, &sum);
+		}
+		printf("run %u (page %llu): eager %.1f ms; lazy first access "
+		    "%.1f us, all pages %.1f ms\n", i + 1,
+		    (unsigned long long)page, fig.eager_ns[i] / 1e6,
+		    fig.lazy_first_ns[i] / 1e3, fig.lazy_total_ns[i] / 1e6);
+		fflush(stdout);
+	}
+	eager = summarize(fig.eager_ns, runs, 1e6);
+	first = summarize(fig.lazy_first_ns, runs, 1e3);
+	total = summarize(fig.lazy_total_ns, runs, 1e6);
+	printf("\n%llu MiB region, %u runs: median (min to max)\n",
+	    (unsigned long long)(len >> 20), runs);
+	printf("  eager restore, first access = all pages  %9.1f ms  (%.1f to %.1f)\n",
+	    eager.median, eager.min, eager.max);
+	printf("  lazy restore, first access               %9.1f us  (%.1f to %.1f)\n",
+	    first.median, first.min, first.max);
+	printf("  lazy restore, all pages present          %9.1f ms  (%.1f to %.1f)\n",
+	    total.median, total.min, total.max);
+	printf("  first access: eager / lazy               %9.0fx\n",
+	    eager.median * 1e3 / first.median);
+	printf("  all pages: lazy / eager                  %9.2fx\n",
+	    total.median / eager.median);
+	printf("{\"region-bytes\": %llu, \"runs\": %u, "
+	    "\"eager-ms\": [%.1f, %.1f, %.1f], "
+	    "\"lazy-first-access-us\": [%.1f, %.1f, %.1f], "
+	    "\"lazy-all-pages-ms\": [%.1f, %.1f, %.1f], "
+	    "\"first-access-eager-over-lazy\": %.1f, "
+	    "\"all-pages-lazy-over-eager\": %.3f, \"checksum\": %u}\n",
+	    (unsigned long long)len, runs, eager.median, eager.min, eager.max,
+	    first.median, first.min, first.max, total.median, total.min,
+	    total.max, eager.median * 1e3 / first.median,
+	    total.median / eager.median, sum);
+	return 0;
+}
