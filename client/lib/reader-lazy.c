@@ -9,13 +9,17 @@
  * with UFFDIO_COPY (a DATA page, from the decompressed chunk holding it,
  * plus the next few of the same extent) or UFFDIO_ZEROPAGE (ZERO and LOST
  * pages: a LOST page's content is unknown, it reads as zeros and is
- * counted), which installs the page and wakes the thread.  Between faults
- * it sweeps: it fills the region's extents in file order, a bounded step at
- * a time, so each chunk is decompressed once and a fault waits for at most
- * one step.  Once every page is present it unregisters the memory, closes
- * the userfaultfd and exits; snap_lazy_wait() waits for that, snap_lazy_close() asks for the
- * rest at once (SNAP_LAZY_NO_SWEEP leaves the sweep to it) and waits.
- * Memory is never left registered with no one serving it.
+ * counted), which installs the page and wakes the thread; when that took
+ * decompressing a chunk, it then fills the rest of the region's pages the
+ * chunk holds (lazy_fill_chunk()), since touches in random order would
+ * otherwise decompress a chunk of scattered pages once per page.  Between
+ * faults it sweeps: it fills the region's extents in file order, a bounded
+ * step at a time, so each chunk is decompressed once and a fault waits for
+ * at most one step.  Once every page is present it unregisters the memory,
+ * closes the userfaultfd and exits; snap_lazy_wait() waits for that,
+ * snap_lazy_close() asks for the rest at once (SNAP_LAZY_NO_SWEEP leaves
+ * the sweep to it) and waits.  Memory is never left registered with no one
+ * serving it.
  *
  * A page is filled exactly once.  The handler is the only filler, and a
  * bitmap says which pages it filled: the sweep skips a page a fault filled,
@@ -376,12 +380,11 @@ missing_run(const struct snap_lazy *l, uint64_t page, uint64_t max)
 }
 
 /*
- * Let go of the memory: unregister it, wake whoever is still blocked on
- * it, and close the userfaultfd.  The wake after the unregister is not
- * redundant: a thread can queue its fault after the unregister's own wake
- * (measured here: a toucher blocked for good, once in a few runs), but not
- * after the unregister returns.  Closing the fd wakes every waiter left and
- * drops any registration, whatever the ioctls said.
+ * Let go of the memory: unregister it (which wakes the threads blocked on
+ * it), wake the range once more and close the userfaultfd.  The second
+ * wake and the close are belts and braces: they cost nothing, and closing
+ * the fd wakes every waiter left and drops any registration, whatever the
+ * ioctls said, so no thread can stay blocked on memory no one serves.
  */
 static void
 lazy_release(struct snap_lazy *l)
@@ -509,13 +512,53 @@ lazy_fill(struct snap_lazy *l, uint64_t page, uint64_t max, int faulted)
 	return n > 0 ? (int64_t)n : 1;
 }
 
+/*
+ * A fault has just had chunk decompressed: fill the rest of the region's
+ * pages it holds while they are at hand.  A chunk written on snapd's fault
+ * path holds pages from all over the region, so touches in random order
+ * would otherwise decompress it again for nearly every page.  The region's
+ * extents lie in file order, so the chunk's are adjacent.
+ */
+static int
+lazy_fill_chunk(struct snap_lazy *l, uint64_t chunk)
+{
+	const struct lazy_index	*ix = &l->index;
+	size_t			 lo = 0, hi = ix->nextents;
+
+	while (lo < hi) {
+		size_t	mid = lo + (hi - lo) / 2;
+
+		if (ix->extents[mid].chunk < chunk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < ix->nextents && ix->extents[lo].chunk == chunk; lo++) {
+		const struct lazy_extent *x = &ix->extents[lo];
+		uint64_t p = x->first, end = x->first + x->count;
+
+		while (x->kind == ZSNAP_EXTENT_DATA && p < end) {
+			int64_t	n;
+
+			if (present_get(l, p)) {
+				p++;
+				continue;
+			}
+			if ((n = lazy_fill(l, p, end - p, 0)) == -1)
+				return -1;
+			p += (uint64_t)n;
+		}
+	}
+	return 0;
+}
+
 /* Serve one fault message. */
 static int
 lazy_fault(struct snap_lazy *l, const struct uffd_msg *m)
 {
 	uint64_t	addr = m->arg.pagefault.address & ~(uint64_t)(PAGE - 1);
 	uint64_t	base = (uint64_t)(uintptr_t)l->base;
-	uint64_t	page;
+	uint64_t	page, chunks;
 
 	if (m->event != UFFD_EVENT_PAGEFAULT)
 		return 0;	/* no other event was asked for */
@@ -538,7 +581,12 @@ lazy_fault(struct snap_lazy *l, const struct uffd_msg *m)
 		ioctl(l->uffd, UFFDIO_WAKE, &r);
 		return 0;
 	}
-	return lazy_fill(l, page, LAZY_FAULT_PAGES, 1) == -1 ? -1 : 0;
+	chunks = l->index.chunks_read;
+	if (lazy_fill(l, page, LAZY_FAULT_PAGES, 1) == -1)
+		return -1;
+	if (l->index.chunks_read == chunks)
+		return 0;
+	return lazy_fill_chunk(l, lazy_index_find(&l->index, page)->chunk);
 }
 
 /* Read and serve every queued fault message; 0, or -1 on an error. */

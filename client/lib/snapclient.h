@@ -190,7 +190,9 @@ int		 snap_file_process(struct snap_file *f, struct procrec *rec);
  * f belongs to the handler until snap_lazy_close(): do not use it meanwhile.
  * zsnap files only (a raw region file is mmap-able as it is).
  */
-#define SNAP_LAZY_NO_SWEEP	0x1	/* fill touched pages only, the rest at close */
+#define SNAP_LAZY_NO_SWEEP	0x1	/* no background sweep: pages come with
+					 * touches (and their chunks), the rest
+					 * at snap_lazy_close() */
 
 struct snap_lazy;
 
@@ -198,7 +200,8 @@ struct snap_lazy_stats {
 	uint64_t	pages;		/* the region's */
 	uint64_t	pages_present;	/* filled so far, all of them when complete */
 	uint64_t	pages_faulted;	/* filled because a thread touched them */
-	uint64_t	pages_swept;	/* filled by the sweep (or at close) */
+	uint64_t	pages_swept;	/* filled before a touch: the sweep, the
+					 * rest of a chunk a fault read, close */
 	uint64_t	pages_lost;	/* LOST in the snapshot: read as zeros */
 	uint64_t	faults;		/* fault messages the handler read */
 	uint64_t	faults_raced;	/* of them, for a page already present */
