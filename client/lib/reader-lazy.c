@@ -886,6 +886,7 @@ snap_file_restore_lazy(struct snap_file *f, uint32_t index, void *addr,
     size_t len, unsigned flags)
 {
 	struct snap_lazy	*l;
+	pthread_condattr_t	 attr;
 
 	if (lazy_check_args(f, index, addr, len, flags) == -1)
 		return NULL;
@@ -901,7 +902,11 @@ snap_file_restore_lazy(struct snap_file *f, uint32_t index, void *addr,
 	l->length = (size_t)f->regions[index].length;
 	l->pages = f->region_pages[index];
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
+	/* snap_lazy_wait()'s deadline must not move with the wall clock. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	if (lazy_index_build(&l->index, f, index) == -1)
 		goto fail;
 	if ((l->present = calloc((l->pages + 63) / 64, sizeof(uint64_t))) == NULL) {
@@ -967,7 +972,7 @@ snap_lazy_wait(struct snap_lazy *l, int timeout_ms)
 		sc_set_error(NULL, EINVAL, "snap_lazy_wait: no lazy restore");
 		return -1;
 	}
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	if (timeout_ms > 0) {
 		deadline.tv_sec += timeout_ms / 1000;
 		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
