@@ -49,6 +49,12 @@
  * place an incremental chain resolves a PARENT extent from its parent's
  * index.
  *
+ * Memory: the index, 32 bytes an extent of the region (each took 24 bytes
+ * of the file); a bitmap of a bit a page of the memory registered; the
+ * cache, LAZY_CACHE_SLOTS chunks' data plus the reader's own: 5 MiB for
+ * snapd's chunks of at most 1 MiB, and at most 5 x 64 MiB for a crafted
+ * file (the reader's cap on a chunk).
+ *
  * Threads and locks: the caller's thread runs snap_file_restore_lazy(),
  * snap_lazy_wait/stats/close(); the handler (lazy_handler_main) owns the
  * index, the snap_file, the bitmap and the step state, and never touches
