@@ -214,7 +214,8 @@ struct snap_lazy *snap_file_restore_lazy(struct snap_file *f, uint32_t index,
 		    void *addr, size_t len, unsigned flags);
 void		*snap_lazy_addr(const struct snap_lazy *l);
 /* Wait up to timeout_ms (-1: forever) until every page is present: 0, or
- * -1 with ETIMEDOUT, or -1 with the handler's error if it failed. */
+ * -1 with ETIMEDOUT, or -1 with the handler's error if it failed.  With
+ * SNAP_LAZY_NO_SWEEP only touches fill pages: give it a timeout. */
 int		 snap_lazy_wait(struct snap_lazy *l, int timeout_ms);
 int		 snap_lazy_stats(struct snap_lazy *l, struct snap_lazy_stats *st);
 /* Fill every page not yet present, then unregister and free l; the final
