@@ -8,7 +8,8 @@
 # 15% never-touched and 15% zero-written pages, so DATA and ZERO runs, and
 # chunks from the fault path as well as the sweep), then runs lazybench
 # (tests/workload/lazybench.c) on the file: per run, the eager
-# snap_file_restore() (first access = all pages) against
+# snap_file_restore() (first access = all pages; into fresh memory, and into
+# memory populated beforehand, untimed) against
 # snap_file_restore_lazy() (time to first access: from the call until a
 # touched page is readable; total: until snap_lazy_wait() says every page
 # is present), N runs (default 5), medians with minimum and maximum, and
