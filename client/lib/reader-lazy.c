@@ -109,13 +109,18 @@ struct lazy_slot {
 	uint64_t	 used;		/* tick of the last use */
 };
 
+struct lazy_key {
+	uint64_t	first;		/* the extent's first page */
+	uint64_t	extent;		/* its index in the file-order array */
+};
+
 /* Where one region's pages are in one file. */
 struct lazy_index {
 	struct snap_file	*f;
 	uint32_t		 region;
 	struct lazy_extent	*extents;	/* file order */
 	size_t			 nextents;
-	size_t			*by_page;	/* extents' indices by first page */
+	struct lazy_key		*by_page;	/* the extents by first page */
 	struct lazy_slot	 cache[LAZY_CACHE_SLOTS];
 	uint64_t		 tick;
 	uint64_t		 chunks_read;
@@ -190,15 +195,57 @@ index_append(struct lazy_index *ix, size_t *cap, const struct reader_extent *e,
 	return 0;
 }
 
-/* For qsort_r: extents' indices by first page. */
-static int
-index_compare(const void *a, const void *b, void *arg)
-{
-	const struct lazy_extent *x = arg;
-	uint64_t	 p = x[*(const size_t *)a].first;
-	uint64_t	 q = x[*(const size_t *)b].first;
+#define LAZY_RADIX_BITS		11
 
-	return p < q ? -1 : p > q;
+/*
+ * Sort the keys by first page: a least-significant-digit radix sort, 11
+ * bits a pass, as many passes as the region's page numbers have digits
+ * (two for 1 GiB).  It is the costliest step of starting a restore (a
+ * snapshot written on snapd's fault path has about an extent a page), and
+ * sorting keys by their own field, rather than indices by what they point
+ * to, also keeps each lookup within the keys.
+ */
+static int
+index_sort(struct lazy_index *ix, uint64_t pages)
+{
+	struct lazy_key	*src = ix->by_page, *dst, *tmp, *swap;
+	size_t		 n = ix->nextents;
+	size_t		 count[1u << LAZY_RADIX_BITS];
+
+	if ((tmp = calloc(n ? n : 1, sizeof(*tmp))) == NULL) {
+		reader_error(ix->f, ENOMEM, "lazy restore: cannot allocate an "
+		    "index of %zu extents", n);
+		return -1;
+	}
+	dst = tmp;
+	for (unsigned shift = 0; shift < 64 && (pages - 1) >> shift != 0;
+	    shift += LAZY_RADIX_BITS) {
+		size_t	 at = 0;
+
+		memset(count, 0, sizeof(count));
+		for (size_t k = 0; k < n; k++)
+			count[(src[k].first >> shift) &
+			    ((1u << LAZY_RADIX_BITS) - 1)]++;
+		for (size_t d = 0; d < (1u << LAZY_RADIX_BITS); d++) {
+			size_t	c = count[d];
+
+			count[d] = at;
+			at += c;
+		}
+		for (size_t k = 0; k < n; k++)
+			dst[count[(src[k].first >> shift) &
+			    ((1u << LAZY_RADIX_BITS) - 1)]++] = src[k];
+		swap = src;
+		src = dst;
+		dst = swap;
+	}
+	/* src holds the sorted keys; keep that array, free the other. */
+	if (src == tmp) {
+		free(ix->by_page);
+		ix->by_page = tmp;
+	} else
+		free(tmp);
+	return 0;
 }
 
 /*
@@ -242,10 +289,8 @@ lazy_index_build(struct lazy_index *ix, struct snap_file *f, uint32_t region)
 		return -1;
 	}
 	for (size_t k = 0; k < ix->nextents; k++)
-		ix->by_page[k] = k;
-	qsort_r(ix->by_page, ix->nextents, sizeof(*ix->by_page), index_compare,
-	    ix->extents);
-	return 0;
+		ix->by_page[k] = (struct lazy_key){ ix->extents[k].first, k };
+	return index_sort(ix, f->region_pages[region]);
 }
 
 static void
@@ -265,14 +310,17 @@ lazy_index_find(const struct lazy_index *ix, uint64_t page)
 
 	while (lo < hi) {
 		size_t	mid = lo + (hi - lo) / 2;
-		const struct lazy_extent *x = &ix->extents[ix->by_page[mid]];
+		const struct lazy_key *k = &ix->by_page[mid];
 
-		if (page < x->first)
+		if (page < k->first)
 			hi = mid;
-		else if (page - x->first >= x->count)
+		else if (mid + 1 < ix->nextents && page >= k[1].first)
 			lo = mid + 1;
-		else
-			return x;
+		else {
+			const struct lazy_extent *x = &ix->extents[k->extent];
+
+			return page - x->first < x->count ? x : NULL;
+		}
 	}
 	return NULL;
 }
