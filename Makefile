@@ -9,6 +9,7 @@
 #   make bench-incr       incremental snapshots against the full one on 4 GiB,
 #                         and what tracking costs the writer
 #                         (BENCHINCRFLAGS="--size 8G --runs 5")
+#   make bench-lazy       lazy restore against eager, 1 GiB snapshot (not in check)
 #   make bench-redis      snapd attach against BGSAVE on a 4 GiB redis-server
 #                         (BENCHFLAGS="--gib 8" for more; not part of check)
 #   make bench-qemu       memsnapctl qemu-save against QEMU's background snapshot
@@ -233,6 +234,11 @@ bench-incr: deps
 	$(MAKE) all $(WORKLOAD_BIN)
 	B=$(B) tests/bench-incr.sh $(BENCHINCRFLAGS)
 
+# Lazy restore (snap_file_restore_lazy) against the eager one, 1 GiB.
+bench-lazy: deps
+	$(MAKE) all $(WORKLOAD_BIN)
+	B=$(B) tests/bench-lazy.sh $(BENCHFLAGS)
+
 # snapd's attach against redis's BGSAVE on the same redis-server (issue 12).
 bench-redis: deps
 	$(MAKE) all $(WORKLOAD_BIN)
@@ -317,4 +323,4 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-incr bench-redis bench-qemu soak fuzz stage install uninstall deb clean
+.PHONY: FORCE all tests deps check check-sanitizers check-repeat demo bench bench-incr bench-lazy bench-redis bench-qemu soak fuzz stage install uninstall deb clean

@@ -13,6 +13,8 @@
  *				the chain of parents, and the walk that
  *				hands out every page from the link holding
  *				it (restore, read and export go through it)
+ *	reader-lazy.c		snap_file_restore_lazy(): pages filled on first
+ *				touch through a userfaultfd, and a sweep
  *
  * The input is hostile (see reader.c's opening comment): what a file claims
  * is checked before it sizes an allocation or a loop, and every cost is
@@ -143,6 +145,10 @@ int	reader_pread(struct snap_file *f, int fd, void *buf, size_t len,
 /* Read zsnap chunk i's extent list into f->extents, checked. */
 int	reader_zsnap_chunk_load(struct snap_file *f, uint64_t i,
 	    struct reader_chunk *c);
+
+/* Decompress and check chunk c's page data (c loaded just before) into
+ * f->data; reader-lazy.c takes the buffer over. */
+int	reader_zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c);
 
 /*
  * Hand every extent of region (or of ALL_REGIONS) to cb, with the page data

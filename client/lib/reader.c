@@ -900,6 +900,12 @@ zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
 	return 0;
 }
 
+int
+reader_zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
+{
+	return zsnap_chunk_data(f, c);
+}
+
 /* Is e of region (or ALL_REGIONS) and does it overlap pages [first, last)? */
 static int
 extent_wanted(const struct reader_extent *e, uint32_t region, uint64_t first,

@@ -249,6 +249,51 @@ int		 snap_file_read(struct snap_file *f, uint32_t region,
  */
 int		 snap_file_process(struct snap_file *f, struct procrec *rec);
 
+/*
+ * Lazy restore: register region `index`'s memory with a userfaultfd
+ * (missing-page mode) and return at once; a handler thread fills each page
+ * from the snapshot when it is first touched, and sweeps the rest in the
+ * background (unless SNAP_LAZY_NO_SWEEP) so the region becomes whole
+ * without touches.  addr NULL: the call maps private anonymous memory of
+ * the region's length (snap_lazy_addr() gives it; it is the caller's, to
+ * munmap, after snap_lazy_close()); otherwise addr must be page-aligned
+ * private anonymous memory of at least the region's length, whose content
+ * is discarded.  ZERO and LOST pages read as zeros (LOST ones counted).
+ * f belongs to the handler until snap_lazy_close(): do not use it meanwhile.
+ * zsnap files only (a raw region file is mmap-able as it is).
+ */
+#define SNAP_LAZY_NO_SWEEP	0x1	/* no background sweep: pages come with
+					 * touches (and their chunks), the rest
+					 * at snap_lazy_close() */
+
+struct snap_lazy;
+
+struct snap_lazy_stats {
+	uint64_t	pages;		/* the region's */
+	uint64_t	pages_present;	/* filled so far, all of them when complete */
+	uint64_t	pages_faulted;	/* filled because a thread touched them */
+	uint64_t	pages_swept;	/* filled before a touch: the sweep, the
+					 * rest of a chunk a fault read, close */
+	uint64_t	pages_lost;	/* LOST in the snapshot: read as zeros */
+	uint64_t	faults;		/* fault messages the handler read */
+	uint64_t	faults_raced;	/* of them, for a page already present */
+	uint64_t	chunks_read;	/* chunks decompressed (cache misses) */
+	int		complete;	/* every page present, handler gone */
+	int		failed;		/* the handler stopped on an error */
+};
+
+struct snap_lazy *snap_file_restore_lazy(struct snap_file *f, uint32_t index,
+		    void *addr, size_t len, unsigned flags);
+void		*snap_lazy_addr(const struct snap_lazy *l);
+/* Wait up to timeout_ms (-1: forever) until every page is present: 0, or
+ * -1 with ETIMEDOUT, or -1 with the handler's error if it failed.  With
+ * SNAP_LAZY_NO_SWEEP only touches fill pages: give it a timeout. */
+int		 snap_lazy_wait(struct snap_lazy *l, int timeout_ms);
+int		 snap_lazy_stats(struct snap_lazy *l, struct snap_lazy_stats *st);
+/* Fill every page not yet present, then unregister and free l; the final
+ * figures into st (if not NULL).  -1 if the handler failed (l is freed). */
+int		 snap_lazy_close(struct snap_lazy *l, struct snap_lazy_stats *st);
+
 /* Convenience: open path, restore the region named region_name into addr. */
 int		 snap_restore(const char *path, const char *region_name, void *addr,
 		    size_t len);

@@ -9,7 +9,9 @@
  * A sparse raw region file of 64 GiB is verified without reading its
  * holes.  A header claiming a process record that is not there is
  * refused at open, and so are parent frames claiming what is not there;
- * a chain of two files of 2^44 pages is followed in bounded memory.  Each reader call is watched for the bytes it reads, its peak
+ * a chain of two files of 2^44 pages is followed in bounded memory.  A
+ * lazy restore refuses what restore refuses, and maps LOST pages as
+ * zeros, counted.  Each reader call is watched for the bytes it reads, its peak
  * memory (and, outside AddressSanitizer, an address space limit) and its
  * time (expect_bounded()).
  *
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -409,6 +412,17 @@ test_restore_coverage(void)
 			fail("duplicate extent and gap: restore of region %u "
 			    "wrote memory before refusing", r);
 	}
+	for (uint32_t r = 0; r < 2; r++) {
+		errno = 0;
+		if (snap_file_restore_lazy(f, r, NULL, 0, 0) != NULL)
+			fail("duplicate extent and gap: region %u restored "
+			    "lazily", r);
+		else if (errno != EBADMSG ||
+		    strstr(snap_strerror(NULL), want) == NULL)
+			fail("duplicate extent and gap: lazy restore of region "
+			    "%u: errno %d, message \"%s\", expected EBADMSG and "
+			    "\"%s\"", r, errno, snap_strerror(NULL), want);
+	}
 	if (snap_file_export_raw(f, dir) == 0)
 		fail("duplicate extent and gap: exported");
 	else if (strstr(snap_strerror(NULL), want) == NULL)
@@ -418,6 +432,70 @@ test_restore_coverage(void)
 		fail("duplicate extent and gap: export left %s", dir);
 	snap_file_close(f);
 	expect_rejected("duplicate extent and gap", path, want);
+}
+
+/*
+ * Lazy restore of ZERO and LOST pages: a LOST page's content is unknown,
+ * and a lazy restore maps it as zeros (it cannot leave the caller's bytes,
+ * which it discards so that every page faults) and counts it.  Both with
+ * the sweep and, touching a LOST page first, without.
+ */
+static void
+test_lazy_lost(void)
+{
+	static const uint64_t pages[1] = { 64 };
+	static const struct craft_extent x[] = {
+		{ 0, 0, ZSNAP_EXTENT_ZERO, 0, 10 },
+		{ 0, 0, ZSNAP_EXTENT_LOST, 10, 10 },
+		{ 1, 0, ZSNAP_EXTENT_ZERO, 20, 44 },
+	};
+	struct snap_lazy_stats	 st;
+	struct snap_lazy	*l;
+	struct snap_file	*f;
+	unsigned char		*mem;
+	char			 path[8192];
+
+	path_of(path, sizeof(path), "lost.zsnap");
+	craft_zsnap(path, pages, 1, x, 3);
+	if ((f = snap_file_open(path)) == NULL)
+		die("open %s: %s", path, snap_strerror(NULL));
+	mem = mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	for (unsigned flags = 0; flags <= SNAP_LAZY_NO_SWEEP; flags++) {
+		memset(mem, 0xAA, 64 * PAGE);
+		if ((l = snap_file_restore_lazy(f, 0, mem, 64 * PAGE,
+		    flags)) == NULL)
+			die("lazy restore of %s: %s", path, snap_strerror(NULL));
+		if (mem[15 * PAGE] != 0)
+			fail("lazy restore: LOST page 15 reads %#x, not zero",
+			    mem[15 * PAGE]);
+		if (snap_lazy_close(l, &st) == -1)
+			die("snap_lazy_close: %s", snap_strerror(NULL));
+		for (size_t i = 0; i < 64 * PAGE; i++) {
+			if (mem[i] != 0) {
+				fail("lazy restore (flags %u): byte %zu is %#x, "
+				    "not zero", flags, i, mem[i]);
+				break;
+			}
+		}
+		if (!st.complete || st.pages_present != 64 ||
+		    st.pages_lost != 10 ||
+		    st.pages_faulted + st.pages_swept != 64)
+			fail("lazy restore (flags %u): complete %d, %llu pages "
+			    "present, %llu lost, %llu faulted + %llu swept; "
+			    "expected 64, 10 lost, 64 filled", flags,
+			    st.complete, (unsigned long long)st.pages_present,
+			    (unsigned long long)st.pages_lost,
+			    (unsigned long long)st.pages_faulted,
+			    (unsigned long long)st.pages_swept);
+		else
+			printf("ok: lazy restore (flags %u): LOST pages read "
+			    "zero, 10 counted\n", flags);
+	}
+	munmap(mem, 64 * PAGE);
+	snap_file_close(f);
 }
 
 /* The header says a process frame follows it, but a chunk does. */
@@ -603,6 +681,7 @@ main(void)
 	test_restore_coverage();
 	test_process_claim();
 	test_parent_claims();
+	test_lazy_lost();
 
 	if (getenv("TEST_KEEP") != NULL) {
 		printf("test_reader_bounds: files kept in %s\n", tmpdir);
