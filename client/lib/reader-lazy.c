@@ -117,6 +117,8 @@ struct lazy_key {
 /* Where one region's pages are in one file. */
 struct lazy_index {
 	struct snap_file	*f;
+	struct lazy_index	*parent;	/* f's parent's, built when first
+						 * a PARENT page is looked up */
 	uint32_t		 region;
 	struct lazy_extent	*extents;	/* file order */
 	size_t			 nextents;
@@ -130,6 +132,7 @@ struct lazy_index {
 /* What lazy_page_lookup() found: count pages from the same source. */
 struct lazy_source {
 	uint32_t		 kind;		/* DATA, ZERO or LOST */
+	int			 from_parent;	/* found in a parent of the file */
 	uint64_t		 count;
 	const unsigned char	*data;		/* DATA: the first page's bytes */
 };
@@ -296,6 +299,10 @@ lazy_index_build(struct lazy_index *ix, struct snap_file *f, uint32_t region)
 static void
 lazy_index_free(struct lazy_index *ix)
 {
+	if (ix->parent != NULL) {
+		lazy_index_free(ix->parent);
+		free(ix->parent);
+	}
 	for (int s = 0; s < LAZY_CACHE_SLOTS; s++)
 		free(ix->cache[s].data);
 	free(ix->extents);
@@ -362,21 +369,67 @@ lazy_chunk_data(struct lazy_index *ix, uint64_t chunk)
 	return slot->data;
 }
 
+static int	lazy_page_lookup_here(struct lazy_index *,
+		    const struct lazy_extent *, uint64_t, uint64_t,
+		    struct lazy_source *);
+
 /*
  * Where page's bytes are: src->kind, and for DATA the bytes, valid until
  * the next lookup; src->count pages from page on (at most max) come from
  * the same source, contiguous.  0, or -1 with the message set.
  *
- * An incremental chain resolves PARENT pages here: look the page up in
- * the parent file's index (a lazy_index of its own) instead.
+ * An incremental chain resolves PARENT pages here: the page is looked up
+ * in the parent file's index (a lazy_index of its own, built the first
+ * time; the chain was opened and checked by snap_file_restore_lazy()), and
+ * so on down to the link that holds it.
  */
 static int
 lazy_page_lookup(struct lazy_index *ix, uint64_t page, uint64_t max,
     struct lazy_source *src)
 {
 	const struct lazy_extent *x = lazy_index_find(ix, page);
+
+	if (x != NULL && x->kind == ZSNAP_EXTENT_PARENT) {
+		uint64_t n = x->first + x->count - page;
+
+		if (ix->f->parent == NULL) {
+			reader_error(ix->f, EBADMSG, "region %u page %llu: "
+			    "unchanged since a parent the file does not have",
+			    ix->region, (unsigned long long)page);
+			return -1;
+		}
+		if (ix->parent == NULL) {
+			if ((ix->parent = calloc(1, sizeof(*ix->parent))) ==
+			    NULL) {
+				reader_error(ix->f, ENOMEM, "lazy restore: "
+				    "cannot allocate a parent's index");
+				return -1;
+			}
+			if (reader_check_coverage(ix->f->parent) == -1 ||
+			    lazy_index_build(ix->parent, ix->f->parent,
+			    ix->region) == -1) {
+				reader_chain_blame(ix->f, ix->f);
+				return -1;
+			}
+		}
+		/* A failure there names the parent's file itself. */
+		if (lazy_page_lookup(ix->parent, page, n < max ? n : max,
+		    src) == -1)
+			return -1;
+		src->from_parent = 1;
+		return 0;
+	}
+	return lazy_page_lookup_here(ix, x, page, max, src);
+}
+
+/* lazy_page_lookup() of a page this file holds itself (x: its extent). */
+static int
+lazy_page_lookup_here(struct lazy_index *ix, const struct lazy_extent *x,
+    uint64_t page, uint64_t max, struct lazy_source *src)
+{
 	const unsigned char	*data;
 
+	src->from_parent = 0;
 	if (x == NULL) {
 		reader_error(ix->f, EBADMSG, "region %u page %llu: no extent "
 		    "holds it", ix->region, (unsigned long long)page);
@@ -402,6 +455,17 @@ lazy_page_lookup(struct lazy_index *ix, uint64_t page, uint64_t max,
 		    (unsigned long long)page, x->kind);
 		return -1;
 	}
+}
+
+/* Chunks decompressed so far, by every link of the chain. */
+static uint64_t
+lazy_chunks_read(const struct lazy_index *ix)
+{
+	uint64_t n = 0;
+
+	for (; ix != NULL; ix = ix->parent)
+		n += ix->chunks_read;
+	return n;
 }
 
 /* ---- the handler ----------------------------------------------------------- */
@@ -547,7 +611,7 @@ lazy_fill(struct snap_lazy *l, uint64_t page, uint64_t max, int faulted)
 {
 	struct lazy_source	src;
 	uint64_t		n, filled = 0, raced = 0;
-	uint64_t		chunks = l->index.chunks_read;
+	uint64_t		chunks = lazy_chunks_read(&l->index);
 
 	if (lazy_page_lookup(&l->index, page, max, &src) == -1)
 		return -1;
@@ -555,13 +619,16 @@ lazy_fill(struct snap_lazy *l, uint64_t page, uint64_t max, int faulted)
 	if (n > 0 && lazy_install(l, page, n, &src, &filled, &raced) == -1)
 		return -1;
 	pthread_mutex_lock(&l->lock);
+	/* This file's LOST pages are counted at the start; a parent's here. */
+	if (src.from_parent && src.kind == ZSNAP_EXTENT_LOST)
+		l->stats.pages_lost += filled;
 	if (faulted)
 		l->stats.pages_faulted += filled;
 	else
 		l->stats.pages_swept += filled;
 	l->stats.faults_raced += raced;
 	l->stats.pages_present = l->npresent;
-	l->stats.chunks_read += l->index.chunks_read - chunks;
+	l->stats.chunks_read += lazy_chunks_read(&l->index) - chunks;
 	pthread_mutex_unlock(&l->lock);
 	return n > 0 ? (int64_t)n : 1;
 }
@@ -945,7 +1012,8 @@ snap_file_restore_lazy(struct snap_file *f, uint32_t index, void *addr,
 	if (lazy_check_args(f, index, addr, len, flags) == -1)
 		return NULL;
 	/* Refused before the memory is touched, as snap_file_restore() does. */
-	if (reader_check_coverage(f) == -1)
+	if (reader_check_coverage(f) == -1 ||
+	    (f->has_parent && reader_chain_open(f) == -1))
 		return NULL;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		reader_error(f, ENOMEM, "lazy restore: cannot allocate its state");

@@ -39,7 +39,9 @@
  *
  * At the end every link's file is restored through libsnapclient (which
  * follows the chain to its base) and every page compared with what the
- * workload recorded; prints one JSON object with the figures.  Exit 0 when
+ * workload recorded; with --lazy, each link is also restored lazily
+ * (snap_file_restore_lazy(): pages filled on first touch from the chain)
+ * and read in a random order, with the sweep running, and compared again; prints one JSON object with the figures.  Exit 0 when
  * every link is exact, 1 otherwise.
  */
 #include <sys/mman.h>
@@ -67,7 +69,7 @@ struct opts {
 	uint64_t	 size;
 	unsigned	 links, threads, hot, interval_ms, event_link;
 	uint64_t	 buffer;
-	int		 force_full, thp, refusals;
+	int		 force_full, thp, refusals, lazy;
 	const char	*event, *name, *socket;
 	uint64_t	 range_first, range_count;
 };
@@ -299,7 +301,7 @@ usage(void)
 	fprintf(stderr, "usage: chainwork [--size BYTES] [--links N] "
 	    "[--threads N] [--hot PERCENT]\n"
 	    "\t[--buffer BYTES] [--force-full] [--interval MS] [--thp] "
-	    "[--refusals]\n"
+	    "[--refusals] [--lazy]\n"
 	    "\t[--event dontneed|munmap|mremap|fork|thp-split "
 	    "[--event-link K] [--range FIRST:COUNT]]\n"
 	    "\t[--name PREFIX] [--socket PATH]\n");
@@ -317,6 +319,7 @@ parse(int argc, char **argv)
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "force-full", no_argument, NULL, 'f' },
 		{ "refusals", no_argument, NULL, 'R' },
+		{ "lazy", no_argument, NULL, 'L' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "thp", no_argument, NULL, 'T' },
 		{ "event", required_argument, NULL, 'e' },
@@ -357,6 +360,7 @@ parse(int argc, char **argv)
 			break;
 		case 'f': opt.force_full = 1; break;
 		case 'R': opt.refusals = 1; break;
+		case 'L': opt.lazy = 1; break;
 		case 'i':
 			if (parse_uint(optarg, 600000, &opt.interval_ms) == -1)
 				die("--interval %s: not a number of ms", optarg);
@@ -428,6 +432,56 @@ verify_link(const char *file, const uint32_t *expect, uint64_t *lost)
 	munmap(buf, opt.size);
 	snap_file_close(f);
 	return wrong;
+}
+
+/*
+ * Restore link k lazily and read its pages in a random order while the
+ * sweep runs; the pages that differ, and the handler's figures in o.
+ */
+static uint64_t
+verify_link_lazy(const char *file, const uint32_t *expect, json_t *o)
+{
+	struct snap_file	*f = snap_file_open(file);
+	struct snap_lazy	*l;
+	struct snap_lazy_stats	 st;
+	const uint8_t		*mem_l;
+	uint64_t		 wrong = 0, want[PAGE / 8], t0 = now_ns(), first;
+	uint64_t		 step = mix64(npages) % npages | 1;
+
+	while (npages % step == 0 && step > 1)
+		step += 2;	/* coprime with npages: every page once */
+	if (f == NULL || (l = snap_file_restore_lazy(f, 0, NULL, 0, 0)) == NULL)
+		die("lazy restore %s: %s", file, snap_strerror(NULL));
+	mem_l = snap_lazy_addr(l);
+	first = 0;
+	for (uint64_t n = 0, i = mix64(t0) % npages; n < npages; n++,
+	    i = (i + step) % npages) {
+		page_fill(i, expect[i], want);
+		if (memcmp(mem_l + i * PAGE, want, PAGE) != 0) {
+			if (wrong < 5)
+				fprintf(stderr, "chainwork: %s (lazy): page %llu "
+				    "differs from version %u\n", file,
+				    (unsigned long long)i, expect[i]);
+			wrong++;
+		}
+		if (n == 0)
+			first = now_ns() - t0;
+	}
+	if (snap_lazy_close(l, &st) == -1)
+		die("lazy restore %s: close: %s", file, snap_strerror(NULL));
+	munmap((void *)mem_l, opt.size);
+	snap_file_close(f);
+	json_object_set_new(o, "lazy-first-us", json_integer((json_int_t)
+	    (first / 1000)));
+	json_object_set_new(o, "lazy-wrong-pages", json_integer((json_int_t)
+	    wrong));
+	json_object_set_new(o, "lazy-pages-faulted", json_integer((json_int_t)
+	    st.pages_faulted));
+	json_object_set_new(o, "lazy-pages-swept", json_integer((json_int_t)
+	    st.pages_swept));
+	json_object_set_new(o, "lazy-complete", json_boolean(st.complete &&
+	    !st.failed));
+	return wrong + (!st.complete || st.failed);
 }
 
 int
@@ -538,6 +592,8 @@ main(int argc, char **argv)
 		    wrong));
 		json_object_set_new(l, "lost-pages", json_integer((json_int_t)
 		    lost));
+		if (opt.lazy)
+			wrong += verify_link_lazy(res[k].file, expect[k], l);
 		total_wrong += wrong;
 		ok &= wrong == 0 && lost == 0;
 		free(expect[k]);
