@@ -7,14 +7,17 @@
 #	tests/bench-incr.sh [--size SIZE] [--runs N] [--window SECONDS]
 #
 # Default: a 4 GiB region of 4 KiB pages, 1 % and 10 % of its pages written
-# between two snapshots, 3 runs, 5 s windows.  Reports medians of the runs
+# between two snapshots, 3 runs, 5 s windows; each run twice, with the
+# pages written spread one by one over the region ("scattered", the worst
+# case for protecting them again: nearly every 2 MiB holds one) and in runs
+# of 256 KiB ("clustered").  Reports medians of the runs
 # with their spread (min-max over median, the machine's noise), as ratios:
 #   pause, time, size	incremental / full, against the goal of 1.5 x the
 #			dirty fraction plus the fixed cost (an incremental
 #			with nothing written, over the full: also reported)
 #   writes on/off	the writer's writes a second while snapd tracks,
 #			over the same writer with nothing tracking (goal 0.95)
-# The last line is one JSON object with every median.
+# The last line is one JSON object with every median, by shape.
 . "$(dirname "$0")/lib.sh"
 
 INCRBENCH=${INCRBENCH:-$TESTS_BIN/incrbench}
@@ -44,15 +47,23 @@ snapd_start
 echo "incremental snapshots: $size of 4 KiB pages, $runs runs, ${window} s writer windows," \
     "$ncpu CPUs, kernel $(uname -r)"
 for r in $(seq 1 "$runs"); do
-	"$INCRBENCH" --socket "$SNAPD_SOCK" --size "$size" --window "$window" \
-	    --run "$r" >"$T/run-$r.json" 2>"$T/run-$r.err" ||
-		{ cat "$T/run-$r.err" >&2; fail "incrbench run $r failed"; }
-	rm -f "$SNAPD_DIR"/*.zsnap
+	for shape in scattered clustered; do
+		flag=
+		[ "$shape" = clustered ] && flag=--clustered
+		"$INCRBENCH" --socket "$SNAPD_SOCK" --size "$size" \
+		    --window "$window" --run "$r" $flag \
+		    >"$T/$shape-$r.json" 2>"$T/$shape-$r.err" ||
+			{ cat "$T/$shape-$r.err" >&2; fail "incrbench run $r ($shape) failed"; }
+		rm -f "$SNAPD_DIR"/*.zsnap
+	done
 done
-python3 - "$T" "$runs" <<'EOF'
+all=()
+for shape in scattered clustered; do
+python3 - "$T" "$runs" "$shape" <<'EOF' | tee "$T/$shape.summary"
 import json, statistics, sys
-d, runs = sys.argv[1], int(sys.argv[2])
-rs = [json.loads(open("%s/run-%d.json" % (d, r)).read()) for r in range(1, runs + 1)]
+d, runs, shape = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rs = [json.loads(open("%s/%s-%d.json" % (d, shape, r)).read()) for r in range(1, runs + 1)]
+print("pages written: %s" % shape)
 
 def med(f):
     v = sorted(f(r) for r in rs)
@@ -60,7 +71,7 @@ def med(f):
     spread = (v[-1] - v[0]) / m if m else 0.0
     return m, spread
 
-out = {"size": rs[0]["size"], "runs": runs, "window-s": rs[0]["window-s"]}
+out = {"shape": shape, "size": rs[0]["size"], "runs": runs, "window-s": rs[0]["window-s"]}
 full = {k: med(lambda r, k=k: r["full"][k]) for k in ("pause-us", "time-us", "bytes")}
 none = {k: med(lambda r, k=k: r["incr-none"][k]) for k in ("pause-us", "time-us", "bytes")}
 print("full snapshot: pause %.1f ms (spread %.0f%%), time %.2f s (%.0f%%), %.1f MiB" % (
@@ -93,3 +104,6 @@ for key in sorted(k for k in rs[0] if k.startswith("incr-") and k != "incr-none"
     out[key]["goal"] = goal
 print(json.dumps(out))
 EOF
+	all+=("$(tail -n 1 "$T/$shape.summary")")
+done
+printf '{"scattered": %s, "clustered": %s}\n' "${all[0]}" "${all[1]}"

@@ -18,6 +18,9 @@
  *	each page of the set is a round trip to snapd), then an incremental
  *	snapshot of the chain: pause, time, size;
  *   4. one more incremental with nothing written since: the fixed cost.
+ * The pages written are single pages spread over the region (the worst
+ * case: nearly every 2 MiB of it holds one), or with --clustered runs of
+ * 64 (256 KiB), as a VM's guest or an allocator's arenas write.
  * Prints one JSON object a run; tests/bench-incr.sh takes medians.
  */
 #include <sys/mman.h>
@@ -39,7 +42,10 @@
 #define PAGE		4096ULL
 #define FRACTIONS_MAX	4
 
+#define CLUSTER_PAGES	64	/* --clustered: 256 KiB runs */
+
 static uint64_t		 size = 4ULL << 30, npages;
+static int		 clustered;
 static unsigned		 window_s = 5, nfrac = 0, fractions[FRACTIONS_MAX];
 static const char	*socket_path, *prefix = "incrbench";
 static uint8_t		*mem;
@@ -82,16 +88,25 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* A random set of pct percent of the pages, in random order. */
+/*
+ * A random set of pct percent of the pages, in random order: single pages
+ * spread over the region, or with --clustered runs of CLUSTER_PAGES.
+ */
 static uint64_t *
 make_set(unsigned pct, uint64_t run, uint64_t *nset)
 {
-	uint64_t n = npages * pct / 100, *set = malloc(n * sizeof(*set));
+	uint64_t unit = clustered ? CLUSTER_PAGES : 1, units = npages / unit;
+	uint64_t nu = units * pct / 100, n = nu * unit;
+	uint64_t *set = malloc(n * sizeof(*set));
 
 	if (set == NULL)
 		die("out of memory");
-	for (uint64_t k = 0; k < n; k++)
-		set[k] = k * (100 / pct) + mix64(k ^ run) % (100 / pct);
+	for (uint64_t k = 0; k < nu; k++) {
+		uint64_t u = k * (100 / pct) + mix64(k ^ run) % (100 / pct);
+
+		for (uint64_t j = 0; j < unit; j++)
+			set[k * unit + j] = u * unit + j;
+	}
 	for (uint64_t k = n - 1; k > 0; k--) {
 		uint64_t j = mix64(k + run * 7919) % (k + 1), t = set[k];
 
@@ -152,6 +167,7 @@ main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' },
 		{ "run", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "clustered", no_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -185,10 +201,12 @@ main(int argc, char **argv)
 				die("--run %s: not a number", optarg);
 			break;
 		case 'n': prefix = optarg; break;
+		case 'c': clustered = 1; break;
 		case 'S': socket_path = optarg; break;
 		default:
 			fprintf(stderr, "usage: incrbench [--size BYTES] "
 			    "[--dirty PERCENT]... [--window SECONDS] [--run N] "
+			    "[--clustered] "
 			    "[--name PREFIX] [--socket PATH]\n");
 			return 2;
 		}
@@ -209,6 +227,8 @@ main(int argc, char **argv)
 		die("connect: %s", snap_strerror(NULL));
 	json_object_set_new(out, "size", json_integer((json_int_t)size));
 	json_object_set_new(out, "window-s", json_integer(window_s));
+	json_object_set_new(out, "shape", json_string(clustered ? "clustered" :
+	    "scattered"));
 
 	for (unsigned k = 0; k < nfrac; k++) {
 		set[k] = make_set(fractions[k], run * 16 + k, &nset[k]);
