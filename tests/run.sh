@@ -16,10 +16,19 @@ logdir=$(mktemp -d /tmp/snapd-tests.XXXXXX)
 mkdir "$logdir/trace"
 export SNAPD_TRACE_DIR="$logdir/trace" SNAPD_PROTOCOL_TRACE="$logdir/trace"
 
+# Each test's safety net, never what a test checks: generous, and more so
+# under the sanitizers, which make the slowest tests (attach_stamp,
+# qemu_faults) several times slower on a busy 2-CPU machine.
+if [ -n "${SANITIZE:-}" ]; then
+	test_timeout=${TEST_TIMEOUT:-900}
+else
+	test_timeout=${TEST_TIMEOUT:-600}
+fi
+
 run_one() {
 	local name=$1; shift
 	local log="$logdir/$name.log" t0=$(date +%s.%N) rc
-	timeout --kill-after=10 ${TEST_TIMEOUT:-300} "$@" >"$log" 2>&1
+	timeout --kill-after=10 "$test_timeout" "$@" >"$log" 2>&1
 	rc=$?
 	local dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	case $rc in
