@@ -98,6 +98,7 @@ for k in 0 1 2 3 4; do
 	same_memory "$T/m$k.zsnap" $k "the merge of c$k"
 done
 (cd "$C" && sha256sum -c --quiet "$T/chain.sum") || fail "merge changed the chain's files"
+[ "$(stat -c %a "$T/m4.zsnap")" = 600 ] || fail "the merged file is mode $(stat -c %a "$T/m4.zsnap"), not 600"
 ls -a "$C" "$T" | grep -q '\.tmp-' && fail "merge left a temporary file"
 out=$("$CTL" merge "$C/c4.zsnap" "$T/m0.zsnap" 2>&1) && fail "merge replaced an existing file"
 echo "$out" | grep -q "already exists" || fail "merge onto a file says \"$out\""
