@@ -1,7 +1,8 @@
 /*
  * The zsnap on-disk snapshot format, version 1.
  *
- * Both sides include this file: snapd writes it (daemon/format/output-zsnap.c),
+ * Both sides include this file: one writer encodes it (proto/zsnapwrite.c,
+ * which snapd's daemon/format/output-zsnap.c and the reader's merge call),
  * libsnapclient and memsnapctl read it (client/lib/reader*.c).  Nothing else
  * defines it.  proto/FORMAT.md is the prose description a stranger can
  * implement a reader from.

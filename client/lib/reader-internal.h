@@ -15,6 +15,8 @@
  *				it (restore, read and export go through it)
  *	reader-lazy.c		snap_file_restore_lazy(): pages filled on first
  *				touch through a userfaultfd, and a sweep
+ *	reader-merge.c		snap_file_merge(): a chain folded into one
+ *				full zsnap file, through proto/zsnapwrite.c
  *
  * The input is hostile (see reader.c's opening comment): what a file claims
  * is checked before it sizes an allocation or a loop, and every cost is
@@ -181,6 +183,15 @@ struct snap_file *reader_open_at(int dirfd, const char *name, const char *path,
  * and a deep chain costs its files' indexes, not a megabyte or two a link.
  */
 void	reader_drop_buffers(struct snap_file *f);
+
+/*
+ * reader-restore.c: open the directory of path (what the export and the
+ * merge create) and point *base at its last component, copied into buf
+ * (len bytes), trailing slashes dropped; the fd, or -1 with the message
+ * set ("WHAT: open directory DIR: ...").
+ */
+int	reader_target_dir(struct snap_file *f, const char *path,
+	    const char *what, char *buf, size_t len, const char **base);
 
 /* reader-raw.c */
 int	reader_raw_open(struct snap_file *f);

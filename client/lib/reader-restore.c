@@ -208,25 +208,28 @@ export_apply(struct snap_file *f, void *arg, uint32_t region, uint64_t first,
 }
 
 /*
- * Split dir into the directory that holds it, opened, and its last
- * component (trailing slashes dropped): rawdir works in a directory.
+ * Split path into the directory that holds it, opened, and its last
+ * component (trailing slashes dropped), in buf: the export's directory
+ * and the merge's file are made in that directory.  what names the
+ * operation in messages.
  */
-static int
-export_parent(struct snap_file *f, const char *dir, char *buf, size_t len,
-    const char **base)
+int
+reader_target_dir(struct snap_file *f, const char *path, const char *what,
+    char *buf, size_t len, const char **base)
 {
 	const char	*parent;
 	char		*slash;
-	size_t		 n = strlen(dir);
+	size_t		 n = strlen(path);
 	int		 fd;
 
-	while (n > 1 && dir[n - 1] == '/')
+	while (n > 1 && path[n - 1] == '/')
 		n--;
 	if (n >= len) {
-		reader_error(f, ENAMETOOLONG, "export: %s: name too long", dir);
+		reader_error(f, ENAMETOOLONG, "%s: %s: name too long", what,
+		    path);
 		return -1;
 	}
-	memcpy(buf, dir, n);
+	memcpy(buf, path, n);
 	buf[n] = '\0';
 	if ((slash = strrchr(buf, '/')) == NULL) {
 		parent = ".";
@@ -236,10 +239,16 @@ export_parent(struct snap_file *f, const char *dir, char *buf, size_t len,
 		parent = slash == buf ? "/" : buf;
 		*base = slash + 1;
 	}
+	if (**base == '\0' || strcmp(*base, ".") == 0 ||
+	    strcmp(*base, "..") == 0) {
+		reader_error(f, EINVAL, "%s: %s: not a name to create", what,
+		    path);
+		return -1;
+	}
 	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1)
-		reader_error(f, errno, "export: open directory %s: %s", parent,
-		    strerror(errno));
+		reader_error(f, errno, "%s: open directory %s: %s", what,
+		    parent, strerror(errno));
 	return fd;
 }
 
@@ -291,7 +300,8 @@ snap_file_export_raw(struct snap_file *f, const char *dir)
 		regions[i].length = f->regions[i].length;
 		regions[i].name = f->regions[i].name;
 	}
-	if ((parentfd = export_parent(f, dir, buf, sizeof(buf), &base)) == -1) {
+	if ((parentfd = reader_target_dir(f, dir, "export", buf, sizeof(buf),
+	    &base)) == -1) {
 		free(regions);
 		return -1;
 	}

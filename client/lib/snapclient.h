@@ -227,6 +227,18 @@ int		 snap_file_verify(struct snap_file *f);
  * incremental one as its memory was at its own armed instant. */
 int		 snap_file_export_raw(struct snap_file *f, const char *dir);
 
+/*
+ * Fold f's chain into one full zsnap file at path (no parent, depth 0):
+ * the memory of f's snapshot, every page from the link of its chain that
+ * holds it (LOST pages stay LOST, ZERO stay ZERO), with f's header
+ * (name, pid, uid, comm, armed time) and process record.  Atomic: written
+ * under a temporary name beside path, fsynced, renamed into place without
+ * replacing an existing file (EEXIST), the directory fsynced; on failure
+ * nothing is left.  The chain's files are not touched.  Memory stays at a
+ * chunk or two, whatever the snapshot's size.
+ */
+int		 snap_file_merge(struct snap_file *f, const char *path);
+
 /* Copy region `index` of the snapshot into memory at addr (len bytes, at
  * least the region's length); LOST pages are left untouched and counted. */
 int		 snap_file_restore(struct snap_file *f, uint32_t index, void *addr,

@@ -5,7 +5,7 @@
  *
  * The global options come before the command.  The dispatcher finds the
  * command in cmd_table, checks its argument count, connects to snapd when
- * the entry says CMD_DAEMON (so "info", "verify" and "export" work without
+ * the entry says CMD_DAEMON (so "info", "verify", "export" and "merge" work without
  * a daemon) and runs it; the command returns the exit code.  usage() is
  * built from the same table, so the help cannot drift from the commands;
  * man/memsnapctl.1's SYNOPSIS is the first line of it.
@@ -31,6 +31,7 @@ static const struct cmd_entry *cmd_table[] = {
 	&cmd_info_entry,
 	&cmd_verify_entry,
 	&cmd_export_entry,
+	&cmd_merge_entry,
 	&cmd_events_entry,
 	&cmd_qmp_entry,
 	&cmd_qemu_save_entry,

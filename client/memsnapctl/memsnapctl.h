@@ -58,6 +58,7 @@ extern const struct cmd_entry	cmd_delete_entry;
 extern const struct cmd_entry	cmd_info_entry;
 extern const struct cmd_entry	cmd_verify_entry;
 extern const struct cmd_entry	cmd_export_entry;
+extern const struct cmd_entry	cmd_merge_entry;
 extern const struct cmd_entry	cmd_events_entry;
 extern const struct cmd_entry	cmd_qmp_entry;
 extern const struct cmd_entry	cmd_qemu_save_entry;

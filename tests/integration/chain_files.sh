@@ -7,7 +7,10 @@
 # memory at that link, region file by region file.  A broken chain (the
 # parent deleted, replaced by another snapshot, a flipped byte in it) is
 # refused by verify and export with a message naming the link, while info
-# still describes the file and says where the chain breaks.  No daemon.
+# still describes the file and says where the chain breaks.  `memsnapctl
+# merge` of every link gives a full file (no chain) that verifies and
+# exports to the same memory, leaves the chain's files as they were, never
+# replaces a file, and on a broken chain fails leaving nothing.  No daemon.
 . "$(dirname "$0")/../lib.sh"
 T=$(mktemp -d /tmp/snapd-test.XXXXXX) || fail "mktemp -d failed"
 trap t_cleanup EXIT
@@ -64,20 +67,51 @@ echo "$out" | grep -q "chain of" && fail "verify of the base mentions a chain: $
 "$CTL" --json verify "$C/c4.zsnap" | python3 -c 'import json, sys; o = json.load(sys.stdin); assert o["ok"] and o["chain"] == 5, o' ||
 	fail "verify --json c4 does not say a chain of 5"
 
+# FILE K WHAT: export --raw of FILE must be exactly the memory at link K.
+same_memory() {
+	local r lost x=$T/$(basename "$1").raw
+	"$CTL" export "$1" --raw "$x" || fail "export of $3 failed"
+	for r in 0 1 2; do
+		cmp -s "$x/$r.img" "$C/expect-$2-$r.img" ||
+			fail "export of $3: region $r differs from the memory at link $2"
+	done
+	lost=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pages_lost"])' "$x/snapshot.json")
+	[ "$lost" = "$(cat "$C/expect-$2.lost")" ] ||
+		fail "export of $3 says $lost pages lost, the memory at link $2 had $(cat "$C/expect-$2.lost")"
+	"$CTL" verify "$x" >/dev/null || fail "the export of $3 does not verify"
+}
+
 # export --raw of every link: exactly the memory at that link.
 for k in 0 1 2 3 4; do
-	"$CTL" export "$C/c$k.zsnap" --raw "$T/x$k.raw" || fail "export c$k failed"
-	for r in 0 1 2; do
-		cmp -s "$T/x$k.raw/$r.img" "$C/expect-$k-$r.img" ||
-			fail "export of c$k: region $r differs from the memory at link $k"
-	done
-	lost=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pages_lost"])' "$T/x$k.raw/snapshot.json")
-	[ "$lost" = "$(cat "$C/expect-$k.lost")" ] ||
-		fail "export of c$k says $lost pages lost, the memory at link $k had $(cat "$C/expect-$k.lost")"
-	"$CTL" verify "$T/x$k.raw" >/dev/null || fail "the export of c$k does not verify"
+	same_memory "$C/c$k.zsnap" $k "c$k"
 done
 
-# Broken chains: verify and export refuse them naming the link; info
+# merge of every link: one full file, verified, the same memory.
+(cd "$C" && sha256sum c?.zsnap) >"$T/chain.sum"
+for k in 0 1 2 3 4; do
+	out=$("$CTL" merge "$C/c$k.zsnap" "$T/m$k.zsnap") || fail "merge c$k: $out"
+	links="$((k + 1)) link"; [ $k -gt 0 ] && links="${links}s"
+	echo "$out" | grep -q "merged $links into $T/m$k.zsnap (.*); verified$" ||
+		fail "merge c$k says \"$out\""
+	out=$("$CTL" verify "$T/m$k.zsnap") || fail "verify of merged c$k: $out"
+	echo "$out" | grep -q "chain of" && fail "the merge of c$k still has a chain: $out"
+	same_memory "$T/m$k.zsnap" $k "the merge of c$k"
+done
+(cd "$C" && sha256sum -c --quiet "$T/chain.sum") || fail "merge changed the chain's files"
+[ "$(stat -c %a "$T/m4.zsnap")" = 600 ] || fail "the merged file is mode $(stat -c %a "$T/m4.zsnap"), not 600"
+ls -a "$C" "$T" | grep -q '\.tmp-' && fail "merge left a temporary file"
+out=$("$CTL" merge "$C/c4.zsnap" "$T/m0.zsnap" 2>&1) && fail "merge replaced an existing file"
+echo "$out" | grep -q "already exists" || fail "merge onto a file says \"$out\""
+"$CTL" --json merge "$C/c4.zsnap" "$T/mj.zsnap" >"$T/merge.json" || fail "merge --json c4 failed"
+python3 - "$T/merge.json" "$(cat "$C/expect-4.lost")" <<'PYEOF' || fail "merge --json c4 is not what was merged"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["links"] == 5 and o["verified"] is True and o["pages-lost"] == int(sys.argv[2]), o
+assert o["pages-total"] == o["pages-data"] + o["pages-zero"] + o["pages-lost"], o
+PYEOF
+echo "ok: merge of every link verifies and exports as the memory at that link"
+
+# Broken chains: verify, export and merge refuse them naming the link; info
 # still describes the file.
 broken() {	# WHAT NEEDLE: c4 of $B must be refused with NEEDLE
 	local out
@@ -87,6 +121,9 @@ broken() {	# WHAT NEEDLE: c4 of $B must be refused with NEEDLE
 	echo "$out" | grep -qF -- "$2" || fail "$1: export says \"$out\", expected \"$2\""
 	[ -e "$B/x.raw" ] && fail "$1: export left $B/x.raw"
 	ls -a "$B" | grep -q tmp && fail "$1: export left a temporary directory"
+	out=$("$CTL" merge "$B/c4.zsnap" "$B/m.zsnap" 2>&1) && fail "$1: merge succeeded"
+	echo "$out" | grep -qF -- "$2" || fail "$1: merge says \"$out\", expected \"$2\""
+	ls -a "$B" | grep -q 'm\.zsnap' && fail "$1: merge left a file"
 	echo "ok: $1: $out"
 }
 B=$T/missing

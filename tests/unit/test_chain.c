@@ -14,7 +14,9 @@
  * snapshot of the same name (index crc), by one armed at another time, a
  * flipped byte in a parent's page data, a parent whose region table was
  * changed (its crcs fixed up), a link whose depth is wrong, a parent that
- * is a symbolic link or a FIFO.  And the ABI: the LIBSNAPCLIENT_0
+ * is a symbolic link or a FIFO.  Every link merged into one full file
+ * (snap_file_merge()) holds the same memory; a broken chain's merge
+ * leaves nothing.  And the ABI: the LIBSNAPCLIENT_0
  * snap_file_info() fills only the struct older programs know.
  *
  * `test_chain --write DIR` only writes the chain into DIR, with
@@ -694,6 +696,121 @@ test_broken(int dirfd)
 	(void)dirfd;
 }
 
+/* ---- merge ------------------------------------------------------------------ */
+
+/* Names in dir with "zsnap" in them besides the chain's c?.zsnap: what a
+ * merge left (a merged file, a temporary ".NAME.zsnap.tmp-PID"). */
+static int
+count_strays(const char *dir)
+{
+	char	cmd[PATH_MAX + 64];
+	FILE	*p;
+	int	 n = 0, c;
+
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -v '^c[0-9]\\.zsnap$' | "
+	    "grep zsnap", dir);
+	if ((p = popen(cmd, "r")) == NULL)
+		die("popen %s: %s", cmd, strerror(errno));
+	while ((c = fgetc(p)) != EOF)
+		n += c == '\n';
+	pclose(p);
+	return n;
+}
+
+/* A merge of dir/c4.zsnap that must fail saying needle, leaving nothing. */
+static void
+expect_merge_refused(const char *what, const char *dir, const char *needle)
+{
+	char			 path[PATH_MAX], out[PATH_MAX];
+	struct snap_file	*f;
+
+	snprintf(path, sizeof(path), "%s/c4.zsnap", dir);
+	snprintf(out, sizeof(out), "%s/merged.zsnap", dir);
+	f = open_or_fail(path);
+	if (snap_file_merge(f, out) == 0)
+		fail("merge with %s: succeeded", what);
+	else if (strstr(snap_strerror(NULL), needle) == NULL)
+		fail("merge with %s: expected \"%s\", got \"%s\"", what, needle,
+		    snap_strerror(NULL));
+	snap_file_close(f);
+	if (count_strays(dir) != 0)
+		fail("merge with %s: left a file in %s", what, dir);
+}
+
+/*
+ * Every link merged into one full file: no parent, depth 0, c<k>'s header,
+ * verifies, and restores and reads page by page as link k's memory.  A
+ * second merge to the same name is refused; a broken chain (a parent
+ * missing: refused before the file is made; a flipped byte in a parent's
+ * data: found while writing) fails and leaves nothing behind.
+ */
+static void
+test_merge(void)
+{
+	char			 path[PATH_MAX], out[PATH_MAX], dir[512];
+	struct snap_file_info	 in;
+	struct snap_file	*f, *m;
+	unsigned char		*buf;
+	size_t			 len;
+
+	for (int k = 0; k < NLINK; k++) {
+		char want[16];
+
+		snprintf(path, sizeof(path), "%s/c%d.zsnap", tmpdir, k);
+		snprintf(out, sizeof(out), "%s/m%d.zsnap", tmpdir, k);
+		snprintf(want, sizeof(want), "c%d", k);
+		f = open_or_fail(path);
+		if (snap_file_merge(f, out) == -1)
+			die("merge c%d: %s", k, snap_strerror(NULL));
+		if (snap_file_merge(f, out) == 0 || errno != EEXIST)
+			fail("merge c%d onto the merged file: \"%s\"", k,
+			    snap_strerror(NULL));
+		snap_file_close(f);
+		m = open_or_fail(out);
+		if (snap_file_info(m, &in) == -1)
+			die("info m%d: %s", k, snap_strerror(NULL));
+		if (in.incremental || in.depth != 0 || in.pages_parent != 0 ||
+		    strcmp(in.name, want) != 0 ||
+		    in.armed_realtime_ns != ARMED(k) ||
+		    in.pages_lost != links[k].n_lost ||
+		    in.pages_data + in.pages_zero + in.pages_lost !=
+		    in.pages_total)
+			fail("m%d: incremental %d depth %u parent pages %llu name "
+			    "%s lost %llu (expected %llu)", k, in.incremental,
+			    in.depth, (unsigned long long)in.pages_parent,
+			    in.name, (unsigned long long)in.pages_lost,
+			    (unsigned long long)links[k].n_lost);
+		if (snap_file_verify(m) == -1)
+			fail("verify m%d: %s", k, snap_strerror(NULL));
+		check_content(m, k, out);
+		snap_file_close(m);
+		if (unlink(out) == -1)
+			die("unlink %s: %s", out, strerror(errno));
+	}
+	if (count_strays(tmpdir) != 0)
+		fail("merge left a file in %s", tmpdir);
+
+	copy_chain("merge-missing", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/c2.zsnap", dir);
+	if (unlink(path) == -1)
+		die("unlink %s: %s", path, strerror(errno));
+	expect_merge_refused("a parent deleted", dir,
+	    "chain link c3.zsnap -> c2.zsnap: c2.zsnap is missing");
+
+	copy_chain("merge-flipped", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/c1.zsnap", dir);
+	buf = read_all(path, &len);
+	buf[zsnap_get64(buf + len - ZSNAP_FOOTER_FRAME_SIZE +
+	    ZSNAP_SKIP_HDR_SIZE + offsetof(struct zsnap_footer,
+	    index_offset)) - 10] ^= 0x20;
+	write_all(path, buf, len);
+	free(buf);
+	expect_merge_refused("a flipped byte in a parent", dir,
+	    "c1.zsnap: chunk ");
+	printf("ok: %d links merge into full files; broken chains leave "
+	    "nothing\n", NLINK);
+}
+
 /* ---- a long chain ----------------------------------------------------------- */
 
 /*
@@ -869,6 +986,7 @@ main(int argc, char **argv)
 	printf("test_chain: seed %#llx, chain in %s\n",
 	    (unsigned long long)rng_state, tmpdir);
 	test_links();
+	test_merge();
 	test_broken(dirfd);
 	test_long_chain();
 	test_abi();
