@@ -467,6 +467,20 @@ save_armed() {
 	head -n 1 "$T/$tag.save" >"$T/$tag.armed"
 }
 
+# save_paused TAG PHASE: wait (30 s) until snapd has paused the snapshot
+# named TAG that save TAG started (the test pause PHASE, written to
+# $SNAPD_TEST_PAUSE_DIR/TAG.pause); fails if save ends first.
+save_paused() {
+	local tag=$1 n=300
+	until [ -e "$SNAPD_TEST_PAUSE_DIR/$tag.paused" ]; do
+		[ "$n" -gt 0 ] || fail "snapd never paused at '$2'"
+		kill -0 "$SAVE_PID" 2>/dev/null ||
+			{ cat "$T/$tag.save.err" >&2; fail "save $tag ended before the pause at '$2'"; }
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
 # save_finish TAG: wait for save TAG; returns its exit status.
 save_finish() {
 	local rc=0

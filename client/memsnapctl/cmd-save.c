@@ -12,6 +12,12 @@
  * (or --json) both are JSON lines: the reply, then the final
  * query-snapshots entry.
  *
+ * --track keeps following the process's writes once the snapshot is
+ * done, so that an incremental one may follow: --parent ID takes one from
+ * snapshot ID, --incremental from the newest snapshot of the process that
+ * tracks (found with query-snapshots).  An incremental one saves only the
+ * pages written since its parent; the reply's "chain" says how many.
+ *
  * --test-hold passes a "test-hold" object through for the test suite
  * (proto/PROTOCOL.md, "Test hooks"); it is not in the help.
  */
@@ -37,9 +43,11 @@ const struct cmd_entry cmd_save_entry = {
 };
 
 /* The "snapshot-start" arguments from save's options; exits on a usage
- * error.  *wait is cleared by --no-wait. */
+ * error.  *wait is cleared by --no-wait, *incremental set by
+ * --incremental. */
 static json_t *
-save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
+save_arguments(struct ctl *ctl, int argc, char **argv, int *wait,
+    int *incremental)
 {
 	static const struct option	 longopts[] = {
 		{ "pid",		required_argument,	NULL,	'p' },
@@ -54,10 +62,13 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		{ "no-prearm",		no_argument,		NULL,	'N' },
 		{ "json",		no_argument,		NULL,	'j' },
 		{ "test-hold",		required_argument,	NULL,	'H' },
+		{ "track",		no_argument,		NULL,	't' },
+		{ "parent",		required_argument,	NULL,	'a' },
+		{ "incremental",	no_argument,		NULL,	'i' },
 		{ NULL,			0,			NULL,	0 },
 	};
 	json_t		*args, *hold;
-	uint64_t	 pid = 0;
+	uint64_t	 pid = 0, parent;
 	int		 ch;
 
 	args = json_object();
@@ -92,6 +103,20 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		case 'W':
 			*wait = 0;
 			break;
+		case 't':
+			json_object_set_new(args, "track", json_true());
+			break;
+		case 'a':
+			if (ctl_parse_id(optarg, &parent) == -1 || parent == 0 ||
+			    parent > INT64_MAX)
+				usage_error("save: not a snapshot id: %s",
+				    optarg);
+			json_object_set_new(args, "parent",
+			    json_integer((json_int_t)parent));
+			break;
+		case 'i':
+			*incremental = 1;
+			break;
 		case 'j':
 			ctl->json = 1;
 			break;
@@ -111,8 +136,94 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait)
 		usage_error("save: unexpected argument %s", argv[optind]);
 	if (pid == 0)
 		usage_error("save: --pid PID is required");
+	if (*incremental && json_object_get(args, "parent") != NULL)
+		usage_error("save: --incremental finds the parent itself: it "
+		    "does not go with --parent");
 	json_object_set_new(args, "pid", json_integer((json_int_t)pid));
 	return args;
+}
+
+/*
+ * --incremental: the parent is the newest snapshot of process pid that
+ * tracks its writes (its query-snapshots entry has "chain": {"tracking":
+ * true}); set as "parent" in args.  The exit code.
+ */
+static int
+save_find_parent(struct ctl *ctl, json_t *args, uint64_t pid)
+{
+	json_t		*ret, *e;
+	uint64_t	 found = 0;
+	size_t		 i;
+	int		 status;
+
+	if ((ret = ctl_execute(ctl, "query-snapshots", NULL, &status)) == NULL)
+		return status;
+	json_array_foreach(ret, i, e) {
+		const json_t *c = json_object_get(e, "chain");
+
+		if (json_u64(e, "pid") == pid && c != NULL &&
+		    json_is_true(json_object_get(c, "tracking")) &&
+		    json_u64(e, "id") > found)
+			found = json_u64(e, "id");
+	}
+	json_decref(ret);
+	if (found == 0) {
+		ctl_warnx("save: no snapshot of process %" PRIu64 " tracks its "
+		    "writes: take one with --track first", pid);
+		return EXIT_FAILED;
+	}
+	json_object_set_new(args, "parent", json_integer((json_int_t)found));
+	return EXIT_OK;
+}
+
+/*
+ * The "chain" member, for people: of the armed reply (tracking, or the
+ * pages written since the parent), or of the final entry of an
+ * incremental snapshot (the pages stored as the parent's are counted as
+ * the snapshot is written).
+ */
+static void
+save_print_chain(const json_t *o, int final)
+{
+	const json_t *c = json_object_get(o, "chain");
+
+	if (c == NULL)
+		return;
+	if (json_object_get(c, "parent") == NULL) {
+		if (!final)
+			printf("  tracking the process's writes: an incremental "
+			    "snapshot may follow (save --incremental)\n");
+	} else if (!final)
+		printf("  incremental from snapshot %" PRIu64 ", depth %"
+		    PRIu64 ": %" PRIu64 " pages dirty since it\n",
+		    json_u64(c, "parent"), json_u64(c, "depth"),
+		    json_u64(c, "pages-dirty"));
+	else
+		printf("chain: depth %" PRIu64 ", parent %" PRIu64 ", %"
+		    PRIu64 " pages dirty, %" PRIu64 " unchanged, %" PRIu64
+		    " ranges saved whole%s\n", json_u64(c, "depth"),
+		    json_u64(c, "parent"), json_u64(c, "pages-dirty"),
+		    json_u64(c, "pages-unchanged"),
+		    json_u64(c, "saved-whole-count"),
+		    json_is_true(json_object_get(c, "tracking")) ?
+		    "; tracking the process's writes" : "");
+}
+
+/* After an incremental snapshot completed: its final chain figures. */
+static int
+save_print_final(struct ctl *ctl, uint64_t id)
+{
+	json_t		*ret, *e;
+	size_t		 i;
+	int		 status;
+
+	if ((ret = ctl_execute(ctl, "query-snapshots", NULL, &status)) == NULL)
+		return status;
+	json_array_foreach(ret, i, e)
+		if (json_u64(e, "id") == id)
+			save_print_chain(e, 1);
+	json_decref(ret);
+	return EXIT_OK;
 }
 
 /* The armed reply, for people. */
@@ -128,6 +239,7 @@ save_print_armed(const json_t *ret, uint64_t pid)
 	if (a == NULL) {
 		printf("  process %" PRIu64 ", armed in %s, %" PRIu64
 		    " pages\n", pid, arm, json_u64(ret, "pages-total"));
+		save_print_chain(ret, 0);
 		return;
 	}
 	printf("  process %" PRIu64 " paused %s (%" PRIu64 " threads), "
@@ -139,6 +251,7 @@ save_print_armed(const json_t *ret, uint64_t pid)
 	    json_u64(a, "mappings-live"), json_u64(a, "mappings-stopped"),
 	    fmt_bytes(json_u64(a, "bytes-stopped"), stopped, sizeof(stopped)),
 	    json_u64(a, "mappings-skipped"), json_str(a, "uffd-via", "?"));
+	save_print_chain(ret, 0);
 }
 
 static int
@@ -146,13 +259,20 @@ cmd_save_exec(struct ctl *ctl, int argc, char **argv)
 {
 	json_t		*args, *ret;
 	uint64_t	 pid, id;
-	int		 wait = 1, status;
+	int		 wait = 1, incremental = 0, status;
 
-	args = save_arguments(ctl, argc, argv, &wait);
+	args = save_arguments(ctl, argc, argv, &wait, &incremental);
 	pid = json_u64(args, "pid");
+	if (incremental && (status = save_find_parent(ctl, args, pid)) !=
+	    EXIT_OK) {
+		json_decref(args);
+		return status;
+	}
 	if ((ret = ctl_execute(ctl, "snapshot-start", args, &status)) == NULL)
 		return status;
 	id = json_u64(ret, "id");
+	incremental = json_object_get(json_object_get(ret, "chain"),
+	    "parent") != NULL;
 	if (ctl->json)
 		ctl_print_json(ret);
 	else
@@ -162,5 +282,8 @@ cmd_save_exec(struct ctl *ctl, int argc, char **argv)
 	fflush(stdout);
 	if (!wait)
 		return EXIT_OK;
-	return ctl_wait(ctl, id);
+	if ((status = ctl_wait(ctl, id)) != EXIT_OK || ctl->json ||
+	    !incremental)
+		return status;
+	return save_print_final(ctl, id);
 }

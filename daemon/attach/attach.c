@@ -45,6 +45,8 @@ struct attach {
 	uint64_t		 stopped_max;
 	int			 test_hooks;
 	int			 prearm;
+	struct output_region	*parent_regions;	/* incremental */
+	uint32_t		 parent_nregions;
 
 	struct tracer		 tr;
 	struct attach_result	 res;
@@ -151,12 +153,20 @@ attach_take_uffd(struct attach *a)
 	return rc;
 }
 
-/* Step 3: the mappings. */
+/* Step 3: the mappings (for an incremental snapshot, the parent's). */
 static int
 attach_choose(struct attach *a, struct mapsel *ms)
 {
-	return mapsel_choose(ms, a->pid, a->pidfd, a->maps, a->stopped_max,
-	    a->error, sizeof(a->error));
+	if (mapsel_choose(ms, a->pid, a->pidfd, a->maps, a->stopped_max,
+	    a->error, sizeof(a->error)) == -1)
+		return -1;
+	if (a->parent_regions != NULL && mapsel_match(ms, a->pid,
+	    a->parent_regions, a->parent_nregions, a->error,
+	    sizeof(a->error)) == -1) {
+		mapsel_free(ms);
+		return -1;
+	}
+	return 0;
 }
 
 /* Step 3: the process record, from the threads as stopped now. */
@@ -317,7 +327,8 @@ attach_first_stop(struct attach *a)
 
 	if (attach_stop(a, "stopped") == -1)
 		return -1;
-	if (attach_take_uffd(a) == -1)
+	/* An incremental snapshot's uffd is its parent's tracking's. */
+	if (a->parent_regions == NULL && attach_take_uffd(a) == -1)
 		goto fail;
 	a->t_injected = tracer_now_ns();
 	if (attach_choose(a, &ms) == -1)
@@ -332,10 +343,12 @@ attach_first_stop(struct attach *a)
 	}
 	mapsel_free(&ms);
 	a->t_described = tracer_now_ns();
-	log_info("attach %d: %u threads stopped, userfaultfd taken%s; %u "
+	log_info("attach %d: %u threads stopped, %s%s; %u "
 	    "mappings live, %u copied while stopped (%llu bytes), %u skipped",
-	    (int)a->pid, a->tr.n, a->res.via_device ? " (through "
-	    "/dev/userfaultfd)" : "", a->res.live, a->res.stopped,
+	    (int)a->pid, a->tr.n, a->parent_regions != NULL ? "incremental: "
+	    "the parent's uffd and regions" : "userfaultfd taken",
+	    a->res.via_device ? " (through /dev/userfaultfd)" : "",
+	    a->res.live, a->res.stopped,
 	    (unsigned long long)a->res.bytes_stopped, a->res.skipped);
 	if (a->prearm) {
 		attach_release(a);
@@ -431,7 +444,7 @@ attach_start(struct event_base *base, const struct attach_request *req,
 	a->res.uffd = -1;
 	a->stopped_max = req->stopped_max;
 	a->test_hooks = req->test_hooks;
-	a->prearm = req->prearm;
+	a->prearm = req->parent_regions != NULL ? 0 : req->prearm;
 	a->cb = cb;
 	a->cb_arg = arg;
 	pthread_mutex_init(&a->lock, NULL);
@@ -440,8 +453,15 @@ attach_start(struct event_base *base, const struct attach_request *req,
 	a->maps = req->maps != NULL ? strdup(req->maps) : NULL;
 	a->name = strdup(req->name != NULL ? req->name : "");
 	a->ev = event_new(base, -1, 0, attach_event_cb, a);
+	if (req->parent_regions != NULL && (a->parent_regions = calloc(
+	    req->parent_nregions, sizeof(*a->parent_regions))) != NULL) {
+		memcpy(a->parent_regions, req->parent_regions,
+		    req->parent_nregions * sizeof(*a->parent_regions));
+		a->parent_nregions = req->parent_nregions;
+	}
 	if (a->pidfd == -1 || a->name == NULL || a->ev == NULL ||
-	    (req->maps != NULL && a->maps == NULL))
+	    (req->maps != NULL && a->maps == NULL) ||
+	    (req->parent_regions != NULL && a->parent_regions == NULL))
 		goto fail;
 	if ((e = pthread_create(&a->thread, NULL, attach_thread_main, a)) !=
 	    0) {
@@ -510,6 +530,7 @@ attach_free(struct attach *a)
 		close(a->pidfd);
 	free(a->maps);
 	free(a->name);
+	free(a->parent_regions);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->cond);
 	free(a);

@@ -27,6 +27,10 @@
  *      ATTACH_EV_ARMING, and the caller arms the snapshot with it;
  *   6'. as 5: attach_resume() once armed, ATTACH_EV_RESUMED.
  * A failure releases the process and reports ATTACH_EV_FAILED.
+ * An incremental snapshot (req->parent_regions set) takes no new uffd
+ * (its parent's tracking has one) and chooses no mappings: step 2 is
+ * skipped, and step 3 matches the mappings to the parent's regions
+ * (mapsel_match()); it never pre-arms.
  * If the caller never resumes, the thread lets the process go after
  * ATTACH_HOLD_MAX_MS anyway.  If snapd dies at any instant, the kernel
  * detaches every thread and inject.h makes the one we ran code in
@@ -71,10 +75,14 @@ struct attach_request {
 					 * 0, or -1: when the live memory is at
 					 * least ATTACH_PREARM_MIN bytes */
 	int		 test_hooks;	/* honour DIR/NAME.pause */
+	/* Incremental: the parent's regions (copied), no new uffd. */
+	const struct output_region *parent_regions;
+	uint32_t	 parent_nregions;
 };
 
 struct attach_result {
-	int			 uffd;		/* -1 once taken */
+	int			 uffd;		/* -1 once taken; -1 for
+						 * an incremental snapshot */
 	struct output_region	*regions;
 	uint32_t		 nregions;
 	uint8_t			*procrec;	/* encoded record */

@@ -452,6 +452,105 @@ out:
 	return rc;
 }
 
+/* The index of the region of n at r that overlaps [start, end), or -1. */
+static int32_t
+mapsel_region_overlap(const struct output_region *r, uint32_t n,
+    uint64_t start, uint64_t end)
+{
+	for (uint32_t k = 0; k < n; k++)
+		if (r[k].start < end && start < r[k].start + r[k].length)
+			return (int32_t)k;
+	return -1;
+}
+
+/* Mapping m takes region k's kind (k -1: skipped, mapped since). */
+static int
+mapsel_match_one(struct mapsel *ms, struct procrec_mapping *m, int32_t k,
+    const struct output_region *r)
+{
+	const char *reason = "";
+
+	if (k == -1) {
+		m->state = PROCREC_SKIPPED;
+		reason = "mapped since the chain's full snapshot, whose "
+		    "regions every incremental one saves";
+		ms->skipped++;
+	} else if (r[k].flags & OUTPUT_REGION_STOPPED) {
+		m->state = PROCREC_STOPPED;
+		reason = "copied while stopped, as in the parent snapshot";
+		ms->stopped++;
+		ms->bytes_stopped += m->end - m->start;
+	} else {
+		m->state = PROCREC_LIVE;
+		ms->live++;
+		ms->pages_live += (m->end - m->start) / 4096;
+	}
+	m->region = k;
+	free(m->reason);
+	if ((m->reason = strdup(reason)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+mapsel_match(struct mapsel *ms, pid_t pid, const struct output_region *regions,
+    uint32_t nregions, char *why, size_t whylen)
+{
+	struct output_region	*copy;
+
+	for (uint32_t k = 0; k < nregions; k++) {
+		uint64_t addr = regions[k].start;
+		uint64_t end = regions[k].start + regions[k].length;
+
+		for (uint32_t i = 0; i < ms->nmaps && addr < end; i++)
+			if (ms->maps[i].start <= addr && addr < ms->maps[i].end)
+				addr = ms->maps[i].end;
+		if (addr < end) {
+			snprintf(why, whylen, "region %u ('%s', 0x%llx+%llu) "
+			    "of the parent snapshot is no longer all mapped in "
+			    "process %d (nothing at 0x%llx): it was unmapped "
+			    "since; take a full snapshot", k, regions[k].name,
+			    (unsigned long long)regions[k].start,
+			    (unsigned long long)regions[k].length, (int)pid,
+			    (unsigned long long)addr);
+			return -1;
+		}
+	}
+	if ((copy = calloc(nregions, sizeof(*copy))) == NULL) {
+		snprintf(why, whylen, "regions: %s", strerror(errno));
+		return -1;
+	}
+	memcpy(copy, regions, nregions * sizeof(*copy));
+	free(ms->regions);
+	ms->regions = copy;
+	ms->nregions = nregions;
+	ms->live = ms->stopped = ms->skipped = 0;
+	ms->pages_live = ms->bytes_stopped = 0;
+	for (uint32_t i = 0; i < ms->nmaps; i++) {
+		struct procrec_mapping	*m = &ms->maps[i];
+		int32_t			 k = mapsel_region_overlap(regions,
+					    nregions, m->start, m->end);
+
+		if (k != -1 && (m->start < regions[k].start || m->end >
+		    regions[k].start + regions[k].length)) {
+			snprintf(why, whylen, "mapping 0x%llx-0x%llx (%s) runs "
+			    "past region %d ('%s') of the parent snapshot: it "
+			    "grew or moved since, and its new pages would be "
+			    "missing; take a full snapshot",
+			    (unsigned long long)m->start,
+			    (unsigned long long)m->end,
+			    m->path[0] != '\0' ? m->path : "anonymous", k,
+			    regions[k].name);
+			return -1;
+		}
+		if (mapsel_match_one(ms, m, k, regions) == -1) {
+			snprintf(why, whylen, "mappings: %s", strerror(ENOMEM));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 mapsel_free(struct mapsel *ms)
 {

@@ -56,6 +56,19 @@ int	mapsel_choose(struct mapsel *ms, pid_t pid, int pidfd,
 	    const char *filter, uint64_t stopped_max, char *why,
 	    size_t whylen);
 
+/*
+ * An incremental snapshot by attach saves its parent's regions, not a new
+ * choice: after mapsel_choose() (default filter), give every mapping the
+ * kind of the parent region (of nregions at regions) that holds it, and
+ * make ms->regions a copy of those regions.  A mapping that lies in no
+ * region was mapped since the parent: it is skipped, with that reason.  -1
+ * with why when the parent's regions no longer fit the process: a region
+ * no longer wholly mapped (unmapped since the parent), or a mapping that
+ * runs past one (it grew or moved), whose pages would be missing.
+ */
+int	mapsel_match(struct mapsel *ms, pid_t pid,
+	    const struct output_region *regions, uint32_t nregions, char *why,
+	    size_t whylen);
 /* Free the regions and, unless taken (set to NULL), the mappings. */
 void	mapsel_free(struct mapsel *ms);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attaching.h"
+#include "chain.h"
 #include "control.h"
 #include "log.h"
 #include "report.h"
@@ -73,13 +74,47 @@ attaching_figures(const struct attach_result *r)
 	return o;
 }
 
+/*
+ * Incremental, the process stopped: take the parent's tracking (its uffd
+ * and the pages written since) for the request.  The parent is looked up
+ * again: it may have stopped tracking while the process was being
+ * stopped.  The parent, or NULL with err.
+ */
+static struct snap_entry *
+attaching_take_parent(struct attaching *at, struct zsnap_parent *link,
+    char *err, size_t errlen)
+{
+	struct snap_entry	*p;
+	char			 why[400];
+
+	if ((p = chain_parent(at->req.parent_id, at->req.uid, at->req.pid,
+	    why, sizeof(why))) == NULL ||
+	    (at->req.incr = chain_take(p, link, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "snapshot-start: %s", why);
+		return NULL;
+	}
+	at->req.parent = link;
+	at->req.uffd = -1;
+	return p;
+}
+
 /* Uffd taken: start the snapshot (the process stopped, or pre-arming). */
 static void
 attaching_ready(struct attaching *at)
 {
 	struct attach_result	*r = attach_result(at->a);
-	struct snap_entry	*e;
+	struct snap_entry	*e, *parent = NULL;
+	struct zsnap_parent	 link;
 	char			 err[512];
+
+	if (at->req.parent_id != 0 && (parent = attaching_take_parent(at,
+	    &link, err, sizeof(err))) == NULL) {
+		control_reply_error(at->conn_id, at->reply_id,
+		    SNAPD_ERR_GENERIC, err);
+		at->resume_asked = 1;
+		attach_resume(at->a);
+		return;
+	}
 
 	at->req.uffd = r->uffd;
 	r->uffd = -1;
@@ -94,6 +129,10 @@ attaching_ready(struct attaching *at)
 	at->req.pidfd = -1;	/* the engine's now */
 	close(at->req.dirfd);
 	at->req.dirfd = -1;
+	if (e == NULL && parent != NULL)
+		chain_give_back(parent, at->req.incr);
+	at->req.incr = NULL;
+	at->req.parent = NULL;
 	if (e == NULL) {
 		control_reply_error(at->conn_id, at->reply_id,
 		    SNAPD_ERR_GENERIC, err);
@@ -260,6 +299,18 @@ attaching_start(const struct snapshot_request *req, const char *dir,
 	ar.name = at->name;
 	ar.test_hooks = 1;
 	ar.prearm = prearm;
+	if (req->parent_id != 0) {
+		struct snap_entry *p = snapshots_find(req->parent_id);
+
+		if (p == NULL) {
+			snprintf(err, errlen, "snapshot-start: no snapshot "
+			    "%llu (parent)", (unsigned long long)req->parent_id);
+			attaching_free(at);
+			return -1;
+		}
+		ar.parent_regions = p->regions;
+		ar.parent_nregions = p->nregions;
+	}
 	if ((at->a = attach_start(attaching_base, &ar, attaching_cb, at)) ==
 	    NULL) {
 		snprintf(err, errlen, "snapshot-start: start the attach "

@@ -24,8 +24,10 @@
  * Start attaching for req (its name, options, pidfd and dirfd set; the
  * regions and uffd come from the attach), replying to conn_id with
  * reply_id (a reference is kept).  prearm: 1 or 0 as asked, -1 to decide
- * by the size of the live memory (attach.h).  Takes req->pidfd and dirfd
- * whatever happens.  0, or -1 with err.
+ * by the size of the live memory (attach.h).  With req->parent_id, an
+ * incremental snapshot: the parent's regions, and its tracking taken once
+ * the process is stopped (given back if the snapshot cannot start).
+ * Takes req->pidfd and dirfd whatever happens.  0, or -1 with err.
  */
 int	attaching_start(const struct snapshot_request *req, const char *dir,
 	    const char *maps, int prearm, int wait_arm, uint64_t conn_id,

@@ -315,13 +315,26 @@ start_parse_name(struct cmd_ctx *ctx, const struct snapshot_request *req,
 	return 0;
 }
 
-/* Attach: "pid" without "uffd". */
+/*
+ * Attach: "pid" without "uffd".  With "parent", only when the parent was
+ * taken by attach: an incremental snapshot is taken the way its chain's
+ * full one was (by attach, snapd stops the process; else its peer holds
+ * the process still).
+ */
 static int
 start_is_attach(const struct cmd_ctx *ctx)
 {
-	return json_object_get(ctx->args, "pid") != NULL &&
-	    json_object_get(ctx->args, "uffd") == NULL &&
-	    json_object_get(ctx->args, "parent") == NULL;
+	json_t			*parent = json_object_get(ctx->args, "parent");
+	struct snap_entry	*p;
+
+	if (json_object_get(ctx->args, "pid") == NULL ||
+	    json_object_get(ctx->args, "uffd") != NULL)
+		return 0;
+	if (parent == NULL)
+		return 1;
+	p = json_integer_value(parent) > 0 ?
+	    snapshots_find((uint64_t)json_integer_value(parent)) : NULL;
+	return p != NULL && p->attached;
 }
 
 /*
@@ -614,10 +627,6 @@ start_check_shape(struct cmd_ctx *ctx, int attach)
 		if (json_object_get(ctx->args, "regions") != NULL)
 			bad = "'regions' does not go with attach (pid without "
 			    "uffd): use 'maps'";
-		else if (json_is_true(json_object_get(ctx->args, "track")))
-			bad = "'track' does not go with attach (pid without "
-			    "uffd) yet: snapshots taken by attach cannot be "
-			    "incremental";
 	} else if (json_object_get(ctx->args, "wait-arm") != NULL)
 		bad = "'wait-arm' goes only with attach (pid without uffd)";
 	else if (json_object_get(ctx->args, "uffd") == NULL)
@@ -660,6 +669,37 @@ start_prepare(struct cmd_ctx *ctx, const struct config *conf,
 	return dirfd;
 }
 
+/*
+ * Attach, incremental ("parent"): the parent must track process pid for
+ * this peer and lie in the directory the new one goes to; req->parent_id
+ * set.  The tracking itself is taken once the process is stopped
+ * (attaching.c).  -1 with ctx's error set and req's descriptors closed.
+ */
+static int
+start_attach_parent(struct cmd_ctx *ctx, struct snapshot_request *req,
+    const char *dir)
+{
+	json_int_t		 id = json_integer_value(json_object_get(
+				    ctx->args, "parent"));
+	struct snap_entry	*p;
+	char			 err[512];
+
+	if ((p = chain_parent((uint64_t)id, ctx->conn->uid, req->pid, err,
+	    sizeof(err))) == NULL)
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s", err);
+	else if (strcmp(dir, p->dir) != 0)
+		cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: an "
+		    "incremental snapshot is written beside its parent, in %s, "
+		    "not in %s: give the parent's subdir", p->dir, dir);
+	else {
+		req->parent_id = p->id;
+		return 0;
+	}
+	close(req->pidfd);
+	close(req->dirfd);
+	return -1;
+}
+
 /* Attach: the process is stopped and its uffd made by snapd (attach.h). */
 static enum cmd_retval
 cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
@@ -692,8 +732,13 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 			    "one memory cannot be write-protected by two "
 			    "snapshots: wait for it to finish", (int)pid,
 			    (unsigned long long)e->id);
+	if (json_object_get(ctx->args, "parent") != NULL)
+		req->track = 1;		/* unless "track" is false */
 	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
 	    sizeof(dir)) == -1)
+		return CMD_ERROR;
+	if (json_object_get(ctx->args, "parent") != NULL &&
+	    start_attach_parent(ctx, req, dir) == -1)
 		return CMD_ERROR;
 	if (attaching_start(req, dir, maps, wait_arm ? 1 :
 	    json_object_get(ctx->args, "prearm") != NULL ? req->prearm : -1,

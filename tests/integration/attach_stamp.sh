@@ -99,13 +99,7 @@ snap_check root root-zsnap zsnap
 n0=$(stamp_cmd root status >/dev/null; stamp_field root signals)
 echo "attach stopped" >"$SNAPD_TEST_PAUSE_DIR/root-signal.pause"
 save_start root-signal --pid "$(cat "$T/root/pid")" --name root-signal --no-wait
-n=300
-until [ -e "$SNAPD_TEST_PAUSE_DIR/root-signal.paused" ]; do
-	[ "$n" -gt 0 ] || fail "snapd never paused at 'attach stopped'"
-	kill -0 "$SAVE_PID" 2>/dev/null || { cat "$T/root-signal.save.err" >&2; fail "save ended before the pause"; }
-	sleep 0.1
-	n=$((n - 1))
-done
+save_paused root-signal "attach stopped"
 st=$(grep '^State:' "/proc/$(cat "$T/root/pid")/status")
 kill -USR2 "$(cat "$T/root/pid")"
 touch "$SNAPD_TEST_PAUSE_DIR/root-signal.go"
