@@ -1,7 +1,9 @@
 /*
  * memsnapctl cancel ID: stop a running snapshot (snapshot-cancel).  snapd
  * drops the protection and removes the partial file; the snapshot then
- * ends as cancelled.  Prints nothing on success (the reply with -j).
+ * ends as cancelled.  On a completed snapshot that tracks its process's
+ * writes (save --track) it ends the tracking instead, and the file stays.
+ * Prints nothing on success (the reply with -j).
  */
 #include <stdio.h>
 
@@ -13,7 +15,7 @@ const struct cmd_entry cmd_cancel_entry = {
 	.name = "cancel",
 	.args = { "ID", 1, 1 },
 	.flags = CMD_DAEMON,
-	.help = "stop a running snapshot",
+	.help = "stop a running snapshot, or end a snapshot's tracking",
 	.exec = cmd_cancel_exec,
 };
 

@@ -38,6 +38,7 @@
 #include "report.h"
 #include "cmd.h"
 #include "testhold.h"
+#include "track.h"
 #include "uffd.h"
 
 /* capability(7) number of CAP_SYS_PTRACE. */
@@ -725,13 +726,24 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: "
 		    "attach needs the kernel's UFFD_FEATURE_WP_UNPOPULATED "
 		    "(Linux 6.4), which this kernel lacks");
-	for (struct snap_entry *e = NULL; (e = snapshots_next(e)) != NULL;)
+	for (struct snap_entry *e = NULL; (e = snapshots_next(e)) != NULL;) {
 		if (!e->done && e->pid == pid)
 			return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: "
 			    "process %d already has snapshot %llu running, and "
 			    "one memory cannot be write-protected by two "
 			    "snapshots: wait for it to finish", (int)pid,
 			    (unsigned long long)e->id);
+		/* Its memory stays registered with the tracker's uffd. */
+		if (e->tracker != NULL && tracker_pid(e->tracker) == pid &&
+		    json_object_get(ctx->args, "parent") == NULL)
+			return cmd_error(ctx, SNAPD_ERR_BUSY, "snapshot-start: "
+			    "snapshot %llu tracks the writes of process %d, "
+			    "whose memory cannot be registered by a second "
+			    "userfaultfd: take an incremental snapshot from it "
+			    "(\"parent\"), or end its tracking with "
+			    "snapshot-cancel first", (unsigned long long)e->id,
+			    (int)pid);
+	}
 	if (json_object_get(ctx->args, "parent") != NULL)
 		req->track = 1;		/* unless "track" is false */
 	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,

@@ -152,6 +152,12 @@ fi
 case $out in *"no snapshot of process $other tracks"*) ;; *) fail "--incremental, untracked: wrong refusal: $out" ;; esac
 kill "$other"
 echo "ok: a parent tracking another process and --incremental without one refused"
+if out=$("$MEMSNAPCTL_BIN" save --pid "$PID" --name bad-full 2>&1); then
+	fail "a full attach of a tracked process was taken: $out"
+fi
+case $out in *"tracks the writes of process $PID"*) ;; *) fail "a full attach of a tracked process: wrong refusal: $out" ;; esac
+untraced "the refusal of a full attach"
+echo "ok: a full attach of a tracked process refused: $out"
 
 # The parent still tracks after the refusals: one more link is exact.
 link inc4 --incremental
