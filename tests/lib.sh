@@ -75,6 +75,17 @@ t_wait_gone() {
 	return 1
 }
 
+# Wait up to $2 tenths of a second (default 100) for file $1 to exist and
+# not be empty.
+t_wait_file() {
+	local n=${2:-100}
+	until [ -s "$1" ]; do
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
 # Make the throwaway directory and install the EXIT trap.  Checks that the
 # binaries exist and that this machine can do what snapd needs.
 t_init() {

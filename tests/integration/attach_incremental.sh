@@ -21,8 +21,11 @@
 #     memory check passes at the end;
 #   - refused, with the target left untraced: "maps" with "parent"; a
 #     parent that tracks another process; --incremental for a process no
-#     snapshot tracks;
+#     snapshot tracks; a full attach of a process whose writes are tracked;
 #   - memsnapctl cancel on the newest link ends the tracking;
+#   - a region of the parent unmapped since (a Python process unmaps 8 MiB
+#     it mapped) fails the next incremental before anything is armed,
+#     naming the region, and the parent keeps tracking;
 #   - killing snapd while an incremental attach holds the target stopped
 #     (pause point "attach stopped") leaves it running, untraced, healthy.
 # Exit 0 pass, 77 skip, 1 fail.
@@ -201,6 +204,49 @@ fi
 untraced "the refused --incremental after cancel"
 stamp_healthy sw >/dev/null
 echo "ok: cancel ended the tracking; --incremental is then refused: $out"
+
+# ---- a region unmapped since the parent ---------------------------------------------
+# A Python process (unmodified, too) maps and writes 8 MiB, and unmaps it on
+# SIGUSR1: the incremental snapshot after that fails before anything is
+# armed, naming the region, and the parent keeps tracking.
+python3 - "$T/py" <<'EOF' &
+import ctypes, mmap, os, signal, sys
+out = sys.argv[1]
+m = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, len(m), 4096):
+    m[i] = 1
+c = ctypes.c_char.from_buffer(m)
+addr = ctypes.addressof(c)
+del c
+def unmap(sig, frame):
+    m.close()
+    open(out + ".unmapped", "w").write("ok\n")
+signal.signal(signal.SIGUSR1, unmap)
+open(out + ".tmp", "w").write("%d %x\n" % (os.getpid(), addr))
+os.rename(out + ".tmp", out)
+while True:
+    signal.pause()
+EOF
+py=$!
+t_track "$py"
+t_wait_file "$T/py" || fail "the python target never started"
+read -r _ pyaddr <"$T/py"
+"$MEMSNAPCTL_BIN" -j save --pid "$py" --track --name py-base >"$T/py-base.save" 2>&1 ||
+	{ cat "$T/py-base.save" >&2; fail "the tracked snapshot of the python target failed"; }
+pybase=$(head -n 1 "$T/py-base.save" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+kill -USR1 "$py"
+t_wait_file "$T/py.unmapped" || fail "the python target never unmapped its memory"
+if out=$("$MEMSNAPCTL_BIN" save --pid "$py" --incremental --name py-inc 2>&1); then
+	fail "an incremental snapshot of an unmapped region was taken: $out"
+fi
+case $out in *"0x$pyaddr+8388608) of the parent snapshot is no longer all mapped"*"unmapped since; take a full snapshot"*) ;;
+*) fail "the unmapped region: wrong refusal (region 0x$pyaddr): $out" ;; esac
+[ "$(python3 "$STAMP_PY" tracer "$py")" = 0 ] || fail "the refused incremental left the python target traced"
+"$MEMSNAPCTL_BIN" -j qmp '{"execute": "query-snapshots"}' |
+    python3 -c 'import json,sys; e=[e for e in json.load(sys.stdin)["return"] if e["id"] == int(sys.argv[1])][0]; sys.exit(0 if e["chain"]["tracking"] else 1)' "$pybase" ||
+	fail "after the refused incremental, snapshot $pybase no longer tracks"
+kill "$py"
+echo "ok: a region unmapped since the parent: refused before arming ($out); the parent still tracks"
 
 # ---- killing snapd while an incremental attach holds the target ---------------------
 link base2 --track
