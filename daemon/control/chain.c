@@ -47,12 +47,13 @@ chain_untrack(struct snap_entry *e, const char *why)
 {
 	if (e->tracker == NULL)
 		return;
+	/* Before the free: why may be the tracker's own (tracker_why()). */
+	snprintf(e->untracked, sizeof(e->untracked), "%s", why);
 	tracker_free(e->tracker);
 	e->tracker = NULL;
 	chain_ntrackers--;
-	snprintf(e->untracked, sizeof(e->untracked), "%s", why);
 	log_info("snapshot %llu: no longer tracking process %d's writes: %s",
-	    (unsigned long long)e->id, (int)e->pid, why);
+	    (unsigned long long)e->id, (int)e->pid, e->untracked);
 }
 
 struct snap_entry *
