@@ -231,6 +231,7 @@ static void
 save_print_armed(const json_t *ret, uint64_t pid)
 {
 	const json_t	*a = json_object_get(ret, "attach");
+	const char	*via;
 	char		 pause[32], arm[32], stopped[32];
 
 	printf("snapshot %" PRIu64 " (%s) armed: %s\n", json_u64(ret, "id"),
@@ -246,11 +247,14 @@ save_print_armed(const json_t *ret, uint64_t pid)
 	    "armed in %s, %" PRIu64 " pages\n", pid,
 	    fmt_duration_us(json_u64(a, "pause-us"), pause, sizeof(pause)),
 	    json_u64(a, "threads"), arm, json_u64(ret, "pages-total"));
+	via = json_str(a, "uffd-via", "?");
 	printf("  mappings: %" PRIu64 " saved live, %" PRIu64 " copied while "
-	    "stopped (%s), %" PRIu64 " skipped; userfaultfd by %s\n",
+	    "stopped (%s), %" PRIu64 " skipped; userfaultfd %s%s\n",
 	    json_u64(a, "mappings-live"), json_u64(a, "mappings-stopped"),
 	    fmt_bytes(json_u64(a, "bytes-stopped"), stopped, sizeof(stopped)),
-	    json_u64(a, "mappings-skipped"), json_str(a, "uffd-via", "?"));
+	    json_u64(a, "mappings-skipped"), strcmp(via, "parent") == 0 ?
+	    "of the parent's tracking" : "by ", strcmp(via, "parent") == 0 ?
+	    "" : via);
 	save_print_chain(ret, 0);
 }
 

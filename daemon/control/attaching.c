@@ -53,9 +53,12 @@ attaching_free(struct attaching *at)
 	free(at);
 }
 
-/* The "attach" member of the armed reply. */
+/*
+ * The "attach" member of the armed reply.  An incremental snapshot made
+ * no userfaultfd: its parent's tracking had one ("uffd-via": "parent").
+ */
 static json_t *
-attaching_figures(const struct attach_result *r)
+attaching_figures(const struct attach_result *r, int incremental)
 {
 	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b}",
 	    "pause-us", (json_int_t)(r->pause_ns / 1000),
@@ -64,7 +67,8 @@ attaching_figures(const struct attach_result *r)
 	    "mappings-stopped", (json_int_t)r->stopped,
 	    "mappings-skipped", (json_int_t)r->skipped,
 	    "bytes-stopped", (json_int_t)r->bytes_stopped,
-	    "uffd-via", r->via_device ? "device" : "syscall",
+	    "uffd-via", incremental ? "parent" : r->via_device ? "device" :
+	    "syscall",
 	    "prearm", r->prearm);
 
 	if (o == NULL || (r->prearm && json_object_set_new(o,
@@ -220,7 +224,8 @@ attaching_cb(struct attach *a, enum attach_event ev, void *arg)
 		attaching_give_up(at);
 		if (at->snap_id != 0)
 			report_release(at->snap_id,
-			    attaching_figures(attach_result(a)), "attach",
+			    attaching_figures(attach_result(a),
+			    at->req.parent_id != 0), "attach",
 			    NULL);
 		break;
 	}

@@ -103,6 +103,8 @@ if not all(s > x for x, s in zip(cuts, seqs)):
                "writes by now %s" % (cuts, seqs))
 if a.get("threads") != 9 or "pause-us" not in a:
     bad.append("the attach figures are wrong: %s" % a)
+if a.get("uffd-via") != ("parent" if depth > 0 else "syscall"):
+    bad.append("uffd-via is %s at depth %d" % (a.get("uffd-via"), depth))
 if c is None or c["depth"] != depth:
     bad.append("chain %s: depth is not %d" % (c, depth))
 elif depth > 0:
@@ -177,6 +179,8 @@ id4=$(cat "$T/inc4.id")
 "$MEMSNAPCTL_BIN" save --pid "$PID" --incremental --name inc5 >"$T/inc5.out" 2>&1 ||
 	{ cat "$T/inc5.out" >&2; fail "memsnapctl save --incremental (inc5) failed"; }
 cat "$T/inc5.out"
+grep -q "skipped; userfaultfd of the parent's tracking$" "$T/inc5.out" ||
+	fail "save does not say the incremental used its parent's userfaultfd"
 grep -q "incremental from snapshot $id4, depth 5: [0-9]* pages dirty since it" "$T/inc5.out" ||
 	fail "save's armed lines do not say the parent and the depth"
 grep -Eq "^chain: depth 5, parent $id4, [1-9][0-9]* pages dirty, [1-9][0-9]* unchanged, 0 ranges saved whole; tracking" "$T/inc5.out" ||
