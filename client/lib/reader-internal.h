@@ -1,8 +1,11 @@
 /*
  * The snapshot reader's internals (not installed), shared by its files:
  *
- *	reader.c		opening a zsnap file, checking and walking its
- *				chunks, snap_file_open/close/info/region
+ *	reader.c		opening a zsnap file (footer, header, process
+ *				and parent frames, index),
+ *				snap_file_open/close/info/region
+ *	reader-chunk.c		its chunks: metadata, extents, page data
+ *				decompressed and checked, the region walk
  *	reader-raw.c		the same for a NAME.raw directory
  *	reader-verify.c		the coverage check (every page of every region
  *				covered exactly once) and snap_file_verify()
@@ -15,6 +18,8 @@
  *				it (restore, read and export go through it)
  *	reader-lazy.c		snap_file_restore_lazy(): pages filled on first
  *				touch through a userfaultfd, and a sweep
+ *	reader-lazy-index.c	its page index: where each page's bytes are,
+ *				down an incremental chain (reader-lazy.h)
  *	reader-merge.c		snap_file_merge(): a chain folded into one
  *				full zsnap file, through proto/zsnapwrite.c
  *
