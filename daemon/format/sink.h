@@ -63,6 +63,58 @@ struct sink	*sink_file_open(int dirfd, const char *name, const char *suffix,
 /* The final name ("NAME.SUFFIX") of a file sink, relative to its dirfd. */
 const char	*sink_file_name(const struct sink *s);
 
+/*
+ * An S3 sink (sink-s3.c): the bytes become one object, KEY in BUCKET,
+ * uploaded as a multipart upload while they are written.
+ *
+ *	open	CreateMultipartUpload, at once: wrong credentials, a missing
+ *		bucket or an unreachable service fail here, before anything
+ *		else is done (the caller opens it before arming)
+ *	write	fills a part buffer of part_size bytes; a full one is handed
+ *		to one of parts_in_flight uploader threads (each its own
+ *		s3_client, retrying as s3.h says).  When every buffer is
+ *		full or in flight, write waits: a slow or stopped store
+ *		holds the writer back, as a slow disk does, and memory
+ *		stays at sink_s3_memory().  An upload that failed for good
+ *		fails the next write (or finish) with its message.
+ *	sync	waits until every full part is uploaded
+ *	finish	uploads the last (short) part, CompleteMultipartUpload: the
+ *		object appears only now, whole
+ *	abort	AbortMultipartUpload: the parts are dropped, no object
+ *
+ * cancel (may be NULL), when non-zero, ends uploads in progress and any
+ * wait in write/sync/finish with ECANCELED.  The uploader threads run at
+ * the nice value of the thread that opens the sink.  At most S3_PARTS_MAX
+ * parts: a write past part_size * S3_PARTS_MAX bytes fails with EFBIG
+ * ("larger than 10000 parts of 64 MiB").
+ */
+struct s3_config;
+
+struct sink_s3_params {
+	const struct s3_config	*conf;		/* copied */
+	const char		*bucket;
+	const char		*key;		/* the object's final key */
+	uint64_t		 part_size;	/* S3_PART_SIZE_MIN..S3_PART_SIZE_MAX */
+	int			 parts_in_flight; /* >= 1 */
+	const _Atomic int	*cancel;
+};
+
+struct sink	*sink_s3_open(const struct sink_s3_params *p, char *err,
+		    size_t errlen);
+/* The memory an S3 sink holds at most: part_size * (parts_in_flight + 1). */
+uint64_t	 sink_s3_memory(uint64_t part_size, int parts_in_flight);
+/* "s3://BUCKET/KEY" of an S3 sink, NULL for any other. */
+const char	*sink_s3_url(const struct sink *s);
+
+/* Upload figures of an S3 sink (zero for any other); any thread. */
+struct sink_s3_stats {
+	uint64_t	parts_uploaded;
+	uint64_t	bytes_uploaded;
+	uint64_t	retries;	/* tries beyond the first, all parts */
+	uint64_t	waits;		/* writes that waited for a free buffer */
+};
+void		 sink_s3_stats(const struct sink *s, struct sink_s3_stats *st);
+
 int		 sink_write(struct sink *s, const void *buf, size_t len);
 int		 sink_sync(struct sink *s);
 int		 sink_finish(struct sink *s);
