@@ -5,7 +5,13 @@
  * One table, config_keys[], names every key with its type, range and where
  * it lives in struct config; the parser, the printer and config_to_json()
  * all walk that table, so a new key is one line there (plus its default in
- * config_defaults() and its paragraph in conf/snapd.conf).
+ * config_defaults() and its paragraph in conf/snapd.conf).  What no single
+ * key can check (destination s3 needs s3_endpoint and s3_url) is checked
+ * once the whole file is read, config_check_keys().
+ *
+ * The S3 keys are read from their credentials file
+ * (config_load_credentials()), not from this one: a configuration file is
+ * world-readable, the credentials file must not be.
  *
  * Runs on the main thread only.
  */
@@ -20,6 +26,7 @@
 
 #include "protocol.h"
 #include "config.h"
+#include "s3.h"
 #include "utf8.h"
 
 enum config_type {
@@ -29,6 +36,10 @@ enum config_type {
 	CONFIG_INT,		/* int, decimal */
 	CONFIG_SIZE,		/* uint64_t, with K/M/G/T suffixes */
 	CONFIG_ENUM,		/* int-sized enum, one of names[] */
+	/* Text in char[max] (max is the field's size, not a range): */
+	CONFIG_WORD,		/* [A-Za-z0-9_-], at least one */
+	CONFIG_ENDPOINT,	/* "" or http(s)://HOST[:PORT], no path */
+	CONFIG_S3URL,		/* "" or s3://BUCKET[/PREFIX] (s3_url_parse()) */
 };
 
 struct config_key {
@@ -48,6 +59,8 @@ static const char *const shutdown_names[] = { "cancel", "finish", NULL };
 static const char *const level_names[] = {
 	"error", "warning", "info", "debug", NULL
 };
+static const char *const destination_names[] = { "disk", "s3", NULL };
+static const char *const addressing_names[] = { "path", "virtual", NULL };
 
 #define KIB	1024ULL
 #define MIB	(1024ULL * KIB)
@@ -81,6 +94,22 @@ static const struct config_key config_keys[] = {
 	{ "shutdown", CONFIG_ENUM, OFF(shutdown), 0, 0, shutdown_names },
 	{ "shutdown_timeout", CONFIG_INT, OFF(shutdown_timeout), 0, 3600, NULL },
 	{ "log_level", CONFIG_ENUM, OFF(log_level), 0, 0, level_names },
+	{ "destination", CONFIG_ENUM, OFF(destination), 0, 0,
+	    destination_names },
+	{ "s3_endpoint", CONFIG_ENDPOINT, OFF(s3_endpoint), 0,
+	    CONFIG_ENDPOINT_MAX, NULL },
+	{ "s3_region", CONFIG_WORD, OFF(s3_region), 0, CONFIG_REGION_MAX,
+	    NULL },
+	{ "s3_addressing", CONFIG_ENUM, OFF(s3_addressing), 0, 0,
+	    addressing_names },
+	{ "s3_credentials", CONFIG_PATH, OFF(s3_credentials), 0, 0, NULL },
+	{ "s3_timeout", CONFIG_INT, OFF(s3_timeout), 1, 3600, NULL },
+	{ "s3_retries", CONFIG_INT, OFF(s3_retries), 0, 16, NULL },
+	{ "s3_url", CONFIG_S3URL, OFF(s3_url), 0, CONFIG_S3_URL_MAX, NULL },
+	{ "s3_part_size", CONFIG_SIZE, OFF(s3_part_size), S3_PART_SIZE_MIN,
+	    S3_PART_SIZE_MAX, NULL },
+	{ "s3_parts_in_flight", CONFIG_INT, OFF(s3_parts_in_flight), 1, 16,
+	    NULL },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -89,6 +118,8 @@ _Static_assert(sizeof(enum output_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum discard_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum shutdown_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_destination) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_addressing) == sizeof(int), "enum size");
 
 static struct config	config_current;
 static int		config_current_set;
@@ -115,6 +146,14 @@ config_defaults(struct config *conf)
 	conf->shutdown = SHUTDOWN_CANCEL;
 	conf->shutdown_timeout = 30;
 	conf->log_level = LOG_LEVEL_INFO;
+	conf->destination = DESTINATION_DISK;
+	strcpy(conf->s3_region, "us-east-1");
+	conf->s3_addressing = ADDRESSING_PATH;
+	strcpy(conf->s3_credentials, "/etc/memsnap/s3-credentials");
+	conf->s3_timeout = 30;
+	conf->s3_retries = 4;
+	conf->s3_part_size = 64 * MIB;
+	conf->s3_parts_in_flight = 2;
 }
 
 const struct config *
@@ -150,6 +189,12 @@ const char *
 config_shutdown_name(enum shutdown_mode mode)
 {
 	return mode == SHUTDOWN_FINISH ? "finish" : "cancel";
+}
+
+const char *
+config_destination_name(enum config_destination d)
+{
+	return d == DESTINATION_S3 ? "s3" : "disk";
 }
 
 static const struct config_key *
@@ -369,6 +414,118 @@ config_set_enum(const struct config_key *k, char *field, const char *value,
 	return -1;
 }
 
+/* A word of letters, digits, '-' and '_' (an S3 region). */
+static int
+config_set_word(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+
+	if (len == 0 || len >= k->max ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != len) {
+		snprintf(err, errlen, "bad value '%s' for %s: expected 1 to "
+		    "%llu letters, digits, '-' or '_'", value, k->name,
+		    (unsigned long long)k->max - 1);
+		return -1;
+	}
+	strcpy(field, value);
+	return 0;
+}
+
+/*
+ * "" (no S3), or an S3 service's base URL: http:// or https://, a host
+ * name, an IPv4 address or a bracketed IPv6 one, an optional :PORT, and
+ * nothing else: no user, no path (bucket and key go there), no query.
+ */
+static int
+config_set_endpoint(const struct config_key *k, char *field,
+    const char *value, char *err, size_t errlen)
+{
+	const char	*host, *p, *why = NULL;
+	size_t		 hostlen;
+
+	if (value[0] == '\0') {
+		field[0] = '\0';
+		return 0;
+	}
+	if (strncmp(value, "http://", 7) == 0)
+		host = value + 7;
+	else if (strncmp(value, "https://", 8) == 0)
+		host = value + 8;
+	else {
+		why = "expected \"\" or a URL starting with http:// or https://";
+		goto bad;
+	}
+	if (host[0] == '[') {
+		hostlen = strspn(host + 1, "0123456789abcdefABCDEF:.");
+		if (hostlen == 0 || host[1 + hostlen] != ']') {
+			why = "an IPv6 address goes in brackets, "
+			    "http://[::1]:7480";
+			goto bad;
+		}
+		hostlen += 2;
+	} else
+		hostlen = strspn(host, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+	if (hostlen == 0) {
+		why = "no host name after the scheme";
+		goto bad;
+	}
+	p = host + hostlen;
+	if (*p == ':') {
+		uint64_t	 port;
+		const char	*end;
+
+		if (config_parse_uint(p + 1, 10, &port, &end) == -1 ||
+		    port == 0 || port > 65535) {
+			why = "the port must be 1..65535";
+			goto bad;
+		}
+		p = end;
+	}
+	if (*p == '/')
+		why = "no path after the host: the bucket is named by s3_url";
+	else if (*p != '\0')
+		why = "only http(s)://HOST[:PORT] (no user, path or query)";
+	if (why != NULL)
+		goto bad;
+	if (strlen(value) >= k->max) {
+		why = "too long";
+		goto bad;
+	}
+	strcpy(field, value);
+	return 0;
+bad:
+	snprintf(err, errlen, "bad value '%s' for %s: %s", value, k->name, why);
+	return -1;
+}
+
+/* "" (none), or s3://BUCKET or s3://BUCKET/PREFIX, as s3_url_parse() says. */
+static int
+config_set_s3url(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	char	bucket[S3_BUCKET_MAX + 1], key[S3_KEY_MAX + 1], why[256];
+
+	if (value[0] == '\0') {
+		field[0] = '\0';
+		return 0;
+	}
+	if (strlen(value) >= k->max) {
+		snprintf(err, errlen, "bad value for %s: too long", k->name);
+		return -1;
+	}
+	if (s3_url_parse(value, bucket, sizeof(bucket), key, sizeof(key), why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "bad value '%s' for %s: %s", value,
+		    k->name, why);
+		return -1;
+	}
+	strcpy(field, value);
+	return 0;
+}
+
 /*
  * Set one key from its value text.  Returns 0, or -1 with a message (no
  * "file:line: " prefix) in err.
@@ -380,8 +537,9 @@ config_set_value(struct config *conf, const struct config_key *k,
 	char		*field = (char *)conf + k->offset;
 	uint64_t	 v;
 
-	/* Paths and group names go into query-config's JSON reply. */
-	if ((k->type == CONFIG_PATH || k->type == CONFIG_GROUP) &&
+	/* Text values go into query-config's JSON reply. */
+	if (k->type != CONFIG_OCTAL && k->type != CONFIG_INT &&
+	    k->type != CONFIG_SIZE && k->type != CONFIG_ENUM &&
 	    !utf8_valid(value)) {
 		snprintf(err, errlen, "bad value for %s: not valid UTF-8",
 		    k->name);
@@ -408,6 +566,12 @@ config_set_value(struct config *conf, const struct config_key *k,
 		return config_set_size(k, field, value, err, errlen);
 	case CONFIG_ENUM:
 		return config_set_enum(k, field, value, err, errlen);
+	case CONFIG_WORD:
+		return config_set_word(k, field, value, err, errlen);
+	case CONFIG_ENDPOINT:
+		return config_set_endpoint(k, field, value, err, errlen);
+	case CONFIG_S3URL:
+		return config_set_s3url(k, field, value, err, errlen);
 	}
 	snprintf(err, errlen, "internal error: key %s has no type", k->name);
 	return -1;
@@ -485,6 +649,38 @@ config_split_line(char *line, char **key, char **value, char *err,
 	return 1;
 }
 
+/*
+ * What no single key can check, once the file is read: the default
+ * destination s3 needs an endpoint and a URL, and a zsnap format (raw is
+ * positional files, not a stream).  Reported at the destination line
+ * (line 0: the keys were not in the file; then at the file).  The count of
+ * errors written.
+ */
+static int
+config_check_keys(const struct config *c, const char *path, unsigned line,
+    FILE *errf)
+{
+	char	where[32] = "";
+	int	errors = 0;
+
+	if (c->destination != DESTINATION_S3)
+		return 0;
+	if (line != 0)
+		snprintf(where, sizeof(where), "%u:", line);
+	if (c->s3_endpoint[0] == '\0' || c->s3_url[0] == '\0') {
+		fprintf(errf, "%s:%s destination s3 needs s3_endpoint and "
+		    "s3_url\n", path, where);
+		errors++;
+	}
+	if (c->format == OUTPUT_RAW) {
+		fprintf(errf, "%s:%s destination s3 does not go with format "
+		    "raw: a raw snapshot is a directory of files written in "
+		    "place, not one stream (use format zsnap)\n", path, where);
+		errors++;
+	}
+	return errors;
+}
+
 int
 config_load(struct config *conf, const char *path, FILE *errf)
 {
@@ -543,6 +739,9 @@ config_load(struct config *conf, const char *path, FILE *errf)
 	}
 	free(line);
 	fclose(f);
+	if (errors == 0)
+		errors += config_check_keys(&c, path,
+		    seen[config_key_find("destination") - config_keys], errf);
 	if (errors > 0) {
 		errno = EINVAL;
 		return -1;
@@ -561,6 +760,9 @@ config_value_text(const struct config *conf, const struct config_key *k,
 	switch (k->type) {
 	case CONFIG_PATH:
 	case CONFIG_GROUP:
+	case CONFIG_WORD:
+	case CONFIG_ENDPOINT:
+	case CONFIG_S3URL:
 		snprintf(buf, len, "%s", field);
 		break;
 	case CONFIG_OCTAL:
@@ -578,16 +780,24 @@ config_value_text(const struct config *conf, const struct config_key *k,
 	}
 }
 
+/* Text that may be empty or hold blanks: printed in double quotes. */
+static int
+config_quoted(const struct config_key *k)
+{
+	return k->type == CONFIG_PATH || k->type == CONFIG_GROUP ||
+	    k->type == CONFIG_ENDPOINT || k->type == CONFIG_S3URL;
+}
+
 void
 config_print(const struct config *conf, FILE *f)
 {
-	char buf[PATH_MAX + 16];
+	char buf[PATH_MAX + CONFIG_S3_URL_MAX];
 
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 
 		config_value_text(conf, k, buf, sizeof(buf));
-		if (k->type == CONFIG_PATH || k->type == CONFIG_GROUP)
+		if (config_quoted(k))
 			fprintf(f, "%s \"%s\"\n", k->name, buf);
 		else
 			fprintf(f, "%s %s\n", k->name, buf);
@@ -598,7 +808,7 @@ json_t *
 config_to_json(const struct config *conf)
 {
 	json_t	*o = json_object();
-	char	 buf[PATH_MAX + 16];
+	char	 buf[PATH_MAX + CONFIG_S3_URL_MAX];
 
 	if (o == NULL)
 		fatalx("out of memory building the configuration object");
@@ -623,4 +833,51 @@ config_to_json(const struct config *conf)
 			fatalx("out of memory building the configuration object");
 	}
 	return o;
+}
+
+int
+config_load_credentials(struct config *conf, char *err, size_t errlen)
+{
+	struct s3_config s3;
+
+	config_forget_credentials(conf);
+	if (conf->s3_endpoint[0] == '\0')
+		return 0;
+	memset(&s3, 0, sizeof(s3));
+	if (s3_credentials_load(&s3, conf->s3_credentials, 0, err,
+	    errlen) == -1) {
+		int saved = errno;
+
+		explicit_bzero(&s3, sizeof(s3));
+		errno = saved;
+		return -1;
+	}
+	_Static_assert(sizeof(conf->s3_access_key) == sizeof(s3.access_key),
+	    "key size");
+	_Static_assert(sizeof(conf->s3_secret_key) == sizeof(s3.secret_key),
+	    "key size");
+	memcpy(conf->s3_access_key, s3.access_key, sizeof(s3.access_key));
+	memcpy(conf->s3_secret_key, s3.secret_key, sizeof(s3.secret_key));
+	explicit_bzero(&s3, sizeof(s3));
+	return 0;
+}
+
+void
+config_forget_credentials(struct config *conf)
+{
+	explicit_bzero(conf->s3_access_key, sizeof(conf->s3_access_key));
+	explicit_bzero(conf->s3_secret_key, sizeof(conf->s3_secret_key));
+}
+
+void
+config_s3(const struct config *conf, struct s3_config *s3)
+{
+	memset(s3, 0, sizeof(*s3));
+	snprintf(s3->endpoint, sizeof(s3->endpoint), "%s", conf->s3_endpoint);
+	snprintf(s3->region, sizeof(s3->region), "%s", conf->s3_region);
+	s3->path_style = conf->s3_addressing == ADDRESSING_PATH;
+	memcpy(s3->access_key, conf->s3_access_key, sizeof(s3->access_key));
+	memcpy(s3->secret_key, conf->s3_secret_key, sizeof(s3->secret_key));
+	s3->timeout = conf->s3_timeout;
+	s3->retries = conf->s3_retries;
 }

@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "output.h"
+#include "s3.h"
 #include "snapshot.h"
 
 /* What SIGTERM does to running snapshots. */
@@ -32,7 +33,23 @@ enum shutdown_mode {
 	SHUTDOWN_FINISH,	/* let them finish, up to shutdown_timeout */
 };
 
+/* Where a snapshot-start without "to" writes its snapshot. */
+enum config_destination {
+	DESTINATION_DISK = 0,	/* snapshot_dir */
+	DESTINATION_S3,		/* s3_url */
+};
+
+/* How requests name the bucket (struct s3_config's path_style). */
+enum config_addressing {
+	ADDRESSING_PATH = 0,	/* ENDPOINT/BUCKET/KEY */
+	ADDRESSING_VIRTUAL,	/* BUCKET.HOST/KEY */
+};
+
 #define CONFIG_GROUP_MAX	64
+#define CONFIG_ENDPOINT_MAX	256	/* struct s3_config's endpoint */
+#define CONFIG_REGION_MAX	64	/* and its region */
+/* "s3://" BUCKET "/" KEY-PREFIX, and the NUL. */
+#define CONFIG_S3_URL_MAX	(5 + S3_BUCKET_MAX + 1 + S3_KEY_MAX + 1)
 
 struct config {
 	char			socket[PATH_MAX];
@@ -53,6 +70,27 @@ struct config {
 	enum shutdown_mode	shutdown;
 	int			shutdown_timeout;		/* seconds */
 	enum log_level		log_level;
+
+	/* S3 (snapd.conf(5), "S3"): no S3 while s3_endpoint is "". */
+	char			s3_endpoint[CONFIG_ENDPOINT_MAX];
+	char			s3_region[CONFIG_REGION_MAX];
+	enum config_addressing	s3_addressing;
+	char			s3_credentials[PATH_MAX];
+	int			s3_timeout;			/* seconds */
+	int			s3_retries;
+	char			s3_url[CONFIG_S3_URL_MAX];	/* "" or s3://B/P */
+	uint64_t		s3_part_size;			/* bytes */
+	int			s3_parts_in_flight;
+	enum config_destination	destination;
+
+	/*
+	 * The keys of the s3_credentials file, filled by
+	 * config_load_credentials() (empty without an s3_endpoint).  Not
+	 * keys of the file: never printed, never in query-config, never
+	 * logged.
+	 */
+	char			s3_access_key[sizeof(((struct s3_config *)0)->access_key)];
+	char			s3_secret_key[sizeof(((struct s3_config *)0)->secret_key)];
 };
 
 /* Fill conf with the built-in defaults (those of conf/snapd.conf). */
@@ -66,6 +104,23 @@ void		 config_defaults(struct config *conf);
  */
 int		 config_load(struct config *conf, const char *path, FILE *errf);
 
+/*
+ * With an s3_endpoint, read the s3_credentials file into conf's keys
+ * (s3_credentials_load(), owned by root, no group or other permission);
+ * without one, clear them.  0, or -1 with errno set and a message naming
+ * the file and what is wrong in err.  The daemon calls it at start-up
+ * (refusing to start on failure) and on reload (keeping the old
+ * configuration on failure); config_load() never reads the file.
+ */
+int		 config_load_credentials(struct config *conf, char *err,
+		    size_t errlen);
+
+/* conf's S3 settings and keys as the S3 client takes them. */
+void		 config_s3(const struct config *conf, struct s3_config *s3);
+
+/* Overwrite conf's keys (a copy about to be dropped). */
+void		 config_forget_credentials(struct config *conf);
+
 /* Write conf in the snapd.conf grammar; config_load() reads it back equal. */
 void		 config_print(const struct config *conf, FILE *f);
 
@@ -77,6 +132,7 @@ json_t		*config_to_json(const struct config *conf);
 const char	*config_format_name(enum output_format format);
 const char	*config_discard_name(enum discard_policy policy);
 const char	*config_shutdown_name(enum shutdown_mode mode);
+const char	*config_destination_name(enum config_destination d);
 
 /* The daemon's current configuration (defaults until config_set()). */
 const struct config *config_get(void);

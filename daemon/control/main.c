@@ -79,6 +79,27 @@ main_load_config(struct config *conf, FILE *errf)
 	return config_load(conf, SNAPD_DEFAULT_CONFIG, errf);
 }
 
+/*
+ * The configuration and, when it names an S3 endpoint, its credentials
+ * file: a file that is missing, unreadable, or that another user could
+ * read or replace fails the whole load, with the file and the reason in
+ * errf (never a key).
+ */
+static int
+main_load_all(struct config *conf, FILE *errf)
+{
+	char err[S3_ERROR_MAX];
+
+	if (main_load_config(conf, errf) == -1)
+		return -1;
+	if (config_load_credentials(conf, err, sizeof(err)) == -1) {
+		fprintf(errf, "S3 credentials (s3_credentials): %s\n", err);
+		config_forget_credentials(conf);
+		return -1;
+	}
+	return 0;
+}
+
 /* mkdir -p with mode for the missing components. */
 static int
 main_mkdirs(const char *path, mode_t mode)
@@ -279,7 +300,7 @@ main_reload(void)
 
 	if ((errf = open_memstream(&errs, &errlen)) == NULL)
 		fatal("reload: open_memstream");
-	if (main_load_config(&conf, errf) == -1) {
+	if (main_load_all(&conf, errf) == -1) {
 		fclose(errf);
 		for (line = strtok_r(errs, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save))
@@ -311,6 +332,7 @@ main_reload(void)
 	if (main_level_override != -1)
 		conf.log_level = (enum log_level)main_level_override;
 	config_set(&conf);
+	config_forget_credentials(&conf);
 	log_set_level(conf.log_level);
 	log_info("configuration reloaded from %s", main_config_path != NULL ?
 	    main_config_path : SNAPD_DEFAULT_CONFIG);
@@ -456,11 +478,11 @@ main(int argc, char **argv)
 	testpause_init();
 	check = main_options(argc, argv);
 
-	if (main_load_config(&conf, stderr) == -1) {
+	if (main_load_all(&conf, stderr) == -1) {
 		if (check)
 			return 1;
-		fatalx("%s: configuration has errors", main_config_path ?
-		    main_config_path : SNAPD_DEFAULT_CONFIG);
+		fatalx("%s: configuration has errors; not starting",
+		    main_config_path ? main_config_path : SNAPD_DEFAULT_CONFIG);
 	}
 	if (main_level_override != -1)
 		conf.log_level = (enum log_level)main_level_override;
@@ -470,6 +492,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	config_set(&conf);
+	config_forget_credentials(&conf);	/* config_get() has them */
 	log_set_level(conf.log_level);
 	signal(SIGPIPE, SIG_IGN);
 
