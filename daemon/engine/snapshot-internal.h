@@ -2,7 +2,8 @@
  * The inside of one snapshot, shared by snapshot.c (life cycle, arming,
  * notifications), fault.c (the fault thread), writer.c and arm.c (the
  * writer thread), stopped.c (regions copied while the process is
- * stopped, on the writer thread), readmem.c, readfile.c and testpause.c.  Nothing outside the engine
+ * stopped, on the writer thread), upload.c (an S3 destination),
+ * readmem.c, readfile.c and testpause.c.  Nothing outside the engine
  * includes this.
  *
  * Threads and what guards what:
@@ -156,6 +157,17 @@ struct snapshot {
 
 	struct pagebuf		 buf;
 	struct output		*out;
+
+	/*
+	 * An S3 destination (upload.c), NULL for a file.  The sink is
+	 * opened and closed by the writer; the output only borrows it.
+	 * upload_lock guards the sink pointer against snapshot_stats() on
+	 * other threads, and upload_final, its figures once it is closed.
+	 */
+	struct snapshot_s3	*s3;
+	struct sink		*sink;
+	pthread_mutex_t		 upload_lock;
+	struct snapshot_upload	 upload_final;
 
 	/*
 	 * Tracking (track.h).  track: written since the armed instant, noted
@@ -326,6 +338,24 @@ int		 snapshot_huge_block(struct snapshot *s, const struct region *r,
 		    uint64_t page, uint64_t *block);
 int		 snapshot_huge_unclaimed(struct region *r, uint64_t block);
 void		 snapshot_huge_close(struct snapshot *s);
+
+/*
+ * upload.c, an S3 destination.  upload_prepare(): snapshot_start(), main
+ * thread: refuse what an upload cannot take (raw, tracking, regions too
+ * large for its parts) and copy the destination; 0, or -1 with errno and
+ * why in err.  upload_open(): writer thread, before arming: no object may
+ * have the key, then the multipart upload starts (sink_s3_open()); 0, or
+ * -1 with the snapshot's error set.  upload_close(): writer thread, at the
+ * end: abort the upload unless it completed, keep its figures, free the
+ * sink.  upload_stats(): any thread.  upload_free(): snapshot_destroy().
+ */
+int		 upload_prepare(struct snapshot *s,
+		    const struct snapshot_request *req, char *err,
+		    size_t errlen);
+int		 upload_open(struct snapshot *s);
+void		 upload_close(struct snapshot *s);
+void		 upload_stats(struct snapshot *s, struct snapshot_stats *st);
+void		 upload_free(struct snapshot *s);
 
 /* fault.c */
 void		*fault_thread_main(void *arg);

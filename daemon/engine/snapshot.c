@@ -271,6 +271,8 @@ snapshot_destroy(struct snapshot *s)
 	pthread_mutex_destroy(&s->error_lock);
 	pthread_mutex_destroy(&s->prearm_lock);
 	pthread_cond_destroy(&s->prearm_cond);
+	pthread_mutex_destroy(&s->upload_lock);
+	upload_free(s);
 	free(s);
 }
 
@@ -411,6 +413,7 @@ static int
 snapshot_start_check(struct snapshot *s, const struct snapshot_request *req)
 {
 	uint64_t	stopped = stopped_pages(req);
+	char		why[400];
 
 	if (stopped > req->buffer_size / PAGE_4K) {
 		snprintf(start_error, sizeof(start_error), "snapshot %llu: "
@@ -437,6 +440,15 @@ snapshot_start_check(struct snapshot *s, const struct snapshot_request *req)
 	}
 	s->req.procrec = NULL;
 	s->req.procrec_len = 0;
+	s->req.s3 = NULL;
+	if (upload_prepare(s, req, why, sizeof(why)) == -1) {
+		int saved = errno;
+
+		snprintf(start_error, sizeof(start_error), "snapshot %llu: %s",
+		    (unsigned long long)req->id, why);
+		errno = saved;
+		return -1;
+	}
 	return snapshot_start_track(s, req);
 }
 
@@ -463,6 +475,7 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 	pthread_mutex_init(&s->error_lock, NULL);
 	pthread_mutex_init(&s->prearm_lock, NULL);
 	pthread_cond_init(&s->prearm_cond, NULL);
+	pthread_mutex_init(&s->upload_lock, NULL);
 	atomic_init(&s->state, SNAPSHOT_ARMING);
 
 	s->nregions = req->region_count;
@@ -511,7 +524,9 @@ snapshot_start(struct event_base *base, const struct snapshot_request *req,
 
 	if (snapshot_start_check(s, req) == -1)
 		goto refused;
-	if ((s->dirfd = fcntl(req->dirfd, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	/* An S3 destination has no directory. */
+	if ((s->s3 == NULL &&
+	    (s->dirfd = fcntl(req->dirfd, F_DUPFD_CLOEXEC, 3)) == -1) ||
 	    (s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
 	    pagebuf_init(&s->buf, req->buffer_size) == -1)
 		goto fail;
@@ -730,6 +745,7 @@ snapshot_stats(struct snapshot *s, struct snapshot_stats *st)
 			    w->reason, w->first_page, w->page_count };
 		}
 	}
+	upload_stats(s, st);
 	pthread_mutex_lock(&s->error_lock);
 	snprintf(st->error, sizeof(st->error), "%s", s->error);
 	pthread_mutex_unlock(&s->error_lock);

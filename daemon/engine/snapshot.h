@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "output.h"
+#include "s3.h"
 
 struct event_base;
 struct snapshot;
@@ -71,6 +72,32 @@ enum discard_policy {
 	DISCARD_FAIL,		/* fail the snapshot */
 };
 
+/*
+ * A snapshot that goes to S3 rather than to a file (upload.c): one object,
+ * uploaded as a multipart upload while the snapshot runs (sink.h).  The
+ * writer thread checks that no object has the key and starts the upload
+ * before it arms, so that wrong credentials, a missing bucket or an
+ * unreachable service fail the start with nothing armed.
+ */
+struct snapshot_s3 {
+	struct s3_config	conf;		/* with the credentials */
+	char			bucket[S3_BUCKET_MAX + 1];
+	char			key[S3_KEY_MAX + 1];	/* PREFIX/NAME.zsnap */
+	uint64_t		part_size;
+	int			parts_in_flight;
+};
+
+/*
+ * The largest snapshot an upload in parts of part_size can hold, and the
+ * most a snapshot of region_bytes can take (zstd's worst case on
+ * incompressible pages, the format's frames and index): region_bytes plus
+ * 1 % plus 1 MiB.  A start whose worst case exceeds the largest is
+ * refused.
+ */
+#define SNAPSHOT_S3_LARGEST(part_size)	((part_size) * S3_PARTS_MAX)
+#define SNAPSHOT_S3_WORST(region_bytes)					\
+	((region_bytes) + (region_bytes) / 100 + (1ULL << 20))
+
 struct snapshot_request {
 	uint64_t		 id;		/* for log lines and events */
 	int			 uffd;		/* taken over by snapshot_start(), even on failure */
@@ -88,7 +115,14 @@ struct snapshot_request {
 	 */
 	const uint8_t		*procrec;
 	size_t			 procrec_len;
-	int			 dirfd;		/* borrowed: the engine dups it */
+	int			 dirfd;		/* borrowed: the engine dups it;
+						 * -1 with s3 */
+	/*
+	 * NULL: the snapshot is a file in dirfd.  Else its S3 object
+	 * (copied): zsnap only, neither tracked nor incremental, and its
+	 * regions must fit (SNAPSHOT_S3_WORST) or the start is refused.
+	 */
+	const struct snapshot_s3 *s3;
 	const char		*name;		/* checked name, without suffix */
 	enum output_format	 format;
 	int			 level;
@@ -228,7 +262,17 @@ struct snapshot_stats {
 		uint64_t	first_page;
 		uint64_t	page_count;
 	}		whole[SNAPSHOT_WHOLE_REPORT];
-	char		path[4096];		/* final path (relative to dirfd) when completed */
+	/* An S3 destination's upload (sink_s3_stats()), zero for a file. */
+	struct snapshot_upload {
+		uint64_t	parts;		/* parts uploaded */
+		uint64_t	bytes;		/* bytes of them */
+		uint64_t	retries;	/* tries beyond the first */
+		uint64_t	waits;		/* writes that waited for a part buffer */
+		uint64_t	memory;		/* part buffers, at most (sink_s3_memory()) */
+	}		upload;
+	int		to_s3;
+	char		path[4096];		/* final path (relative to dirfd), or
+						 * s3://BUCKET/KEY, when completed */
 	char		error[512];		/* why, when failed or cancelled */
 };
 

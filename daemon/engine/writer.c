@@ -22,6 +22,10 @@
  * On any failure or cancel: stop the fault thread, close the uffd (the
  * process runs on, unprotected), remove the partial file.
  *
+ * An S3 destination (upload.c) starts its upload before step 1, so that a
+ * refusal from S3 fails the start with nothing armed, and aborts it at the
+ * end unless the object was completed.
+ *
  * Everything here runs on the snapshot's writer thread.
  */
 #include <errno.h>
@@ -569,6 +573,7 @@ writer_open_output(struct snapshot *s)
 		.procrec_len = s->procrec_len,
 		.parent = s->track_base != NULL ? &s->parent : NULL,
 		.whole = s->track_base != NULL ? s->track_base->whole : NULL,
+		.sink = s->sink,
 	};
 
 	if (s->track_base != NULL)
@@ -832,6 +837,9 @@ writer_thread_main(void *arg)
 		snapshot_set_error(s, "read buffer: %s", strerror(errno));
 		goto fail;
 	}
+	/* Nothing is protected yet: S3's refusal costs the process nothing. */
+	if (s->s3 != NULL && upload_open(s) == -1)
+		goto fail;
 	if (s->track_base != NULL) {
 		if (arm_incremental(s) == -1 || arm_start_fault_thread(s) == -1)
 			goto fail;
@@ -906,6 +914,7 @@ fail:
 		atomic_store(&s->duration_ns, now_ns() - s->armed_mono_ns);
 	final = atomic_load(&s->cancel) ? SNAPSHOT_CANCELLED : SNAPSHOT_FAILED;
 done:
+	upload_close(s);	/* aborts the upload unless it completed */
 	if (w.readbuf != NULL)
 		munmap(w.readbuf, HUGE_PAGES * PAGE_4K);
 	free(w.huge);

@@ -34,6 +34,13 @@ raw_open(struct output *out)
 		errno = EINVAL;
 		return -1;
 	}
+	if (p->sink != NULL) {
+		output_set_error(out, "snapshot %s: the raw format writes files "
+		    "in place, at their offsets, and cannot go to a stream "
+		    "such as an S3 upload (use zsnap)", p->name);
+		errno = EINVAL;
+		return -1;
+	}
 	n = snprintf(name, sizeof(name), "%s%s", p->name, ZSNAP_RAW_SUFFIX);
 	if (n < 0 || (size_t)n >= sizeof(name)) {
 		output_set_error(out, "snapshot %s: name too long", p->name);

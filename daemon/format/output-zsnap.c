@@ -52,6 +52,7 @@ struct zchunk {
 
 struct zsnap_out {
 	struct sink		*sink;
+	int			 sink_borrowed;	/* params.sink: not ours to free */
 	struct zsnapw		 w;		/* the format's writer */
 	ZSTD_CCtx		*cctx;		/* writer-thread compression */
 	int			 cctx_level;	/* cctx's level now */
@@ -197,8 +198,12 @@ zsnap_open(struct output *out)
 		pthread_mutex_unlock(&z->lock);
 	}
 
-	z->sink = sink_file_open(p->dirfd, p->name, ZSNAP_SUFFIX, p->mode,
-	    p->owner_uid, p->owner_gid, err, sizeof(err));
+	if (p->sink != NULL) {
+		z->sink = p->sink;
+		z->sink_borrowed = 1;
+	} else
+		z->sink = sink_file_open(p->dirfd, p->name, ZSNAP_SUFFIX,
+		    p->mode, p->owner_uid, p->owner_gid, err, sizeof(err));
 	if (z->sink == NULL) {
 		output_set_error(out, "%s", err);
 		return -1;
@@ -386,6 +391,7 @@ zsnap_finish(struct output *out, struct output_result *result)
 	result->bytes = sink_bytes(z->sink);
 	result->index_crc = index_crc;
 	snprintf(result->path, sizeof(result->path), "%s",
+	    sink_s3_url(z->sink) != NULL ? sink_s3_url(z->sink) :
 	    sink_file_name(z->sink));
 	return 0;
 }
@@ -408,7 +414,10 @@ zsnap_close(struct output *out)
 			ZSTD_freeCCtx(z->worker_cctx[i]);
 	free(z->workers);
 	free(z->worker_cctx);
-	sink_free(z->sink);	/* removes the temporary file unless finished */
+	if (!z->sink_borrowed)
+		sink_free(z->sink);	/* removes the temporary file unless finished */
+	else if (!z->sink->finished)
+		sink_abort(z->sink);	/* its owner frees it */
 	ZSTD_freeCCtx(z->cctx);
 	for (unsigned i = 0; i < z->nchunks; i++)
 		zsnapw_chunk_free(&z->chunks[i].c);

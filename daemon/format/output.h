@@ -29,6 +29,8 @@ enum output_format {
 	OUTPUT_RAW,
 };
 
+struct sink;
+
 struct output_region {
 	uint64_t	start;
 	uint64_t	length;			/* multiple of ZSNAP_PAGE_SIZE */
@@ -74,6 +76,14 @@ struct output_params {
 	 */
 	const struct zsnap_parent *parent;
 	const struct zsnap_whole *whole;
+	/*
+	 * Where the bytes go instead of a new file in dirfd (zsnap only; raw
+	 * refuses one with EINVAL): an open sink, an S3 upload (sink.h).
+	 * Borrowed: the output writes and finishes it, and aborts it if it
+	 * is closed unfinished, but never frees it; result->path is then
+	 * its URL.  NULL: a file sink in dirfd.
+	 */
+	struct sink		*sink;
 };
 
 struct output_result {
@@ -85,7 +95,8 @@ struct output_result {
 	uint64_t	pages_parent;		/* incremental: unchanged pages */
 	uint32_t	index_crc;		/* zsnap: the crc32c ending the index
 						 * payload (a child's parent link) */
-	char		path[4096];		/* final path, relative to dirfd */
+	char		path[4096];		/* final path, relative to dirfd,
+						 * or the sink's URL */
 };
 
 struct output;
