@@ -16,6 +16,7 @@
 
 struct attaching {
 	struct snapshot_request	 req;
+	struct snapshot_s3	 s3;		/* req.s3's copy, if it has one */
 	char			 name[SNAPD_NAME_MAX + 1];
 	char			 dir[PATH_MAX];
 	uint64_t		 conn_id;
@@ -50,6 +51,7 @@ attaching_free(struct attaching *at)
 		close(at->req.dirfd);
 	if (at->reply_id != NULL)
 		json_decref(at->reply_id);
+	explicit_bzero(&at->s3, sizeof(at->s3));
 	free(at);
 }
 
@@ -290,6 +292,10 @@ attaching_start(const struct snapshot_request *req, const char *dir,
 		return -1;
 	}
 	at->req = *req;
+	if (req->s3 != NULL) {
+		at->s3 = *req->s3;
+		at->req.s3 = &at->s3;
+	}
 	snprintf(at->name, sizeof(at->name), "%s", req->name);
 	at->req.name = at->name;
 	snprintf(at->dir, sizeof(at->dir), "%s", dir);

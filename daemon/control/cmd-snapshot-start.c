@@ -10,8 +10,9 @@
  * memory, a buffer no larger than the configured buffer_size (root may ask
  * more), no more than max_snapshots_per_uid snapshots at once (root: only
  * max_snapshots), a name from the strict alphabet, in its own directory
- * (paths.h).  That the uffd belongs to the process is proved at arm
- * (arm.c).
+ * (paths.h), or in its own part of S3 ("to", s3dest.h).  That the uffd
+ * belongs to the process is proved at arm (arm.c); that S3 takes the
+ * snapshot, on the writer thread before it arms (the engine's upload.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #include "procmaps.h"
 #include "report.h"
 #include "cmd.h"
+#include "s3dest.h"
 #include "testhold.h"
 #include "track.h"
 #include "uffd.h"
@@ -642,32 +644,51 @@ start_check_shape(struct cmd_ctx *ctx, int attach)
 	return -1;
 }
 
+/* The directory start_prepare() opened, if it opened one. */
+static void
+start_close_dir(struct snapshot_request *req)
+{
+	if (req->dirfd != -1) {
+		close(req->dirfd);
+		req->dirfd = -1;
+	}
+}
+
 /*
- * Name, options, limits, directory and pidfd, for both ways.  The
- * directory's descriptor (and req->pidfd), or -1 with ctx's error set and
- * nothing left open.
+ * Name, options, limits, destination and pidfd, for every way.  The
+ * destination is a directory (req->dirfd, its path in dir) or an S3 object
+ * (s3dest.h: req->s3 points into d, req->dirfd is -1, dir is its
+ * s3://BUCKET/PREFIX).  0 with req->pidfd open, or -1 with ctx's error set
+ * and nothing left open.
  */
 static int
 start_prepare(struct cmd_ctx *ctx, const struct config *conf,
     struct snapshot_request *req, char *name, size_t namelen, char *dir,
-    size_t dirlen)
+    size_t dirlen, struct s3dest *d)
 {
-	int dirfd;
+	int to;
 
+	req->dirfd = -1;
 	if (start_parse_name(ctx, req, name, namelen) == -1)
 		return -1;
 	req->name = name;
 	if (start_parse_options(ctx, conf, req) == -1 ||
 	    start_check_limits(ctx, conf) == -1)
 		return -1;
-	if ((dirfd = start_prepare_dir(ctx, conf, name, dir, dirlen)) == -1)
+	if ((to = s3dest_parse(ctx, conf, req, d)) == -1)
 		return -1;
-	req->dirfd = dirfd;
+	if (to == 1) {
+		if (s3dest_name(ctx, d, name, dir, dirlen) == -1)
+			return -1;
+		req->s3 = &d->s3;
+	} else if ((req->dirfd = start_prepare_dir(ctx, conf, name, dir,
+	    dirlen)) == -1)
+		return -1;
 	if (start_open_pidfd(ctx, req) == -1) {
-		close(dirfd);
+		start_close_dir(req);
 		return -1;
 	}
-	return dirfd;
+	return 0;
 }
 
 /*
@@ -697,14 +718,14 @@ start_attach_parent(struct cmd_ctx *ctx, struct snapshot_request *req,
 		return 0;
 	}
 	close(req->pidfd);
-	close(req->dirfd);
+	start_close_dir(req);
 	return -1;
 }
 
 /* Attach: the process is stopped and its uffd made by snapd (attach.h). */
 static enum cmd_retval
 cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
-    struct snapshot_request *req)
+    struct snapshot_request *req, struct s3dest *d)
 {
 	const char	*maps = json_string_value(json_object_get(ctx->args,
 			    "maps"));
@@ -747,7 +768,7 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
 	if (json_object_get(ctx->args, "parent") != NULL)
 		req->track = 1;		/* unless "track" is false */
 	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
-	    sizeof(dir)) == -1)
+	    sizeof(dir), d) == -1)
 		return CMD_ERROR;
 	if (json_object_get(ctx->args, "parent") != NULL &&
 	    start_attach_parent(ctx, req, dir) == -1)
@@ -768,7 +789,7 @@ cmd_snapshot_start_attach(struct cmd_ctx *ctx, const struct config *conf,
  */
 static enum cmd_retval
 cmd_snapshot_start_incr(struct cmd_ctx *ctx, const struct config *conf,
-    struct snapshot_request *req)
+    struct snapshot_request *req, struct s3dest *d)
 {
 	json_int_t		 id = json_integer_value(json_object_get(
 				    ctx->args, "parent"));
@@ -777,32 +798,31 @@ cmd_snapshot_start_incr(struct cmd_ctx *ctx, const struct config *conf,
 	struct zsnap_parent	 link;
 	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
 	char			 err[512];
-	int			 dirfd;
 
 	if (id <= 0)
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: "
 		    "parent must be the id of a completed snapshot");
 	req->track = 1;
-	if ((dirfd = start_prepare(ctx, conf, req, name, sizeof(name), dir,
-	    sizeof(dir))) == -1)
+	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
+	    sizeof(dir), d) == -1)
 		return CMD_ERROR;
 	if ((p = chain_parent((uint64_t)id, ctx->conn->uid, req->pid, err,
 	    sizeof(err))) == NULL) {
 		close(req->pidfd);
-		close(dirfd);
+		start_close_dir(req);
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: %s",
 		    err);
 	}
 	if (strcmp(dir, p->dir) != 0) {
 		close(req->pidfd);
-		close(dirfd);
+		start_close_dir(req);
 		return cmd_error(ctx, SNAPD_ERR_INVALID, "snapshot-start: an "
 		    "incremental snapshot is written beside its parent, in %s, "
 		    "not in %s: give the parent's subdir", p->dir, dir);
 	}
 	if ((st = chain_take(p, &link, err, sizeof(err))) == NULL) {
 		close(req->pidfd);
-		close(dirfd);
+		start_close_dir(req);
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "snapshot-start: %s",
 		    err);
 	}
@@ -815,10 +835,51 @@ cmd_snapshot_start_incr(struct cmd_ctx *ctx, const struct config *conf,
 	if (report_start(req, dir, ctx->conn->id, ctx->id, err,
 	    sizeof(err)) == NULL) {
 		chain_give_back(p, st);
-		close(dirfd);
+		start_close_dir(req);
 		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
 	}
-	close(dirfd);
+	start_close_dir(req);
+	return CMD_DEFER;
+}
+
+/* The uffd way: the peer made the userfaultfd and names its regions. */
+static enum cmd_retval
+cmd_snapshot_start_uffd(struct cmd_ctx *ctx, const struct config *conf,
+    struct snapshot_request *req, struct s3dest *d)
+{
+	struct output_region	 regions[SNAPD_REGIONS_MAX];
+	struct conn		*c = ctx->conn;
+	const char		*uffd_name;
+	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
+	char			 err[512];
+	int			 nregions;
+
+	if (start_uffd_check(ctx, &uffd_name) == -1)
+		return CMD_ERROR;
+	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
+	    regions);
+	if (nregions == -1)
+		return CMD_ERROR;
+	req->regions = regions;
+	req->region_count = (uint32_t)nregions;
+	if (start_prepare(ctx, conf, req, name, sizeof(name), dir,
+	    sizeof(dir), d) == -1)
+		return CMD_ERROR;
+	if (start_regions_mapped(ctx, req->pid, req->pidfd, regions,
+	    nregions) == -1) {
+		close(req->pidfd);
+		start_close_dir(req);
+		return CMD_ERROR;
+	}
+
+	/* From here the engine owns the uffd and the pidfd, whatever happens. */
+	req->uffd = control_fd_take(c, uffd_name);
+	if (report_start(req, dir, c->id, ctx->id, err,
+	    sizeof(err)) == NULL) {
+		start_close_dir(req);
+		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
+	}
+	start_close_dir(req);
 	return CMD_DEFER;
 }
 
@@ -826,48 +887,23 @@ static enum cmd_retval
 cmd_snapshot_start_exec(struct cmd_ctx *ctx)
 {
 	const struct config	*conf = config_get();
-	struct output_region	 regions[SNAPD_REGIONS_MAX];
 	struct snapshot_request	 req;
-	struct conn		*c = ctx->conn;
-	const char		*uffd_name;
-	char			 name[SNAPD_NAME_MAX + 1], dir[PATH_MAX];
-	char			 err[512];
-	int			 nregions, dirfd, attach = start_is_attach(ctx);
+	struct s3dest		 d;
+	enum cmd_retval		 rv;
+	int			 attach = start_is_attach(ctx);
 
-	start_request_init(&req, conf, c);
+	start_request_init(&req, conf, ctx->conn);
 	if (start_check_shape(ctx, attach) == -1)
 		return CMD_ERROR;
+	memset(&d, 0, sizeof(d));
 	if (attach)
-		return cmd_snapshot_start_attach(ctx, conf, &req);
-	if (json_object_get(ctx->args, "parent") != NULL)
-		return cmd_snapshot_start_incr(ctx, conf, &req);
-	if (start_uffd_check(ctx, &uffd_name) == -1)
-		return CMD_ERROR;
-	nregions = start_regions(ctx, json_object_get(ctx->args, "regions"),
-	    regions);
-	if (nregions == -1)
-		return CMD_ERROR;
-	req.regions = regions;
-	req.region_count = (uint32_t)nregions;
-	if ((dirfd = start_prepare(ctx, conf, &req, name, sizeof(name), dir,
-	    sizeof(dir))) == -1)
-		return CMD_ERROR;
-	if (start_regions_mapped(ctx, req.pid, req.pidfd, regions,
-	    nregions) == -1) {
-		close(req.pidfd);
-		close(dirfd);
-		return CMD_ERROR;
-	}
-
-	/* From here the engine owns the uffd and the pidfd, whatever happens. */
-	req.uffd = control_fd_take(c, uffd_name);
-	if (report_start(&req, dir, c->id, ctx->id, err,
-	    sizeof(err)) == NULL) {
-		close(dirfd);
-		return cmd_error(ctx, SNAPD_ERR_GENERIC, "%s", err);
-	}
-	close(dirfd);
-	return CMD_DEFER;
+		rv = cmd_snapshot_start_attach(ctx, conf, &req, &d);
+	else if (json_object_get(ctx->args, "parent") != NULL)
+		rv = cmd_snapshot_start_incr(ctx, conf, &req, &d);
+	else
+		rv = cmd_snapshot_start_uffd(ctx, conf, &req, &d);
+	s3dest_forget(&d);	/* the engine (or the attach) has a copy */
+	return rv;
 }
 
 const struct cmd_entry cmd_snapshot_start_entry = {
@@ -887,6 +923,7 @@ const struct cmd_entry cmd_snapshot_start_entry = {
 	    { "track", CMD_ARG_BOOL, 0 },
 	    { "parent", CMD_ARG_INT, 0 },
 	    { "wait-arm", CMD_ARG_BOOL, 0 },
+	    { "to", CMD_ARG_STRING, 0 },
 	    { "test-hold", CMD_ARG_OBJECT, 0 }),
 	.exec = cmd_snapshot_start_exec,
 };

@@ -36,6 +36,7 @@
 #include "snapshot.h"
 #include "report.h"
 #include "attaching.h"
+#include "s3cleanup.h"
 #include "testpause.h"
 
 static struct event_base	*main_base;
@@ -513,6 +514,7 @@ main(int argc, char **argv)
 	snapshots_set_idle_cb(main_exit_loop, NULL);
 	control_init(main_base, listen_fd);
 	main_events_add(&ev);
+	s3cleanup_start(config_get());		/* its own thread */
 
 	log_info("snapd %s ready (pid %d)", SNAPD_VERSION, (int)getpid());
 	sd_notify(0, "READY=1\nSTATUS=ready; 0 snapshots running");

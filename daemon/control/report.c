@@ -260,6 +260,27 @@ report_chain(json_t *o, const struct snap_entry *e,
 	return o;
 }
 
+/*
+ * A snapshot to S3 carries "upload": its multipart upload's figures, and
+ * the memory its part buffers take beside the page buffer
+ * (proto/PROTOCOL.md).
+ */
+static json_t *
+report_upload(json_t *o, const struct snapshot_stats *st)
+{
+	if (!st->to_s3)
+		return o;
+	if (json_object_set_new(o, "upload", report_check(json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I}",
+	    "parts-uploaded", (json_int_t)st->upload.parts,
+	    "bytes-uploaded", (json_int_t)st->upload.bytes,
+	    "retries", (json_int_t)st->upload.retries,
+	    "waits", (json_int_t)st->upload.waits,
+	    "memory", (json_int_t)st->upload.memory))) == -1)
+		fatalx("out of memory building a snapshot message");
+	return o;
+}
+
 static struct report_pending *
 report_pending_find(uint64_t snap_id)
 {
@@ -368,8 +389,8 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 			attaching_engine_event(e, ev);
 		break;
 	case SNAPSHOTS_EV_PROGRESS:
-		control_event(e->uid, SNAPD_EV_PROGRESS,
-		    report_members(NULL, e, st, REPORT_PROGRESS));
+		control_event(e->uid, SNAPD_EV_PROGRESS, report_upload(
+		    report_members(NULL, e, st, REPORT_PROGRESS), st));
 		break;
 	case SNAPSHOTS_EV_BUFFER_FULL:
 		control_event(e->uid, SNAPD_EV_BUFFER_FULL,
@@ -377,14 +398,14 @@ report_event(struct snap_entry *e, enum snapshots_event ev,
 		break;
 	case SNAPSHOTS_EV_COMPLETED:
 		report_reply(e, NULL, NULL);	/* none waits once armed */
-		control_event(e->uid, SNAPD_EV_COMPLETED,
+		control_event(e->uid, SNAPD_EV_COMPLETED, report_upload(
 		    report_chain(report_members(NULL, e, st, REPORT_COMPLETED),
-		    e, st));
+		    e, st), st));
 		break;
 	case SNAPSHOTS_EV_FAILED:
 		report_reply(e, NULL, st->error);
-		control_event(e->uid, SNAPD_EV_FAILED,
-		    report_members(NULL, e, st, REPORT_FAILED));
+		control_event(e->uid, SNAPD_EV_FAILED, report_upload(
+		    report_members(NULL, e, st, REPORT_FAILED), st));
 		if (e->attaching != NULL)
 			attaching_engine_event(e, ev);
 		break;
@@ -487,8 +508,8 @@ report_query(uid_t uid)
 		if (!snapshots_visible(e, uid))
 			continue;
 		snapshots_stats(e, &st);
-		o = report_chain(report_members(NULL, e, &st, REPORT_QUERY),
-		    e, &st);
+		o = report_upload(report_chain(report_members(NULL, e, &st,
+		    REPORT_QUERY), e, &st), &st);
 		/*
 		 * By the state, not by e->done: the engine's threads set the
 		 * reason, then the final state, and only later does the main

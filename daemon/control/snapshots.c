@@ -59,7 +59,8 @@ snapshots_stats(struct snap_entry *e, struct snapshot_stats *st)
 
 /*
  * The final path of a finished snapshot (the engine gives it relative to the
- * directory fd), or the one it will have; truncated, never overflowing.
+ * directory fd, or as the s3:// URL of its object), or the one it will
+ * have; truncated, never overflowing.
  */
 static void
 snapshots_final_path(struct snap_entry *e, const struct snapshot_stats *st,
@@ -68,7 +69,7 @@ snapshots_final_path(struct snap_entry *e, const struct snapshot_stats *st,
 	const char	*parts[3] = { "", "", "" };
 	size_t		 n = 0;
 
-	if (st->path[0] == '/')
+	if (st->path[0] == '/' || s3_is_url(st->path))
 		parts[0] = st->path;
 	else if (st->path[0] != '\0') {
 		parts[0] = e->dir;

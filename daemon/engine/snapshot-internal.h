@@ -44,6 +44,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -168,6 +169,8 @@ struct snapshot {
 	struct sink		*sink;
 	pthread_mutex_t		 upload_lock;
 	struct snapshot_upload	 upload_final;
+	LIST_ENTRY(snapshot)	 upload_link;	/* upload.c's live list */
+	int			 upload_listed;
 
 	/*
 	 * Tracking (track.h).  track: written since the armed instant, noted

@@ -98,6 +98,14 @@ struct snapshot_s3 {
 #define SNAPSHOT_S3_WORST(region_bytes)					\
 	((region_bytes) + (region_bytes) / 100 + (1ULL << 20))
 
+/*
+ * 1 while a snapshot of this process uploads to KEY in BUCKET: from just
+ * before its multipart upload starts until it is completed or aborted.
+ * The start-up cleanup (s3cleanup.c) leaves such uploads alone.  Any
+ * thread.
+ */
+int	snapshot_s3_live(const char *bucket, const char *key);
+
 struct snapshot_request {
 	uint64_t		 id;		/* for log lines and events */
 	int			 uffd;		/* taken over by snapshot_start(), even on failure */

@@ -32,6 +32,44 @@
 #include "sink.h"
 #include "snapshot-internal.h"
 
+/*
+ * The snapshots whose upload may exist (snapshot_s3_live()): each is
+ * listed before its CreateMultipartUpload is sent and leaves once its
+ * upload is completed or aborted, so an upload S3 lists under a key not
+ * listed here is not ours to keep.
+ */
+static LIST_HEAD(, snapshot)	upload_live = LIST_HEAD_INITIALIZER(upload_live);
+static pthread_mutex_t		upload_live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+upload_list(struct snapshot *s, int on)
+{
+	pthread_mutex_lock(&upload_live_lock);
+	if (on && !s->upload_listed)
+		LIST_INSERT_HEAD(&upload_live, s, upload_link);
+	else if (!on && s->upload_listed)
+		LIST_REMOVE(s, upload_link);
+	s->upload_listed = on;
+	pthread_mutex_unlock(&upload_live_lock);
+}
+
+int
+snapshot_s3_live(const char *bucket, const char *key)
+{
+	struct snapshot	*s;
+	int		 live = 0;
+
+	pthread_mutex_lock(&upload_live_lock);
+	LIST_FOREACH(s, &upload_live, upload_link)
+		if (strcmp(s->s3->bucket, bucket) == 0 &&
+		    strcmp(s->s3->key, key) == 0) {
+			live = 1;
+			break;
+		}
+	pthread_mutex_unlock(&upload_live_lock);
+	return live;
+}
+
 /* "625 GiB", "48.8 GiB", "64 MiB": a byte count for a message. */
 static void
 upload_size_text(uint64_t v, char *buf, size_t len)
@@ -116,9 +154,11 @@ upload_open(struct snapshot *s)
 	uint64_t		 size;
 	int			 rc;
 
+	upload_list(s, 1);
 	if ((sink = sink_s3_open(&p, err, sizeof(err))) == NULL) {
 		snapshot_set_error(s, "cannot start the upload to "
 		    "s3://%s/%s: %s", d->bucket, d->key, err);
+		upload_list(s, 0);
 		return -1;
 	}
 	if ((c = s3_client_new(&d->conf, &s->cancel, err,
@@ -126,6 +166,7 @@ upload_open(struct snapshot *s)
 		snapshot_set_error(s, "s3://%s/%s: %s", d->bucket, d->key,
 		    err);
 		sink_free(sink);	/* aborts the upload */
+		upload_list(s, 0);
 		return -1;
 	}
 	if ((rc = s3_head_object(c, d->bucket, d->key, &size, NULL, 0)) == -1 &&
@@ -142,6 +183,7 @@ upload_open(struct snapshot *s)
 	s3_client_free(c);
 	if (rc != 1) {
 		sink_free(sink);
+		upload_list(s, 0);
 		return -1;
 	}
 	pthread_mutex_lock(&s->upload_lock);
@@ -186,6 +228,7 @@ upload_close(struct snapshot *s)
 	s->sink = NULL;
 	pthread_mutex_unlock(&s->upload_lock);
 	sink_free(sink);
+	upload_list(s, 0);
 }
 
 void
@@ -204,6 +247,7 @@ upload_stats(struct snapshot *s, struct snapshot_stats *st)
 void
 upload_free(struct snapshot *s)
 {
+	upload_list(s, 0);	/* it is not, unless the writer never ran */
 	if (s->s3 != NULL) {
 		explicit_bzero(s->s3, sizeof(*s->s3));
 		free(s->s3);
