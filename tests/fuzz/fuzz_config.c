@@ -28,7 +28,7 @@
 #include "config.h"
 
 /* Keys in snapd.conf(5); config_to_json() has one member per key. */
-#define CONFIG_KEYS	18
+#define CONFIG_KEYS	28
 
 int	LLVMFuzzerInitialize(int *argc, char ***argv);
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -160,7 +160,14 @@ fuzz_compare(const struct config *a, const struct config *b)
 	    FIELD_DIFF(max_connections_per_uid) ||
 	    FIELD_DIFF(client_timeout) || FIELD_DIFF(on_discard) ||
 	    FIELD_DIFF(shutdown) || FIELD_DIFF(shutdown_timeout) ||
-	    FIELD_DIFF(log_level))
+	    FIELD_DIFF(log_level) || FIELD_DIFF(destination) ||
+	    strcmp(a->s3_endpoint, b->s3_endpoint) != 0 ||
+	    strcmp(a->s3_region, b->s3_region) != 0 ||
+	    FIELD_DIFF(s3_addressing) ||
+	    strcmp(a->s3_credentials, b->s3_credentials) != 0 ||
+	    FIELD_DIFF(s3_timeout) || FIELD_DIFF(s3_retries) ||
+	    strcmp(a->s3_url, b->s3_url) != 0 ||
+	    FIELD_DIFF(s3_part_size) || FIELD_DIFF(s3_parts_in_flight))
 		fuzz_fail("config_print output loads as another "
 		    "configuration (socket '%s'/'%s', snapshot_dir '%s'/'%s', "
 		    "buffer_size %llu/%llu)", a->socket, b->socket,

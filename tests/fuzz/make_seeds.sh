@@ -62,6 +62,26 @@ shutdown finish
 shutdown_timeout 0
 log_level debug
 EOF
+cat >"$C/config/s3.conf" <<'EOF'
+destination s3
+s3_endpoint "http://127.0.0.1:7480"
+s3_region us-east-1
+s3_addressing virtual
+s3_credentials "/etc/memsnap/s3-credentials"
+s3_timeout 30
+s3_retries 4
+s3_url "s3://snaps/host-1"
+s3_part_size 5M
+s3_parts_in_flight 16
+EOF
+cat >"$C/config/s3-errors.conf" <<'EOF'
+destination s3
+s3_endpoint "http://[::1]:7480/path"
+s3_url "s3://Bad_Bucket//x"
+s3_part_size 5G
+s3_part_size 4M
+format raw
+EOF
 printf 'format zsnap\r\nbuffer_size 1G\r\n# a comment\r\n\r\nlog_level warning\r\n' \
     >"$C/config/crlf.conf"
 cat >"$C/config/comments.conf" <<'EOF'

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "paths.h"
@@ -73,7 +74,17 @@ config_equal(const struct config *a, const struct config *b)
 	    a->on_discard == b->on_discard &&
 	    a->shutdown == b->shutdown &&
 	    a->shutdown_timeout == b->shutdown_timeout &&
-	    a->log_level == b->log_level;
+	    a->log_level == b->log_level &&
+	    a->destination == b->destination &&
+	    strcmp(a->s3_endpoint, b->s3_endpoint) == 0 &&
+	    strcmp(a->s3_region, b->s3_region) == 0 &&
+	    a->s3_addressing == b->s3_addressing &&
+	    strcmp(a->s3_credentials, b->s3_credentials) == 0 &&
+	    a->s3_timeout == b->s3_timeout &&
+	    a->s3_retries == b->s3_retries &&
+	    strcmp(a->s3_url, b->s3_url) == 0 &&
+	    a->s3_part_size == b->s3_part_size &&
+	    a->s3_parts_in_flight == b->s3_parts_in_flight;
 }
 
 /* Print conf, parse it back, compare. */
@@ -176,6 +187,57 @@ static const struct bad_case bad_cases[] = {
 	    "F:1: bad value for 'socket': stray '\"' (quote the whole value)\n" },
 	{ "format raw\nformat zsnap\n",
 	    "F:2: duplicate key 'format' (first set on line 1)\n" },
+	{ "s3_endpoint ftp://x\n",
+	    "F:1: bad value 'ftp://x' for s3_endpoint: expected \"\" or a URL "
+	    "starting with http:// or https://\n" },
+	{ "s3_endpoint http://127.0.0.1:7480/bucket\n",
+	    "F:1: bad value 'http://127.0.0.1:7480/bucket' for s3_endpoint: no "
+	    "path after the host: the bucket is named by s3_url\n" },
+	{ "s3_endpoint http://127.0.0.1:7480/\n",
+	    "F:1: bad value 'http://127.0.0.1:7480/' for s3_endpoint: no path "
+	    "after the host: the bucket is named by s3_url\n" },
+	{ "s3_endpoint http://h:0\n",
+	    "F:1: bad value 'http://h:0' for s3_endpoint: the port must be "
+	    "1..65535\n" },
+	{ "s3_endpoint http://user:pw@h\n",
+	    "F:1: bad value 'http://user:pw@h' for s3_endpoint: no user or "
+	    "password in the URL (the keys go in the s3_credentials file)\n" },
+	{ "s3_endpoint http://h?x=1\n",
+	    "F:1: bad value 'http://h?x=1' for s3_endpoint: only "
+	    "http(s)://HOST[:PORT] (no user, path or query)\n" },
+	{ "s3_endpoint https://\n",
+	    "F:1: bad value 'https://' for s3_endpoint: no host name after "
+	    "the scheme\n" },
+	{ "s3_region \"us east\"\n",
+	    "F:1: bad value 'us east' for s3_region: expected 1 to 63 "
+	    "letters, digits, '-' or '_'\n" },
+	{ "s3_addressing vhost\n",
+	    "F:1: bad value 'vhost' for s3_addressing: expected "
+	    "path|virtual\n" },
+	{ "s3_part_size 4M\n",
+	    "F:1: s3_part_size 4M out of range (5M..5G)\n" },
+	{ "s3_part_size 6G\n",
+	    "F:1: s3_part_size 6G out of range (5M..5G)\n" },
+	{ "s3_parts_in_flight 0\n",
+	    "F:1: s3_parts_in_flight 0 out of range (1..16)\n" },
+	{ "s3_parts_in_flight 17\n",
+	    "F:1: s3_parts_in_flight 17 out of range (1..16)\n" },
+	{ "s3_timeout 0\n",
+	    "F:1: s3_timeout 0 out of range (1..3600)\n" },
+	{ "s3_credentials keys.txt\n",
+	    "F:1: bad value 'keys.txt' for s3_credentials: expected an "
+	    "absolute path\n" },
+	{ "destination tape\n",
+	    "F:1: bad value 'tape' for destination: expected disk|s3\n" },
+	{ "# the URL alone\ns3_url s3://snaps/host1\ndestination s3\n",
+	    "F:3: destination s3 needs s3_endpoint and s3_url\n" },
+	{ "s3_endpoint http://127.0.0.1:7480\ndestination s3\n",
+	    "F:2: destination s3 needs s3_endpoint and s3_url\n" },
+	{ "s3_endpoint http://127.0.0.1:7480\ns3_url s3://snaps\n"
+	    "destination s3\nformat raw\n",
+	    "F:3: destination s3 does not go with format raw: a raw snapshot "
+	    "is a directory of files written in place, not one stream (use "
+	    "format zsnap)\n" },
 	/* Every error is reported, not just the first. */
 	{ "format raw\nbogus 1\n\n  compression_level 99\nformat raw\n",
 	    "F:2: unknown key 'bogus'\n"
@@ -246,6 +308,15 @@ check_good(void)
 	    "on_discard fail\n"
 	    "shutdown finish\n"
 	    "shutdown_timeout 0\n"
+	    "s3_endpoint https://[::1]:7480\n"
+	    "s3_region eu-west-3\n"
+	    "s3_addressing virtual\n"
+	    "s3_credentials /etc/keys\n"
+	    "s3_timeout 5\n"
+	    "s3_retries 0\n"
+	    "s3_url s3://snaps/host-1/\n"
+	    "s3_part_size 5G\n"
+	    "s3_parts_in_flight 16\n"
 	    "log_level debug\r\n");
 	if (load(path, &conf, &errors) != 0) {
 		FAIL("good config failed:\n%s", errors);
@@ -271,7 +342,27 @@ check_good(void)
 	    conf.shutdown != SHUTDOWN_FINISH || conf.shutdown_timeout != 0 ||
 	    conf.log_level != LOG_LEVEL_DEBUG)
 		FAIL("good config: some value is not what the file says");
+	if (strcmp(conf.s3_endpoint, "https://[::1]:7480") != 0 ||
+	    strcmp(conf.s3_region, "eu-west-3") != 0 ||
+	    conf.s3_addressing != ADDRESSING_VIRTUAL ||
+	    strcmp(conf.s3_credentials, "/etc/keys") != 0 ||
+	    conf.s3_timeout != 5 || conf.s3_retries != 0 ||
+	    strcmp(conf.s3_url, "s3://snaps/host-1/") != 0 ||
+	    conf.s3_part_size != 5ULL << 30 || conf.s3_parts_in_flight != 16 ||
+	    conf.destination != DESTINATION_DISK)
+		FAIL("good config: some S3 value is not what the file says");
 	check_roundtrip(&conf, "good config");
+
+	/* The default destination S3, with what it needs. */
+	if (load(write_file("s3.conf", "destination s3\n"
+	    "s3_endpoint http://127.0.0.1:7480\n"
+	    "s3_url s3://snaps\n"), &conf, &errors) != 0)
+		FAIL("destination s3 config failed:\n%s", errors);
+	else if (conf.destination != DESTINATION_S3)
+		FAIL("destination is not s3");
+	free(errors);
+	errors = NULL;
+	check_roundtrip(&conf, "destination s3");
 
 	/* Plain byte counts and odd sizes print exactly and parse back. */
 	config_defaults(&def);
@@ -353,9 +444,24 @@ check_json(void)
 
 	config_defaults(&conf);
 	o = config_to_json(&conf);
-	if (json_object_size(o) != 18)
-		FAIL("query-config object has %zu members, not 18",
+	if (json_object_size(o) != 28)
+		FAIL("query-config object has %zu members, not 28",
 		    json_object_size(o));
+	/* The credentials file's path, never the keys it holds. */
+	if (strcmp(json_string_value(json_object_get(o, "s3_credentials")),
+	    "/etc/memsnap/s3-credentials") != 0)
+		FAIL("s3_credentials in JSON is not the default path");
+	if (json_integer_value(json_object_get(o, "s3_part_size")) != 64 << 20)
+		FAIL("s3_part_size in JSON is not 64 MiB in bytes");
+	{
+		const char	*key;
+		json_t		*v;
+
+		json_object_foreach(o, key, v)
+			if (strstr(key, "access") != NULL ||
+			    strstr(key, "secret") != NULL)
+				FAIL("query-config has a member '%s'", key);
+	}
 	if (json_integer_value(json_object_get(o,
 	    "max_snapshots_per_uid")) != 4)
 		FAIL("max_snapshots_per_uid in JSON is not the default 4");
@@ -366,6 +472,48 @@ check_json(void)
 	if (json_integer_value(json_object_get(o, "compression_level")) != 3)
 		FAIL("compression_level in JSON is not 3");
 	json_decref(o);
+}
+
+/*
+ * The credentials file: read only with an endpoint, refused when others
+ * may read it, and never quoted in the refusal.
+ */
+static void
+check_credentials(void)
+{
+	struct config	 conf;
+	char		 err[S3_ERROR_MAX];
+	const char	*path;
+
+	path = write_file("creds", "# test keys\naccess_key AKIDUNITTEST\n"
+	    "secret_key \"unit-secret/key+1\"\n");
+	config_defaults(&conf);
+	snprintf(conf.s3_credentials, sizeof(conf.s3_credentials), "%s", path);
+	strcpy(conf.s3_access_key, "stale");
+	if (config_load_credentials(&conf, err, sizeof(err)) != 0 ||
+	    conf.s3_access_key[0] != '\0')
+		FAIL("without s3_endpoint the keys are not cleared");
+	strcpy(conf.s3_endpoint, "http://127.0.0.1:7480");
+	if (chmod(path, 0600) == -1)
+		FAIL("chmod %s: %s", path, strerror(errno));
+	if (config_load_credentials(&conf, err, sizeof(err)) != 0)
+		FAIL("a 0600 credentials file of root's is refused: %s", err);
+	else if (strcmp(conf.s3_access_key, "AKIDUNITTEST") != 0 ||
+	    strcmp(conf.s3_secret_key, "unit-secret/key+1") != 0)
+		FAIL("the keys read are '%s' and '%s'", conf.s3_access_key,
+		    conf.s3_secret_key);
+	if (chmod(path, 0644) == -1)
+		FAIL("chmod %s: %s", path, strerror(errno));
+	if (config_load_credentials(&conf, err, sizeof(err)) != -1)
+		FAIL("a 0644 credentials file is accepted");
+	else if (strstr(err, path) == NULL || strstr(err, "0644") == NULL)
+		FAIL("the refusal does not name the file and its mode: %s",
+		    err);
+	else if (strstr(err, "AKIDUNITTEST") != NULL ||
+	    strstr(err, "unit-secret") != NULL)
+		FAIL("the refusal quotes a key: %s", err);
+	if (conf.s3_access_key[0] != '\0' || conf.s3_secret_key[0] != '\0')
+		FAIL("a refused file leaves keys behind");
 }
 
 static void
@@ -403,6 +551,7 @@ main(void)
 	check_good();
 	check_shipped();
 	check_json();
+	check_credentials();
 	check_names();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
