@@ -457,6 +457,11 @@ config_set_endpoint(const struct config_key *k, char *field,
 		why = "expected \"\" or a URL starting with http:// or https://";
 		goto bad;
 	}
+	if (strchr(host, '@') != NULL) {
+		why = "no user or password in the URL (the keys go in the "
+		    "s3_credentials file)";
+		goto bad;
+	}
 	if (host[0] == '[') {
 		hostlen = strspn(host + 1, "0123456789abcdefABCDEF:.");
 		if (hostlen == 0 || host[1 + hostlen] != ']') {
