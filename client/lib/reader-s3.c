@@ -73,6 +73,7 @@ struct reader_s3 {
 	char			 key[S3_KEY_MAX + 1];
 	uint64_t		 size;		/* HEAD's */
 	size_t			 window;	/* bytes a miss fetches */
+	int			 opening;	/* reader_zsnap_open() runs */
 	uint64_t		 reads;		/* a clock for the LRU */
 	struct reader_s3_window	 win[READER_S3_WINDOWS];
 };
@@ -164,6 +165,7 @@ s3_source_open(struct snap_file *f, const char *url,
 	}
 	f->s3 = s;
 	s->window = READER_S3_OPEN_WINDOW;
+	s->opening = 1;
 	if (s3_url_parse(url, s->bucket, sizeof(s->bucket), s->key,
 	    sizeof(s->key), err, sizeof(err)) == -1) {
 		reader_error(f, EINVAL, "%s", err);
@@ -212,6 +214,7 @@ reader_s3_open(const char *url, const struct snap_file *sibling)
 	}
 	/* Opened: from now on the reads are walks through the chunks. */
 	f->s3->window = READER_S3_WINDOW;
+	f->s3->opening = 0;
 	return f;
 }
 
@@ -230,8 +233,8 @@ window_find(struct reader_s3 *s, uint64_t off)
 
 /*
  * Fetch the window for a read of len bytes at off that missed: from off
- * on, or the object's last window when off lies in it (the footer's
- * read), and at least to the read's end.
+ * on, at least to the read's end; while opening, the object's last window
+ * when off lies in it (the footer's read, which so brings the index).
  */
 static struct reader_s3_window *
 window_fetch(struct snap_file *f, uint64_t off, size_t len, const char *what)
@@ -243,7 +246,7 @@ window_fetch(struct snap_file *f, uint64_t off, size_t len, const char *what)
 	for (int i = 1; i < READER_S3_WINDOWS; i++)
 		if (s->win[i].used < w->used)
 			w = &s->win[i];
-	if (s->size - off < s->window)
+	if (s->opening && s->size - off < s->window)
 		start = s->size > s->window ? s->size - s->window : 0;
 	end = start + s->window;
 	if (end < off + len)
