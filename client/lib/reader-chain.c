@@ -10,7 +10,8 @@
  * records, in the directory of the first file (opened once and kept: all
  * links live in it), with openat(O_NOFOLLOW), so a link can name neither
  * another directory nor a symbolic link, and a FIFO or a device is
- * refused, not read.  A parent is accepted only when it is the one the
+ * refused, not read.  For a file in S3 the parent is the object of that
+ * name beside it: the same bucket and key prefix (reader-s3.c).  A parent is accepted only when it is the one the
  * link describes: its header's name and armed time, the crc32c ending its
  * index (which covers every chunk's crc, so every page), the same region
  * table, and a depth one less than its child's (0 for the base).  Depths
@@ -88,7 +89,7 @@ chain_open_dir(struct snap_file *top)
 	char		 dir[PATH_MAX];
 	const char	*slash = strrchr(top->path, '/');
 
-	if (top->dirfd != -1)
+	if (top->dirfd != -1 || top->s3 != NULL)
 		return 0;
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
@@ -181,10 +182,17 @@ chain_open_parent(struct snap_file *top, const struct snap_file *child)
 		    file);
 		return NULL;
 	}
-	if ((p = reader_open_at(top->dirfd, file, path, 1)) == NULL) {
+	if (top->s3 != NULL)
+		p = reader_s3_open(path, top);
+	else
+		p = reader_open_at(top->dirfd, file, path, 1);
+	if (p == NULL) {
 		err = errno;
 		if (err == ENOENT)
-			chain_link_error(top, child, err, "%s is missing", file);
+			chain_link_error(top, child, err, "%s is missing%s%s%s",
+			    file, top->s3 != NULL ? " (no object " : "",
+			    top->s3 != NULL ? path : "",
+			    top->s3 != NULL ? ")" : "");
 		else if (err == ELOOP)
 			chain_link_error(top, child, err, "%s is a symbolic link, "
 			    "which a chain does not follow", file);
@@ -197,6 +205,8 @@ chain_open_parent(struct snap_file *top, const struct snap_file *child)
 		errno = EBADMSG;
 		return NULL;
 	}
+	/* An object's windows: the chain may be long; they come back. */
+	reader_drop_buffers(p);
 	return p;
 }
 

@@ -31,7 +31,7 @@ zsnap_chunk_read_meta(struct snap_file *f, uint64_t i, uint64_t payload)
 	unsigned char	 skip[ZSNAP_SKIP_HDR_SIZE];
 	uint32_t	 crc;
 
-	if (reader_pread(f, f->fd, skip, sizeof(skip), x->offset,
+	if (reader_read(f, skip, sizeof(skip), x->offset,
 	    "chunk") == -1)
 		return -1;
 	if (zsnap_get32(skip) != ZSNAP_FRAME_CHUNK || zsnap_get32(skip + 4) != payload) {
@@ -46,7 +46,7 @@ zsnap_chunk_read_meta(struct snap_file *f, uint64_t i, uint64_t payload)
 	    reader_reserve(f, (void **)&f->extents, &f->extents_cap,
 	    x->extent_count * sizeof(*f->extents)) == -1)
 		return -1;
-	if (reader_pread(f, f->fd, f->payload, payload,
+	if (reader_read(f, f->payload, payload,
 	    x->offset + ZSNAP_SKIP_HDR_SIZE, "chunk") == -1)
 		return -1;
 	crc = zsnap_get32(f->payload + payload - 4);
@@ -203,7 +203,7 @@ zsnap_chunk_data(struct snap_file *f, const struct reader_chunk *c)
 	    c->data_frame_size) == -1 ||
 	    reader_reserve(f, (void **)&f->data, &f->data_cap, want) == -1)
 		return -1;
-	if (reader_pread(f, f->fd, f->frame, c->data_frame_size, frame_off,
+	if (reader_read(f, f->frame, c->data_frame_size, frame_off,
 	    "page data") == -1)
 		return -1;
 	if (c->data_frame_size < 4 || zsnap_get32(f->frame) != ZSTD_FRAME_MAGIC) {

@@ -22,6 +22,9 @@
  *				down an incremental chain (reader-lazy.h)
  *	reader-merge.c		snap_file_merge(): a chain folded into one
  *				full zsnap file, through proto/zsnapwrite.c
+ *	reader-s3.c		a zsnap file in S3 (s3://BUCKET/KEY): its
+ *				reads as ranged GETs, through a read-ahead
+ *				cache
  *
  * The input is hostile (see reader.c's opening comment): what a file claims
  * is checked before it sizes an allocation or a loop, and every cost is
@@ -72,9 +75,13 @@ struct reader_range {
 	uint64_t	count;
 };
 
+struct reader_s3;
+
 struct snap_file {
 	int			 format;	/* 0 zsnap, 1 raw */
-	int			 fd;		/* the file, or the raw directory */
+	int			 fd;		/* the file, or the raw directory;
+						 * -1 for an object in S3 */
+	struct reader_s3	*s3;		/* an object in S3, or NULL */
 	char			 path[PATH_MAX];
 	struct snap_file_info	 info;
 	struct snap_file_region	*regions;
@@ -148,6 +155,13 @@ int	reader_reserve(struct snap_file *f, void **buf, size_t *cap,
 /* Read exactly len bytes of fd at off; what names them in a message. */
 int	reader_pread(struct snap_file *f, int fd, void *buf, size_t len,
 	    uint64_t off, const char *what);
+/*
+ * Read exactly len bytes of zsnap file f at off, wherever it is: every
+ * read of a zsnap file goes through here (pread(2) on f->fd, or ranged
+ * GETs of the object for one in S3).
+ */
+int	reader_read(struct snap_file *f, void *buf, size_t len, uint64_t off,
+	    const char *what);
 
 /* Read zsnap chunk i's extent list into f->extents, checked. */
 int	reader_zsnap_chunk_load(struct snap_file *f, uint64_t i,
@@ -180,6 +194,28 @@ int	reader_walk_pages(struct snap_file *f, uint32_t region, uint64_t first,
  */
 struct snap_file *reader_open_at(int dirfd, const char *name, const char *path,
 	    int nofollow);
+
+/* A zeroed struct snap_file for path, no file open; NULL with the message set. */
+struct snap_file *reader_alloc(const char *path);
+/*
+ * Open f as a zsnap file (footer, header, frames, index, all checked):
+ * f->info.file_size and what reader_read() reads from are set.
+ */
+int	reader_zsnap_open(struct snap_file *f);
+
+/*
+ * reader-s3.c: open the zsnap object url ("s3://BUCKET/KEY") with the
+ * caller's S3 settings; sibling, when not NULL, is the child (itself in
+ * S3) whose chain this object is a link of, and lends it its client.
+ */
+struct snap_file *reader_s3_open(const char *url,
+	    const struct snap_file *sibling);
+int	reader_s3_read(struct snap_file *f, void *buf, size_t len,
+	    uint64_t off, const char *what);
+/* Free its cached windows (reader_drop_buffers); nothing if not in S3. */
+void	reader_s3_drop_cache(struct snap_file *f);
+/* Free f->s3 and release its client (snap_file_close). */
+void	reader_s3_close(struct snap_file *f);
 
 /*
  * Free the buffers and the decompression context a walk of f grew (up to

@@ -62,7 +62,8 @@ process_read(struct snap_file *f, uint8_t **buf, size_t *len)
 	if ((*buf = malloc(size)) == NULL)
 		reader_error(f, ENOMEM, "cannot allocate %llu bytes for the "
 		    "process record", (unsigned long long)size);
-	else if ((rc = reader_pread(f, fd, *buf, size, off,
+	else if ((rc = f->format == 1 ? reader_pread(f, fd, *buf, size, off,
+	    "process record") : reader_read(f, *buf, size, off,
 	    "process record")) == -1) {
 		free(*buf);
 		*buf = NULL;

@@ -48,6 +48,7 @@
 #include "crc32c.h"
 #include "error.h"
 #include "reader-internal.h"
+#include "s3.h"
 #include "utf8.h"
 
 void
@@ -111,6 +112,15 @@ reader_pread(struct snap_file *f, int fd, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
+int
+reader_read(struct snap_file *f, void *buf, size_t len, uint64_t off,
+    const char *what)
+{
+	if (f->s3 != NULL)
+		return reader_s3_read(f, buf, len, off, what);
+	return reader_pread(f, f->fd, buf, len, off, what);
+}
+
 /* Copy a NUL-padded on-disk name into a C string of size dstlen. */
 static void
 get_name(char *dst, size_t dstlen, const char *src, size_t srclen)
@@ -138,7 +148,7 @@ zsnap_read_footer(struct snap_file *f, struct zsnap_footer *ft)
 	uint64_t	 size = f->info.file_size;
 	uint64_t	 off = size - ZSNAP_FOOTER_FRAME_SIZE;
 
-	if (reader_pread(f, f->fd, buf, sizeof(buf), off, "footer") == -1)
+	if (reader_read(f, buf, sizeof(buf), off, "footer") == -1)
 		return -1;
 	if (zsnap_get32(buf) != ZSNAP_FRAME_FOOTER ||
 	    zsnap_get32(buf + 4) != sizeof(struct zsnap_footer) ||
@@ -291,7 +301,7 @@ zsnap_find_frame(struct snap_file *f, uint32_t magic, uint64_t min,
 		    (unsigned long long)off);
 		return -1;
 	}
-	if (reader_pread(f, f->fd, skip, sizeof(skip), off, what) == -1)
+	if (reader_read(f, skip, sizeof(skip), off, what) == -1)
 		return -1;
 	*len = zsnap_get32(skip + 4);
 	if (zsnap_get32(skip) != magic || *len < min || *len > max ||
@@ -439,7 +449,7 @@ zsnap_read_parent_frame(struct snap_file *f)
 		reader_error(f, ENOMEM, "cannot allocate %u bytes", len);
 		return -1;
 	}
-	if (reader_pread(f, f->fd, buf, len, off + ZSNAP_SKIP_HDR_SIZE,
+	if (reader_read(f, buf, len, off + ZSNAP_SKIP_HDR_SIZE,
 	    "parent frame") == -1)
 		goto out;
 	if (crc32c(0, buf, len - 4) != zsnap_get32(buf + len - 4)) {
@@ -463,7 +473,7 @@ zsnap_read_header(struct snap_file *f)
 	uint64_t	 limit = f->info.file_size - ZSNAP_FOOTER_FRAME_SIZE;
 	uint32_t	 payload;
 
-	if (reader_pread(f, f->fd, skip, sizeof(skip), 0, "header") == -1)
+	if (reader_read(f, skip, sizeof(skip), 0, "header") == -1)
 		return -1;
 	payload = zsnap_get32(skip + 4);
 	if (payload < sizeof(struct zsnap_header) + 4 ||
@@ -479,7 +489,7 @@ zsnap_read_header(struct snap_file *f)
 		reader_error(f, ENOMEM, "cannot allocate %u bytes", payload);
 		return -1;
 	}
-	if (reader_pread(f, f->fd, buf, payload, ZSNAP_SKIP_HDR_SIZE,
+	if (reader_read(f, buf, payload, ZSNAP_SKIP_HDR_SIZE,
 	    "header") == -1)
 		goto fail;
 	if (crc32c(0, buf, payload - 4) != zsnap_get32(buf + payload - 4)) {
@@ -566,7 +576,7 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 		    (unsigned long long)footer_off);
 		return -1;
 	}
-	if (reader_pread(f, f->fd, skip, sizeof(skip), off, "index") == -1)
+	if (reader_read(f, skip, sizeof(skip), off, "index") == -1)
 		return -1;
 	payload = len - ZSNAP_SKIP_HDR_SIZE;
 	if (zsnap_get32(skip) != ZSNAP_FRAME_INDEX || zsnap_get32(skip + 4) != payload) {
@@ -580,7 +590,7 @@ zsnap_read_index(struct snap_file *f, const struct zsnap_footer *ft)
 		    (unsigned long long)payload);
 		return -1;
 	}
-	if (reader_pread(f, f->fd, buf, payload, off + ZSNAP_SKIP_HDR_SIZE,
+	if (reader_read(f, buf, payload, off + ZSNAP_SKIP_HDR_SIZE,
 	    "index") == -1)
 		goto fail;
 	if (crc32c(0, buf, payload - 4) != zsnap_get32(buf + payload - 4)) {
@@ -621,14 +631,14 @@ fail:
 	return -1;
 }
 
-static int
-zsnap_open(struct snap_file *f)
+int
+reader_zsnap_open(struct snap_file *f)
 {
 	struct zsnap_footer	ft;
 	unsigned char		magic[4];
 	uint64_t		size = f->info.file_size;
 
-	if (size < 4 || reader_pread(f, f->fd, magic, 4, 0, "header") == -1 ||
+	if (size < 4 || reader_read(f, magic, 4, 0, "header") == -1 ||
 	    zsnap_get32(magic) != ZSNAP_FRAME_HEADER) {
 		reader_error(f, EBADMSG, "not a zsnap file: no zsnap header "
 		    "frame at offset 0");
@@ -664,18 +674,29 @@ zsnap_open(struct snap_file *f)
 /* ---- public: open, close, info ------------------------------------------- */
 
 struct snap_file *
+reader_alloc(const char *path)
+{
+	struct snap_file	*f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		sc_set_error(NULL, ENOMEM, "%s: cannot allocate a reader", path);
+		return NULL;
+	}
+	f->fd = -1;
+	f->dirfd = -1;
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	return f;
+}
+
+struct snap_file *
 reader_open_at(int dirfd, const char *name, const char *path, int nofollow)
 {
 	struct snap_file	*f;
 	struct stat		 st;
 	int			 saved;
 
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		sc_set_error(NULL, ENOMEM, "%s: cannot allocate a reader", path);
+	if ((f = reader_alloc(path)) == NULL)
 		return NULL;
-	}
-	f->dirfd = -1;
-	snprintf(f->path, sizeof(f->path), "%s", path);
 	/* O_NONBLOCK: a FIFO put in a parent's place must not hang us. */
 	f->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC |
 	    (nofollow ? O_NOFOLLOW | O_NONBLOCK : 0));
@@ -697,7 +718,7 @@ reader_open_at(int dirfd, const char *name, const char *path, int nofollow)
 			goto fail;
 	} else if (S_ISREG(st.st_mode)) {
 		f->info.file_size = (uint64_t)st.st_size;
-		if (zsnap_open(f) == -1)
+		if (reader_zsnap_open(f) == -1)
 			goto fail;
 	} else {
 		reader_error(f, EINVAL, "%s", nofollow ? "not a zsnap file" :
@@ -719,6 +740,8 @@ snap_file_open(const char *path)
 		sc_set_error(NULL, EINVAL, "snap_file_open: no path");
 		return NULL;
 	}
+	if (s3_is_url(path))
+		return reader_s3_open(path, NULL);
 	return reader_open_at(AT_FDCWD, path, path, 0);
 }
 
@@ -736,6 +759,7 @@ reader_drop_buffers(struct snap_file *f)
 	f->frame = NULL;
 	f->data = NULL;
 	f->payload_cap = f->extents_cap = f->frame_cap = f->data_cap = 0;
+	reader_s3_drop_cache(f);
 }
 
 /* Close f and the chain of parents it opened, a link at a time. */
@@ -751,6 +775,7 @@ snap_file_close(struct snap_file *f)
 			close(f->fd);
 		if (f->dirfd != -1)
 			close(f->dirfd);
+		reader_s3_close(f);
 		if (f->lost != NULL)
 			for (uint32_t i = 0; i < f->info.region_count; i++)
 				free(f->lost[i]);

@@ -60,9 +60,13 @@ struct snap_result {
 	uint64_t	id;
 	int		completed;	/* 1 completed, 0 failed or cancelled */
 	char		name[SNAP_NAME_MAX];
-	char		file[4096];	/* path of the finished snapshot */
+	char		file[4096];	/* path of the finished snapshot, or
+					 * "s3://BUCKET/KEY" for one snapd
+					 * wrote to S3 (snap_file_open()
+					 * reads either) */
 	char		error[512];	/* why, when not completed */
-	uint64_t	size;		/* bytes on disk */
+	uint64_t	size;		/* bytes written (the file's or the
+					 * object's size) */
 	uint64_t	pages;
 	uint64_t	pages_faulted;	/* copied on the fault path */
 	uint64_t	pages_zero;
@@ -89,6 +93,19 @@ const char	*snap_strerror(struct snap_client *c);
  */
 int		 snap_start(struct snap_client *c, const struct snap_region *regions,
 		    size_t nregions, const struct snap_options *opts, uint64_t *id);
+
+/*
+ * snap_start() with a destination: to is "disk" (snapd's snapshot
+ * directory), "s3" (the S3 URL snapd is configured with, s3_url), or
+ * "s3://BUCKET/PREFIX" (a peer running as root only); NULL is snapd's
+ * default (its "destination" setting).  A snapshot that goes to S3 is
+ * streamed there as it is taken; its snap_result's file is then
+ * "s3://BUCKET/KEY".  (Since LIBSNAPCLIENT_0.4.)
+ */
+int		 snap_start_to(struct snap_client *c,
+		    const struct snap_region *regions, size_t nregions,
+		    const struct snap_options *opts, const char *to,
+		    uint64_t *id);
 
 /*
  * Incremental snapshots.  snap_start_tracked() is snap_start() that also
@@ -136,6 +153,20 @@ char		*snap_next_event(struct snap_client *c, int timeout_ms);
 int		 snap_fd(const struct snap_client *c);
 
 /* ---- reading snapshots (zsnap files or raw directories) ---------------- */
+
+/*
+ * snap_file_open() takes a path, or "s3://BUCKET/KEY" for a zsnap file
+ * stored in S3 (Ceph RGW or any S3 service): every snap_file_* call then
+ * reads it with ranged GETs, guided by its index, through a small
+ * read-ahead cache (opening costs a HEAD and about two GETs, a sequential
+ * walk a GET per 4 MiB).  The S3 settings are the s3_* keys of the file
+ * $SNAP_S3_CONFIG names, else of /etc/memsnap/snapd.conf (snapd.conf(5):
+ * s3_endpoint, s3_region, s3_addressing, s3_timeout, s3_retries,
+ * s3_credentials); the credentials file must belong to the caller's uid
+ * and be readable by it alone (0600 or 0400).  An incremental snapshot's
+ * parents are the objects beside it (same bucket and key prefix).  Raw
+ * snapshots (directories) are not read from S3.
+ */
 
 struct snap_file;
 struct procrec;		/* <procrec.h>, installed beside this file */

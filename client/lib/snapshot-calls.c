@@ -1,8 +1,9 @@
 /*
- * libsnapclient's snapshot calls: snap_start() (the regions checked, the
- * userfaultfd created and handed over with the arguments), snap_arm(),
- * snap_cancel() and snap_wait() (the end of a snapshot, from its event or
- * from query-snapshots, parsed once into a snap_result).  They are built on
+ * libsnapclient's snapshot calls: snap_start() and snap_start_to() (the
+ * regions checked, the userfaultfd created and handed over with the
+ * arguments), snap_arm(), snap_cancel() and snap_wait() (the end of a
+ * snapshot, from its event or from query-snapshots, parsed once into a
+ * snap_result).  They are built on
  * the connection in client.c (sc_execute() and the event queue), and run on
  * the caller's thread like the rest of the library.
  */
@@ -52,11 +53,13 @@ regions_check(struct snap_client *c, const struct snap_region *regions,
 /*
  * The arguments of snapshot-start: regions (and the uffd) for a full
  * snapshot, or parent for an incremental one (regions NULL); track asks
- * snapd to go on tracking writes for the next incremental snapshot.
+ * snapd to go on tracking writes for the next incremental snapshot; to,
+ * if not NULL, is where the snapshot goes ("disk", "s3", "s3://...").
  */
 static json_t *
 start_arguments(const struct snap_region *regions, size_t nregions,
-    const struct snap_options *opts, int track, uint64_t parent)
+    const struct snap_options *opts, int track, uint64_t parent,
+    const char *to)
 {
 	json_t	*args, *array, *r;
 	char	 name[24];
@@ -89,6 +92,8 @@ start_arguments(const struct snap_region *regions, size_t nregions,
 	}
 	if (track)
 		bad |= json_object_set_new(args, "track", json_true());
+	if (to != NULL)
+		bad |= json_object_set_new(args, "to", json_string(to));
 	if (opts != NULL) {
 		if (opts->name != NULL)
 			bad |= json_object_set_new(args, "name",
@@ -139,7 +144,8 @@ start_reply_id(struct snap_client *c, json_t *ret, uint64_t *id)
 
 static int
 start_full(struct snap_client *c, const struct snap_region *regions,
-    size_t nregions, const struct snap_options *opts, int track, uint64_t *id)
+    size_t nregions, const struct snap_options *opts, int track,
+    const char *to, uint64_t *id)
 {
 	json_t	*args, *getfd, *ret = NULL;
 	int	 uffd;
@@ -150,13 +156,19 @@ start_full(struct snap_client *c, const struct snap_region *regions,
 	}
 	if (regions_check(c, regions, nregions) == -1)
 		return -1;
+	if (to != NULL && *to == '\0') {
+		sc_set_error(c, EINVAL, "snap_start: an empty destination "
+		    "(\"disk\", \"s3\" or \"s3://BUCKET/PREFIX\", or NULL "
+		    "for snapd's default)");
+		return -1;
+	}
 	if (c->dead) {
 		sc_set_error(c, ECONNRESET, "snap_start: snapd closed the "
 		    "connection");
 		return -1;
 	}
-	if ((args = start_arguments(regions, nregions, opts, track, 0)) ==
-	    NULL) {
+	if ((args = start_arguments(regions, nregions, opts, track, 0,
+	    to)) == NULL) {
 		sc_set_error(c, EINVAL, "snap_start: cannot build the "
 		    "arguments (out of memory, or a name not valid UTF-8)");
 		return -1;
@@ -199,14 +211,22 @@ int
 snap_start(struct snap_client *c, const struct snap_region *regions,
     size_t nregions, const struct snap_options *opts, uint64_t *id)
 {
-	return start_full(c, regions, nregions, opts, 0, id);
+	return start_full(c, regions, nregions, opts, 0, NULL, id);
+}
+
+int
+snap_start_to(struct snap_client *c, const struct snap_region *regions,
+    size_t nregions, const struct snap_options *opts, const char *to,
+    uint64_t *id)
+{
+	return start_full(c, regions, nregions, opts, 0, to, id);
 }
 
 int
 snap_start_tracked(struct snap_client *c, const struct snap_region *regions,
     size_t nregions, const struct snap_options *opts, uint64_t *id)
 {
-	return start_full(c, regions, nregions, opts, 1, id);
+	return start_full(c, regions, nregions, opts, 1, NULL, id);
 }
 
 int
@@ -230,7 +250,8 @@ snap_start_incremental(struct snap_client *c, uint64_t parent,
 		    "already proportional to the pages written");
 		return -1;
 	}
-	if ((args = start_arguments(NULL, 0, opts, 1, parent)) == NULL) {
+	if ((args = start_arguments(NULL, 0, opts, 1, parent, NULL)) ==
+	    NULL) {
 		sc_set_error(c, EINVAL, "snap_start_incremental: cannot build "
 		    "the arguments (out of memory, or a name not valid UTF-8)");
 		return -1;

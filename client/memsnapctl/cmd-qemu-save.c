@@ -101,6 +101,7 @@ qsave_options(struct ctl *ctl, struct qsave *s, int argc, char **argv)
 		{ "max-bandwidth",	required_argument,	NULL,	'R' },
 		{ "no-wait",		no_argument,		NULL,	'W' },
 		{ "json",		no_argument,		NULL,	'j' },
+		{ "to",			required_argument,	NULL,	'T' },
 		{ NULL,			0,			NULL,	0 },
 	};
 	int		 ch;
@@ -124,6 +125,15 @@ qsave_options(struct ctl *ctl, struct qsave *s, int argc, char **argv)
 			break;
 		case 'j':
 			ctl->json = 1;
+			break;
+		case 'T':
+			/* Not yet: NAME.vm is a directory on snapd's disk. */
+			if (strcmp(optarg, "disk") != 0)
+				usage_error("qemu-save: --to %s: a VM is saved "
+				    "to disk only (its RAM, device state and "
+				    "manifest together in a NAME.vm directory "
+				    "of snapd's)", optarg);
+			json_object_set_new(s->args, "to", json_string(optarg));
 			break;
 		default:
 			usage_error("qemu-save: unknown option or missing "

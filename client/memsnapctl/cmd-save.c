@@ -18,6 +18,13 @@
  * tracks (found with query-snapshots).  An incremental one saves only the
  * pages written since its parent; the reply's "chain" says how many.
  *
+ * --to DEST says where the snapshot goes: "disk" (snapd's snapshot
+ * directory), "s3" (the S3 URL snapd is configured with) or
+ * "s3://BUCKET/PREFIX" (root only; snapd checks); without it, snapd's
+ * default ("destination" in snapd.conf).  The armed reply and the end
+ * name the file, "s3://BUCKET/KEY" for one in S3, which info, verify and
+ * export read as they read a path.
+ *
  * --test-hold passes a "test-hold" object through for the test suite
  * (proto/PROTOCOL.md, "Test hooks"); it is not in the help.
  */
@@ -31,6 +38,7 @@
 
 #include "protocol.h"
 #include "memsnapctl.h"
+#include "s3.h"
 
 static int	cmd_save_exec(struct ctl *, int, char **);
 
@@ -41,6 +49,22 @@ const struct cmd_entry cmd_save_entry = {
 	.help = "snapshot a running process by pid (attach)",
 	.exec = cmd_save_exec,
 };
+
+/* --to: "disk", "s3" or an S3 URL snapd could write under; exits if not. */
+static void
+save_destination(const char *to)
+{
+	char	bucket[S3_BUCKET_MAX + 1], key[S3_KEY_MAX + 1], err[256];
+
+	if (strcmp(to, "disk") == 0 || strcmp(to, "s3") == 0)
+		return;
+	if (!s3_is_url(to))
+		usage_error("save: --to is disk, s3 or s3://BUCKET/PREFIX, "
+		    "not %s", to);
+	if (s3_url_parse(to, bucket, sizeof(bucket), key, sizeof(key), err,
+	    sizeof(err)) == -1)
+		usage_error("save: --to %s: %s", to, err);
+}
 
 /* The "snapshot-start" arguments from save's options; exits on a usage
  * error.  *wait is cleared by --no-wait, *incremental set by
@@ -65,6 +89,7 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait,
 		{ "track",		no_argument,		NULL,	't' },
 		{ "parent",		required_argument,	NULL,	'a' },
 		{ "incremental",	no_argument,		NULL,	'i' },
+		{ "to",			required_argument,	NULL,	'T' },
 		{ NULL,			0,			NULL,	0 },
 	};
 	json_t		*args, *hold;
@@ -116,6 +141,10 @@ save_arguments(struct ctl *ctl, int argc, char **argv, int *wait,
 			break;
 		case 'i':
 			*incremental = 1;
+			break;
+		case 'T':
+			save_destination(optarg);
+			json_object_set_new(args, "to", json_string(optarg));
 			break;
 		case 'j':
 			ctl->json = 1;

@@ -9,7 +9,10 @@
  *
  * A file that cannot be opened for lack of it or of permission is an
  * error ("memsnapctl: verify: ..."); one that opens but is not a valid
- * snapshot (no footer, a bad magic) is BAD.
+ * snapshot (no footer, a bad magic) is BAD.  FILE may be an object in S3,
+ * "s3://BUCKET/KEY" (libsnapclient(3) reads it with ranged GETs): there,
+ * only what the object holds makes it BAD; the service refusing or not
+ * answering, or the S3 settings being wrong, is an error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "memsnapctl.h"
+#include "s3.h"
 
 static int	cmd_verify_exec(struct ctl *, int, char **);
 
@@ -59,12 +63,19 @@ cmd_verify_exec(struct ctl *ctl, int argc, char **argv)
 
 	if ((f = snap_file_open(path)) == NULL) {
 		if (errno == ENOENT || errno == EACCES || errno == EPERM ||
-		    errno == ENOMEM || errno == EMFILE)
+		    errno == ENOMEM || errno == EMFILE ||
+		    (s3_is_url(path) && errno != EBADMSG && errno != ENOTSUP))
 			return ctl_file_failure(path, "verify");
 		return verify_bad(ctl, path);
 	}
 	if (snap_file_verify(f) == -1 || snap_file_info(f, &in) == -1) {
-		rc = verify_bad(ctl, path);
+		/* A GET that failed says nothing of the object. */
+		if (s3_is_url(path) && (errno == EACCES || errno == EPERM ||
+		    errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+		    errno == ETIMEDOUT || errno == EIO || errno == ENOMEM))
+			rc = ctl_file_failure(path, "verify");
+		else
+			rc = verify_bad(ctl, path);
 		snap_file_close(f);
 		return rc;
 	}

@@ -6,7 +6,7 @@
  * The global options come before the command.  The dispatcher finds the
  * command in cmd_table, checks its argument count, connects to snapd when
  * the entry says CMD_DAEMON (so "info", "verify", "export" and "merge" work without
- * a daemon) and runs it; the command returns the exit code.  usage() is
+ * a daemon; "list" connects itself unless --remote) and runs it; the command returns the exit code.  usage() is
  * built from the same table, so the help cannot drift from the commands;
  * man/memsnapctl.1's SYNOPSIS is the first line of it.
  */
@@ -138,13 +138,8 @@ main(int argc, char **argv)
 		    argc < cmd->args.min ? "missing argument" :
 		    "too many arguments", cmd->name, cmd->args.usage);
 
-	if (cmd->flags & CMD_DAEMON) {
-		ctl.client = snap_connect(ctl.socket);
-		if (ctl.client == NULL) {
-			ctl_warnx("cannot reach snapd: %s", snap_strerror(NULL));
-			return EXIT_UNREACHABLE;
-		}
-	}
+	if ((cmd->flags & CMD_DAEMON) && (rc = ctl_connect(&ctl)) != EXIT_OK)
+		return rc;
 	rc = cmd->exec(&ctl, argc, argv);
 	snap_close(ctl.client);
 	if (fflush(stdout) == EOF || ferror(stdout)) {

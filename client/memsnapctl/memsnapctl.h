@@ -78,6 +78,9 @@ int	ctl_wait(struct ctl *ctl, uint64_t id);
 
 /* util.c */
 void	ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Connect ctl->client to snapd (the dispatcher does for CMD_DAEMON
+ * commands); the exit code, EXIT_UNREACHABLE after saying why. */
+int	ctl_connect(struct ctl *ctl);
 /* Report a failed library call on c (NULL: a snap_file_* call) under
  * what; returns the exit code it calls for. */
 int	ctl_lib_failure(struct snap_client *c, const char *what);

@@ -60,6 +60,16 @@ ctl_lib_failure(struct snap_client *c, const char *what)
 	return EXIT_FAILED;
 }
 
+int
+ctl_connect(struct ctl *ctl)
+{
+	if ((ctl->client = snap_connect(ctl->socket)) == NULL) {
+		ctl_warnx("cannot reach snapd: %s", snap_strerror(NULL));
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
 /* The reader's message, naming the file if it does not already. */
 int
 ctl_file_failure(const char *path, const char *what)

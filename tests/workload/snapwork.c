@@ -11,6 +11,10 @@
  * only ever changed by one thread: a write is version[i]++ then filling the
  * whole page with page_fill(i, version[i]).
  *
+ * --to DEST takes the snapshot with snap_start_to() (disk, s3, or an S3
+ * URL): the check below reads whatever file the result names, an
+ * "s3://BUCKET/KEY" object as well as a path, through the library.
+ *
  * The armed instant: the writers start paused (the pause flag is set before
  * they exist), each writes the initial version of its pages and then
  * acknowledges the pause between two writes.  With every writer stopped the
@@ -165,6 +169,7 @@ static struct {
 	unsigned	 prearm_ms;	/* writers run this long pre-armed */
 	const char	*test_hold;	/* --test-hold: snapd's test hook */
 	int		 test_release;	/* --test-release: after the action */
+	const char	*to;		/* --to: snap_start_to()'s destination */
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -523,7 +528,8 @@ usage(void)
 	    "\t[--incompressible] [--prearm MS] [--test-hold JSON "
 	    "[--test-release]]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
-	    "\t[--range FIRST:COUNT] [--act-after MS]\n");
+	    "\t[--range FIRST:COUNT] [--act-after MS] "
+	    "[--to disk|s3|s3://BUCKET/PREFIX]\n");
 	exit(2);
 }
 
@@ -558,6 +564,7 @@ parse_options(int argc, char **argv)
 		{ "prearm",		required_argument, NULL, 'P' },
 		{ "test-hold",		required_argument, NULL, 'T' },
 		{ "test-release",	no_argument,	   NULL, 'E' },
+		{ "to",			required_argument, NULL, 'o' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -733,6 +740,9 @@ parse_options(int argc, char **argv)
 			break;
 		case 'E':
 			opt.test_release = 1;
+			break;
+		case 'o':
+			opt.to = optarg;
 			break;
 		default:
 			usage();
@@ -1614,7 +1624,8 @@ main(int argc, char **argv)
 		so.prearm = 1;
 		writers_resume();
 		t0 = now_ns();
-		if (snap_start(c, sr, opt.nregions, &so, &id) == -1) {
+		if (snap_start_to(c, sr, opt.nregions, &so, opt.to,
+		    &id) == -1) {
 			fprintf(stderr, "snapwork: snapshot-start (prearm): "
 			    "%s\n", snap_strerror(c));
 			writers_stop();
@@ -1636,7 +1647,7 @@ main(int argc, char **argv)
 	}
 	t0 = now_ns();
 	if (opt.prearm ? snap_arm(c, id) == -1 :
-	    snap_start(c, sr, opt.nregions, &so, &id) == -1) {
+	    snap_start_to(c, sr, opt.nregions, &so, opt.to, &id) == -1) {
 		fprintf(stderr, "snapwork: snapshot-start: %s\n",
 		    snap_strerror(c));
 		if (!opt.expect_fail) {
