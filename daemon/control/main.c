@@ -94,7 +94,7 @@ main_load_all(struct config *conf, FILE *errf)
 	if (main_load_config(conf, errf) == -1)
 		return -1;
 	if (config_load_credentials(conf, err, sizeof(err)) == -1) {
-		fprintf(errf, "S3 credentials (s3_credentials): %s\n", err);
+		fprintf(errf, "s3_credentials: %s\n", err);
 		config_forget_credentials(conf);
 		return -1;
 	}

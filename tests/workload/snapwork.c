@@ -14,6 +14,9 @@
  * --to DEST takes the snapshot with snap_start_to() (disk, s3, or an S3
  * URL): the check below reads whatever file the result names, an
  * "s3://BUCKET/KEY" object as well as a path, through the library.
+ * --stuck-after SECONDS lets a test that stalls the output on purpose (its
+ * S3 store stopped, the buffer full) hold the writers longer than the
+ * watchdog's 10 s before it calls the application hung.
  *
  * The armed instant: the writers start paused (the pause flag is set before
  * they exist), each writes the initial version of its pages and then
@@ -95,7 +98,7 @@
 #define PAGE_WORDS	(PAGE_SIZE / sizeof(uint64_t))
 #define HUGE_SIZE	(2u << 20)
 #define WRONG_SHOWN	8		/* wrong pages printed in detail */
-#define STUCK_NS	(10ull * 1000000000)	/* watchdog gives up */
+#define STUCK_NS	(10ull * 1000000000)	/* watchdog gives up (default) */
 
 enum pattern {
 	PATTERN_RANDOM,
@@ -170,6 +173,7 @@ static struct {
 	const char	*test_hold;	/* --test-hold: snapd's test hook */
 	int		 test_release;	/* --test-release: after the action */
 	const char	*to;		/* --to: snap_start_to()'s destination */
+	unsigned	 stuck_s;	/* --stuck-after: the watchdog's limit */
 } opt = {
 	.size = 1ull << 30,
 	.threads = 4,
@@ -413,6 +417,17 @@ writer_main(void *arg)
 }
 
 /*
+ * How long a write may take before the watchdog calls the application
+ * hung: STUCK_NS, or --stuck-after for a test that holds the writers
+ * longer on purpose (its store stopped while the buffer is full).
+ */
+static uint64_t
+stuck_ns(void)
+{
+	return opt.stuck_s != 0 ? opt.stuck_s * 1000000000ull : STUCK_NS;
+}
+
+/*
  * Watch every running writer's progress stamp: the longest time any writer
  * went without finishing a write is the proof that snapd never left the
  * application hanging.  A writer stuck for STUCK_NS would never be joined,
@@ -435,7 +450,7 @@ watchdog_main(void *arg)
 			gap = now > last ? now - last : 0;
 			if (gap > atomic_load(&watchdog_gap_max_ns))
 				atomic_store(&watchdog_gap_max_ns, gap);
-			if (gap > STUCK_NS) {
+			if (gap > stuck_ns()) {
 				fprintf(stderr, "snapwork: writer thread %u "
 				    "blocked for %.1f s in one page write: the "
 				    "application hangs\n", t, gap / 1e9);
@@ -445,7 +460,7 @@ watchdog_main(void *arg)
 		if (atomic_load(&act_running)) {
 			last = atomic_load(&act_progress_ns);
 			gap = now > last ? now - last : 0;
-			if (gap > STUCK_NS) {
+			if (gap > stuck_ns()) {
 				fprintf(stderr, "snapwork: the main thread was "
 				    "blocked for %.1f s in one step of --%s: "
 				    "the application hangs\n", gap / 1e9,
@@ -529,7 +544,8 @@ usage(void)
 	    "[--test-release]]\n"
 	    "\t[--discard dontneed|munmap|mremap | --kernel-write | --fork]\n"
 	    "\t[--range FIRST:COUNT] [--act-after MS] "
-	    "[--to disk|s3|s3://BUCKET/PREFIX]\n");
+	    "[--to disk|s3|s3://BUCKET/PREFIX]\n"
+	    "\t[--stuck-after SECONDS]\n");
 	exit(2);
 }
 
@@ -565,6 +581,7 @@ parse_options(int argc, char **argv)
 		{ "test-hold",		required_argument, NULL, 'T' },
 		{ "test-release",	no_argument,	   NULL, 'E' },
 		{ "to",			required_argument, NULL, 'o' },
+		{ "stuck-after",	required_argument, NULL, 'W' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -743,6 +760,14 @@ parse_options(int argc, char **argv)
 			break;
 		case 'o':
 			opt.to = optarg;
+			break;
+		case 'W':
+			if (parse_uint(optarg, 3600, &opt.stuck_s) == -1 ||
+			    opt.stuck_s == 0) {
+				fprintf(stderr, "snapwork: --stuck-after must be "
+				    "1..3600 seconds\n");
+				usage();
+			}
 			break;
 		default:
 			usage();
