@@ -144,6 +144,21 @@ t_apt_install_or_skip() {
 		skip "cannot install $*: $(tail -n 1 "$T/apt.log")"
 }
 
+# t_uffd_to_group GROUP: open /dev/userfaultfd to GROUP, mode 0660, for
+# this test's unprivileged clients; the EXIT trap puts the device's group
+# and mode back before whatever it did already.
+t_uffd_to_group() {
+	local group=$1 saved prev
+	saved=$(stat -c '%g %a' /dev/userfaultfd) || fail "stat /dev/userfaultfd"
+	eval "set -- $(trap -p EXIT)"
+	prev=${3:-t_cleanup}
+	# t_cleanup exits with $?: give it the script's status, not chmod's.
+	# shellcheck disable=SC2064
+	trap "rc=\$?; chgrp ${saved% *} /dev/userfaultfd 2>/dev/null; chmod ${saved#* } /dev/userfaultfd 2>/dev/null; (exit \$rc); $prev" EXIT
+	chgrp "$group" /dev/userfaultfd && chmod 0660 /dev/userfaultfd ||
+		fail "cannot open /dev/userfaultfd to the $group group"
+}
+
 # Write $T/snapd.conf: socket and snapshot_dir inside $T, then each
 # argument as one "key value" line.
 snapd_config() {

@@ -33,19 +33,7 @@ getent group users >/dev/null || skip "no 'users' group for the socket"
 
 UA=61001 UB=61002 UC=61003
 GUSERS=$(getent group users | cut -d: -f3)
-uffd_saved=$(stat -c '%g %a' /dev/userfaultfd) || fail "stat /dev/userfaultfd"
-restore_uffd() {
-	local rc=$? g m
-	read -r g m <<<"$uffd_saved"
-	chgrp "$g" /dev/userfaultfd 2>/dev/null
-	chmod "$m" /dev/userfaultfd 2>/dev/null
-	# t_cleanup exits with $?: give it the script's status, not chmod's.
-	(exit $rc)
-	t_cleanup
-}
-trap restore_uffd EXIT
-chgrp users /dev/userfaultfd && chmod 0660 /dev/userfaultfd ||
-	fail "cannot open /dev/userfaultfd to the users group"
+t_uffd_to_group users
 
 as_a() { setpriv --reuid=$UA --regid=$UA --groups=$GUSERS "$@"; }
 as_b() { setpriv --reuid=$UB --regid=$UB --groups=$GUSERS "$@"; }
