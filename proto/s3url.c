@@ -216,7 +216,9 @@ s3_url_parse(const char *url, char *bucket, size_t bucketlen, char *key,
 	if (why == NULL && (n >= bucketlen || strlen(k) >= keylen))
 		why = "too long";
 	if (why != NULL) {
-		ioutil_set_error(err, errlen, "%.*s: %s", 1100, url, why);
+		/* The URL cut so that the reason always fits. */
+		ioutil_set_error(err, errlen, "%.100s%s: %s", url,
+		    strlen(url) > 100 ? "..." : "", why);
 		errno = EINVAL;
 		return -1;
 	}
