@@ -152,6 +152,16 @@ $(B)/tests/%: tests/workload/%.c $(WORKLOAD_LIB_OBJ) $(LIBA)
 	$(CC) $(ALL_CFLAGS) -Itests/workload/lib -Itests/guest $(LDFLAGS) -o $@ \
 	    $(filter-out %.h,$^) $(ZSTD_LIBS) -lm
 
+# sinks3probe drives the daemon's S3 sink itself: it links the sink's
+# objects (and the S3 client from libsnapclient.a), not the whole daemon.
+SINKS3PROBE_OBJ	= $(B)/daemon/format/sink-s3.o $(B)/daemon/format/sink.o \
+		  $(B)/daemon/base/log.o
+$(B)/tests/sinks3probe: tests/workload/sinks3probe.c $(SINKS3PROBE_OBJ) \
+    $(WORKLOAD_LIB_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/workload/lib $(LDFLAGS) -o $@ $^ \
+	    $(PKG_LIBS) $(ZSTD_LIBS) -lm
+
 # guestcheck reads the pattern the guest writes.
 $(B)/tests/guestcheck: tests/guest/guestpage.h
 

@@ -18,10 +18,13 @@
 
 /* A growing byte buffer (request and reply bodies, URLs). */
 struct s3_buf {
-	char	*data;		/* NUL-terminated while len < cap */
+	char	*data;		/* NUL-terminated once anything was added */
 	size_t	 len, cap;
+	int	 failed;	/* an allocation failed: every add is -1 */
 };
 
+/* Append to b; -1 (ENOMEM) now and for every later add once one failed,
+ * so that a caller may check only at the end (b->failed). */
 int	s3_buf_add(struct s3_buf *b, const void *p, size_t len);
 int	s3_buf_printf(struct s3_buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
@@ -95,6 +98,8 @@ struct s3_request {
 	const char	*bucket;
 	const char	*key;		/* NULL: the bucket itself */
 	const char	*query;		/* canonical (sorted, encoded) or NULL */
+	struct s3_buf	 qbuf;		/* else the query built here (freed
+					 * by s3_perform) */
 	const char	*what;		/* " part 3", for messages, or "" */
 	const char	*content_type;	/* of a POST body */
 	const char	*range;		/* "Range: bytes=..." or NULL */
@@ -123,7 +128,7 @@ struct s3_request {
 
 /* Run r (its fields set, the rest zero), trying again after a back-off
  * while the failure may pass: 0, or -1 with errno and s3_error(c).  A
- * reply body is left in r->reply (s3_buf_free it). */
+ * reply body is left in r->reply (s3_buf_free it); r->qbuf is freed. */
 int	s3_perform(struct s3_client *c, struct s3_request *r);
 
 /* "GET s3://b/k part 3: " followed by fmt, into the client's error
@@ -131,15 +136,25 @@ int	s3_perform(struct s3_client *c, struct s3_request *r);
 void	s3_fail(struct s3_client *c, const struct s3_request *r, int err,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Fail r for want of memory before it was sent: -1, errno ENOMEM. */
+int	s3_nomem(struct s3_client *c, const struct s3_request *r);
+
 /* Parse r's XML reply (freed) into x, whose root must be root: 0, the
  * non-zero return of x's callback, or -1 with errno and the message
  * naming r (an <Error> in a 200 body is a failure). */
 int	s3_reply_parse(struct s3_client *c, struct s3_request *r,
 	    struct s3_xml *x, const char *root);
 
+/* Every page of a listing: ListMultipartUploads through upload_fn if it
+ * is not NULL, else ListObjectsV2 through object_fn (which may be NULL).
+ * 0, a callback's non-zero return, or -1 with errno and the message. */
+int	s3_list_pages(struct s3_client *c, const char *bucket,
+	    const char *prefix, s3_object_fn *object_fn,
+	    s3_upload_fn *upload_fn, void *arg);
+
 /* Append "&NAME=VALUE" to a query (no '&' first), the value encoded; the
  * caller adds the parameters in sorted order, as SigV4's canonical query
- * has them. */
-int	s3_query_add(struct s3_buf *q, const char *name, const char *value);
+ * has them.  A failure shows in q->failed (s3_perform reports it). */
+void	s3_query_add(struct s3_buf *q, const char *name, const char *value);
 
 #endif /* SNAPD_S3_INTERNAL_H */

@@ -86,6 +86,14 @@ s3_fail(struct s3_client *c, const struct s3_request *r, int err,
 	errno = err;
 }
 
+int
+s3_nomem(struct s3_client *c, const struct s3_request *r)
+{
+	c->tries = c->status = 0;
+	s3_fail(c, r, ENOMEM, "%s", strerror(ENOMEM));
+	return -1;
+}
+
 static size_t
 s3_read_cb(char *dst, size_t size, size_t nmemb, void *arg)
 {
@@ -433,9 +441,12 @@ s3_perform(struct s3_client *c, struct s3_request *r)
 	c->tries = 0;
 	c->status = 0;
 	c->error[0] = '\0';
-	if (s3_url(c, r, &url) == -1) {
-		s3_fail(c, r, ENOMEM, "%s", strerror(ENOMEM));
-		return -1;
+	if (r->query == NULL)
+		r->query = r->qbuf.data;
+	if (r->qbuf.failed || s3_url(c, r, &url) == -1) {
+		s3_buf_free(&r->qbuf);
+		s3_buf_free(&url);
+		return s3_nomem(c, r);
 	}
 	for (;;) {
 		struct curl_slist	*headers = NULL;
@@ -471,6 +482,8 @@ s3_perform(struct s3_client *c, struct s3_request *r)
 	/* The handle keeps no pointer into r past this call. */
 	curl_easy_reset(c->curl);
 	s3_buf_free(&url);
+	s3_buf_free(&r->qbuf);
+	r->query = NULL;
 	if (rv == -1) {
 		int saved = errno;
 
@@ -699,62 +712,85 @@ s3_reply_parse(struct s3_client *c, struct s3_request *r, struct s3_xml *x,
 	return rv;
 }
 
-int
+void
 s3_query_add(struct s3_buf *q, const char *name, const char *value)
 {
-	if (q->len > 0 && s3_buf_add(q, "&", 1) == -1)
-		return -1;
-	if (s3_buf_printf(q, "%s=", name) == -1)
-		return -1;
-	return s3_buf_add_encoded(q, value, 0);
+	if (q->len > 0)
+		s3_buf_add(q, "&", 1);
+	s3_buf_printf(q, "%s=", name);
+	s3_buf_add_encoded(q, value, 0);
+}
+
+int
+s3_list_pages(struct s3_client *c, const char *bucket, const char *prefix,
+    s3_object_fn *object_fn, s3_upload_fn *upload_fn, void *arg)
+{
+	int		 uploads = upload_fn != NULL;
+	const char	*root = uploads ? "ListMultipartUploadsResult" :
+			    "ListBucketResult";
+	char		 what[S3_KEY_MAX + 24], page[16];
+	struct s3_xml	*x;
+	int		 rv;
+
+	if (prefix == NULL)
+		prefix = "";
+	snprintf(what, sizeof(what), " list%s '%s'", uploads ? " uploads" : "",
+	    prefix);
+	snprintf(page, sizeof(page), "%d", c->page_size);
+	/* calloc: no markers before the first page. */
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		struct s3_request r = { .method = "GET", .bucket = bucket,
+		    .what = what };
+
+		return s3_nomem(c, &r);
+	}
+	x->object_fn = object_fn;
+	x->upload_fn = upload_fn;
+	x->fn_arg = arg;
+	do {
+		struct s3_request	r = { .method = "GET",
+		    .bucket = bucket, .what = what };
+
+		/* The previous page's markers, the parameters in sorted
+		 * order. */
+		if (uploads) {
+			if (x->next_key[0] != '\0')
+				s3_query_add(&r.qbuf, "key-marker", x->next_key);
+			s3_query_add(&r.qbuf, "max-uploads", page);
+			if (prefix[0] != '\0')
+				s3_query_add(&r.qbuf, "prefix", prefix);
+			if (x->next_upload_id[0] != '\0')
+				s3_query_add(&r.qbuf, "upload-id-marker",
+				    x->next_upload_id);
+			s3_query_add(&r.qbuf, "uploads", "");
+		} else {
+			if (x->next_token[0] != '\0')
+				s3_query_add(&r.qbuf, "continuation-token",
+				    x->next_token);
+			s3_query_add(&r.qbuf, "list-type", "2");
+			s3_query_add(&r.qbuf, "max-keys", page);
+			if (prefix[0] != '\0')
+				s3_query_add(&r.qbuf, "prefix", prefix);
+		}
+		if ((rv = s3_perform(c, &r)) == -1)
+			break;
+		if ((rv = s3_reply_parse(c, &r, x, root)) != 0)
+			break;
+		if (x->truncated && (uploads ? x->next_key : x->next_token)[0] ==
+		    '\0') {
+			s3_fail(c, &r, EBADMSG, "a truncated page without %s",
+			    uploads ? "NextKeyMarker" : "NextContinuationToken");
+			rv = -1;
+			break;
+		}
+	} while (x->truncated);
+	free(x);
+	return rv;
 }
 
 int
 s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
     s3_object_fn *fn, void *arg)
 {
-	struct s3_xml	*x;
-	char		 what[S3_KEY_MAX + 16], page[16];
-	char		 token[sizeof(x->next_token)] = "";
-	int		 rv;
-
-	if ((x = calloc(1, sizeof(*x))) == NULL)
-		return -1;
-	snprintf(what, sizeof(what), " list '%s'", prefix != NULL ? prefix :
-	    "");
-	snprintf(page, sizeof(page), "%d", c->page_size);
-	do {
-		struct s3_buf		q = { 0 };
-		struct s3_request	r = { .method = "GET",
-		    .bucket = bucket, .what = what };
-
-		if ((token[0] != '\0' &&
-		    s3_query_add(&q, "continuation-token", token) == -1) ||
-		    s3_query_add(&q, "list-type", "2") == -1 ||
-		    s3_query_add(&q, "max-keys", page) == -1 ||
-		    (prefix != NULL && prefix[0] != '\0' &&
-		    s3_query_add(&q, "prefix", prefix) == -1)) {
-			s3_buf_free(&q);
-			rv = -1;
-			break;
-		}
-		r.query = q.data;
-		rv = s3_perform(c, &r);
-		s3_buf_free(&q);
-		if (rv == -1)
-			break;
-		x->object_fn = fn;
-		x->fn_arg = arg;
-		if ((rv = s3_reply_parse(c, &r, x, "ListBucketResult")) != 0)
-			break;
-		if (x->truncated && x->next_token[0] == '\0') {
-			s3_fail(c, &r, EBADMSG, "a truncated page without "
-			    "NextContinuationToken");
-			rv = -1;
-			break;
-		}
-		memcpy(token, x->next_token, sizeof(token));
-	} while (x->truncated);
-	free(x);
-	return rv;
+	return s3_list_pages(c, bucket, prefix, fn, NULL, arg);
 }

@@ -24,7 +24,7 @@ s3_multipart_create(struct s3_client *c, const char *bucket, const char *key,
 	int		 rv;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
-		return -1;
+		return s3_nomem(c, &r);
 	rv = s3_perform(c, &r);
 	if (rv == 0)
 		rv = s3_reply_parse(c, &r, x, "InitiateMultipartUploadResult");
@@ -45,7 +45,6 @@ s3_multipart_part(struct s3_client *c, const char *bucket, const char *key,
     const char *upload_id, int number, const void *buf, size_t len,
     struct s3_part *part)
 {
-	struct s3_buf		q = { 0 };
 	char			what[32], num[16];
 	struct s3_request	r = { .method = "PUT", .bucket = bucket,
 	    .key = key, .what = what, .body = buf, .bodylen = len };
@@ -58,14 +57,9 @@ s3_multipart_part(struct s3_client *c, const char *bucket, const char *key,
 		return -1;
 	}
 	snprintf(num, sizeof(num), "%d", number);
-	if (s3_query_add(&q, "partNumber", num) == -1 ||
-	    s3_query_add(&q, "uploadId", upload_id) == -1) {
-		s3_buf_free(&q);
-		return -1;
-	}
-	r.query = q.data;
+	s3_query_add(&r.qbuf, "partNumber", num);
+	s3_query_add(&r.qbuf, "uploadId", upload_id);
 	rv = s3_perform(c, &r);
-	s3_buf_free(&q);
 	s3_buf_free(&r.reply);
 	if (rv == -1)
 		return -1;
@@ -78,8 +72,15 @@ s3_multipart_part(struct s3_client *c, const char *bucket, const char *key,
 	return 0;
 }
 
-/* Append s with XML's five special characters escaped. */
 static int
+s3_upload_ignore(void *arg, const char *key, const char *upload_id)
+{
+	return 0;
+}
+
+/* Append s with XML's five special characters escaped (a failure shows
+ * in b->failed). */
+static void
 s3_xml_escape(struct s3_buf *b, const char *s)
 {
 	for (; *s != '\0'; s++) {
@@ -87,11 +88,11 @@ s3_xml_escape(struct s3_buf *b, const char *s)
 		    *s == '>' ? "&gt;" : *s == '"' ? "&quot;" :
 		    *s == '\'' ? "&apos;" : NULL;
 
-		if ((e != NULL ? s3_buf_printf(b, "%s", e) :
-		    s3_buf_add(b, s, 1)) == -1)
-			return -1;
+		if (e != NULL)
+			s3_buf_add(b, e, strlen(e));
+		else
+			s3_buf_add(b, s, 1);
 	}
-	return 0;
 }
 
 int
@@ -99,38 +100,34 @@ s3_multipart_complete(struct s3_client *c, const char *bucket,
     const char *key, const char *upload_id, const struct s3_part *parts,
     size_t nparts)
 {
-	struct s3_buf		q = { 0 }, body = { 0 };
+	struct s3_buf		body = { 0 };
 	char			what[48];
 	struct s3_request	r = { .method = "POST", .bucket = bucket,
 	    .key = key, .what = what, .content_type = "application/xml" };
-	struct s3_xml		*x = NULL;
+	struct s3_xml		*x;
 	size_t			i;
-	int			rv = -1;
+	int			rv;
 
 	snprintf(what, sizeof(what), " complete upload (%zu parts)", nparts);
-	if (s3_query_add(&q, "uploadId", upload_id) == -1 ||
-	    s3_buf_printf(&body, "<CompleteMultipartUpload>") == -1)
-		goto out;
+	s3_query_add(&r.qbuf, "uploadId", upload_id);
+	s3_buf_printf(&body, "<CompleteMultipartUpload>");
 	for (i = 0; i < nparts; i++) {
-		if (s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber>"
-		    "<ETag>", parts[i].number) == -1 ||
-		    s3_xml_escape(&body, parts[i].etag) == -1 ||
-		    s3_buf_printf(&body, "</ETag></Part>") == -1)
-			goto out;
+		s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>",
+		    parts[i].number);
+		s3_xml_escape(&body, parts[i].etag);
+		s3_buf_printf(&body, "</ETag></Part>");
 	}
-	if (s3_buf_printf(&body, "</CompleteMultipartUpload>") == -1 ||
-	    (x = calloc(1, sizeof(*x))) == NULL)
-		goto out;
-	r.query = q.data;
+	s3_buf_printf(&body, "</CompleteMultipartUpload>");
+	if (body.failed || (x = calloc(1, sizeof(*x))) == NULL) {
+		s3_buf_free(&r.qbuf);
+		s3_buf_free(&body);
+		return s3_nomem(c, &r);
+	}
 	r.body = body.data;
 	r.bodylen = body.len;
 	if ((rv = s3_perform(c, &r)) == 0)
 		rv = s3_reply_parse(c, &r, x, "CompleteMultipartUploadResult");
-out:
-	if (rv == -1 && c->error[0] == '\0')
-		s3_fail(c, &r, errno, "%s", strerror(errno));
 	free(x);
-	s3_buf_free(&q);
 	s3_buf_free(&body);
 	return rv;
 }
@@ -139,18 +136,12 @@ int
 s3_multipart_abort(struct s3_client *c, const char *bucket, const char *key,
     const char *upload_id)
 {
-	struct s3_buf		q = { 0 };
 	struct s3_request	r = { .method = "DELETE", .bucket = bucket,
 	    .key = key, .what = " abort upload" };
 	int			rv;
 
-	if (s3_query_add(&q, "uploadId", upload_id) == -1) {
-		s3_buf_free(&q);
-		return -1;
-	}
-	r.query = q.data;
+	s3_query_add(&r.qbuf, "uploadId", upload_id);
 	rv = s3_perform(c, &r);
-	s3_buf_free(&q);
 	s3_buf_free(&r.reply);
 	return rv;
 }
@@ -159,55 +150,8 @@ int
 s3_multipart_list(struct s3_client *c, const char *bucket, const char *prefix,
     s3_upload_fn *fn, void *arg)
 {
-	struct s3_xml	*x;
-	char		 what[S3_KEY_MAX + 24], page[16];
-	char		 key_marker[sizeof(x->next_key)] = "";
-	char		 id_marker[sizeof(x->next_upload_id)] = "";
-	int		 rv;
-
-	if ((x = calloc(1, sizeof(*x))) == NULL)
-		return -1;
-	snprintf(what, sizeof(what), " list uploads '%s'",
-	    prefix != NULL ? prefix : "");
-	snprintf(page, sizeof(page), "%d", c->page_size);
-	do {
-		struct s3_buf		q = { 0 };
-		struct s3_request	r = { .method = "GET",
-		    .bucket = bucket, .what = what };
-
-		/* In sorted order: key-marker, max-uploads, prefix,
-		 * upload-id-marker, uploads. */
-		if ((key_marker[0] != '\0' &&
-		    s3_query_add(&q, "key-marker", key_marker) == -1) ||
-		    s3_query_add(&q, "max-uploads", page) == -1 ||
-		    (prefix != NULL && prefix[0] != '\0' &&
-		    s3_query_add(&q, "prefix", prefix) == -1) ||
-		    (id_marker[0] != '\0' &&
-		    s3_query_add(&q, "upload-id-marker", id_marker) == -1) ||
-		    s3_query_add(&q, "uploads", "") == -1) {
-			s3_buf_free(&q);
-			rv = -1;
-			break;
-		}
-		r.query = q.data;
-		rv = s3_perform(c, &r);
-		s3_buf_free(&q);
-		if (rv == -1)
-			break;
-		x->upload_fn = fn;
-		x->fn_arg = arg;
-		rv = s3_reply_parse(c, &r, x, "ListMultipartUploadsResult");
-		if (rv != 0)
-			break;
-		if (x->truncated && x->next_key[0] == '\0') {
-			s3_fail(c, &r, EBADMSG, "a truncated page without "
-			    "NextKeyMarker");
-			rv = -1;
-			break;
-		}
-		memcpy(key_marker, x->next_key, sizeof(key_marker));
-		memcpy(id_marker, x->next_upload_id, sizeof(id_marker));
-	} while (x->truncated);
-	free(x);
-	return rv;
+	/* A listing of uploads even without a callback: the pages are
+	 * still read (and their errors reported). */
+	return s3_list_pages(c, bucket, prefix, NULL, fn != NULL ? fn :
+	    s3_upload_ignore, arg);
 }

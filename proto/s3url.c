@@ -21,14 +21,20 @@
 int
 s3_buf_add(struct s3_buf *b, const void *p, size_t len)
 {
+	if (b->failed) {
+		errno = ENOMEM;
+		return -1;
+	}
 	if (b->len + len + 1 > b->cap) {
 		size_t	 cap = b->cap == 0 ? 256 : b->cap;
 		char	*n;
 
 		while (cap < b->len + len + 1)
 			cap *= 2;
-		if ((n = realloc(b->data, cap)) == NULL)
+		if ((n = realloc(b->data, cap)) == NULL) {
+			b->failed = 1;
 			return -1;
+		}
 		b->data = n;
 		b->cap = cap;
 	}
@@ -48,12 +54,16 @@ s3_buf_printf(struct s3_buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
+		b->failed = 1;
 		return -1;
+	}
 	if ((size_t)n < sizeof(small))
 		return s3_buf_add(b, small, (size_t)n);
-	if ((big = malloc((size_t)n + 1)) == NULL)
+	if ((big = malloc((size_t)n + 1)) == NULL) {
+		b->failed = 1;
 		return -1;
+	}
 	va_start(ap, fmt);
 	vsnprintf(big, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -68,6 +78,7 @@ s3_buf_free(struct s3_buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 }
 
 static int
@@ -216,7 +227,9 @@ s3_url_parse(const char *url, char *bucket, size_t bucketlen, char *key,
 	if (why == NULL && (n >= bucketlen || strlen(k) >= keylen))
 		why = "too long";
 	if (why != NULL) {
-		ioutil_set_error(err, errlen, "%.*s: %s", 1100, url, why);
+		/* The URL cut so that the reason always fits. */
+		ioutil_set_error(err, errlen, "%.100s%s: %s", url,
+		    strlen(url) > 100 ? "..." : "", why);
 		errno = EINVAL;
 		return -1;
 	}

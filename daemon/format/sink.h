@@ -3,7 +3,8 @@
  * of redis's rio: an encoder calls sink_write() and never knows whether
  * the bytes go to a file or (later) a pipe or a remote peer.  zsnap
  * (output-zsnap.c) writes through it, and so will any future streamed
- * destination; today the file sink is the only one.
+ * destination: the file sink, and the S3 sink (an object uploaded in
+ * parts while it is written).
  *
  * Not every output is a stream: the raw format is positional (a sparse
  * file per region, pages written with pwrite(2) at their offsets in any
@@ -21,7 +22,8 @@
  * sink_free() aborts unless finish succeeded, so a caller can free a sink
  * on every path.  Functions return 0, or -1 with errno set and a message in
  * sink_error() naming what failed ("write .x.zsnap.tmp-42: No space left on
- * device").  A sink is used by one thread at a time (the writer thread).
+ * device").  A sink is used by one thread at a time (the writer thread);
+ * the S3 sink's own uploader threads are its business.
  */
 #ifndef SNAPD_SINK_H
 #define SNAPD_SINK_H
@@ -67,35 +69,49 @@ const char	*sink_file_name(const struct sink *s);
  * An S3 sink (sink-s3.c): the bytes become one object, KEY in BUCKET,
  * uploaded as a multipart upload while they are written.
  *
- *	open	CreateMultipartUpload, at once: wrong credentials, a missing
- *		bucket or an unreachable service fail here, before anything
- *		else is done (the caller opens it before arming)
+ *	open	HEAD KEY, then CreateMultipartUpload, at once: an existing
+ *		object (EEXIST: like the file sink, never replace), wrong
+ *		credentials, a missing bucket or an unreachable service
+ *		fail here, before anything else is done (the caller opens
+ *		it before arming)
  *	write	fills a part buffer of part_size bytes; a full one is handed
  *		to one of parts_in_flight uploader threads (each its own
  *		s3_client, retrying as s3.h says).  When every buffer is
  *		full or in flight, write waits: a slow or stopped store
  *		holds the writer back, as a slow disk does, and memory
- *		stays at sink_s3_memory().  An upload that failed for good
- *		fails the next write (or finish) with its message.
+ *		stays at sink_s3_memory() (buffers are allocated when first
+ *		needed).  An upload that failed for good fails every later
+ *		write, sync and finish with its message ("PUT
+ *		s3://b/k part 3: ... (5 tries)").
  *	sync	waits until every full part is uploaded
- *	finish	uploads the last (short) part, CompleteMultipartUpload: the
- *		object appears only now, whole
- *	abort	AbortMultipartUpload: the parts are dropped, no object
+ *	finish	uploads the last (short, or for an empty object empty) part,
+ *		waits for all, CompleteMultipartUpload with the parts in
+ *		number order: the object appears only now, whole.  The
+ *		uploader threads have ended when it returns 0.
+ *	abort	stops the uploaders (an upload in progress ends at once),
+ *		then AbortMultipartUpload with a fresh, uncancelled request
+ *		of at most a few seconds: the parts are dropped, no object.
+ *		If that fails, a warning names the upload, which stays for
+ *		the next start-up's cleanup (s3_multipart_list).
  *
- * cancel (may be NULL), when non-zero, ends uploads in progress and any
- * wait in write/sync/finish with ECANCELED.  The uploader threads run at
- * the nice value of the thread that opens the sink.  At most S3_PARTS_MAX
- * parts: a write past part_size * S3_PARTS_MAX bytes fails with EFBIG
- * ("larger than 10000 parts of 64 MiB").
+ * cancel (may be NULL), when non-zero, ends any wait in write/sync/finish
+ * with ECANCELED within SINK_S3_POLL_MS (50 ms), and with it the uploads in
+ * progress; the writer's own requests (open's, finish's) poll it too.  The
+ * uploader threads block every signal and run at the nice value of the
+ * thread that opens the sink.  At most S3_PARTS_MAX parts: a write past
+ * part_size * S3_PARTS_MAX bytes fails with EFBIG ("larger than 10000
+ * parts of 64 MiB").
  */
 struct s3_config;
+
+#define SINK_S3_IN_FLIGHT_MAX	64
 
 struct sink_s3_params {
 	const struct s3_config	*conf;		/* copied */
 	const char		*bucket;
 	const char		*key;		/* the object's final key */
 	uint64_t		 part_size;	/* S3_PART_SIZE_MIN..S3_PART_SIZE_MAX */
-	int			 parts_in_flight; /* >= 1 */
+	int			 parts_in_flight; /* 1..SINK_S3_IN_FLIGHT_MAX */
 	const _Atomic int	*cancel;
 };
 
@@ -105,6 +121,14 @@ struct sink	*sink_s3_open(const struct sink_s3_params *p, char *err,
 uint64_t	 sink_s3_memory(uint64_t part_size, int parts_in_flight);
 /* "s3://BUCKET/KEY" of an S3 sink, NULL for any other. */
 const char	*sink_s3_url(const struct sink *s);
+/* The multipart upload's id of an S3 sink, NULL for any other. */
+const char	*sink_s3_upload_id(const struct sink *s);
+/*
+ * 1 if upload_id is the upload of an S3 sink of this process that is
+ * neither finished nor aborted: a cleanup of leftover uploads must leave
+ * it alone.  Any thread.
+ */
+int		 sink_s3_live(const char *upload_id);
 
 /* Upload figures of an S3 sink (zero for any other); any thread. */
 struct sink_s3_stats {
