@@ -7,7 +7,10 @@
  * aborts it.  Whatever is unfinished under s3_url's prefix when snapd
  * starts was left by an earlier snapd, so it is aborted, except the
  * uploads this process has already started (a snapshot-start may come
- * while the listing runs).  Each host writing to the same bucket must
+ * while the listing runs): the sinks' own (sink_s3_live()), and the keys
+ * the engine lists from just before an upload starts
+ * (snapshot_s3_live()), which covers the moment S3 lists an upload whose
+ * sink has not had the reply that creates it yet.  Each host writing to the same bucket must
  * therefore have its own prefix: one snapd's start-up would abort another
  * host's snapshots in flight.  Uploads under a URL root named in "to" are
  * not looked at.
@@ -26,6 +29,7 @@
 #include "log.h"
 #include "s3.h"
 #include "s3cleanup.h"
+#include "sink.h"
 #include "snapshot.h"
 
 #define S3CLEANUP_BATCH	1000	/* uploads listed before aborting them */
@@ -97,7 +101,8 @@ s3cleanup_main(void *arg)
 		for (size_t i = 0; i < cl->n; i++) {
 			const struct s3cleanup_upload *u = &cl->batch[i];
 
-			if (snapshot_s3_live(cl->bucket, u->key)) {
+			if (snapshot_s3_live(cl->bucket, u->key) ||
+			    sink_s3_live(u->id)) {
 				kept++;
 				continue;
 			}

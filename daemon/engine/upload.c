@@ -4,17 +4,17 @@
  * S3 sink (sink.h), which the zsnap output writes to as it writes to a
  * file; what is here is the sink's life around the snapshot's.
  *
- * The upload starts before the snapshot arms.  Starting it is the first
- * request S3 sees, so wrong credentials, a missing bucket or an
- * unreachable service fail the snapshot-start with nothing write-protected
- * and the process never held; the same goes for an object that already
- * has the key (a file sink refuses to replace a snapshot with
- * RENAME_NOREPLACE; S3 has no such thing for a multipart upload, so the
- * key is looked up once, here: an object that appears under the same key
- * while the snapshot runs is replaced).  The object appears only when the
- * sink finishes (CompleteMultipartUpload); every other end aborts the
- * upload, so that no parts are left behind; what a killed snapd leaves is
- * aborted by the next one at start-up (s3cleanup.c, in the control layer).
+ * The upload starts before the snapshot arms: opening the sink asks S3
+ * whether the key is free (HEAD) and starts the multipart upload, so an
+ * existing object, wrong credentials, a missing bucket or an unreachable
+ * service fail the snapshot-start with nothing write-protected and the
+ * process never held.  (S3 has no RENAME_NOREPLACE: the sink looks again
+ * just before it completes, so only an object that appears in between
+ * the two looks is replaced.)  The object appears only when the sink
+ * finishes (CompleteMultipartUpload); every other end aborts the upload,
+ * so that no parts are left behind; what a killed snapd leaves is aborted
+ * by the next one at start-up (s3cleanup.c, in the control layer), which
+ * leaves alone the keys listed here (snapshot_s3_live()).
  *
  * Threads: upload_prepare() on the main thread in snapshot_start();
  * upload_open() and upload_close() on the writer thread (both talk to S3,
@@ -148,50 +148,23 @@ upload_open(struct snapshot *s)
 		.parts_in_flight = d->parts_in_flight,
 		.cancel = &s->cancel,
 	};
-	struct s3_client	*c;
 	struct sink		*sink;
-	char			 err[S3_ERROR_MAX];
-	uint64_t		 size;
-	int			 rc;
+	char			 err[SINK_ERROR_MAX];
 
+	/* Listed first: S3 may list the upload before the sink knows it. */
 	upload_list(s, 1);
 	if ((sink = sink_s3_open(&p, err, sizeof(err))) == NULL) {
-		snapshot_set_error(s, "cannot start the upload to "
-		    "s3://%s/%s: %s", d->bucket, d->key, err);
-		upload_list(s, 0);
-		return -1;
-	}
-	if ((c = s3_client_new(&d->conf, &s->cancel, err,
-	    sizeof(err))) == NULL) {
-		snapshot_set_error(s, "s3://%s/%s: %s", d->bucket, d->key,
-		    err);
-		sink_free(sink);	/* aborts the upload */
-		upload_list(s, 0);
-		return -1;
-	}
-	if ((rc = s3_head_object(c, d->bucket, d->key, &size, NULL, 0)) == -1 &&
-	    errno == ENOENT)
-		rc = 1;		/* no such object: the one case to go on */
-	if (rc == 0)
-		snapshot_set_error(s, "s3://%s/%s already exists (%llu "
-		    "bytes): %s; delete it or choose another name",
-		    d->bucket, d->key, (unsigned long long)size,
-		    strerror(EEXIST));
-	else if (rc == -1)
-		snapshot_set_error(s, "cannot check that s3://%s/%s does not "
-		    "exist yet: %s", d->bucket, d->key, s3_error(c));
-	s3_client_free(c);
-	if (rc != 1) {
-		sink_free(sink);
+		snapshot_set_error(s, "cannot upload to S3: %s", err);
 		upload_list(s, 0);
 		return -1;
 	}
 	pthread_mutex_lock(&s->upload_lock);
 	s->sink = sink;
 	pthread_mutex_unlock(&s->upload_lock);
-	log_info("snapshot %llu: uploading to s3://%s/%s in parts of %llu "
-	    "bytes, %d in flight", (unsigned long long)s->id, d->bucket,
-	    d->key, (unsigned long long)d->part_size, d->parts_in_flight);
+	log_info("snapshot %llu: uploading to s3://%s/%s (upload %s) in parts "
+	    "of %llu bytes, %d in flight", (unsigned long long)s->id,
+	    d->bucket, d->key, sink_s3_upload_id(sink),
+	    (unsigned long long)d->part_size, d->parts_in_flight);
 	return 0;
 }
 

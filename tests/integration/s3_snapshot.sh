@@ -12,6 +12,7 @@
 #    verify` pass on the download and its export equals the armed-instant
 #    memory snapwork dumped; the figures say so many 5 MiB parts, the
 #    object's size, the part buffers' memory; no multipart upload is left;
+#  - cancelled mid-upload: no object, and the upload is aborted;
 #  - attach to S3 (memsnapctl save --pid --to s3);
 #  - refused at snapshot-start, nothing armed (no "armed" log line, arm-us
 #    0 in the figures): the same name again (the object exists), a bucket
@@ -111,6 +112,16 @@ for img in "$T"/pit.expected/*.img; do
 done
 echo "ok: the object as s3cmd downloads it: zstd -t, verify and its export equal the armed-instant memory ($(cat "$T/verify.out"))"
 
+# ---- cancelled mid-upload: the upload is aborted -------------------------------------------
+held_start cancelled cancel --may-fail
+"$MEMSNAPCTL_BIN" cancel "$HELD_ID" >/dev/null || fail "memsnapctl cancel $HELD_ID failed"
+wait "$HELD_PID" || { show_snapwork "$T/cancelled.json"; fail "snapwork was hurt by the cancel"; }
+[ "$(snap_entry cancelled 'e["state"]')" = cancelled ] ||
+	fail "the snapshot is $(snap_entry cancelled 'e["state"]') after the cancel"
+[ -z "$(s3_uploads)" ] || fail "the cancelled snapshot's upload is left: $(s3_uploads)"
+[ -z "$(s3_object_size "$S3_PREFIX/cancelled.zsnap")" ] || fail "a cancelled snapshot became an object"
+echo "ok: cancelled after $(snap_entry cancelled 'e["upload"]["parts-uploaded"]') parts: no object, no upload left"
+
 # ---- attach, to S3 ---------------------------------------------------------------------
 sleep 300 &
 sleeper=$!
@@ -141,7 +152,7 @@ refused() {
 	fi
 	echo "ok: $what refused, nothing armed: $(grep -Eo "$re.*" "$o.err" | head -n 1)"
 }
-refused pit "the same name again" "already exists" --to s3
+refused pit "the same name again" "an object of this name exists" --to s3
 [ "$(s3_object_size "$S3_PREFIX/pit.zsnap")" = "$bytes" ] || fail "the existing object changed"
 refused nobucket "a bucket that does not exist" "NoSuchBucket" \
     --to s3://no-such-bucket-here/x
