@@ -63,10 +63,10 @@ comma		:= ,
 empty		:=
 space		:= $(empty) $(empty)
 
-PKGS		= libevent_pthreads libevent_core libzstd libsystemd jansson
+PKGS		= libevent_pthreads libevent_core libzstd libsystemd jansson libcurl expat
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ZSTD_LIBS	:= $(shell pkg-config --libs libzstd jansson 2>/dev/null)
+ZSTD_LIBS	:= $(shell pkg-config --libs libzstd jansson libcurl expat 2>/dev/null)
 
 WARN		= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		  -Wmissing-prototypes -Wno-unused-parameter
@@ -185,7 +185,7 @@ DEBS		= build-essential pkg-config libevent-dev libzstd-dev \
 		  libsystemd-dev libjansson-dev zstd socat mandoc \
 		  python3-jsonschema systemd clang libclang-rt-14-dev valgrind \
 		  procps util-linux prometheus debhelper dpkg-dev lintian blhc \
-		  debootstrap systemd-container
+		  debootstrap systemd-container libcurl4-openssl-dev libexpat1-dev
 
 deps:
 	@missing=$$(for p in $(DEBS); do \

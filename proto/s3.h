@@ -31,11 +31,13 @@
  * (the cancel flag was raised), EBADMSG (a reply that does not parse, or
  * a short body), EIO (any other HTTP error).
  *
- * Retries: a request that times out, cannot connect, or gets 5xx or 429
- * is tried again up to config->retries more times, after 250 ms, 500 ms,
- * 1 s, ... (at most 8 s between tries), as long as the cancel flag is not
- * raised.  Other errors are final at once.  s3_client_tries() tells how
- * many tries the last request took (figures and tests).
+ * Retries: a request that times out, cannot connect, loses its connection
+ * before the reply is whole, or gets 5xx or 429 is tried again up to
+ * config->retries more times, after 250 ms, 500 ms, 1 s, ... (at most 8 s
+ * between tries), as long as the cancel flag is not raised.  Other
+ * errors are final at once.  s3_client_tries() tells how many tries the
+ * last request took (figures and tests).  A lost connection's errno is
+ * the system's (ECONNRESET, EPIPE).
  *
  * Credentials are never part of an error message.
  */
@@ -107,6 +109,11 @@ const char *s3_error(const struct s3_client *c);
 int	s3_client_status(const struct s3_client *c);
 /* Tries the last request took (1 when it needed no retry). */
 int	s3_client_tries(const struct s3_client *c);
+/*
+ * Entries asked for per page of a listing (max-keys, max-uploads): 1000
+ * (S3's most) unless set lower, so that a test can page a short listing.
+ */
+void	s3_client_set_page_size(struct s3_client *c, int n);
 
 /* HEAD BUCKET: does it exist, and may these credentials reach it. */
 int	s3_head_bucket(struct s3_client *c, const char *bucket);

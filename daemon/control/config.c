@@ -20,6 +20,7 @@
 
 #include "protocol.h"
 #include "config.h"
+#include "confline.h"
 #include "utf8.h"
 
 enum config_type {
@@ -413,78 +414,6 @@ config_set_value(struct config *conf, const struct config_key *k,
 	return -1;
 }
 
-/*
- * Split one line into key and value, in place.  Returns 1 with *key and
- * *value set, 0 for a blank or comment line, -1 with a message in err.
- */
-static int
-config_split_line(char *line, char **key, char **value, char *err,
-    size_t errlen)
-{
-	char	*p = line, *q;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0' || *p == '#' || *p == '\n' || *p == '\r')
-		return 0;
-	*key = p;
-	while (*p != '\0' && !isspace((unsigned char)*p) && *p != '#')
-		p++;
-	q = p;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '"') {
-		*q = '\0';
-		*value = ++p;
-		while (*p != '\0' && *p != '"' && *p != '\n')
-			p++;
-		if (*p != '"') {
-			snprintf(err, errlen, "unterminated quoted value for '%s'",
-			    *key);
-			return -1;
-		}
-		*p++ = '\0';
-	} else if (*p == '\0' || *p == '#' || *p == '\n' || *p == '\r') {
-		*q = '\0';
-		snprintf(err, errlen, "missing value for '%s'", *key);
-		return -1;
-	} else {
-		if (p == q) {
-			/* The key ran into something that is not a blank. */
-			*q = '\0';
-			snprintf(err, errlen, "missing value for '%s'", *key);
-			return -1;
-		}
-		*q = '\0';
-		*value = p;
-		while (*p != '\0' && !isspace((unsigned char)*p) && *p != '#') {
-			if (*p == '"') {
-				snprintf(err, errlen,
-				    "bad value for '%s': stray "
-				    "'\"' (quote the whole value)", *key);
-				return -1;
-			}
-			p++;
-		}
-		if (*p != '\0') {
-			char c = *p;
-
-			*p = '\0';
-			if (c == '#')
-				return 1;
-			p++;
-		}
-	}
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
-	if (*p != '\0' && *p != '#') {
-		snprintf(err, errlen, "unexpected text after the value of '%s'",
-		    *key);
-		return -1;
-	}
-	return 1;
-}
-
 int
 config_load(struct config *conf, const char *path, FILE *errf)
 {
@@ -508,7 +437,7 @@ config_load(struct config *conf, const char *path, FILE *errf)
 		const struct config_key *k;
 
 		lineno++;
-		rv = config_split_line(line, &key, &value, msg, sizeof(msg));
+		rv = confline_split(line, &key, &value, msg, sizeof(msg));
 		if (rv == 0)
 			continue;
 		if (rv == -1) {
