@@ -14,16 +14,22 @@
  *  - While the file is opened (footer, header, process and parent frames,
  *    index) the window is READER_S3_OPEN_WINDOW: the footer's read is
  *    served with the last window of the object, which holds the index of
- *    any snapshot of up to several thousand chunks, and the header's read
- *    with the first, which holds the region table and the frames that
- *    follow.  Opening costs a HEAD (the size) and two GETs, one when the
+ *    a snapshot of up to some 8000 chunks (32 bytes each), and the
+ *    header's read with the first, which holds the region table and the
+ *    frames that follow.  Opening costs a HEAD (the size) and two GETs, one when the
  *    object is no larger than a window.
  *  - Afterwards (verify, restore, read, export, merge, lazy restore) the
  *    window is READER_S3_WINDOW, so a walk through the chunks costs a GET
  *    per 4 MiB of object, and a read of a window or more goes straight
  *    into the caller's buffer, in one GET.
- * What a window holds is checked by the reader like any read: a object
- * replaced between two GETs fails a checksum, never reads as good.
+ * Windows start where the read that missed starts, not on fixed block
+ * boundaries: a walk misses just past the window it used up, so its
+ * windows tile the object with neither overlap nor a read split across
+ * two requests.  verify reads the object once (reader-verify.c); restore,
+ * export, merge and lazy restore check coverage from the chunks'
+ * metadata first, which reads it once more.  What a window holds is
+ * checked by the reader like any read: an object replaced between two
+ * GETs fails a checksum, never reads as good.
  *
  * Settings come from the file $SNAP_S3_CONFIG names, else
  * /etc/memsnap/snapd.conf: only its s3_* keys (proto/s3conf.h), and the
@@ -130,11 +136,13 @@ list_first(void *arg, const char *key, uint64_t size, int64_t mtime)
  * copied there?  Then say so rather than "not found".
  */
 static void
-s3_not_found(struct snap_file *f, struct reader_s3 *s, const char *why)
+s3_not_found(struct snap_file *f, struct reader_s3 *s)
 {
-	char	prefix[S3_KEY_MAX + 2];
+	char	prefix[S3_KEY_MAX + 2], why[S3_ERROR_MAX];
 	int	found = 0;
 
+	/* The listing replaces the client's message: keep HEAD's. */
+	snprintf(why, sizeof(why), "%s", s3_error(s->conn->client));
 	snprintf(prefix, sizeof(prefix), "%s/", s->key);
 	if (s3_list_objects(s->conn->client, s->bucket, prefix, list_first,
 	    &found) != -1 && found) {
@@ -189,7 +197,7 @@ s3_source_open(struct snap_file *f, const char *url,
 		int saved = errno;
 
 		if (saved == ENOENT && sibling == NULL)
-			s3_not_found(f, s, s3_error(s->conn->client));
+			s3_not_found(f, s);
 		else
 			reader_error(f, saved, "%s", s3_error(s->conn->client));
 		return -1;

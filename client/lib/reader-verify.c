@@ -44,46 +44,57 @@ cover_run_compare(const void *a, const void *b)
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
+/* The runs gathered so far: one per extent read at most. */
+struct cover_list {
+	struct cover_run	*runs;
+	size_t			 n;
+	size_t			 cap;
+};
+
 /*
- * Gather the extents of every chunk into *runs, merged where they continue
- * one another.  The array grows by doubling, up to one run per extent read.
+ * Add extent e, in the order the chunks hold them, merged into the last
+ * run when it continues it.  The array grows by doubling.
  */
 static int
-cover_gather(struct snap_file *f, struct cover_run **runs, size_t *n)
+cover_add(struct snap_file *f, struct cover_list *l,
+    const struct reader_extent *e)
+{
+	struct cover_run *last = l->n > 0 ? &l->runs[l->n - 1] : NULL;
+
+	/* first + count cannot wrap: both are below 2^44. */
+	if (last != NULL && last->region == e->region &&
+	    last->first + last->count == e->first) {
+		last->count += e->count;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t	 ncap = l->cap ? l->cap * 2 : 256;
+		void	*p = reallocarray(l->runs, ncap, sizeof(*l->runs));
+
+		if (p == NULL) {
+			reader_error(f, ENOMEM, "cannot allocate the coverage "
+			    "list (%zu runs)", ncap);
+			return -1;
+		}
+		l->runs = p;
+		l->cap = ncap;
+	}
+	l->runs[l->n++] = (struct cover_run){ e->first, e->count, e->region };
+	return 0;
+}
+
+/* Gather the extents of every chunk, from their metadata alone. */
+static int
+cover_gather(struct snap_file *f, struct cover_list *l)
 {
 	struct reader_chunk	 c;
-	size_t			 cap = 0;
 
-	*n = 0;
 	for (uint64_t i = 0; i < f->info.chunk_count; i++) {
 		if (reader_zsnap_chunk_load(f, i, &c) == -1)
 			return -1;
-		for (uint32_t k = 0; k < c.extent_count; k++) {
-			const struct reader_extent *e = &f->extents[k];
-			struct cover_run *last = *n > 0 ? &(*runs)[*n - 1] : NULL;
-
-			/* first + count cannot wrap: both are below 2^44. */
-			if (last != NULL && last->region == e->region &&
-			    last->first + last->count == e->first) {
-				last->count += e->count;
-				continue;
-			}
-			if (*n == cap) {
-				size_t	 ncap = cap ? cap * 2 : 256;
-				void	*p = reallocarray(*runs, ncap,
-					    sizeof(**runs));
-
-				if (p == NULL) {
-					reader_error(f, ENOMEM, "cannot allocate "
-					    "the coverage list (%zu runs)", ncap);
-					return -1;
-				}
-				*runs = p;
-				cap = ncap;
-			}
-			(*runs)[(*n)++] = (struct cover_run){ e->first, e->count,
-			    e->region };
-		}
+		for (uint32_t k = 0; k < c.extent_count; k++)
+			if (cover_add(f, l, &f->extents[k]) == -1)
+				return -1;
 	}
 	return 0;
 }
@@ -173,31 +184,38 @@ cover_walk(struct snap_file *f, const struct cover_run *runs, size_t n)
 	return 0;
 }
 
+/* The gathered runs tile every region: remembered in f->covered. */
+static int
+cover_check(struct snap_file *f, struct cover_list *l)
+{
+	if (l->n > 1)
+		qsort(l->runs, l->n, sizeof(*l->runs), cover_run_compare);
+	if (cover_walk(f, l->runs, l->n) == -1)
+		return -1;
+	f->covered = 1;
+	return 0;
+}
+
 int
 reader_check_coverage(struct snap_file *f)
 {
-	struct cover_run	*runs = NULL;
-	size_t			 n;
-	int			 rc = -1;
+	struct cover_list	 l = { NULL, 0, 0 };
+	int			 rc;
 
 	/* A raw snapshot covers every page by construction (reader-raw.c). */
 	if (f->format != 0 || f->covered)
 		return 0;
-	if (cover_gather(f, &runs, &n) == 0) {
-		if (n > 1)
-			qsort(runs, n, sizeof(*runs), cover_run_compare);
-		rc = cover_walk(f, runs, n);
-	}
-	free(runs);
-	if (rc == 0)
-		f->covered = 1;
+	rc = cover_gather(f, &l) == -1 ? -1 : cover_check(f, &l);
+	free(l.runs);
 	return rc;
 }
 
 /* ---- verify ---------------------------------------------------------------- */
 
 struct verify_state {
-	uint64_t	pages[4];	/* by kind */
+	uint64_t		pages[4];	/* by kind */
+	int			gather;		/* coverage not proven yet */
+	struct cover_list	cover;
 };
 
 static int
@@ -207,7 +225,7 @@ verify_extent(struct snap_file *f, void *arg, uint64_t chunk,
 	struct verify_state	*v = arg;
 
 	v->pages[e->kind] += e->count;
-	return 0;
+	return v->gather ? cover_add(f, &v->cover, e) : 0;
 }
 
 static int
@@ -264,23 +282,31 @@ verify_process(struct snap_file *f)
 }
 
 /*
- * Coverage first, from the chunks' metadata alone: a file that fails it is
- * refused before any page data is decompressed.  Then every chunk's data,
- * whose checksums the walk checks, and the counts (PARENT pages are what
- * the footer's DATA, ZERO and LOST leave over).  The page counts cannot
- * wrap: once coverage holds they add up to the regions' pages, below 2^60.
+ * One pass over the chunks: every chunk's metadata and data, whose
+ * checksums the walk checks, with every extent gathered for the coverage
+ * check as it goes (the same runs reader_check_coverage() gathers, in the
+ * same order), which is done once the walk is through; then the counts
+ * (PARENT pages are what the footer's DATA, ZERO and LOST leave over).
+ * Restore and export check coverage in a pass of its own before they
+ * write anything; verify writes nothing, so one read of the file is
+ * enough, which matters when it is an object in S3 (reader-s3.c).  The
+ * page counts cannot wrap: once coverage holds they add up to the
+ * regions' pages, below 2^60.
  */
 int
 reader_verify_one(struct snap_file *f)
 {
 	struct verify_state	v;
+	int			rc = -1;
 
 	memset(&v, 0, sizeof(v));
-	if (reader_check_coverage(f) == -1 ||
-	    reader_walk(f, ALL_REGIONS, 1, verify_extent, &v) == -1 ||
-	    verify_totals(f, &v) == -1 || verify_process(f) == -1)
-		return -1;
-	return 0;
+	v.gather = f->format == 0 && !f->covered;
+	if (reader_walk(f, ALL_REGIONS, 1, verify_extent, &v) == 0 &&
+	    (!v.gather || cover_check(f, &v.cover) == 0) &&
+	    verify_totals(f, &v) == 0 && verify_process(f) == 0)
+		rc = 0;
+	free(v.cover.runs);
+	return rc;
 }
 
 /*

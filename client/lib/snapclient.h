@@ -158,8 +158,8 @@ int		 snap_fd(const struct snap_client *c);
  * snap_file_open() takes a path, or "s3://BUCKET/KEY" for a zsnap file
  * stored in S3 (Ceph RGW or any S3 service): every snap_file_* call then
  * reads it with ranged GETs, guided by its index, through a small
- * read-ahead cache (opening costs a HEAD and about two GETs, a sequential
- * walk a GET per 4 MiB).  The S3 settings are the s3_* keys of the file
+ * read-ahead cache (opening costs a HEAD and two GETs, a sequential walk
+ * a GET per 4 MiB).  The S3 settings are the s3_* keys of the file
  * $SNAP_S3_CONFIG names, else of /etc/memsnap/snapd.conf (snapd.conf(5):
  * s3_endpoint, s3_region, s3_addressing, s3_timeout, s3_retries,
  * s3_credentials); the credentials file must belong to the caller's uid

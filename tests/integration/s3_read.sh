@@ -16,8 +16,10 @@
 #  - wrong keys, a credentials file others may read, a settings file that
 #    is missing or names no endpoint give errors naming what is wrong, and
 #    the secret key appears in no output;
-#  - the GETs radosgw logs for verify of the 256 MiB object are counted:
-#    fewer than size/1MiB + 10 (a GET per small read would be thousands).
+#  - the GETs radosgw logs are counted: info of the 256 MiB object takes 2
+#    (head and tail), verify fewer than size/1MiB + 10 (a GET per small
+#    read would be thousands) and no more than one pass of 4 MiB windows,
+#    export no more than two passes (coverage, then data).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../ceph.sh"
 CTL=$MEMSNAPCTL_BIN
@@ -161,7 +163,7 @@ out=$("$CTL" verify "$S3/bad/truncated.zsnap" 2>&1) && fail "verify of a truncat
 echo "$out" | grep -q "^$S3/bad/truncated.zsnap: BAD: truncated or incomplete: no zsnap footer" ||
 	fail "verify of a truncated object says \"$out\""
 out=$("$CTL" verify "$S3/bad/flipped.zsnap" 2>&1) && fail "verify of an altered object passed: $out"
-echo "$out" | grep -q "^$S3/bad/flipped.zsnap: BAD: .*checksum mismatch" ||
+echo "$out" | grep -Eq "^$S3/bad/flipped.zsnap: BAD: chunk [0-9]+ at offset [0-9]+: .*(checksum|corrupt)" ||
 	fail "verify of an altered object says \"$out\""
 out_l=$("$CTL" verify "$T/flipped.zsnap" 2>&1)
 [ "${out#"$S3/bad/flipped.zsnap"}" = "${out_l#"$T/flipped.zsnap"}" ] ||
@@ -230,23 +232,36 @@ grep -v "^s3_endpoint" "$T/s3.conf" >"$T/noendpoint.conf"
 SNAP_S3_CONFIG=$T/noendpoint.conf refused "no s3_endpoint" "no s3_endpoint" \
     "$CTL" verify "$S3/proc.zsnap"
 
-# ---- how many GETs a verify of the 256 MiB object costs ------------------------------------
+# ---- how many GETs reading the 256 MiB object costs ---------------------------------------
 # radosgw logs every request ("GET /snaps/KEY HTTP/1.1" 206 ...); a marker
-# request after the verify, once logged, says the log holds the verify's.
+# request after the command, once logged, says the log holds the command's.
 MARK=0
 rgw_log_mark() {
 	MARK=$((MARK + 1))
 	curl -s -o /dev/null "$S3_ENDPOINT/snaps/mark-$MARK"
 	t_wait_line "$RGW_LOG" "GET /snaps/mark-$MARK " 100 || fail "radosgw did not log the marker request"
 }
-rgw_log_mark
-before=$(grep -c '"GET /snaps/host1/big.zsnap HTTP' "$RGW_LOG")
-out=$("$CTL" verify "$S3/big.zsnap") || fail "verify $S3/big.zsnap: $out"
-rgw_log_mark
-gets=$(( $(grep -c '"GET /snaps/host1/big.zsnap HTTP' "$RGW_LOG") - before ))
+big_gets() {	# CMD...: GETS, the GETs of big.zsnap radosgw served for CMD
+	local before
+	rgw_log_mark
+	before=$(grep -c '"GET /snaps/host1/big.zsnap HTTP' "$RGW_LOG")
+	"$@" >"$T/gets.out" 2>&1 || { cat "$T/gets.out"; fail "$* failed"; }
+	rgw_log_mark
+	GETS=$(( $(grep -c '"GET /snaps/host1/big.zsnap HTTP' "$RGW_LOG") - before ))
+}
 size=$(stat -c %s "$BIG")
+big_gets "$CTL" info "$S3/big.zsnap"
+echo "info of $S3/big.zsnap: $GETS GETs"
+[ "$GETS" -le 2 ] || fail "info sent $GETS GETs: opening should take the head and the tail, 2"
+big_gets "$CTL" verify "$S3/big.zsnap"
+# The brief's bound, and the design's: one pass in 4 MiB windows.
 limit=$((size / 1048576 + 10))
-echo "verify of $S3/big.zsnap ($size bytes, $(($size / 1048576)) MiB): $gets GETs (limit $limit)"
-[ "$gets" -gt 0 ] || fail "no GET of big.zsnap in radosgw's log: is the count real?"
-[ "$gets" -lt "$limit" ] || fail "verify sent $gets GETs for $size bytes, not fewer than $limit"
+tight=$((size / 4194304 + 6))
+echo "verify of $S3/big.zsnap ($size bytes, $((size / 1048576)) MiB): $GETS GETs (limit $limit; one pass in 4 MiB windows: $tight)"
+[ "$GETS" -gt 0 ] || fail "no GET of big.zsnap in radosgw's log: is the count real?"
+[ "$GETS" -lt "$limit" ] || fail "verify sent $GETS GETs for $size bytes, not fewer than $limit"
+[ "$GETS" -le "$tight" ] || fail "verify sent $GETS GETs for $size bytes: more than one pass in 4 MiB windows ($tight)"
+big_gets "$CTL" export "$S3/big.zsnap" --raw "$T/big-gets.raw"
+echo "export --raw of $S3/big.zsnap: $GETS GETs (the coverage check reads the chunks' metadata first)"
+[ "$GETS" -le $((2 * tight)) ] || fail "export sent $GETS GETs: more than two passes in 4 MiB windows"
 exit 0
