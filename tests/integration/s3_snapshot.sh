@@ -13,12 +13,14 @@
 #    memory snapwork dumped; the figures say so many 5 MiB parts, the
 #    object's size, the part buffers' memory; no multipart upload is left;
 #  - cancelled mid-upload: no object, and the upload is aborted;
-#  - attach to S3 (memsnapctl save --pid --to s3);
+#  - attach to S3 (memsnapctl save --pid --to s3), and with "subdir" (the
+#    key's component before the name);
 #  - refused at snapshot-start, nothing armed (no "armed" log line, arm-us
 #    0 in the figures): the same name again (the object exists), a bucket
-#    that does not exist, wrong keys (after a reload), raw, track ("not
-#    yet"), a process too large for 10000 parts of 5 MiB (the target is not
-#    left stopped nor traced);
+#    that does not exist, wrong keys (after a reload; by attach too, the
+#    process let go: not stopped, not traced, no uffd), raw, track ("not
+#    yet"), 60 GiB of regions for 10000 parts of 5 MiB (its write right
+#    after the refusal returns at once);
 #  - a non-root peer's snapshot lands under host1/uid-UID/; its "to" with
 #    a URL is refused;
 #  - the credentials file: 0644 or owned by another uid makes snapd -n and
@@ -131,6 +133,15 @@ t_track "$sleeper"
 "$MEMSNAPCTL_BIN" verify "$S3/attached.zsnap" >"$T/verify.out" 2>&1 ||
 	fail "verify $S3/attached.zsnap: $(cat "$T/verify.out")"
 echo "ok: attach to S3: $(cat "$T/verify.out")"
+# "subdir" is one more component of the key, before the name.
+"$MEMSNAPCTL_BIN" -j qmp "{\"execute\": \"snapshot-start\", \"arguments\": {\"pid\": $sleeper, \"name\": \"in-sub\", \"subdir\": \"vm1\", \"to\": \"s3\"}}" \
+    >"$T/sub.json" || fail "attach with subdir to S3: $(cat "$T/sub.json")"
+id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["return"]["id"])' "$T/sub.json") ||
+	fail "no id in $(cat "$T/sub.json")"
+"$MEMSNAPCTL_BIN" wait "$id" >/dev/null 2>&1 || fail "snapshot $id (subdir vm1) did not complete"
+[ "$(snap_entry in-sub 'e["file"]')" = "$S3/vm1/in-sub.zsnap" ] && [ -n "$(s3_object_size "$S3_PREFIX/vm1/in-sub.zsnap")" ] ||
+	fail "the subdir's snapshot is $(snap_entry in-sub 'e["file"]'), not $S3/vm1/in-sub.zsnap in S3"
+echo "ok: with subdir vm1 the object is $S3/vm1/in-sub.zsnap"
 
 # ---- refused at snapshot-start, nothing armed --------------------------------------------
 # refused NAME WHAT MESSAGE-REGEX SNAPWORK-ARGS...: snapwork's start fails
@@ -207,6 +218,12 @@ reloads=$(grep -c "configuration reloaded" "$SNAPD_LOG")
 kill -HUP "$SNAPD_PID"
 until [ "$(grep -c "configuration reloaded" "$SNAPD_LOG")" -gt "$reloads" ]; do sleep 0.1; done
 refused badkeys "wrong keys" "HTTP 403" --to s3
+out=$("$MEMSNAPCTL_BIN" save --pid "$sleeper" --name badkeys-attach --to s3 2>&1) &&
+	fail "an attach to S3 with wrong keys was not refused: $out"
+case $out in *"HTTP 403"*) ;; *) fail "the attach's refusal does not give S3's answer: $out" ;; esac
+[ "$(snap_entry badkeys-attach 'e["arm-us"]')" = 0 ] || fail "the attach with wrong keys armed"
+h=$(python3 "$STAMP_PY" health "$sleeper" 1) || fail "the attached process was left unwell: $h"
+echo "ok: an attach with wrong keys refused, the process let go: $h"
 cp "$T/good.conf" "$SNAPD_CONF"
 reloads=$(grep -c "configuration reloaded" "$SNAPD_LOG")
 kill -HUP "$SNAPD_PID"
