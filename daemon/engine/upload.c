@@ -9,8 +9,8 @@
  * existing object, wrong credentials, a missing bucket or an unreachable
  * service fail the snapshot-start with nothing write-protected and the
  * process never held.  (S3 has no RENAME_NOREPLACE: the sink looks again
- * just before it completes, so only an object that appears in between
- * the two looks is replaced.)  The object appears only when the sink
+ * just before it completes, so only an object that appears between that
+ * look and the completion is replaced.)  The object appears only when the sink
  * finishes (CompleteMultipartUpload); every other end aborts the upload,
  * so that no parts are left behind; what a killed snapd leaves is aborted
  * by the next one at start-up (s3cleanup.c, in the control layer), which
