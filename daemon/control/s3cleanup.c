@@ -10,10 +10,10 @@
  * while the listing runs): the sinks' own (sink_s3_live()), and the keys
  * the engine lists from just before an upload starts
  * (snapshot_s3_live()), which covers the moment S3 lists an upload whose
- * sink has not had the reply that creates it yet.  Each host writing to the same bucket must
- * therefore have its own prefix: one snapd's start-up would abort another
- * host's snapshots in flight.  Uploads under a URL root named in "to" are
- * not looked at.
+ * sink has not had the reply that creates it yet.  Each host writing to
+ * the same bucket must therefore have its own prefix: one snapd's
+ * start-up would abort another host's snapshots in flight.  Uploads under
+ * a URL root named in "to" are not looked at.
  *
  * It runs on its own detached thread, with its own S3 client, so that
  * readiness and the main loop never wait for S3; it logs one line and
@@ -152,7 +152,8 @@ s3cleanup_start(const struct config *conf)
 	}
 	if (s3_url_parse(conf->s3_url, cl->bucket, sizeof(cl->bucket), prefix,
 	    sizeof(prefix), why, sizeof(why)) == -1) {
-		log_warnx("s3: s3_url %s: %s", conf->s3_url, why);	/* checked */
+		/* config.c checked it: never here. */
+		log_warnx("s3: s3_url %s: %s", conf->s3_url, why);
 		s3cleanup_free(cl);
 		return;
 	}

@@ -16,10 +16,14 @@
 
 struct cmd_ctx;
 
+/*
+ * s3: the settings, keys and bucket (s3dest_parse()), then the object's
+ * key (s3dest_name()); prefix: what goes before the name, "" or
+ * "PREFIX[/uid-UID]".
+ */
 struct s3dest {
-	struct snapshot_s3	s3;		/* bucket and the key's prefix,
-						 * then (s3dest_name()) its key */
-	char			prefix[S3_KEY_MAX + 1];	/* "" or "P[/uid-U]" */
+	struct snapshot_s3	s3;
+	char			prefix[S3_KEY_MAX + 1];
 };
 
 /*
