@@ -31,7 +31,8 @@
 # never includes a higher one, tests/integration/layers.sh checks), every
 # client/lib/*.c into libsnapclient, every client/memsnapctl/*.c into memsnapctl,
 # proto/*.c into both sides, every tests/workload/*.c is a workload binary
-# linking tests/workload/lib/*.c.  A new file needs no Makefile change.
+# linking tests/workload/lib/*.c (sinks3probe also links the S3 sink's
+# daemon objects: its own rule).  A new file needs no Makefile change.
 # tests/guest/ is the QEMU tests' guest kernel, $(B)/tests/guest.elf: a
 # freestanding i386 program built with the host compiler (-m32, no libc,
 # no libgcc, so no -m32 libraries need be installed).

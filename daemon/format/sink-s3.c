@@ -523,6 +523,10 @@ s3_finish(struct sink *base)
 		errno = EEXIST;
 		return -1;
 	}
+	if (errno == ECANCELED) {
+		s3_set_error(s, "%s", s3_error(s->client));
+		return -1;
+	}
 	s->complete_tried = 1;
 	if (s3_multipart_complete(s->client, s->bucket, s->key, s->upload_id,
 	    s->parts, (size_t)nparts) == -1) {
@@ -532,6 +536,43 @@ s3_finish(struct sink *base)
 	base->finished = 1;
 	s3_registry_remove(s);
 	return 0;
+}
+
+/*
+ * The upload is gone although its complete seemed to fail (timed out,
+ * cancelled): it may have gone through.  The key was free when the upload
+ * started and just before the complete, so an object there whose ETag is
+ * a multipart one of as many parts as ours ("MD5-N") is ours to remove.
+ */
+static void
+s3_abort_completed(struct sink_s3 *s, struct s3_client *c)
+{
+	char		etag[S3_ETAG_MAX], suffix[16];
+	uint64_t	size;
+	size_t		n, m;
+
+	if (s3_head_object(c, s->bucket, s->key, &size, etag,
+	    sizeof(etag)) == -1) {
+		if (errno != ENOENT)
+			log_warnx("%s: upload %s is gone, and the object "
+			    "cannot be checked: %s", s->url, s->upload_id,
+			    s3_error(c));
+		return;
+	}
+	snprintf(suffix, sizeof(suffix), "-%d", s->next_number - 1);
+	n = strlen(etag);
+	m = strlen(suffix);
+	if (n <= m || strcmp(etag + n - m, suffix) != 0) {
+		log_warnx("%s: upload %s is gone, and the object there (ETag "
+		    "%s) is not its; left alone", s->url, s->upload_id, etag);
+		return;
+	}
+	if (s3_delete_object(c, s->bucket, s->key) == -1)
+		log_warnx("%s: completed although its snapshot failed, and "
+		    "cannot be removed: %s", s->url, s3_error(c));
+	else
+		log_warnx("%s: completed although its snapshot failed; "
+		    "removed", s->url);
 }
 
 /*
@@ -559,18 +600,9 @@ s3_abort(struct sink *base)
 		    "next start removes it", s->url, s->upload_id, err);
 	} else if (s3_multipart_abort(c, s->bucket, s->key,
 	    s->upload_id) == -1) {
-		if (errno == ENOENT && s->complete_tried) {
-			/*
-			 * No such upload: the complete that seemed to fail
-			 * (timed out, cancelled) went through.  The key was
-			 * free when the upload started and just before the
-			 * complete, so the object is ours to remove.
-			 */
-			if (s3_delete_object(c, s->bucket, s->key) == -1)
-				log_warnx("%s: completed although its snapshot "
-				    "failed, and cannot be removed: %s", s->url,
-				    s3_error(c));
-		} else
+		if (errno == ENOENT && s->complete_tried)
+			s3_abort_completed(s, c);
+		else
 			log_warnx("%s: abort multipart upload %s: %s; snapd's "
 			    "next start removes it", s->url, s->upload_id,
 			    s3_error(c));

@@ -85,14 +85,18 @@ const char	*sink_file_name(const struct sink *s);
  *		s3://b/k part 3: ... (5 tries)").
  *	sync	waits until every full part is uploaded
  *	finish	uploads the last (short, or for an empty object empty) part,
- *		waits for all, CompleteMultipartUpload with the parts in
- *		number order: the object appears only now, whole.  The
- *		uploader threads have ended when it returns 0.
+ *		waits for all, HEAD KEY again (EEXIST), then
+ *		CompleteMultipartUpload with the parts in number order: the
+ *		object appears only now, whole.  The uploader threads have
+ *		ended when it returns 0.
  *	abort	stops the uploaders (an upload in progress ends at once),
  *		then AbortMultipartUpload with a fresh, uncancelled request
  *		of at most a few seconds: the parts are dropped, no object.
  *		If that fails, a warning names the upload, which stays for
- *		the next start-up's cleanup (s3_multipart_list).
+ *		the next start-up's cleanup (s3_multipart_list).  If the
+ *		upload is gone after a complete that seemed to fail (timed
+ *		out: the service may still carry it out), an object under
+ *		KEY with the multipart ETag of our part count is removed.
  *
  * cancel (may be NULL), when non-zero, ends any wait in write/sync/finish
  * with ECANCELED within SINK_S3_POLL_MS (50 ms), and with it the uploads in

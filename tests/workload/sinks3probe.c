@@ -7,7 +7,8 @@
  *	sinks3probe --endpoint URL --credentials FILE --bucket B --key K
  *	    [--part-size 5M] [--in-flight 2] [--timeout S] [--retries N]
  *	    [--size BYTES] [--writes small|uneven|BYTES] [--copy FILE]
- *	    [--hold-at BYTES]... [--hold-before-end] [--report-after S]
+ *	    [--hold-at BYTES]... [--hold-before-end] [--hold-before-abort]
+ *	    [--report-after S]
  *	    [--cancel-after S] [--end finish|abort|free] [--efbig]
  *	sinks3probe --endpoint URL --credentials FILE --bucket B --list PREFIX
  *
@@ -21,6 +22,8 @@
  *	hold BYTES parts=P		(--hold-at: sink_sync(), then waits for
  *					a line on stdin)
  *	hold end			(--hold-before-end, likewise)
+ *	hold abort			(--hold-before-abort: after a failed
+ *					finish, or before --end abort|free)
  *	report bytes=N rss_kib=R waits=W parts=P	(--report-after, a thread)
  *	write failed bytes=N errno=NAME cancel_ms=MS: MESSAGE
  *	efbig errno=NAME: MESSAGE
@@ -62,7 +65,7 @@ static struct {
 	const char	*writes, *end;
 	uint64_t	 part_size, size, holds[HOLDS_MAX];
 	int		 nholds, in_flight, timeout, retries;
-	int		 hold_before_end, efbig;
+	int		 hold_before_end, hold_before_abort, efbig;
 	double		 report_after, cancel_after;
 } opt = {
 	.part_size = 5ULL << 20, .in_flight = 2, .timeout = 30, .retries = 4,
@@ -81,7 +84,8 @@ usage(void)
 	    "--bucket B (--key K [--part-size 5M] [--in-flight 2] "
 	    "[--timeout S] [--retries N] [--size BYTES] "
 	    "[--writes small|uneven|BYTES] [--copy FILE] [--hold-at BYTES]... "
-	    "[--hold-before-end] [--report-after S] [--cancel-after S] "
+	    "[--hold-before-end] [--hold-before-abort] [--report-after S] "
+	    "[--cancel-after S] "
 	    "[--end finish|abort|free] [--efbig] | --list PREFIX)\n");
 	exit(2);
 }
@@ -180,15 +184,18 @@ canceller(void *arg)
 	return NULL;
 }
 
+/* The timer threads, joined before the sink is freed (they read it). */
+static pthread_t	timers[2];
+static int		ntimers;
+
 static void
 start_thread(void *(*fn)(void *))
 {
-	pthread_t	t;
-	int		rc;
+	int	rc;
 
-	if ((rc = pthread_create(&t, NULL, fn, NULL)) != 0)
+	if ((rc = pthread_create(&timers[ntimers], NULL, fn, NULL)) != 0)
 		die("pthread_create: %s", strerror(rc));
-	pthread_detach(t);
+	ntimers++;
 }
 
 /* --report-after and --cancel-after count from here: the first hold's
@@ -331,6 +338,7 @@ main(int argc, char **argv)
 		{ "copy", required_argument, NULL, 'c' },
 		{ "hold-at", required_argument, NULL, 'H' },
 		{ "hold-before-end", no_argument, NULL, 'B' },
+		{ "hold-before-abort", no_argument, NULL, 'A' },
 		{ "report-after", required_argument, NULL, 'R' },
 		{ "cancel-after", required_argument, NULL, 'X' },
 		{ "end", required_argument, NULL, 'e' },
@@ -364,6 +372,7 @@ main(int argc, char **argv)
 			opt.holds[opt.nholds++] = size_arg(optarg);
 			break;
 		case 'B': opt.hold_before_end = 1; break;
+		case 'A': opt.hold_before_abort = 1; break;
 		case 'R': opt.report_after = atof(optarg); break;
 		case 'X': opt.cancel_after = atof(optarg); break;
 		case 'e': opt.end = optarg; break;
@@ -448,6 +457,10 @@ main(int argc, char **argv)
 			    sink_s3_live(upload_id));
 		}
 	}
+	if (opt.hold_before_abort && !sink->finished)
+		hold("abort");
+	while (ntimers > 0)
+		pthread_join(timers[--ntimers], NULL);
 	t0 = now_ns();
 	if (strcmp(opt.end, "free") != 0 && !sink->finished)
 		sink_abort(sink);
