@@ -32,6 +32,7 @@
 
 #include "ioutil.h"
 #include "s3-internal.h"
+#include "s3conf.h"
 
 /* A reply body (an error, a listing) larger than this is refused. */
 #define S3_REPLY_MAX		(16u << 20)
@@ -251,7 +252,7 @@ s3_setup(struct s3_client *c, struct s3_request *r, const char *url,
 	CURL		*h = c->curl;
 	struct curl_slist *l = NULL, *n;
 	char		 ct[96];
-	long		 timeout = c->conf.timeout > 0 ? c->conf.timeout : 30;
+	long		 timeout = c->conf.timeout;
 	int		 ok = 1;
 
 	curl_easy_reset(h);
@@ -511,6 +512,8 @@ s3_client_new(const struct s3_config *conf, const atomic_int *cancel,
 		return NULL;
 	}
 	c->conf = *conf;
+	if (c->conf.timeout <= 0)
+		c->conf.timeout = S3CONF_DEFAULT_TIMEOUT;
 	c->cancel = cancel;
 	c->page_size = S3_LIST_PAGE;
 	if (s3_endpoint_split(conf->endpoint, c->scheme, sizeof(c->scheme),

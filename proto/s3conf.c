@@ -26,7 +26,6 @@
 #include "s3conf.h"
 
 #define S3_CREDENTIALS_MAX	(64 * 1024)	/* larger is not a key file */
-#define S3CONF_DEFAULT_CREDENTIALS	"/etc/memsnap/s3-credentials"
 
 void
 s3_config_defaults(struct s3_config *conf)

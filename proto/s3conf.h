@@ -21,6 +21,7 @@
 #define S3CONF_DEFAULT_REGION	"us-east-1"
 #define S3CONF_DEFAULT_TIMEOUT	30
 #define S3CONF_DEFAULT_RETRIES	4
+#define S3CONF_DEFAULT_CREDENTIALS	"/etc/memsnap/s3-credentials"
 
 void	s3_config_defaults(struct s3_config *conf);
 int	s3_config_load(struct s3_config *conf, const char *path,

@@ -12,6 +12,8 @@
 #   config/   the shipped conf/snapd.conf and variations on it, good and bad
 #   control/  every command of proto/PROTOCOL.md, after qmp_capabilities,
 #             and malformed or out-of-order messages
+#   s3xml/    S3 replies (listings, an upload's id, errors) as radosgw sent
+#             them, and AWS shapes it does not send
 #
 # Existing seeds of the same names are replaced; others are left alone.
 set -eu
@@ -19,10 +21,10 @@ cd "$(dirname "$0")/../.."
 B=${B:-build}
 CC=${CC:-cc}
 C=tests/fuzz/corpus
-mkdir -p "$C/reader" "$C/procrec" "$C/config" "$C/control" "$B/fuzz"
+mkdir -p "$C/reader" "$C/procrec" "$C/config" "$C/control" "$C/s3xml" "$B/fuzz"
 
 # ---- reader ----------------------------------------------------------------
-PKGS="libzstd jansson"
+PKGS="libzstd jansson libcurl expat"
 "$CC" -std=gnu11 -O1 -D_GNU_SOURCE -pthread -DSNAPD_VERSION='"seeds"' \
     -Iproto -Idaemon/base -Idaemon/format -Itests/unit \
     $(pkg-config --cflags $PKGS) \
@@ -132,4 +134,33 @@ printf '%s\n{"execute": "query-status"' "$neg" >"$C/control/partial"
 { echo "$neg"; printf '{"execute": "query-version", "id": "'
   head -c 5000 /dev/zero | tr '\0' 'x'; printf '"}\n'
   echo '{"execute": "query-version"}'; } >"$C/control/too-large"
-echo "seeds written to $C/{reader,procrec,config,control}"
+# ---- s3xml -----------------------------------------------------------------
+# Replies as radosgw (Ceph 16.2.15) sent them to curl in tests/ceph.sh's
+# cluster, and two AWS shapes it did not send (a Message, an error after a
+# 200 status line).
+cat >"$C/s3xml/error-nosuchbucket.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message></Message><BucketName>nobucket</BucketName><RequestId>tx000006bb3a5968fab97b8-006b1107d0-1008-default</RequestId><HostId>1008-default-default</HostId></Error>
+EOF
+cat >"$C/s3xml/error-signature.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message></Message><RequestId>tx00000b33d4e62aed7d503-006b1107d0-1008-default</RequestId><HostId>1008-default-default</HostId></Error>
+EOF
+cat >"$C/s3xml/initiate.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>snapdtest</Bucket><Key>seedkey</Key><UploadId>2~6FWTufZmYS_Cih12v2IstDy7YPH2-nB</UploadId></InitiateMultipartUploadResult>
+EOF
+cat >"$C/s3xml/list-truncated.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>snapdtest</Name><Prefix>p/</Prefix><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>p/k1</Key><LastModified>2026-12-03T06:02:31.316Z</LastModified><ETag>&quot;e2098d651e27ea6046e53134afdb3043&quot;</ETag><Size>5000</Size><StorageClass>STANDARD</StorageClass><Type>Normal</Type></Contents><Contents><Key>p/k2</Key><LastModified>2026-12-03T06:02:31.340Z</LastModified><ETag>&quot;e2098d651e27ea6046e53134afdb3043&quot;</ETag><Size>5000</Size><StorageClass>STANDARD</StorageClass><Type>Normal</Type></Contents><NextContinuationToken>p/k2</NextContinuationToken><KeyCount>2</KeyCount></ListBucketResult>
+EOF
+cat >"$C/s3xml/uploads-truncated.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>snapdtest</Bucket><NextKeyMarker>open</NextKeyMarker><NextUploadIdMarker>2~W4mEXF49FgP4OXOhY2XUfVnYmPqPb_g</NextUploadIdMarker><MaxUploads>1</MaxUploads><IsTruncated>true</IsTruncated><Upload><Key>open</Key><UploadId>2~W4mEXF49FgP4OXOhY2XUfVnYmPqPb_g</UploadId><Initiator><ID>snapdtest</ID><DisplayName>snapd tests</DisplayName></Initiator><Owner><ID>snapdtest</ID><DisplayName>snapd tests</DisplayName></Owner><StorageClass>STANDARD</StorageClass><Initiated>2026-12-03T06:02:19.136Z</Initiated></Upload></ListMultipartUploadsResult>
+EOF
+cat >"$C/s3xml/complete.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>http://127.0.0.1/snapdtest/big</Location><Bucket>snapdtest</Bucket><Key>big</Key><ETag></ETag></CompleteMultipartUploadResult>
+EOF
+cat >"$C/s3xml/complete-error.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+
+          <Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message><RequestId>656c76696e6727732072657175657374</RequestId></Error>
+EOF
+
+echo "seeds written to $C/{reader,procrec,config,control,s3xml}"

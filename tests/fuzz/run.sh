@@ -3,7 +3,7 @@
 # clang (address and undefined-behaviour sanitizers, UB is fatal), then
 # either replay or explore:
 #
-#	B=build tests/fuzz/run.sh --replay [reader|config|control|procrec ...]
+#	B=build tests/fuzz/run.sh --replay [reader|config|control|procrec|s3xml ...]
 #		(what `make check` runs, through tests/integration/fuzz.sh)
 #		run each target once on every file of its seed corpus
 #		(tests/fuzz/corpus/NAME) and of its regression inputs
@@ -12,7 +12,7 @@
 #		runs out of memory or takes longer than REPLAY_TIMEOUT seconds
 #		(default 25, a safety net: every input takes well under 1 s).
 #
-#	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control|procrec ...]
+#	B=build FUZZ_SECONDS=300 tests/fuzz/run.sh [reader|config|control|procrec|s3xml ...]
 #		(what `make fuzz` runs) explore: fuzz each target for
 #		FUZZ_SECONDS seconds (default 20) starting from the same
 #		inputs, with a 10 s limit per input.  Fails if any target
@@ -37,10 +37,10 @@ if [ "${1:-}" = --replay ]; then
 	replay=1
 	shift
 fi
-TARGETS=${*:-reader config control procrec}
+TARGETS=${*:-reader config control procrec s3xml}
 
 # Per target: the largest input tried and the sources linked in.
-declare -A MAX_LEN=([reader]=65536 [config]=4096 [control]=16384 [procrec]=65536)
+declare -A MAX_LEN=([reader]=65536 [config]=4096 [control]=16384 [procrec]=65536 [s3xml]=16384)
 
 mkdir -p "$OUT" || exit 1
 probe=$OUT/probe.c
@@ -54,7 +54,7 @@ if ! "$CLANG" -fsanitize=fuzzer,address,undefined -o "$OUT/probe" "$probe" \
 	exit 77
 fi
 
-PKGS="libevent_pthreads libevent_core libzstd libsystemd jansson"
+PKGS="libevent_pthreads libevent_core libzstd libsystemd jansson libcurl expat"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS) || {
 	echo "FAIL: pkg-config cannot find $PKGS" >&2; exit 1; }
 PKG_LIBS=$(pkg-config --libs $PKGS)
@@ -82,7 +82,8 @@ LIB		= \$(patsubst %.c,\$(O)/%.o,\$(wildcard client/lib/*.c))
 DAEMON		= \$(patsubst %.c,\$(O)/%.o,\$(filter-out daemon/control/main.c,\\
 		    \$(wildcard daemon/*/*.c)))
 
-all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control $OUT/fuzz_procrec
+all: $OUT/fuzz_reader $OUT/fuzz_config $OUT/fuzz_control $OUT/fuzz_procrec \\
+    $OUT/fuzz_s3xml
 
 $OUT/fuzz_reader: \$(O)/tests/fuzz/fuzz_reader.o \$(LIB) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
@@ -95,6 +96,9 @@ $OUT/fuzz_control: \$(O)/tests/fuzz/fuzz_control.o \$(DAEMON) \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS -lm
 
 $OUT/fuzz_procrec: \$(O)/tests/fuzz/fuzz_procrec.o \$(PROTO)
+	\$(LINK) -o \$@ \$^ $PKG_LIBS
+
+$OUT/fuzz_s3xml: \$(O)/tests/fuzz/fuzz_s3xml.o \$(PROTO)
 	\$(LINK) -o \$@ \$^ $PKG_LIBS
 
 \$(O)/tests/fuzz/%.o: tests/fuzz/%.c

@@ -196,9 +196,13 @@ PROBE_CONF=$T/cred.conf ok credok head-bucket "$BUCKET"
 chmod 0644 "$T/cred"
 PROBE_CONF=$T/cred.conf refused mode644 EACCES "credentials file $T/cred: mode 0644: group or others may read it" head-bucket "$BUCKET"
 chmod 0600 "$T/cred"
-chown 12345 "$T/cred"
-PROBE_CONF=$T/cred.conf refused owner EACCES "credentials file $T/cred: owned by uid 12345, not $(id -u)" head-bucket "$BUCKET"
-chown "$(id -u)" "$T/cred"
+if [ "$(id -u)" -eq 0 ]; then
+	chown 12345 "$T/cred"
+	PROBE_CONF=$T/cred.conf refused owner EACCES "credentials file $T/cred: owned by uid 12345, not 0" head-bucket "$BUCKET"
+	chown 0 "$T/cred"
+else
+	echo "owner: not checked (giving a file away needs root; test_s3conf checks it)"
+fi
 ln -s "$T/cred" "$T/cred.link"
 sed "s|^s3_credentials .*|s3_credentials $T/cred.link|" "$CONF" >"$T/link.conf"
 PROBE_CONF=$T/link.conf refused symlink ELOOP "credentials file $T/cred.link: a symbolic link" head-bucket "$BUCKET"
