@@ -247,6 +247,27 @@ int	reader_raw_walk(struct snap_file *f, uint32_t region, uint64_t first,
 int	reader_process_load(struct snap_file *f, uint8_t **buf, size_t *len);
 
 /*
+ * reader-verify.c: the coverage check fed by a pass over the chunks the
+ * caller makes anyway (verify's data walk, a lazy restore's index), so
+ * the file is not read once more for it: every extent, in chunk order, to
+ * reader_cover_add(), then reader_cover_check() (which sets f->covered);
+ * the caller frees runs.
+ */
+struct reader_cover_run {
+	uint64_t	first;
+	uint64_t	count;
+	uint32_t	region;
+};
+struct reader_cover {
+	struct reader_cover_run	*runs;
+	size_t			 n;
+	size_t			 cap;
+};
+int	reader_cover_add(struct snap_file *f, struct reader_cover *c,
+	    const struct reader_extent *e);
+int	reader_cover_check(struct snap_file *f, struct reader_cover *c);
+
+/*
  * reader-verify.c: prove that every page of every region is covered by
  * exactly one extent; 0, or -1 with a message naming the region, the page
  * and the chunks.  Reads the chunks' metadata only.  Remembered in

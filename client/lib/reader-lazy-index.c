@@ -108,7 +108,8 @@ index_sort(struct lazy_index *ix, uint64_t pages)
  * sorted by page they tile the region.
  */
 int
-lazy_index_build(struct lazy_index *ix, struct snap_file *f, uint32_t region)
+lazy_index_build(struct lazy_index *ix, struct snap_file *f, uint32_t region,
+    struct reader_cover *cover)
 {
 	struct reader_chunk	c;
 	size_t			cap = 0;
@@ -128,6 +129,8 @@ lazy_index_build(struct lazy_index *ix, struct snap_file *f, uint32_t region)
 
 			if (e->kind == ZSNAP_EXTENT_DATA)
 				data_page += e->count;
+			if (cover != NULL && reader_cover_add(f, cover, e) == -1)
+				return -1;
 			if (e->region != region)
 				continue;
 			if (e->kind == ZSNAP_EXTENT_LOST)
@@ -258,7 +261,7 @@ lazy_page_lookup(struct lazy_index *ix, uint64_t page, uint64_t max,
 			}
 			if (reader_check_coverage(ix->f->parent) == -1 ||
 			    lazy_index_build(ix->parent, ix->f->parent,
-			    ix->region) == -1) {
+			    ix->region, NULL) == -1) {
 				reader_chain_blame(ix->f, ix->f);
 				return -1;
 			}

@@ -658,13 +658,13 @@ snap_file_restore_lazy(struct snap_file *f, uint32_t index, void *addr,
     size_t len, unsigned flags)
 {
 	struct snap_lazy	*l;
+	struct reader_cover	 cover = { NULL, 0, 0 };
 	pthread_condattr_t	 attr;
+	int			 built;
 
 	if (lazy_check_args(f, index, addr, len, flags) == -1)
 		return NULL;
-	/* Refused before the memory is touched, as snap_file_restore() does. */
-	if (reader_check_coverage(f) == -1 ||
-	    (f->has_parent && reader_chain_open(f) == -1))
+	if (f->has_parent && reader_chain_open(f) == -1)
 		return NULL;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		reader_error(f, ENOMEM, "lazy restore: cannot allocate its state");
@@ -680,7 +680,16 @@ snap_file_restore_lazy(struct snap_file *f, uint32_t index, void *addr,
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &attr);
 	pthread_condattr_destroy(&attr);
-	if (lazy_index_build(&l->index, f, index) == -1)
+	/*
+	 * Refused before the memory is touched, as snap_file_restore() does:
+	 * the coverage check is fed by the index's pass over the chunks, so
+	 * the file's metadata is read once (an object in S3: reader-s3.c).
+	 */
+	built = lazy_index_build(&l->index, f, index,
+	    f->covered ? NULL : &cover) == 0 &&
+	    (f->covered || reader_cover_check(f, &cover) == 0);
+	free(cover.runs);
+	if (!built)
 		goto fail;
 	if ((l->present = calloc((l->pages + 63) / 64, sizeof(uint64_t))) == NULL) {
 		reader_error(f, ENOMEM, "lazy restore: cannot allocate a bitmap "

@@ -62,10 +62,12 @@ struct lazy_source {
 
 /*
  * Build ix for region of f, an index of its own extents (a PARENT page's
- * parent index is built when first looked up).  0, or -1 with f's message.
+ * parent index is built when first looked up); every extent of every
+ * region also goes to cover, if not NULL (reader_cover_add()).  0, or -1
+ * with f's message.
  */
 int		 lazy_index_build(struct lazy_index *ix, struct snap_file *f,
-		    uint32_t region);
+		    uint32_t region, struct reader_cover *cover);
 /* The extent of ix holding page (NULL only for a page out of the region). */
 const struct lazy_extent *lazy_index_find(const struct lazy_index *ix,
 		    uint64_t page);

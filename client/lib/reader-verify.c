@@ -27,39 +27,27 @@
 #include "error.h"
 #include "reader-internal.h"
 
-/* A run of pages of one region covered by one or more adjacent extents. */
-struct cover_run {
-	uint64_t	first;
-	uint64_t	count;
-	uint32_t	region;
-};
-
 static int
 cover_run_compare(const void *a, const void *b)
 {
-	const struct cover_run	*x = a, *y = b;
+	const struct reader_cover_run *x = a, *y = b;
 
 	if (x->region != y->region)
 		return x->region < y->region ? -1 : 1;
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* The runs gathered so far: one per extent read at most. */
-struct cover_list {
-	struct cover_run	*runs;
-	size_t			 n;
-	size_t			 cap;
-};
-
 /*
+ * A run is pages of one region covered by one or more adjacent extents.
  * Add extent e, in the order the chunks hold them, merged into the last
- * run when it continues it.  The array grows by doubling.
+ * run when it continues it: one run per extent read at most.  The array
+ * grows by doubling.
  */
-static int
-cover_add(struct snap_file *f, struct cover_list *l,
+int
+reader_cover_add(struct snap_file *f, struct reader_cover *l,
     const struct reader_extent *e)
 {
-	struct cover_run *last = l->n > 0 ? &l->runs[l->n - 1] : NULL;
+	struct reader_cover_run *last = l->n > 0 ? &l->runs[l->n - 1] : NULL;
 
 	/* first + count cannot wrap: both are below 2^44. */
 	if (last != NULL && last->region == e->region &&
@@ -79,13 +67,14 @@ cover_add(struct snap_file *f, struct cover_list *l,
 		l->runs = p;
 		l->cap = ncap;
 	}
-	l->runs[l->n++] = (struct cover_run){ e->first, e->count, e->region };
+	l->runs[l->n++] = (struct reader_cover_run){ e->first, e->count,
+	    e->region };
 	return 0;
 }
 
 /* Gather the extents of every chunk, from their metadata alone. */
 static int
-cover_gather(struct snap_file *f, struct cover_list *l)
+cover_gather(struct snap_file *f, struct reader_cover *l)
 {
 	struct reader_chunk	 c;
 
@@ -93,7 +82,7 @@ cover_gather(struct snap_file *f, struct cover_list *l)
 		if (reader_zsnap_chunk_load(f, i, &c) == -1)
 			return -1;
 		for (uint32_t k = 0; k < c.extent_count; k++)
-			if (cover_add(f, l, &f->extents[k]) == -1)
+			if (reader_cover_add(f, l, &f->extents[k]) == -1)
 				return -1;
 	}
 	return 0;
@@ -150,13 +139,13 @@ cover_report_gap(struct snap_file *f, uint32_t region, uint64_t first,
  * end.  The lowest page at fault is reported, a gap or a page covered twice.
  */
 static int
-cover_walk(struct snap_file *f, const struct cover_run *runs, size_t n)
+cover_walk(struct snap_file *f, const struct reader_cover_run *runs, size_t n)
 {
 	uint32_t	region = 0;
 	uint64_t	next = 0;	/* the region's pages below are covered */
 
 	for (size_t k = 0; k < n; k++) {
-		const struct cover_run *r = &runs[k];
+		const struct reader_cover_run *r = &runs[k];
 
 		for (; region < r->region; region++, next = 0) {
 			if (next != f->region_pages[region]) {
@@ -185,8 +174,8 @@ cover_walk(struct snap_file *f, const struct cover_run *runs, size_t n)
 }
 
 /* The gathered runs tile every region: remembered in f->covered. */
-static int
-cover_check(struct snap_file *f, struct cover_list *l)
+int
+reader_cover_check(struct snap_file *f, struct reader_cover *l)
 {
 	if (l->n > 1)
 		qsort(l->runs, l->n, sizeof(*l->runs), cover_run_compare);
@@ -199,13 +188,13 @@ cover_check(struct snap_file *f, struct cover_list *l)
 int
 reader_check_coverage(struct snap_file *f)
 {
-	struct cover_list	 l = { NULL, 0, 0 };
+	struct reader_cover	 l = { NULL, 0, 0 };
 	int			 rc;
 
 	/* A raw snapshot covers every page by construction (reader-raw.c). */
 	if (f->format != 0 || f->covered)
 		return 0;
-	rc = cover_gather(f, &l) == -1 ? -1 : cover_check(f, &l);
+	rc = cover_gather(f, &l) == -1 ? -1 : reader_cover_check(f, &l);
 	free(l.runs);
 	return rc;
 }
@@ -215,7 +204,7 @@ reader_check_coverage(struct snap_file *f)
 struct verify_state {
 	uint64_t		pages[4];	/* by kind */
 	int			gather;		/* coverage not proven yet */
-	struct cover_list	cover;
+	struct reader_cover	cover;
 };
 
 static int
@@ -225,7 +214,7 @@ verify_extent(struct snap_file *f, void *arg, uint64_t chunk,
 	struct verify_state	*v = arg;
 
 	v->pages[e->kind] += e->count;
-	return v->gather ? cover_add(f, &v->cover, e) : 0;
+	return v->gather ? reader_cover_add(f, &v->cover, e) : 0;
 }
 
 static int
@@ -302,7 +291,7 @@ reader_verify_one(struct snap_file *f)
 	memset(&v, 0, sizeof(v));
 	v.gather = f->format == 0 && !f->covered;
 	if (reader_walk(f, ALL_REGIONS, 1, verify_extent, &v) == 0 &&
-	    (!v.gather || cover_check(f, &v.cover) == 0) &&
+	    (!v.gather || reader_cover_check(f, &v.cover) == 0) &&
 	    verify_totals(f, &v) == 0 && verify_process(f) == 0)
 		rc = 0;
 	free(v.cover.runs);

@@ -5,9 +5,10 @@
  *  1. Over QMP: hand QEMU a descriptor of a memfd of ours for the device
  *     state (add-fd), find QEMU's pid by it, learn the VM (qemuvm.h).
  *  2. snapshot-start on snapd attaching to QEMU with "maps" naming the RAM
- *     blocks' mappings, "subdir" NAME.vm, "prearm" and "wait-arm": snapd
- *     stops QEMU's threads briefly, takes a userfaultfd, lets them go and
- *     write-protects the RAM while the guest runs.
+ *     blocks' mappings, "subdir" NAME.vm, "to" "disk" (a VM's files live
+ *     together on snapd's disk; --to takes nothing else), "prearm" and
+ *     "wait-arm": snapd stops QEMU's threads briefly, takes a userfaultfd,
+ *     lets them go and write-protects the RAM while the guest runs.
  *  3. stop; xen-save-devices-state (live: false) into the descriptor;
  *     snapshot-arm: snapd stops QEMU's threads again and protects what the
  *     guest wrote since, the RAM's point in time, taken while the vCPUs are
@@ -127,13 +128,11 @@ qsave_options(struct ctl *ctl, struct qsave *s, int argc, char **argv)
 			ctl->json = 1;
 			break;
 		case 'T':
-			/* Not yet: NAME.vm is a directory on snapd's disk. */
 			if (strcmp(optarg, "disk") != 0)
 				usage_error("qemu-save: --to %s: a VM is saved "
 				    "to disk only (its RAM, device state and "
 				    "manifest together in a NAME.vm directory "
 				    "of snapd's)", optarg);
-			json_object_set_new(s->args, "to", json_string(optarg));
 			break;
 		default:
 			usage_error("qemu-save: unknown option or missing "
@@ -147,6 +146,11 @@ qsave_options(struct ctl *ctl, struct qsave *s, int argc, char **argv)
 	if (json_object_get(s->args, "format") == NULL)
 		json_object_set_new(s->args, "format",
 		    json_string(SNAPD_FORMAT_RAW));
+	/*
+	 * The RAM goes beside the device state, in NAME.vm on snapd's disk,
+	 * whatever snapd's default destination ("destination s3" included).
+	 */
+	json_object_set_new(s->args, "to", json_string("disk"));
 	s->format = json_string_value(json_object_get(s->args, "format"));
 }
 

@@ -19,7 +19,8 @@
 #  - the GETs radosgw logs are counted: info of the 256 MiB object takes 2
 #    (head and tail), verify fewer than size/1MiB + 10 (a GET per small
 #    read would be thousands) and no more than one pass of 4 MiB windows,
-#    export no more than two passes (coverage, then data).
+#    export and a lazy restore no more than two passes (the chunks'
+#    metadata, then the data).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../ceph.sh"
 CTL=$MEMSNAPCTL_BIN
@@ -264,4 +265,7 @@ echo "verify of $S3/big.zsnap ($size bytes, $((size / 1048576)) MiB): $GETS GETs
 big_gets "$CTL" export "$S3/big.zsnap" --raw "$T/big-gets.raw"
 echo "export --raw of $S3/big.zsnap: $GETS GETs (the coverage check reads the chunks' metadata first)"
 [ "$GETS" -le $((2 * tight)) ] || fail "export sent $GETS GETs: more than two passes in 4 MiB windows"
+big_gets "$LAZYCHECK" --file "$S3/big.zsnap" --expected "$T/big.expected" --mode sweep
+echo "lazy restore (sweep) of $S3/big.zsnap: $GETS GETs (the page index, which the coverage check shares, reads the chunks' metadata first)"
+[ "$GETS" -le $((2 * tight)) ] || fail "lazy restore sent $GETS GETs: more than two passes in 4 MiB windows"
 exit 0
