@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "s3.h"
@@ -132,6 +134,26 @@ out:
 	return NULL;
 }
 
+/*
+ * memsnap.service takes the network away (RestrictAddressFamilies=AF_UNIX,
+ * PrivateNetwork=yes): with S3 configured, say at start-up, not at the
+ * first snapshot, that the unit needs the drop-in of snapd.conf(5).
+ */
+static void
+s3cleanup_check_network(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd != -1) {
+		close(fd);
+		return;
+	}
+	log_warnx("s3: s3_endpoint is set but snapd may not open a TCP "
+	    "socket (%s): snapshots to S3 will fail; under memsnap.service "
+	    "add the drop-in that gives it the network (snapd.conf(5), S3)",
+	    strerror(errno));
+}
+
 void
 s3cleanup_start(const struct config *conf)
 {
@@ -142,7 +164,10 @@ s3cleanup_start(const struct config *conf)
 	size_t			 len;
 	int			 rc;
 
-	if (conf->s3_endpoint[0] == '\0' || conf->s3_url[0] == '\0')
+	if (conf->s3_endpoint[0] == '\0')
+		return;
+	s3cleanup_check_network();
+	if (conf->s3_url[0] == '\0')
 		return;
 	if ((cl = calloc(1, sizeof(*cl))) == NULL ||
 	    (cl->batch = calloc(S3CLEANUP_BATCH, sizeof(*cl->batch))) == NULL) {

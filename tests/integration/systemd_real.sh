@@ -379,7 +379,11 @@ kill -0 "$START_PID" 2>/dev/null || fail "systemctl start returned while snapd (
 [ "$(prop SubState)" = start ] || fail "memsnap.service is in $(prop SubState), expected start"
 nsx test -e "$SOCK" && fail "$SOCK exists while snapd waits for its configuration"
 echo "ok: snapd (pid $gated) is running but not ready: systemctl start waits, memsnap.service is activating/start"
-nsx sh -c 'cat /etc/memsnap/snapd.conf >/run/memsnap-gate/snapd.conf' ||
+# With S3 configured (an endpoint nothing listens on: only the start-up
+# check matters here), the unit's lack of network must be said at start-up.
+nsx sh -c 'umask 077 && printf "access_key k\nsecret_key s\n" >/etc/memsnap/s3-credentials' ||
+	fail "cannot write /etc/memsnap/s3-credentials"
+nsx sh -c '{ cat /etc/memsnap/snapd.conf; echo "s3_endpoint http://127.0.0.1:9"; } >/run/memsnap-gate/snapd.conf' ||
 	fail "cannot write the configuration into the FIFO"
 t_wait_gone "$START_PID" 300 || fail "systemctl start did not return within 30 s of snapd getting its configuration"
 wait "$START_PID" || { cat "$T/start.err" >&2; fail "systemctl start memsnap.service failed"; }
@@ -395,6 +399,10 @@ case $(prop StatusText) in
 esac
 journal_has "listening on $SOCK" || fail "snapd did not log that it bound $SOCK itself"
 echo "ok: Type=notify: start returned once snapd was ready; the socket it bound itself answered at once; StatusText '$(prop StatusText)'"
+journal_has "s3: s3_endpoint is set but snapd may not open a TCP socket \\(Address family not supported by protocol\\)" ||
+	fail "with s3_endpoint set, snapd under memsnap.service did not say at start-up that the unit gives it no network"
+nsx rm -f /etc/memsnap/s3-credentials
+echo "ok: with s3_endpoint set, snapd says at start-up that memsnap.service gives it no network (the drop-in of snapd.conf(5))"
 undropin 50-gate
 nsx systemctl stop memsnap.service || fail "systemctl stop memsnap.service failed"
 nsx rm -rf /run/memsnap-gate
