@@ -31,11 +31,13 @@ NSPAWN_CACHE=${NSPAWN_CACHE:-/var/cache/snapd-tests}
 # What the root holds beyond minbase: an init, D-Bus and udev as on a
 # real machine; the libraries snapd, memsnapctl and the test workloads
 # link (a package's Depends, so `apt-get install ./x.deb` needs no
-# network; libsnapclient-dev needs the two -dev ones); adduser and passwd (useradd) for a package's maintainer
+# network; libsnapclient-dev needs the -dev ones: S3 brought libcurl and
+# expat); adduser and passwd (useradd) for a package's maintainer
 # scripts and the test's user; procps for ps.
 NSPAWN_PACKAGES="systemd systemd-sysv dbus udev adduser passwd procps
 libsystemd0 libevent-2.1-7 libevent-core-2.1-7 libevent-pthreads-2.1-7
-libjansson4 libzstd1 libjansson-dev libzstd-dev"
+libjansson4 libzstd1 libjansson-dev libzstd-dev libcurl4 libexpat1
+libcurl4-openssl-dev libexpat1-dev"
 NSPAWN_ROOT=
 NSPAWN_PID=		# systemd-nspawn, a child of the test
 NSPAWN_INIT=		# the container's PID 1, as this machine numbers it
