@@ -383,7 +383,8 @@ echo "ok: snapd (pid $gated) is running but not ready: systemctl start waits, me
 # check matters here), the unit's lack of network must be said at start-up.
 nsx sh -c 'umask 077 && printf "access_key k\nsecret_key s\n" >/etc/memsnap/s3-credentials' ||
 	fail "cannot write /etc/memsnap/s3-credentials"
-nsx sh -c '{ cat /etc/memsnap/snapd.conf; echo "s3_endpoint http://127.0.0.1:9"; } >/run/memsnap-gate/snapd.conf' ||
+grep -q '^s3_endpoint ' "$R/etc/memsnap/snapd.conf" || fail "snapd.conf has no s3_endpoint line"
+nsx sh -c 'sed "s|^s3_endpoint .*|s3_endpoint http://127.0.0.1:9|" /etc/memsnap/snapd.conf >/run/memsnap-gate/snapd.conf' ||
 	fail "cannot write the configuration into the FIFO"
 t_wait_gone "$START_PID" 300 || fail "systemctl start did not return within 30 s of snapd getting its configuration"
 wait "$START_PID" || { cat "$T/start.err" >&2; fail "systemctl start memsnap.service failed"; }
