@@ -4,23 +4,30 @@
 # every key that scripts and the README read, each a positive finite number,
 # plus a per-configuration entry for both page kinds.  A smoke test of the
 # benchmark's plumbing, not of snapd's performance: no timing is asserted.
+# Then the same for `tests/bench-s3.sh --quick` (a 256 MiB snapshot to S3
+# on a one-node Ceph, to disk, and zstd | s3cmd put, one run, about 20 s):
+# its last line has every figure, positive, for 256 MiB, the object sizes
+# agree, and snapd's upload counted its parts (skipped, with a note, where
+# Ceph cannot be installed).
 . "$(dirname "$0")/../lib.sh"
 t_init
 [ -x "$TESTS_BIN/snapbench" ] || fail "$TESTS_BIN/snapbench is missing: build it first (make tests)"
 
-out=$T/bench.out
-rc=0
-B=$B bash "$TOP/tests/bench.sh" --quick >"$out" 2>"$out.err" || rc=$?
-if [ "$rc" -eq 77 ]; then
-	skip "$(tail -n 1 "$out")"
-fi
-if [ "$rc" -ne 0 ]; then
-	echo "--- tests/bench.sh --quick output (last lines):" >&2
+# bench_quick OUT SCRIPT: tests/SCRIPT --quick, its output into OUT; fails
+# showing both ends of it unless it exits 0, or 77 (a skip: returns 77).
+bench_quick() {
+	local out=$1 rc=0
+	B=$B bash "$TOP/tests/$2" --quick >"$out" 2>"$out.err" || rc=$?
+	[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] && return "$rc"
+	echo "--- tests/$2 --quick output (last lines):" >&2
 	tail -n 30 "$out" >&2
 	echo "--- its messages:" >&2
 	tail -n 30 "$out.err" >&2
-	fail "tests/bench.sh --quick exited with status $rc"
-fi
+	fail "tests/$2 --quick exited with status $rc"
+}
+
+out=$T/bench.out
+bench_quick "$out" bench.sh || skip "$(tail -n 1 "$out")"
 
 python3 - "$out" <<'PYEOF' || { echo "--- its output:" >&2; tail -n 40 "$out" >&2; fail "the last line of tests/bench.sh --quick is not the expected JSON report"; }
 import json, math, sys
@@ -81,4 +88,44 @@ print("ok: %d keys; pause_ratio %.3f, stall_fault_p50_ratio_random %.3f, "
          report["stall_fault_p50_ratio_random"],
          report["idle_time_ratio_zstd"], report["peak_extra_mib"],
          report["buffer_mib"]))
+PYEOF
+
+# ---- tests/bench-s3.sh --quick ---------------------------------------------
+[ -x "$TESTS_BIN/holdwork" ] || fail "$TESTS_BIN/holdwork is missing: build it first (make tests)"
+out=$T/bench-s3.out
+if ! bench_quick "$out" bench-s3.sh; then
+	echo "note: tests/bench-s3.sh --quick skipped: $(tail -n 1 "$out")"
+	exit 0
+fi
+python3 - "$out" <<'PYEOF' || { echo "--- its output:" >&2; tail -n 30 "$out" >&2; fail "the last line of tests/bench-s3.sh --quick is not the expected JSON report"; }
+import json, math, sys
+lines = open(sys.argv[1]).read().splitlines()
+try:
+    r = json.loads(lines[-1])
+except (IndexError, ValueError) as e:
+    sys.exit("last line is not JSON (%s)" % e)
+if not isinstance(r, dict):
+    sys.exit("last line is JSON but not an object")
+bad = []
+for k in ("disk-s", "s3-s", "zstd-s3cmd-s", "disk-mbps", "s3-mbps", "zstd-s3cmd-mbps",
+          "ratio-s3-disk", "ratio-s3-zstd-s3cmd", "disk-bytes", "s3-bytes", "zstd-bytes",
+          "disk-duration-s", "s3-duration-s"):
+    v = r.get(k)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        bad.append("%s is %r, not a positive number" % (k, v))
+if r.get("size") != 256 << 20 or r.get("runs") != 1:
+    bad.append("size %r, runs %r: --quick is 256 MiB, one run" % (r.get("size"), r.get("runs")))
+if not bad:
+    if r["s3-bytes"] != r["disk-bytes"]:
+        bad.append("the object has %d bytes, the same snapshot on disk %d" % (r["s3-bytes"], r["disk-bytes"]))
+    if not r["zstd-bytes"] < r["size"] * 0.9:
+        bad.append("zstd made %d bytes of %d: the memory is not compressible as it should be"
+                   % (r["zstd-bytes"], r["size"]))
+    u = r.get("upload", {})
+    if u.get("bytes-uploaded") != r["s3-bytes"] or not u.get("parts-uploaded", 0) >= 1:
+        bad.append("snapd's upload figures %r do not match the object (%d bytes)" % (u, r["s3-bytes"]))
+if bad:
+    sys.exit("\n".join(bad))
+print("ok: bench-s3 --quick: S3/disk %.2f, S3/(zstd+s3cmd) %.2f, %d parts uploaded"
+      % (r["ratio-s3-disk"], r["ratio-s3-zstd-s3cmd"], r["upload"]["parts-uploaded"]))
 PYEOF

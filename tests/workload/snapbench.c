@@ -10,7 +10,8 @@
  * figures then mean little, since a child shares the memory and copies
  * nothing on write) and fills every 4 KiB page with half pseudo-random bytes and half
  * text-like bytes (words of an English-like vocabulary, from a 16 MiB pool of
- * snippets), so that zstd has real work: neither incompressible nor trivial.
+ * snippets; tests/workload/lib/textfill.c), so that zstd has real work:
+ * neither incompressible nor trivial.
  * Then, --runs times, it measures:
  *
  *  1. Pause.  snapd in one step: the time snap_start() takes (the
@@ -145,9 +146,7 @@
 #include "workload.h"
 
 #define PAGE_SIZE	4096u
-#define HALF_PAGE	(PAGE_SIZE / 2)
 #define HUGE_SIZE	(2u << 20)
-#define POOL_SNIPPETS	8192u		/* text snippets of HALF_PAGE bytes */
 #define BLOCK_SIZE	(1u << 20)	/* the fork child's compression unit */
 #define RUNS_MAX	64
 #define THP_REFILL_PCT	90		/* refill when fewer huge pages */
@@ -176,7 +175,6 @@ static struct {
 
 static uint8_t		*mem;		/* the measured memory */
 static uint64_t		 npages;
-static char		*pool;		/* POOL_SNIPPETS text snippets */
 static uint32_t		*order_random;	/* a permutation of the pages */
 static uint64_t		*stall_ns;	/* per store of one write test */
 static uint64_t		*fault_ns;	/* per faulting store of that test */
@@ -278,72 +276,6 @@ tmp_path(char *buf, size_t len, const char *suffix)
 
 /* ---- the memory and its content ------------------------------------ */
 
-static const char *const vocabulary[] = {
-	"the", "of", "and", "to", "in", "is", "that", "for", "it", "as",
-	"was", "with", "be", "by", "on", "not", "he", "this", "are", "or",
-	"his", "from", "at", "which", "but", "have", "an", "had", "they",
-	"you", "were", "their", "one", "all", "we", "can", "her", "has",
-	"there", "been", "if", "more", "when", "will", "would", "who", "so",
-	"no", "snapshot", "memory", "page", "daemon", "writer", "fault",
-	"buffer", "region", "process", "kernel", "thread", "compress",
-	"request", "response", "session", "user", "value", "key", "index",
-	"record", "table", "column", "string", "number", "timestamp",
-	"status", "error", "warning", "info", "debug", "GET", "SET", "HTTP",
-	"200", "404", "500", "2024-05-17", "12:04:33", "id=", "uid=",
-	"true", "false", "null", "{", "}", "[", "]", ":", ",", "\"name\"",
-	"\"count\"", "\"items\"", "localhost", "example.org", "/var/lib",
-	"/usr/share", "application/json", "text/plain", "Mozilla/5.0",
-};
-#define VOCABULARY_SIZE	(sizeof(vocabulary) / sizeof(vocabulary[0]))
-
-/* The pool of text-like snippets the second half of every page is from. */
-static void
-pool_make(void)
-{
-	uint64_t state = 0x7e57da7a, r = 0;
-	size_t pos = 0, end = (size_t)POOL_SNIPPETS * HALF_PAGE, len;
-	const char *w;
-	unsigned bits = 0;
-
-	if ((pool = malloc(end)) == NULL)
-		die("text pool of %zu bytes: %s", end, strerror(errno));
-	while (pos < end) {
-		if (bits < 16) {
-			state += 0x9e3779b97f4a7c15ull;
-			r = mix64(state);
-			bits = 64;
-		}
-		/* Two draws, the smaller wins: frequent words stay frequent. */
-		{
-			unsigned a = (r & 0xff) % VOCABULARY_SIZE;
-			unsigned b = ((r >> 8) & 0xff) % VOCABULARY_SIZE;
-
-			w = vocabulary[a < b ? a : b];
-		}
-		r >>= 16;
-		bits -= 16;
-		len = strlen(w);
-		if (pos + len + 1 > end)
-			len = end - pos - 1;
-		memcpy(pool + pos, w, len);
-		pos += len;
-		pool[pos++] = (r & 7) == 0 ? '\n' : ' ';
-	}
-}
-
-/* Page i's content at generation gen: 2 KiB random, 2 KiB text. */
-static void
-page_fill(uint8_t *page, uint64_t i, uint64_t gen)
-{
-	uint64_t *w = (uint64_t *)page, seed = mix64(i << 8 ^ gen);
-	unsigned k;
-
-	for (k = 0; k < HALF_PAGE / sizeof(uint64_t); k++)
-		w[k] = mix64(seed + k);
-	memcpy(page + HALF_PAGE, pool + (seed % POOL_SNIPPETS) * HALF_PAGE,
-	    HALF_PAGE);
-}
-
 static void
 memory_map(void)
 {
@@ -402,7 +334,7 @@ memory_refill(void)
 	if (opt.thp && madvise(mem, opt.size, MADV_DONTNEED) == -1)
 		die("madvise MADV_DONTNEED: %s", strerror(errno));
 	for (i = 0; i < npages; i++)
-		page_fill(mem + i * PAGE_SIZE, i, 0);
+		textfill_page(mem + i * PAGE_SIZE, i, 0);
 }
 
 /* Before a test in THP mode: refill if the huge pages were split. */
@@ -767,7 +699,7 @@ writer_main(void *arg)
 		} else
 			t0 = now_ns();
 		if (wr->kind == WRITE_REWRITE)
-			page_fill(p, i, wr->gen);
+			textfill_page(p, i, wr->gen);
 		else
 			*(volatile uint64_t *)p = k ^ 0x5a5a5a5a5a5a5a5aull;
 		t1 = now_ns();
@@ -1554,7 +1486,7 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	daemon_setup();
 
-	pool_make();
+	textfill_init();
 	memory_map();
 	order_random = malloc(npages * sizeof(*order_random));
 	stall_ns = malloc(npages * sizeof(*stall_ns));

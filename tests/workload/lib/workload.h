@@ -25,4 +25,12 @@ uint64_t	mix64(uint64_t x);
 /* qsort(3) comparison of two uint64_t. */
 int		cmp_u64(const void *a, const void *b);
 
+/* The 4 KiB page content of snapbench and holdwork (textfill.c): half
+ * pseudo-random, half text-like.  textfill_init() makes the 16 MiB text
+ * pool once (dies if it cannot); textfill_page() writes page i's bytes at
+ * generation gen. */
+#define TEXTFILL_PAGE	4096u
+void		textfill_init(void);
+void		textfill_page(uint8_t *page, uint64_t i, uint64_t gen);
+
 #endif /* SNAPD_WORKLOAD_H */
