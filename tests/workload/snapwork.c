@@ -1586,7 +1586,11 @@ main(int argc, char **argv)
 		return 1;
 	version = calloc(npages, sizeof(*version));
 	version_armed = calloc(npages, sizeof(*version_armed));
-	writers = calloc(opt.threads, sizeof(*writers));
+	/* Not calloc: struct writer is 64-byte aligned, malloc's 16 is not. */
+	writers = aligned_alloc(_Alignof(struct writer),
+	    opt.threads * sizeof(*writers));
+	if (writers != NULL)
+		memset(writers, 0, opt.threads * sizeof(*writers));
 	sr = calloc(opt.nregions, sizeof(*sr));
 	if (version == NULL || version_armed == NULL || writers == NULL ||
 	    sr == NULL) {
