@@ -125,6 +125,20 @@ t_wait_line() {
 	return 1
 }
 
+# t_wait_exec PID PROGRAM: wait until process PID runs PROGRAM.  A child
+# started with `PROGRAM &` is a copy of the shell until it has exec'ed;
+# a snapshot attached before that loses its address space to the exec.
+t_wait_exec() {
+	local n=100 want
+	want=$(readlink -f "$(command -v "$2")") || fail "no program $2"
+	while [ "$(readlink "/proc/$1/exe" 2>/dev/null)" != "$want" ]; do
+		kill -0 "$1" 2>/dev/null || fail "process $1 exited before running $2"
+		[ "$n" -gt 0 ] || fail "process $1 did not exec $2 within 10 s"
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
 t_track() {
 	T_PIDS+=("$1")
 }

@@ -45,6 +45,7 @@ BIG=$SNAPD_DIR/big.zsnap
 sleep 300 &
 SLEEPER=$!
 t_track "$SLEEPER"
+t_wait_exec "$SLEEPER" sleep
 "$CTL" save --pid "$SLEEPER" --name proc >"$T/save.out" 2>&1 ||
 	{ cat "$T/save.out"; fail "memsnapctl save --pid $SLEEPER failed"; }
 PROC=$SNAPD_DIR/proc.zsnap

@@ -128,6 +128,7 @@ echo "ok: cancelled after $(snap_entry cancelled 'e["upload"]["parts-uploaded"]'
 sleep 300 &
 sleeper=$!
 t_track "$sleeper"
+t_wait_exec "$sleeper" sleep
 "$MEMSNAPCTL_BIN" save --pid "$sleeper" --name attached --to s3 >"$T/save.out" 2>&1 ||
 	fail "memsnapctl save --pid --to s3: $(cat "$T/save.out")"
 "$MEMSNAPCTL_BIN" verify "$S3/attached.zsnap" >"$T/verify.out" 2>&1 ||
