@@ -17,10 +17,17 @@
 #			with nothing written, over the full: also reported)
 #   writes on/off	the writer's writes a second while snapd tracks,
 #			over the same writer with nothing tracking (goal 0.95)
-# The last line is one JSON object with every median, by shape.
+# Then armprobe (tests/workload/armprobe.c), without snapd, on the same
+# size: the floor under a pause, a whole-region protect against one page
+# protected again in every 2 MiB (each with the time the process then needs
+# to run again), and their ratio, which no pause for pages written all over
+# the region can go below on this machine.
+# The last line is one JSON object with every median, by shape, and the
+# floor.
 . "$(dirname "$0")/lib.sh"
 
 INCRBENCH=${INCRBENCH:-$TESTS_BIN/incrbench}
+ARMPROBE=${ARMPROBE:-$TESTS_BIN/armprobe}
 size=4G runs=3 window=5
 
 usage() {
@@ -37,7 +44,9 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ -x "$INCRBENCH" ] || fail "$INCRBENCH is missing: build it first (make tests)"
+for b in "$INCRBENCH" "$ARMPROBE"; do
+	[ -x "$b" ] || fail "$b is missing: build it first (make tests)"
+done
 
 t_init
 ncpu=$(nproc)
@@ -117,4 +126,21 @@ print(json.dumps(out))
 EOF
 	all+=("$(tail -n 1 "$T/$shape.summary")")
 done
-printf '{"scattered": %s, "clustered": %s}\n' "${all[0]}" "${all[1]}"
+"$ARMPROBE" --size "$size" --runs 3 >"$T/floor" || fail "armprobe --size $size failed"
+floor=$(python3 - "$T/floor" <<'EOF'
+import json, sys
+a = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+whole = a["protect_ms"] + a["resume_ms"]
+spread = a["spread_protect_ms"] + a["spread_resume_ms"]
+a["spread_over_whole"] = spread / whole if whole else 0.0
+print("floor without snapd (armprobe, medians of 3): protect all %.1f ms + resume %.1f ms = %.1f ms;"
+      % (a["protect_ms"], a["resume_ms"], whole))
+print("  one written page in every 2 MiB (%d calls): protect %.1f ms + resume %.1f ms = %.1f ms,"
+      % (a["spread_calls"], a["spread_protect_ms"], a["spread_resume_ms"], spread))
+print("  %.2f of the whole: the least a pause for pages written all over the region costs here" % a["spread_over_whole"])
+print(json.dumps(a))
+EOF
+) || fail "armprobe's output: $(cat "$T/floor")"
+echo "$floor" | sed '$d'
+printf '{"scattered": %s, "clustered": %s, "floor": %s}\n' "${all[0]}" "${all[1]}" \
+    "$(echo "$floor" | tail -n 1)"

@@ -47,6 +47,19 @@ skip() {
 	exit 77
 }
 
+# Remove $T, but only a directory the harness made: mktemp's
+# /tmp/snapd-*.XXXXXX (t_init's, or a script's own).  A T set by hand to
+# anything else (sourcing this file with T=/tmp once emptied /tmp) is
+# left, saying so.
+t_remove_dir() {
+	[ -n "$T" ] && [ -d "$T" ] && [ -z "${KEEP_TEST_DIR:-}" ] || return 0
+	case $T in
+	/tmp/snapd-*.??????) rm -rf "$T" ;;
+	*) echo "tests/lib.sh: not removing $T: not a /tmp/snapd-*.XXXXXX" \
+	    "directory of the harness" >&2 ;;
+	esac
+}
+
 t_cleanup() {
 	local pid rc=$?
 	trap - EXIT
@@ -58,7 +71,7 @@ t_cleanup() {
 		t_wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
-	[ -n "$T" ] && [ -d "$T" ] && [ -z "${KEEP_TEST_DIR:-}" ] && rm -rf "$T"
+	t_remove_dir
 	exit $rc
 }
 

@@ -563,14 +563,15 @@ arm_reprotect(struct snapshot *s, struct region *r, uint64_t first,
 }
 
 /*
- * Each ioctl flushes the TLB of every CPU the process runs on, which costs
- * about as much as protecting REARM_RUN_COST ptes: pages written less than
- * that far apart are protected again in one call, the clean ones between
- * included (protecting a protected page changes nothing).  Measured on the
- * project's 2-CPU VM (make bench-tracking): an ioctl that protects one
- * written page takes about 43 us under load, protecting a whole region
- * 0.4 to 1.8 us a page then (0.07 us quiet): an ioctl is worth some 25 to
- * 100 pages.
+ * Each ioctl costs about as much as protecting REARM_RUN_COST ptes in one
+ * call: pages written less than that far apart are protected again in one
+ * call, the clean ones between included (protecting a protected page
+ * changes nothing).  Measured on the project's 2-CPU virtual machine (a
+ * PVM guest, whose page tables the host shadows; make bench-tracking): an
+ * ioctl that protects one written page takes 2 to 8 us with the process
+ * held still, 50 to 60 us when one of its threads runs on the other CPU
+ * (the TLB flush interrupts it), protecting a whole region 0.1 to 0.25 us
+ * a page: an ioctl is worth some 25 to 100 pages.
  */
 #define REARM_RUN_COST	64
 

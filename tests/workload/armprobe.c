@@ -18,12 +18,26 @@
  *   resume_ms    from B's answer until A runs again
  *   fork_ms      A's fork()
  *
+ * Then, each run, the floor under an incremental snapshot's arm when the
+ * pages written since its parent are spread all over the memory: A
+ * protects all of it itself, un-protects and writes one page in every
+ * 2 MiB, and asks B to protect those pages again, one UFFDIO_WRITEPROTECT
+ * each, as snapd's incremental arm does for runs of written pages (4 KiB
+ * pages only: with --thp the first un-protect would split the huge pages
+ * the next runs measure):
+ *
+ *   spread_protect_ms   B's calls, one per 2 MiB
+ *   spread_resume_ms    from B's answer until A runs again
+ *
  * and, last line, one JSON object with them.  resume_ms is the part of a
  * one-step pause that comes after snapd has replied: time the kernel (and,
  * on a paravirtualised guest, the hypervisor) spends before a process
  * whose page tables another process just changed runs again.  It grows
  * with the memory and does not exist when the process protects its own
- * memory or forks.
+ * memory or forks.  On a guest whose page tables the host shadows (PVM),
+ * it grows with the 2 MiB page-table pages changed, not the ptes: the
+ * spread figures say what that makes of a pause proportional to the pages
+ * written.
  */
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -52,6 +66,8 @@
 struct ask {
 	int		uffd;		/* A's descriptor number */
 	uint64_t	addr, len;
+	uint64_t	stride;		/* 0: one call over all; else one
+					 * call per page, stride apart */
 };
 
 struct answer {
@@ -79,15 +95,62 @@ protector(pid_t a, int in, int out)
 		if (uffd == -1 && (uffd = (int)syscall(SYS_pidfd_getfd, pidfd,
 		    q.uffd, 0)) == -1)
 			ans.err = errno;
+		if (q.stride != 0)
+			wp.range.len = 4096;
 		t0 = now_ns();
-		if (ans.err == 0 && ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == -1)
-			ans.err = errno;
+		for (uint64_t off = 0; ans.err == 0 && off < q.len;
+		    off += q.stride != 0 ? q.stride : q.len) {
+			wp.range.start = q.addr + off;
+			if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == -1)
+				ans.err = errno;
+		}
 		ans.done_ns = now_ns();
 		ans.protect_ns = ans.done_ns - t0;
 		if (write(out, &ans, sizeof(ans)) != (ssize_t)sizeof(ans))
 			_exit(1);
 	}
 	_exit(0);
+}
+
+/*
+ * Everything protected but one written page in every 2 MiB, which B
+ * protects again one call each; then all un-protected and written again.
+ */
+static void
+spread_run(int uffd, uint8_t *mem, uint64_t size, int askfd, int ansfd,
+    uint64_t *prot, uint64_t *resume)
+{
+	struct ask	q = { uffd, (uintptr_t)mem, size, HUGE_SIZE };
+	struct answer	r;
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)mem, size },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == -1)
+		die("protect: %m");
+	wp.mode = 0;
+	wp.range.len = 4096;
+	for (uint64_t off = 0; off < size; off += HUGE_SIZE) {
+		wp.range.start = (uintptr_t)mem + off;
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == -1)
+			die("un-protect a page: %m");
+		mem[off]++;
+	}
+	usleep(50000);
+	if (write(askfd, &q, sizeof(q)) != (ssize_t)sizeof(q) ||
+	    read(ansfd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		die("the protecting process is gone");
+	*resume = now_ns() - r.done_ns;
+	if (r.err != 0)
+		die("the protecting process: %s", strerror(r.err));
+	*prot = r.protect_ns;
+	wp.range = (struct uffdio_range){ (uintptr_t)mem, size };
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == -1)
+		die("un-protect: %m");
+	for (uint64_t off = 0; off < size; off += 4096)
+		mem[off]++;
+	usleep(50000);
 }
 
 static double
@@ -107,7 +170,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	uint64_t	 size = 1ull << 30, prot[RUNS_MAX], resume[RUNS_MAX];
-	uint64_t	 forkt[RUNS_MAX];
+	uint64_t	 forkt[RUNS_MAX], sprot[RUNS_MAX], sresume[RUNS_MAX];
 	unsigned	 runs = 5;
 	int		 thp = 0, ch, ask[2], ans[2], uffd, status;
 	uint8_t		*mem;
@@ -171,7 +234,7 @@ main(int argc, char **argv)
 		die("UFFDIO_REGISTER: %m");
 
 	for (unsigned i = 0; i < runs; i++) {
-		struct ask	q = { uffd, (uintptr_t)mem, size };
+		struct ask	q = { uffd, (uintptr_t)mem, size, 0 };
 		struct answer	r;
 		struct uffdio_writeprotect wp = { .range = reg.range };
 		uint64_t	t0;
@@ -201,6 +264,9 @@ main(int argc, char **argv)
 		for (uint64_t off = 0; off < size; off += 4096)
 			mem[off]++;
 		usleep(50000);
+		if (!thp)
+			spread_run(uffd, mem, size, ask[1], ans[0], &sprot[i],
+			    &sresume[i]);
 	}
 	close(ask[1]);
 	while (waitpid(b, &status, 0) == -1 && errno == EINTR)
@@ -208,14 +274,29 @@ main(int argc, char **argv)
 	{
 		double p = median_ms(prot, runs), r = median_ms(resume, runs);
 		double f = median_ms(forkt, runs);
+		char	spread[160] = "", sjson[160] = "";
 
+		if (!thp) {
+			double sp = median_ms(sprot, runs);
+			double sr = median_ms(sresume, runs);
+
+			snprintf(spread, sizeof(spread), "; one page a 2 MiB "
+			    "(%" PRIu64 " calls): protect %.2f ms + resume "
+			    "%.2f ms = %.2f ms", size / HUGE_SIZE, sp, sr,
+			    sp + sr);
+			snprintf(sjson, sizeof(sjson), ", \"spread_calls\": "
+			    "%" PRIu64 ", \"spread_protect_ms\": %.3f, "
+			    "\"spread_resume_ms\": %.3f", size / HUGE_SIZE, sp,
+			    sr);
+		}
 		printf("%" PRIu64 " MiB %s pages, medians of %u: protect by "
 		    "another process %.2f ms + resume %.2f ms = %.2f ms; "
-		    "fork %.2f ms\n", size >> 20, thp ? "huge" : "4 KiB", runs,
-		    p, r, p + r, f);
+		    "fork %.2f ms%s\n", size >> 20, thp ? "huge" : "4 KiB",
+		    runs, p, r, p + r, f, spread);
 		printf("{\"size_mib\": %" PRIu64 ", \"thp\": %s, \"runs\": %u, "
 		    "\"protect_ms\": %.3f, \"resume_ms\": %.3f, \"fork_ms\": "
-		    "%.3f}\n", size >> 20, thp ? "true" : "false", runs, p, r, f);
+		    "%.3f%s}\n", size >> 20, thp ? "true" : "false", runs, p, r,
+		    f, sjson);
 	}
 	return 0;
 }
