@@ -147,6 +147,8 @@ upload_open(struct snapshot *s)
 		.part_size = d->part_size,
 		.parts_in_flight = d->parts_in_flight,
 		.cancel = &s->cancel,
+		/* As the writer once armed (writer.c): the process first. */
+		.nice = SNAPSHOT_WRITER_NICE,
 	};
 	struct sink		*sink;
 	char			 err[SINK_ERROR_MAX];

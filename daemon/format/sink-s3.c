@@ -46,7 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ioutil.h"
 #include "log.h"
@@ -89,6 +91,7 @@ struct sink_s3 {
 	char			 url[SINK_S3_URL_MAX];
 	uint64_t		 part_size;
 	const atomic_int	*cancel;	/* the caller's, may be NULL */
+	int			 nice;		/* the uploaders' (params) */
 
 	/* The writer thread's. */
 	struct s3_client	*client;	/* polls cancel */
@@ -210,6 +213,11 @@ s3_uploader_run(void *arg)
 	struct s3_part		 part;
 	int			 rc, tries, error;
 
+	(void)pthread_setname_np(pthread_self(), "s3-upload");
+	if (s->nice != 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), s->nice) == -1)
+		log_debug("%s: nice %d for an uploader: %s", s->url, s->nice,
+		    strerror(errno));
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (TAILQ_EMPTY(&s->queue) && !atomic_load(&s->stop))
@@ -254,8 +262,8 @@ s3_uploader_run(void *arg)
 /*
  * Start the uploaders with every signal blocked: they must never be the
  * thread a signal meant for the daemon (its libevent loop) is delivered to,
- * nor have a transfer interrupted by one.  They inherit the mask, and the
- * nice value, of this thread.
+ * nor have a transfer interrupted by one.  They inherit the mask of this
+ * thread, and set their own nice value (the params').
  */
 static int
 s3_uploaders_start(struct sink_s3 *s, char *err, size_t errlen)
@@ -697,6 +705,7 @@ s3_new(const struct sink_s3_params *p)
 	s->bufs = xcalloc((size_t)s->nbufs_max, sizeof(*s->bufs));
 	s->nuploaders = p->parts_in_flight;
 	s->uploaders = xcalloc((size_t)s->nuploaders, sizeof(*s->uploaders));
+	s->nice = p->nice;
 	return s;
 }
 

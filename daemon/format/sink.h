@@ -117,6 +117,9 @@ struct sink_s3_params {
 	uint64_t		 part_size;	/* S3_PART_SIZE_MIN..S3_PART_SIZE_MAX */
 	int			 parts_in_flight; /* 1..SINK_S3_IN_FLIGHT_MAX */
 	const _Atomic int	*cancel;
+	int			 nice;		/* of the uploader threads, set
+						 * by each as it starts ("s3-upload"
+						 * in ps -L); 0: the opener's */
 };
 
 struct sink	*sink_s3_open(const struct sink_s3_params *p, char *err,

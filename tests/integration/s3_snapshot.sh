@@ -12,7 +12,8 @@
 #    verify` pass on the download and its export equals the armed-instant
 #    memory snapwork dumped; the figures say so many 5 MiB parts, the
 #    object's size, the part buffers' memory; no multipart upload is left;
-#  - cancelled mid-upload: no object, and the upload is aborted;
+#  - cancelled mid-upload: no object, and the upload is aborted; while it
+#    is held, its two uploader threads ("s3-upload") run at nice 10;
 #  - attach to S3 (memsnapctl save --pid --to s3), and with "subdir" (the
 #    key's component before the name);
 #  - refused at snapshot-start, nothing armed (no "armed" log line, arm-us
@@ -116,6 +117,14 @@ echo "ok: the object as s3cmd downloads it: zstd -t, verify and its export equal
 
 # ---- cancelled mid-upload: the upload is aborted -------------------------------------------
 held_start cancelled cancel --may-fail
+# Held mid-upload: its uploaders (2 parts in flight) run below the process,
+# at the writer's nice 10.
+ups=$(ps -L -o ni=,comm= -p "$SNAPD_PID" | awk '$2 == "s3-upload"')
+[ "$(printf '%s\n' "$ups" | grep -c .)" -eq 2 ] ||
+	fail "snapd has not 2 s3-upload threads mid-upload: $(ps -L -o tid=,ni=,comm= -p "$SNAPD_PID" | tr '\n' ';')"
+printf '%s\n' "$ups" | awk '$1 != 10 { exit 1 }' ||
+	fail "the s3-upload threads are not at nice 10: $(printf '%s' "$ups" | tr '\n' ';')"
+echo "ok: mid-upload, 2 s3-upload threads at nice 10"
 "$MEMSNAPCTL_BIN" cancel "$HELD_ID" >/dev/null || fail "memsnapctl cancel $HELD_ID failed"
 wait "$HELD_PID" || { show_snapwork "$T/cancelled.json"; fail "snapwork was hurt by the cancel"; }
 [ "$(snap_entry cancelled 'e["state"]')" = cancelled ] ||
